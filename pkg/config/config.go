@@ -1,0 +1,224 @@
+// Package config holds hapod's one configuration type.
+//
+// A Config is filled from command-line flags (and, for `hapod init` and
+// `hapod join`, from a kubeadm configuration file), completed with derived
+// defaults, validated, and rendered into the static pod manifest as the
+// arguments of `hapod run`. Parsing those arguments gives back the same
+// Config: the flag table in fields.go is the only place that knows how a
+// field is spelled on the command line.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is everything `hapod run` needs. The zero value is not valid; start
+// from Default.
+type Config struct {
+	VIP    VIP
+	VRRP   VRRP
+	Proxy  Proxy
+	Health Health
+	Status Status
+	Log    Log
+}
+
+// VIP is the virtual address and where it lives.
+type VIP struct {
+	// Prefix is the virtual IP with its prefix length (--vip). An address
+	// without a length gets /32 (IPv4) or /128 (IPv6), like keepalived.
+	Prefix netip.Prefix
+	// Interface carries the VIP and the VRRP adverts (--interface). Empty
+	// means: detect it from the route to the VIP when the manifest is made.
+	Interface string
+}
+
+// VRRP configures the speaker that elects the VIP holder.
+type VRRP struct {
+	// VRID is the virtual router ID, 1-255 (--vrid). Zero means: derive it
+	// from the last byte of the VIP, so clusters with different VIPs on one
+	// LAN rarely collide.
+	VRID uint8
+	// Priority is this node's base priority, 1-254 (--priority, default
+	// 100). 255 is reserved by RFC 9568 for the address owner, which a VIP
+	// never is.
+	Priority uint8
+	// AdvertInterval is the advertisement interval (--advert-interval).
+	// Zero means the version's default: 100ms for v3, 1s for v2.
+	AdvertInterval time.Duration
+	// Version is the VRRP version, 2 or 3 (--vrrp-version, default 3).
+	Version int
+	// Preempt lets a backup take over from an active router of lower
+	// priority (--preempt, default true). With the default equal
+	// priorities this never moves a healthy VIP: preemption happens only
+	// when the holder's effective priority falls, e.g. when it can reach
+	// no kube-apiserver.
+	Preempt bool
+	// Peers are the other routers' addresses for unicast VRRP (--peer).
+	// Empty means multicast to 224.0.0.18 or ff02::12.
+	Peers []netip.Addr
+	// AuthPassFile names a file holding the VRRPv2 simple password
+	// (--auth-pass-file). The secret itself never enters the pod spec.
+	AuthPassFile string
+}
+
+// Proxy configures the L4 proxy on VIP:Port.
+type Proxy struct {
+	// Port is the frontend port on the VIP (--port, default 8443). It
+	// must differ from the kube-apiservers' port unless they bind a
+	// specific address (see the README's port plan).
+	Port uint16
+	// Backends are the kube-apiservers, HOST:PORT (--backend).
+	Backends []netip.AddrPort
+	// Balance is the selection policy: "least-conn" (default: API clients
+	// hold long-lived watches) or "round-robin" (--balance).
+	Balance string
+	// ConnectTimeout bounds dialing a backend, retries included
+	// (--connect-timeout, default 3s).
+	ConnectTimeout time.Duration
+	// IdleTimeout closes a connection with no traffic either way
+	// (--idle-timeout, default 1h: watches can be quiet for long).
+	IdleTimeout time.Duration
+	// DrainTimeout is how long in-flight connections may finish on
+	// shutdown (--drain-timeout, default 5s).
+	DrainTimeout time.Duration
+	// MaxConns caps concurrent client connections; excess ones are
+	// refused (--max-conns, default 20000).
+	MaxConns int
+	// CloseOnDown closes a backend's established connections when its
+	// health check fails (--close-on-down, default true), so clients
+	// reconnect instead of hanging on a dead peer.
+	CloseOnDown bool
+	// Rebalance gently closes the oldest connections on the most loaded
+	// backends when a backend comes back (--rebalance, default false).
+	Rebalance bool
+}
+
+// Health configures active checks of the backends.
+type Health struct {
+	// Check is the kind of check: "https" (GET Path, expect 200), "tls"
+	// (handshake) or "tcp" (connect) (--health-check, default https).
+	Check string
+	// Path is the HTTPS check's path (--health-path, default /readyz).
+	Path string
+	// Interval between checks of one backend (--health-interval, default 2s).
+	Interval time.Duration
+	// Timeout of one check (--health-timeout, default 1s).
+	Timeout time.Duration
+	// Rise is how many successes in a row bring a backend up
+	// (--health-rise, default 2).
+	Rise int
+	// Fall is how many failures in a row take a backend down
+	// (--health-fall, default 3).
+	Fall int
+	// CAFile verifies the apiserver certificate (--health-ca-file).
+	// Empty means no verification, like haproxy's `verify none`.
+	CAFile string
+	// Weight is subtracted from the VRRP priority while no backend is
+	// healthy (--no-backend-weight, default 50), so a node that can
+	// reach an apiserver takes the VIP.
+	Weight int
+}
+
+// Status configures the local status server.
+type Status struct {
+	// Addr is where /healthz, /readyz, /metrics and /status listen
+	// (--status-addr, default 127.0.0.1:10270). Loopback by default;
+	// another address is the user's explicit choice.
+	Addr netip.AddrPort
+}
+
+// Log configures logging.
+type Log struct {
+	// Format is "text" (default) or "json" (--log-format).
+	Format string
+	// Level is "debug", "info" (default), "warn" or "error" (--log-level).
+	Level string
+}
+
+// Defaults of the fields whose zero value is meaningful or derived.
+const (
+	DefaultPriority        = 100
+	DefaultVersion         = 3
+	DefaultIntervalV3      = 100 * time.Millisecond
+	DefaultIntervalV2      = time.Second
+	DefaultPort            = 8443
+	DefaultAPIServerPort   = 6443
+	DefaultBalance         = "least-conn"
+	DefaultConnectTimeout  = 3 * time.Second
+	DefaultIdleTimeout     = time.Hour
+	DefaultDrainTimeout    = 5 * time.Second
+	DefaultMaxConns        = 20000
+	DefaultHealthCheck     = "https"
+	DefaultHealthPath      = "/readyz"
+	DefaultHealthInterval  = 2 * time.Second
+	DefaultHealthTimeout   = time.Second
+	DefaultHealthRise      = 2
+	DefaultHealthFall      = 3
+	DefaultNoBackendWeight = 50
+	DefaultLogFormat       = "text"
+	DefaultLogLevel        = "info"
+)
+
+// DefaultStatusAddr is the status server's default address: loopback, on a
+// port no Kubernetes component uses.
+var DefaultStatusAddr = netip.MustParseAddrPort("127.0.0.1:10270")
+
+// Default returns a Config with every default set. The VIP, the interface
+// and the backends have no default.
+func Default() Config {
+	return Config{
+		VRRP: VRRP{
+			Priority: DefaultPriority,
+			Version:  DefaultVersion,
+			Preempt:  true,
+		},
+		Proxy: Proxy{
+			Port:           DefaultPort,
+			Balance:        DefaultBalance,
+			ConnectTimeout: DefaultConnectTimeout,
+			IdleTimeout:    DefaultIdleTimeout,
+			DrainTimeout:   DefaultDrainTimeout,
+			MaxConns:       DefaultMaxConns,
+			CloseOnDown:    true,
+		},
+		Health: Health{
+			Check:    DefaultHealthCheck,
+			Path:     DefaultHealthPath,
+			Interval: DefaultHealthInterval,
+			Timeout:  DefaultHealthTimeout,
+			Rise:     DefaultHealthRise,
+			Fall:     DefaultHealthFall,
+			Weight:   DefaultNoBackendWeight,
+		},
+		Status: Status{Addr: DefaultStatusAddr},
+		Log:    Log{Format: DefaultLogFormat, Level: DefaultLogLevel},
+	}
+}
+
+// Complete fills the fields whose default derives from other fields: the
+// VRID from the VIP and the advert interval from the version. It leaves
+// everything else alone; call Validate afterwards.
+func (c *Config) Complete() {
+	if c.VRRP.VRID == 0 && c.VIP.Prefix.IsValid() {
+		c.VRRP.VRID = DeriveVRID(c.VIP.Prefix.Addr())
+	}
+	if c.VRRP.AdvertInterval == 0 {
+		if c.VRRP.Version == 2 {
+			c.VRRP.AdvertInterval = DefaultIntervalV2
+		} else {
+			c.VRRP.AdvertInterval = DefaultIntervalV3
+		}
+	}
+}
+
+// DeriveVRID is the default VRID for a VIP: its last byte, or 1 when that
+// byte is 0 (VRID 0 does not exist).
+func DeriveVRID(vip netip.Addr) uint8 {
+	b := vip.AsSlice()
+	if last := b[len(b)-1]; last != 0 {
+		return last
+	}
+	return 1
+}

@@ -1,0 +1,269 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// full returns a valid Config in which every field differs from its
+// default, so a round trip proves each value travelled.
+func full() Config {
+	return Config{
+		VIP: VIP{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth1"},
+		VRRP: VRRP{
+			VRID: 42, Priority: 150, AdvertInterval: 2 * time.Second, Version: 2, Preempt: false,
+			Peers:        []netip.Addr{netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("198.18.0.13")},
+			AuthPassFile: "/etc/hapod/vrrp-pass",
+		},
+		Proxy: Proxy{
+			Port:           9443,
+			Backends:       []netip.AddrPort{netip.MustParseAddrPort("198.18.0.11:6443"), netip.MustParseAddrPort("198.18.0.12:6443")},
+			Balance:        "round-robin",
+			ConnectTimeout: 1500 * time.Millisecond,
+			IdleTimeout:    90 * time.Minute,
+			DrainTimeout:   7 * time.Second,
+			MaxConns:       1000,
+			CloseOnDown:    false,
+			Rebalance:      true,
+		},
+		Health: Health{
+			Check: "tls", Path: "/livez", Interval: 5 * time.Second, Timeout: 2 * time.Second,
+			Rise: 4, Fall: 5, CAFile: "/etc/kubernetes/pki/ca.crt", Weight: 0,
+		},
+		Status: Status{Addr: netip.MustParseAddrPort("[::1]:9999")},
+		Log:    Log{Format: "json", Level: "debug"},
+	}
+}
+
+// leaves calls fn for every leaf field of v with its dotted path.
+func leaves(path string, v reflect.Value, fn func(string, reflect.Value)) {
+	if v.Kind() == reflect.Struct && v.Type().PkgPath() == "github.com/hapod/hapod/pkg/config" {
+		for i := 0; i < v.NumField(); i++ {
+			leaves(path+"."+v.Type().Field(i).Name, v.Field(i), fn)
+		}
+		return
+	}
+	fn(path, v)
+}
+
+func TestFullDiffersFromDefaultEverywhere(t *testing.T) {
+	f, d := full(), Default()
+	dv := map[string]reflect.Value{}
+	leaves("Config", reflect.ValueOf(d), func(p string, v reflect.Value) { dv[p] = v })
+	leaves("Config", reflect.ValueOf(f), func(p string, v reflect.Value) {
+		if reflect.DeepEqual(v.Interface(), dv[p].Interface()) {
+			t.Errorf("%s: the test config must differ from the default (%v) so the round trip proves it", p, v)
+		}
+	})
+}
+
+func TestArgsRoundTrip(t *testing.T) {
+	for _, c := range []Config{full(), func() Config {
+		c := Default()
+		c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/64")
+		c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::11]:6443")}
+		c.Complete()
+		return c
+	}()} {
+		if err := c.Validate(); err != nil {
+			t.Fatalf("test config invalid: %v", err)
+		}
+		got := Default()
+		values := map[string][]string{}
+		for _, a := range c.Args() {
+			name, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+			if !ok || !strings.HasPrefix(a, "--") {
+				t.Fatalf("arg %q is not --name=value", a)
+			}
+			values[name] = append(values[name], v)
+		}
+		for name, vs := range values {
+			f, ok := Lookup(name)
+			if !ok {
+				t.Fatalf("Args emitted unknown flag %q", name)
+			}
+			if err := f.Apply(&got, vs); err != nil {
+				t.Fatalf("Apply(%s): %v", name, err)
+			}
+		}
+		if !reflect.DeepEqual(got, c) {
+			t.Errorf("round trip changed the config\n got: %+v\nwant: %+v\nargs: %q", got, c, c.Args())
+		}
+	}
+}
+
+func TestArgsStable(t *testing.T) {
+	c := full()
+	want := []string{
+		"--vip=198.18.0.10/24", "--interface=eth1", "--vrid=42", "--priority=150", "--advert-interval=2s",
+		"--vrrp-version=2", "--preempt=false", "--peer=198.18.0.12", "--peer=198.18.0.13",
+		"--auth-pass-file=/etc/hapod/vrrp-pass", "--port=9443", "--backend=198.18.0.11:6443",
+		"--backend=198.18.0.12:6443", "--balance=round-robin", "--connect-timeout=1.5s",
+		"--idle-timeout=1h30m", "--drain-timeout=7s", "--max-conns=1000", "--close-on-down=false",
+		"--rebalance=true", "--health-check=tls", "--health-path=/livez", "--health-interval=5s",
+		"--health-timeout=2s", "--health-rise=4", "--health-fall=5", "--health-ca-file=/etc/kubernetes/pki/ca.crt",
+		"--no-backend-weight=0", "--status-addr=[::1]:9999", "--log-format=json", "--log-level=debug",
+	}
+	if got := c.Args(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Args() =\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestFieldNamesUniqueAndDocumented(t *testing.T) {
+	seen := map[string]bool{}
+	for _, f := range Fields() {
+		if seen[f.Name] {
+			t.Errorf("flag %q appears twice", f.Name)
+		}
+		seen[f.Name] = true
+		if f.Usage == "" || f.Category == "" || f.Kind == 0 {
+			t.Errorf("flag %q lacks usage, category or kind", f.Name)
+		}
+	}
+}
+
+func TestComplete(t *testing.T) {
+	for _, tc := range []struct {
+		vip      string
+		version  int
+		wantVRID uint8
+		wantInt  time.Duration
+	}{
+		{"198.18.0.10/24", 3, 10, 100 * time.Millisecond},
+		{"198.18.1.0/23", 3, 1, 100 * time.Millisecond},
+		{"198.18.0.77", 2, 77, time.Second},
+		{"2001:db8::a:ff", 3, 255, 100 * time.Millisecond},
+	} {
+		c := Default()
+		c.VRRP.Version = tc.version
+		f, _ := Lookup("vip")
+		if err := f.Apply(&c, []string{tc.vip}); err != nil {
+			t.Fatal(err)
+		}
+		c.Complete()
+		if c.VRRP.VRID != tc.wantVRID || c.VRRP.AdvertInterval != tc.wantInt {
+			t.Errorf("%s v%d: VRID %d interval %v, want %d %v", tc.vip, tc.version, c.VRRP.VRID, c.VRRP.AdvertInterval, tc.wantVRID, tc.wantInt)
+		}
+	}
+}
+
+func TestApplyErrors(t *testing.T) {
+	for _, tc := range []struct {
+		flag, value, want string
+	}{
+		{"vip", "198.18.0.300", "--vip 198.18.0.300: not an IP address"},
+		{"vip", "198.18.0.10/33", "--vip 198.18.0.10/33: not an IP address with a /prefix"},
+		{"vip", "fe80::1%eth0", "--vip fe80::1%eth0: an IPv6 zone is not allowed"},
+		{"vip", "::ffff:198.18.0.1", "IPv4-mapped"},
+		{"vrid", "0", "--vrid 0: must be a whole number from 1 to 255"},
+		{"vrid", "256", "--vrid 256: must be a whole number from 1 to 255"},
+		{"priority", "255", "--priority 255: 255 is reserved for the address owner"},
+		{"priority", "0", "--priority 0: must be a whole number from 1 to 254"},
+		{"advert-interval", "fast", "--advert-interval fast: not a duration"},
+		{"advert-interval", "-1s", "must be positive"},
+		{"vrrp-version", "4", "--vrrp-version 4: must be a whole number from 2 to 3"},
+		{"backend", "198.18.0.11", "--backend 198.18.0.11: missing port: want HOST:PORT, e.g. 198.18.0.11:6443"},
+		{"backend", "2001:db8::11", "e.g. [2001:db8::11]:6443"},
+		{"backend", "api.example:6443", "host names are not supported"},
+		{"backend", "198.18.0.11:0", "port 0"},
+		{"backend", "198.18.0.11:70000", "port of 1-65535"},
+		{"peer", "nope", "--peer nope: not an IP address"},
+		{"port", "0", "--port 0: must be a whole number from 1 to 65535"},
+		{"auth-pass-file", "pass.txt", "must be an absolute path"},
+		{"interface", "a/b", "not a Linux interface name"},
+		{"interface", "averyveryverylongname", "not a Linux interface name"},
+		{"balance", "random", "must be one of least-conn, round-robin"},
+		{"health-check", "icmp", "must be one of https, tls, tcp"},
+		{"health-path", "readyz", "must start with /"},
+		{"preempt", "maybe", "--preempt maybe"},
+		{"status-addr", "localhost:1", "host names are not supported"},
+		{"log-format", "xml", "must be one of text, json"},
+	} {
+		c := Default()
+		f, ok := Lookup(tc.flag)
+		if !ok {
+			t.Fatalf("no flag %q", tc.flag)
+		}
+		err := f.Apply(&c, []string{tc.value})
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Flag != tc.flag || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--%s %s: got %v, want a FieldError containing %q", tc.flag, tc.value, err, tc.want)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	base := func() Config {
+		c := Default()
+		c.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/24")
+		c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.11:6443")}
+		c.Complete()
+		return c
+	}
+	if c := base(); c.Validate() != nil {
+		t.Fatalf("base config invalid: %v", c.Validate())
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+		flag   string
+		want   string
+	}{
+		{"no vip", func(c *Config) { c.VIP.Prefix = netip.Prefix{} }, "vip", "required"},
+		{"network address", func(c *Config) { c.VIP.Prefix = netip.MustParsePrefix("198.18.0.0/24") }, "vip", "network address"},
+		{"broadcast address", func(c *Config) { c.VIP.Prefix = netip.MustParsePrefix("198.18.0.255/24") }, "vip", "broadcast address"},
+		{"multicast vip", func(c *Config) { c.VIP.Prefix = netip.MustParsePrefix("224.0.0.18/32") }, "vip", "not a usable unicast"},
+		{"link-local vip", func(c *Config) { c.VIP.Prefix = netip.MustParsePrefix("fe80::1/64") }, "vip", "not a usable unicast"},
+		{"v3 interval too short", func(c *Config) { c.VRRP.AdvertInterval = 5 * time.Millisecond }, "advert-interval", "VRRPv3 allows 10ms to 40.95s"},
+		{"v3 interval too long", func(c *Config) { c.VRRP.AdvertInterval = 41 * time.Second }, "advert-interval", "VRRPv3 allows"},
+		{"v3 interval not centiseconds", func(c *Config) { c.VRRP.AdvertInterval = 105 * time.Millisecond }, "advert-interval", "multiple of 10ms"},
+		{"v2 interval below 1s", func(c *Config) { c.VRRP.Version = 2; c.VRRP.AdvertInterval = 100 * time.Millisecond }, "advert-interval", "VRRPv2 allows 1s to 4m15s"},
+		{"v2 interval fractional", func(c *Config) { c.VRRP.Version = 2; c.VRRP.AdvertInterval = 1500 * time.Millisecond }, "advert-interval", "whole seconds"},
+		{"v2 with IPv6", func(c *Config) {
+			c.VRRP.Version = 2
+			c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/64")
+			c.VRRP.AdvertInterval = time.Second
+		}, "vrrp-version", "VRRPv2 is IPv4 only"},
+		{"auth with v3", func(c *Config) { c.VRRP.AuthPassFile = "/etc/hapod/pass" }, "auth-pass-file", "VRRPv3 has no authentication"},
+		{"peer other family", func(c *Config) { c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("2001:db8::2")} }, "peer", "address family"},
+		{"peer is vip", func(c *Config) { c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.10")} }, "peer", "the VIP itself"},
+		{"peer twice", func(c *Config) {
+			c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("198.18.0.12")}
+		}, "peer", "given twice"},
+		{"no backend", func(c *Config) { c.Proxy.Backends = nil }, "backend", "at least one"},
+		{"backend loops", func(c *Config) { c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.10:8443")} }, "backend", "would loop"},
+		{"backend on vip", func(c *Config) { c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.10:6443")} }, "backend", "is on the VIP"},
+		{"backend twice", func(c *Config) {
+			c.Proxy.Backends = append(c.Proxy.Backends, c.Proxy.Backends[0])
+		}, "backend", "given twice"},
+		{"timeout above interval", func(c *Config) { c.Health.Timeout = 3 * time.Second }, "health-timeout", "at most --health-interval"},
+		{"weight above priority", func(c *Config) { c.Health.Weight = 100 }, "no-backend-weight", "must be 0-99"},
+		{"status collides", func(c *Config) { c.Status.Addr = netip.MustParseAddrPort("0.0.0.0:8443") }, "status-addr", "collides"},
+	} {
+		c := base()
+		tc.mutate(&c)
+		err := c.Validate()
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Flag != tc.flag || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want --%s ... %q", tc.name, err, tc.flag, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error spans several lines: %q", tc.name, err)
+		}
+	}
+}
+
+func TestDurationString(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Hour: "1h", 90 * time.Minute: "1h30m", 2 * time.Minute: "2m", 100 * time.Millisecond: "100ms",
+		1500 * time.Millisecond: "1.5s", time.Hour + 5*time.Second: "1h0m5s", 0: "",
+	} {
+		if got := durationString(d); got != want {
+			t.Errorf("durationString(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -1,0 +1,574 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Kind says how a flag takes its values.
+type Kind int
+
+// The kinds of flags.
+const (
+	KindValue Kind = iota + 1 // one value; the last one given wins
+	KindList                  // repeatable; each use adds a value
+	KindBool                  // true or false
+)
+
+// Categories group the flags in --help.
+const (
+	CategoryVRRP   = "VIP and VRRP"
+	CategoryProxy  = "Proxy"
+	CategoryHealth = "Health checks"
+	CategoryStatus = "Status and logs"
+)
+
+// Field is one row of the flag table: how a Config field is spelled on the
+// command line, read back and written.
+type Field struct {
+	// Name is the long flag name without dashes, e.g. "vip".
+	Name string
+	// Usage is the --help text.
+	Usage string
+	// Kind says how the flag takes values.
+	Kind Kind
+	// Category groups the flag in --help.
+	Category string
+
+	get func(*Config) []string
+	set func(*Config, string) error
+}
+
+// FieldError is a bad flag value or an invalid setting. Its message names
+// the flag, so a user knows what to fix.
+type FieldError struct {
+	Flag  string // without dashes
+	Value string // the offending value, empty when the problem is an absence
+	Err   error
+}
+
+func (e *FieldError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("--%s: %v", e.Flag, e.Err)
+	}
+	return fmt.Sprintf("--%s %s: %v", e.Flag, e.Value, e.Err)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Values returns the field's values in c, formatted as flag values. Empty
+// values are left out.
+func (f Field) Values(c *Config) []string {
+	var out []string
+	for _, v := range f.get(c) {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Default returns the field's default as shown in --help ("" when it has
+// none or it is derived from other settings).
+func (f Field) Default() string {
+	d := Default()
+	return strings.Join(f.Values(&d), ",")
+}
+
+// Apply sets the field in c from the values given on the command line. A
+// list field is replaced by exactly these values.
+func (f Field) Apply(c *Config, values []string) error {
+	if f.Kind == KindList {
+		// The setter appends; start from an empty list.
+		if err := f.set(c, ""); err != nil {
+			return err
+		}
+	}
+	for _, v := range values {
+		if f.Kind == KindList && v == "" {
+			continue
+		}
+		if err := f.set(c, v); err != nil {
+			return &FieldError{Flag: f.Name, Value: v, Err: err}
+		}
+	}
+	return nil
+}
+
+// Lookup returns the field named name.
+func Lookup(name string) (Field, bool) {
+	for _, f := range Fields() {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Field{}, false
+}
+
+// Args renders c as the arguments of `hapod run`, in table order, one
+// "--name=value" per value. Parsing them with the same table gives c back.
+func (c *Config) Args() []string {
+	var args []string
+	for _, f := range Fields() {
+		for _, v := range f.Values(c) {
+			args = append(args, "--"+f.Name+"="+v)
+		}
+	}
+	return args
+}
+
+// Fields returns the flag table. Every Config field has exactly one row;
+// the round-trip test enforces it.
+func Fields() []Field {
+	return []Field{
+		{
+			Name: "vip", Kind: KindValue, Category: CategoryVRRP,
+			Usage: "virtual IP, IPv4 or IPv6, optionally with a /prefix (default /32 or /128)",
+			get:   func(c *Config) []string { return []string{prefixString(c.VIP.Prefix)} },
+			set: func(c *Config, s string) (err error) {
+				c.VIP.Prefix, err = parseVIP(s)
+				return err
+			},
+		},
+		{
+			Name: "interface", Kind: KindValue, Category: CategoryVRRP,
+			Usage: "interface for the VIP and VRRP (default: the interface of the route to the VIP)",
+			get:   func(c *Config) []string { return []string{c.VIP.Interface} },
+			set: func(c *Config, s string) error {
+				if err := checkInterfaceName(s); err != nil {
+					return err
+				}
+				c.VIP.Interface = s
+				return nil
+			},
+		},
+		{
+			Name: "vrid", Kind: KindValue, Category: CategoryVRRP,
+			Usage: "VRRP virtual router ID, 1-255 (default: the last byte of the VIP)",
+			get:   func(c *Config) []string { return []string{uintString(c.VRRP.VRID)} },
+			set: func(c *Config, s string) error {
+				n, err := parseUint(s, 1, 255)
+				c.VRRP.VRID = uint8(n)
+				return err
+			},
+		},
+		{
+			Name: "priority", Kind: KindValue, Category: CategoryVRRP,
+			Usage: "VRRP priority of this node, 1-254; the highest healthy node holds the VIP",
+			get:   func(c *Config) []string { return []string{uintString(c.VRRP.Priority)} },
+			set: func(c *Config, s string) error {
+				n, err := parseUint(s, 1, 254)
+				if err != nil && s == "255" {
+					err = errors.New("255 is reserved for the address owner (RFC 9568); a VIP has none: use 1-254")
+				}
+				c.VRRP.Priority = uint8(n)
+				return err
+			},
+		},
+		{
+			Name: "advert-interval", Kind: KindValue, Category: CategoryVRRP,
+			Usage: "VRRP advertisement interval; failover takes about 3.5 of them (default: 100ms for v3, 1s for v2)",
+			get:   func(c *Config) []string { return []string{durationString(c.VRRP.AdvertInterval)} },
+			set: func(c *Config, s string) (err error) {
+				c.VRRP.AdvertInterval, err = parseDuration(s)
+				return err
+			},
+		},
+		{
+			Name: "vrrp-version", Kind: KindValue, Category: CategoryVRRP,
+			Usage: "VRRP version: 3 (RFC 9568, IPv4 and IPv6) or 2 (RFC 3768, IPv4, optional password)",
+			get:   func(c *Config) []string { return []string{intString(c.VRRP.Version)} },
+			set: func(c *Config, s string) error {
+				n, err := parseUint(s, 2, 3)
+				c.VRRP.Version = int(n)
+				return err
+			},
+		},
+		{
+			Name: "preempt", Kind: KindBool, Category: CategoryVRRP,
+			Usage: "let a node take the VIP from a holder of lower priority; with equal priorities that happens only when the holder is degraded",
+			get:   func(c *Config) []string { return []string{strconv.FormatBool(c.VRRP.Preempt)} },
+			set: func(c *Config, s string) (err error) {
+				c.VRRP.Preempt, err = strconv.ParseBool(s)
+				return err
+			},
+		},
+		{
+			Name: "peer", Kind: KindList, Category: CategoryVRRP,
+			Usage: "address of another control-plane node for unicast VRRP (repeat per node; default: multicast)",
+			get:   func(c *Config) []string { return addrStrings(c.VRRP.Peers) },
+			set: func(c *Config, s string) error {
+				if s == "" {
+					c.VRRP.Peers = nil
+					return nil
+				}
+				a, err := parseAddr(s)
+				c.VRRP.Peers = append(c.VRRP.Peers, a)
+				return err
+			},
+		},
+		{
+			Name: "auth-pass-file", Kind: KindValue, Category: CategoryVRRP,
+			Usage: "file holding the VRRPv2 simple password (at most 8 bytes); the secret stays out of the pod spec",
+			get:   func(c *Config) []string { return []string{c.VRRP.AuthPassFile} },
+			set: func(c *Config, s string) error {
+				c.VRRP.AuthPassFile = s
+				return checkAbsPath(s)
+			},
+		},
+		{
+			Name: "port", Kind: KindValue, Category: CategoryProxy,
+			Usage: "frontend port of the proxy on the VIP; must differ from the apiservers' port unless they bind a specific address",
+			get:   func(c *Config) []string { return []string{uintString(c.Proxy.Port)} },
+			set: func(c *Config, s string) error {
+				n, err := parseUint(s, 1, 65535)
+				c.Proxy.Port = uint16(n)
+				return err
+			},
+		},
+		{
+			Name: "backend", Kind: KindList, Category: CategoryProxy,
+			Usage: "kube-apiserver HOST:PORT behind the proxy (repeat per control-plane node)",
+			get:   func(c *Config) []string { return addrPortStrings(c.Proxy.Backends) },
+			set: func(c *Config, s string) error {
+				if s == "" {
+					c.Proxy.Backends = nil
+					return nil
+				}
+				ap, err := parseAddrPort(s)
+				c.Proxy.Backends = append(c.Proxy.Backends, ap)
+				return err
+			},
+		},
+		{
+			Name: "balance", Kind: KindValue, Category: CategoryProxy,
+			Usage: "backend selection: least-conn or round-robin",
+			get:   func(c *Config) []string { return []string{c.Proxy.Balance} },
+			set: func(c *Config, s string) error {
+				c.Proxy.Balance = s
+				return oneOf(s, "least-conn", "round-robin")
+			},
+		},
+		{
+			Name: "connect-timeout", Kind: KindValue, Category: CategoryProxy,
+			Usage: "time to connect to a backend, retries on other backends included",
+			get:   func(c *Config) []string { return []string{durationString(c.Proxy.ConnectTimeout)} },
+			set: func(c *Config, s string) (err error) {
+				c.Proxy.ConnectTimeout, err = parseDuration(s)
+				return err
+			},
+		},
+		{
+			Name: "idle-timeout", Kind: KindValue, Category: CategoryProxy,
+			Usage: "close a connection idle this long in both directions (watches are often quiet)",
+			get:   func(c *Config) []string { return []string{durationString(c.Proxy.IdleTimeout)} },
+			set: func(c *Config, s string) (err error) {
+				c.Proxy.IdleTimeout, err = parseDuration(s)
+				return err
+			},
+		},
+		{
+			Name: "drain-timeout", Kind: KindValue, Category: CategoryProxy,
+			Usage: "on shutdown, time in-flight connections get to finish",
+			get:   func(c *Config) []string { return []string{durationString(c.Proxy.DrainTimeout)} },
+			set: func(c *Config, s string) (err error) {
+				c.Proxy.DrainTimeout, err = parseDuration(s)
+				return err
+			},
+		},
+		{
+			Name: "max-conns", Kind: KindValue, Category: CategoryProxy,
+			Usage: "maximum concurrent client connections; excess ones are refused and counted",
+			get:   func(c *Config) []string { return []string{intString(c.Proxy.MaxConns)} },
+			set: func(c *Config, s string) error {
+				n, err := parseUint(s, 1, 1<<24)
+				c.Proxy.MaxConns = int(n)
+				return err
+			},
+		},
+		{
+			Name: "close-on-down", Kind: KindBool, Category: CategoryProxy,
+			Usage: "close a backend's connections when it fails its health check, so clients reconnect at once",
+			get:   func(c *Config) []string { return []string{strconv.FormatBool(c.Proxy.CloseOnDown)} },
+			set: func(c *Config, s string) (err error) {
+				c.Proxy.CloseOnDown, err = strconv.ParseBool(s)
+				return err
+			},
+		},
+		{
+			Name: "rebalance", Kind: KindBool, Category: CategoryProxy,
+			Usage: "when a backend returns, gently close the oldest connections on the busiest ones until the spread is even",
+			get:   func(c *Config) []string { return []string{strconv.FormatBool(c.Proxy.Rebalance)} },
+			set: func(c *Config, s string) (err error) {
+				c.Proxy.Rebalance, err = strconv.ParseBool(s)
+				return err
+			},
+		},
+		{
+			Name: "health-check", Kind: KindValue, Category: CategoryHealth,
+			Usage: "backend check: https (GET --health-path, expect 200), tls (handshake) or tcp (connect)",
+			get:   func(c *Config) []string { return []string{c.Health.Check} },
+			set: func(c *Config, s string) error {
+				c.Health.Check = s
+				return oneOf(s, "https", "tls", "tcp")
+			},
+		},
+		{
+			Name: "health-path", Kind: KindValue, Category: CategoryHealth,
+			Usage: "path of the https check; kube-apiserver's /readyz turns 503 while it shuts down",
+			get:   func(c *Config) []string { return []string{c.Health.Path} },
+			set: func(c *Config, s string) error {
+				c.Health.Path = s
+				if !strings.HasPrefix(s, "/") {
+					return errors.New("must start with /")
+				}
+				return nil
+			},
+		},
+		{
+			Name: "health-interval", Kind: KindValue, Category: CategoryHealth,
+			Usage: "time between two checks of one backend",
+			get:   func(c *Config) []string { return []string{durationString(c.Health.Interval)} },
+			set: func(c *Config, s string) (err error) {
+				c.Health.Interval, err = parseDuration(s)
+				return err
+			},
+		},
+		{
+			Name: "health-timeout", Kind: KindValue, Category: CategoryHealth,
+			Usage: "time one check may take",
+			get:   func(c *Config) []string { return []string{durationString(c.Health.Timeout)} },
+			set: func(c *Config, s string) (err error) {
+				c.Health.Timeout, err = parseDuration(s)
+				return err
+			},
+		},
+		{
+			Name: "health-rise", Kind: KindValue, Category: CategoryHealth,
+			Usage: "successful checks in a row that bring a backend up",
+			get:   func(c *Config) []string { return []string{intString(c.Health.Rise)} },
+			set: func(c *Config, s string) error {
+				n, err := parseUint(s, 1, 100)
+				c.Health.Rise = int(n)
+				return err
+			},
+		},
+		{
+			Name: "health-fall", Kind: KindValue, Category: CategoryHealth,
+			Usage: "failed checks in a row that take a backend down",
+			get:   func(c *Config) []string { return []string{intString(c.Health.Fall)} },
+			set: func(c *Config, s string) error {
+				n, err := parseUint(s, 1, 100)
+				c.Health.Fall = int(n)
+				return err
+			},
+		},
+		{
+			Name: "health-ca-file", Kind: KindValue, Category: CategoryHealth,
+			Usage: "CA bundle to verify the apiservers' certificates, e.g. /etc/kubernetes/pki/ca.crt (default: no verification)",
+			get:   func(c *Config) []string { return []string{c.Health.CAFile} },
+			set: func(c *Config, s string) error {
+				c.Health.CAFile = s
+				return checkAbsPath(s)
+			},
+		},
+		{
+			Name: "no-backend-weight", Kind: KindValue, Category: CategoryHealth,
+			Usage: "subtracted from the VRRP priority while no backend is healthy, so a node that reaches an apiserver takes the VIP (0 disables)",
+			get:   func(c *Config) []string { return []string{strconv.Itoa(c.Health.Weight)} },
+			set: func(c *Config, s string) error {
+				n, err := parseUint(s, 0, 253)
+				c.Health.Weight = int(n)
+				return err
+			},
+		},
+		{
+			Name: "status-addr", Kind: KindValue, Category: CategoryStatus,
+			Usage: "address of the status server (/healthz, /readyz, /metrics, /status)",
+			get:   func(c *Config) []string { return []string{addrPortString(c.Status.Addr)} },
+			set: func(c *Config, s string) (err error) {
+				c.Status.Addr, err = parseAddrPort(s)
+				return err
+			},
+		},
+		{
+			Name: "log-format", Kind: KindValue, Category: CategoryStatus,
+			Usage: "log format: text or json",
+			get:   func(c *Config) []string { return []string{c.Log.Format} },
+			set: func(c *Config, s string) error {
+				c.Log.Format = s
+				return oneOf(s, "text", "json")
+			},
+		},
+		{
+			Name: "log-level", Kind: KindValue, Category: CategoryStatus,
+			Usage: "log level: debug, info, warn or error",
+			get:   func(c *Config) []string { return []string{c.Log.Level} },
+			set: func(c *Config, s string) error {
+				c.Log.Level = s
+				return oneOf(s, "debug", "info", "warn", "error")
+			},
+		},
+	}
+}
+
+func parseVIP(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, errors.New("not an IP address with a /prefix")
+		}
+		if p.Addr().Is4In6() {
+			return netip.Prefix{}, errors.New("IPv4-mapped IPv6 address: write the IPv4 address")
+		}
+		return p, nil
+	}
+	a, err := parseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func parseAddr(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, errors.New("not an IP address")
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, errors.New("an IPv6 zone is not allowed; use --interface")
+	}
+	if a.Is4In6() {
+		return netip.Addr{}, errors.New("IPv4-mapped IPv6 address: write the IPv4 address")
+	}
+	return a, nil
+}
+
+func parseAddrPort(s string) (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err == nil {
+		if ap.Port() == 0 {
+			return netip.AddrPort{}, errors.New("port 0 is not a port")
+		}
+		if _, err := parseAddr(ap.Addr().String()); err != nil {
+			return netip.AddrPort{}, err
+		}
+		return ap, nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPort{}, fmt.Errorf("missing port: want HOST:PORT, e.g. %s", netip.AddrPortFrom(a, DefaultAPIServerPort))
+	}
+	host := s
+	if h, _, ok := strings.Cut(s, ":"); ok && !strings.Contains(s, "[") {
+		host = h
+	}
+	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err != nil {
+		return netip.AddrPort{}, errors.New("want IP:PORT (IPv6 as [ADDR]:PORT); host names are not supported")
+	}
+	return netip.AddrPort{}, errors.New("want IP:PORT with a port of 1-65535 (IPv6 as [ADDR]:PORT)")
+}
+
+func parseUint(s string, lo, hi uint64) (uint64, error) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("must be a whole number from %d to %d", lo, hi)
+	}
+	return n, nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, errors.New("not a duration (e.g. 100ms, 2s, 1h)")
+	}
+	if d <= 0 {
+		return 0, errors.New("must be positive")
+	}
+	return d, nil
+}
+
+func oneOf(s string, valid ...string) error {
+	for _, v := range valid {
+		if s == v {
+			return nil
+		}
+	}
+	return fmt.Errorf("must be one of %s", strings.Join(valid, ", "))
+}
+
+func checkInterfaceName(s string) error {
+	if len(s) == 0 || len(s) > 15 || strings.ContainsAny(s, "/ \t\n:") || s == "." || s == ".." {
+		return errors.New("not a Linux interface name (1-15 characters, no '/', ':' or spaces)")
+	}
+	return nil
+}
+
+func checkAbsPath(s string) error {
+	if !strings.HasPrefix(s, "/") {
+		return errors.New("must be an absolute path (it is mounted into the pod at the same path)")
+	}
+	return nil
+}
+
+func prefixString(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}
+
+func addrPortString(ap netip.AddrPort) string {
+	if !ap.IsValid() {
+		return ""
+	}
+	return ap.String()
+}
+
+func uintString[T uint8 | uint16](n T) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.FormatUint(uint64(n), 10)
+}
+
+func intString(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
+}
+
+// durationString formats d so it reads well in a manifest: "1h", not "1h0m0s".
+func durationString(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") { // "2m0s" -> "2m", "1h0m0s" -> "1h0m"
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") { // "1h0m" -> "1h"
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+func addrStrings(as []netip.Addr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
+}
+
+func addrPortStrings(aps []netip.AddrPort) []string {
+	out := make([]string, len(aps))
+	for i, ap := range aps {
+		out[i] = ap.String()
+	}
+	return out
+}

@@ -1,0 +1,200 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// VRRP advertisement interval limits per version: v3 carries centiseconds
+// in 12 bits, v2 whole seconds in 8 bits.
+const (
+	MinIntervalV3 = 10 * time.Millisecond
+	MaxIntervalV3 = 4095 * 10 * time.Millisecond
+	MinIntervalV2 = time.Second
+	MaxIntervalV2 = 255 * time.Second
+)
+
+// Validate checks a completed Config (see Complete). The error is a
+// *FieldError naming the flag at fault; only the first problem is
+// reported, so the user gets one clear line.
+func (c *Config) Validate() error {
+	for _, check := range []func() error{c.validateVIP, c.validateVRRP, c.validateProxy, c.validateHealth, c.validateStatus} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fieldErr(flag string, value any, format string, args ...any) error {
+	v := ""
+	if value != nil {
+		v = fmt.Sprint(value)
+	}
+	return &FieldError{Flag: flag, Value: v, Err: fmt.Errorf(format, args...)}
+}
+
+func (c *Config) validateVIP() error {
+	p := c.VIP.Prefix
+	if !p.IsValid() {
+		return fieldErr("vip", nil, "required: the virtual IP the cluster's API endpoint lives on")
+	}
+	a := p.Addr()
+	switch {
+	case a.IsUnspecified(), a.IsMulticast(), a.IsLoopback(), a.IsLinkLocalUnicast(), a.IsInterfaceLocalMulticast():
+		return fieldErr("vip", p, "not a usable unicast address")
+	case a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fieldErr("vip", p, "not a usable unicast address")
+	}
+	if a.Is4() && p.Bits() < 32 {
+		if a == p.Masked().Addr() {
+			return fieldErr("vip", p, "is the network address of its /%d", p.Bits())
+		}
+		if a == lastAddr(p) && p.Bits() < 31 {
+			return fieldErr("vip", p, "is the broadcast address of its /%d", p.Bits())
+		}
+	}
+	return nil
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v |= host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+func (c *Config) validateVRRP() error {
+	v := c.VRRP
+	vip := c.VIP.Prefix.Addr()
+	if v.VRID == 0 {
+		return fieldErr("vrid", nil, "must be 1-255")
+	}
+	if v.Priority < 1 || v.Priority > 254 {
+		return fieldErr("priority", v.Priority, "must be 1-254")
+	}
+	switch v.Version {
+	case 3:
+		if v.AdvertInterval < MinIntervalV3 || v.AdvertInterval > MaxIntervalV3 {
+			return fieldErr("advert-interval", durationString(v.AdvertInterval), "VRRPv3 allows %v to %v", MinIntervalV3, MaxIntervalV3)
+		}
+		if v.AdvertInterval%(10*time.Millisecond) != 0 {
+			return fieldErr("advert-interval", durationString(v.AdvertInterval), "VRRPv3 counts in centiseconds: use a multiple of 10ms")
+		}
+		if v.AuthPassFile != "" {
+			return fieldErr("auth-pass-file", v.AuthPassFile, "VRRPv3 has no authentication (RFC 9568 removed it); use --vrrp-version 2 or drop the password")
+		}
+	case 2:
+		if vip.Is6() {
+			return fieldErr("vrrp-version", 2, "VRRPv2 is IPv4 only; use --vrrp-version 3 for an IPv6 VIP")
+		}
+		if v.AdvertInterval < MinIntervalV2 || v.AdvertInterval > MaxIntervalV2 {
+			return fieldErr("advert-interval", durationString(v.AdvertInterval), "VRRPv2 allows %v to %v", MinIntervalV2, MaxIntervalV2)
+		}
+		if v.AdvertInterval%time.Second != 0 {
+			return fieldErr("advert-interval", durationString(v.AdvertInterval), "VRRPv2 counts in whole seconds")
+		}
+	default:
+		return fieldErr("vrrp-version", v.Version, "must be 2 or 3")
+	}
+	seen := map[netip.Addr]bool{}
+	for _, p := range v.Peers {
+		switch {
+		case p.Is4() != vip.Is4():
+			return fieldErr("peer", p, "address family differs from the VIP %s", vip)
+		case p == vip:
+			return fieldErr("peer", p, "is the VIP itself; peers are the other nodes' own addresses")
+		case p.IsUnspecified() || p.IsMulticast() || p.IsLoopback():
+			return fieldErr("peer", p, "not a node's unicast address")
+		case seen[p]:
+			return fieldErr("peer", p, "given twice")
+		}
+		seen[p] = true
+	}
+	return nil
+}
+
+func (c *Config) validateProxy() error {
+	p := c.Proxy
+	if p.Port == 0 {
+		return fieldErr("port", nil, "must be 1-65535")
+	}
+	if len(p.Backends) == 0 {
+		return fieldErr("backend", nil, "at least one kube-apiserver HOST:PORT is required (repeat --backend for each control-plane node)")
+	}
+	frontend := netip.AddrPortFrom(c.VIP.Prefix.Addr(), p.Port)
+	seen := map[netip.AddrPort]bool{}
+	for _, b := range p.Backends {
+		switch {
+		case b == frontend:
+			return fieldErr("backend", b, "is the proxy's own frontend (VIP:port): it would loop")
+		case b.Addr() == c.VIP.Prefix.Addr():
+			return fieldErr("backend", b, "is on the VIP; backends are the kube-apiservers' own node addresses")
+		case b.Addr().IsUnspecified() || b.Addr().IsMulticast():
+			return fieldErr("backend", b, "not a unicast address")
+		case seen[b]:
+			return fieldErr("backend", b, "given twice")
+		}
+		seen[b] = true
+	}
+	if err := oneOf(p.Balance, "least-conn", "round-robin"); err != nil {
+		return fieldErr("balance", p.Balance, "%v", err)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"connect-timeout", p.ConnectTimeout}, {"idle-timeout", p.IdleTimeout}, {"drain-timeout", p.DrainTimeout}} {
+		if d.v <= 0 {
+			return fieldErr(d.flag, durationString(d.v), "must be positive")
+		}
+	}
+	if p.MaxConns < 1 {
+		return fieldErr("max-conns", p.MaxConns, "must be at least 1")
+	}
+	return nil
+}
+
+func (c *Config) validateHealth() error {
+	h := c.Health
+	if err := oneOf(h.Check, "https", "tls", "tcp"); err != nil {
+		return fieldErr("health-check", h.Check, "%v", err)
+	}
+	if h.Check == "https" && (h.Path == "" || h.Path[0] != '/') {
+		return fieldErr("health-path", h.Path, "must start with /")
+	}
+	if h.Interval <= 0 {
+		return fieldErr("health-interval", durationString(h.Interval), "must be positive")
+	}
+	if h.Timeout <= 0 || h.Timeout > h.Interval {
+		return fieldErr("health-timeout", durationString(h.Timeout), "must be positive and at most --health-interval (%v)", durationString(h.Interval))
+	}
+	if h.Rise < 1 {
+		return fieldErr("health-rise", h.Rise, "must be at least 1")
+	}
+	if h.Fall < 1 {
+		return fieldErr("health-fall", h.Fall, "must be at least 1")
+	}
+	if h.Weight < 0 || h.Weight >= int(c.VRRP.Priority) {
+		return fieldErr("no-backend-weight", h.Weight, "must be 0-%d: the priority (%d) minus the weight must stay at least 1", int(c.VRRP.Priority)-1, c.VRRP.Priority)
+	}
+	return nil
+}
+
+func (c *Config) validateStatus() error {
+	a := c.Status.Addr
+	if !a.IsValid() || a.Port() == 0 {
+		return fieldErr("status-addr", nil, "required: IP:PORT of the status server")
+	}
+	if a.Port() == c.Proxy.Port && (a.Addr() == c.VIP.Prefix.Addr() || a.Addr().IsUnspecified()) {
+		return fieldErr("status-addr", a, "collides with the proxy on port %d", c.Proxy.Port)
+	}
+	if err := oneOf(c.Log.Format, "text", "json"); err != nil {
+		return fieldErr("log-format", c.Log.Format, "%v", err)
+	}
+	if err := oneOf(c.Log.Level, "debug", "info", "warn", "error"); err != nil {
+		return fieldErr("log-level", c.Log.Level, "%v", err)
+	}
+	return nil
+}
