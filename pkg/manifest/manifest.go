@@ -1,0 +1,146 @@
+// Package manifest turns a Config into hapod's static pod and writes it
+// where kubelet watches.
+//
+// Pod and Render are pure: the same Config and image give the same bytes,
+// which is what makes `hapod init` idempotent. Write is the only function
+// here that touches the disk.
+package manifest
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/hapod/hapod/pkg/config"
+)
+
+// FileName is the manifest's name in the manifest directory. kubeadm owns
+// kube-apiserver.yaml, kube-controller-manager.yaml, kube-scheduler.yaml and
+// etcd.yaml there; hapod never writes any other name.
+const FileName = "hapod.yaml"
+
+// BinaryPath is where the image keeps the hapod binary.
+const BinaryPath = "/hapod"
+
+// systemNodeCritical is the priority value of the system-node-critical
+// class. kubeadm sets it on its static pods as well as the class name,
+// because a static pod's mirror is not admitted through the priority
+// admission plugin that would fill it in.
+const systemNodeCritical = 2000001000
+
+// Pod returns hapod's static pod for cfg, which must be completed and
+// valid. The container runs `hapod run` with cfg.Args().
+func Pod(cfg config.Config, image string) *corev1.Pod {
+	caps := []corev1.Capability{"NET_ADMIN", "NET_RAW"}
+	if cfg.Proxy.Port < 1024 || cfg.Status.Addr.Port() < 1024 {
+		caps = append(caps, "NET_BIND_SERVICE")
+	}
+	var mounts []corev1.VolumeMount
+	var volumes []corev1.Volume
+	for _, f := range []struct{ name, path string }{
+		{"vrrp-auth-pass", cfg.VRRP.AuthPassFile},
+		{"health-ca", cfg.Health.CAFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		mounts = append(mounts, corev1.VolumeMount{Name: f.name, MountPath: f.path, ReadOnly: true})
+		volumes = append(volumes, corev1.Volume{
+			Name: f.name,
+			VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
+				Path: f.path, Type: ptr(corev1.HostPathFile),
+			}},
+		})
+	}
+	// hapod run exits within a second of SIGTERM plus the drain of
+	// in-flight proxy connections; leave kubelet a little slack on top.
+	grace := int64(math.Ceil(cfg.Proxy.DrainTimeout.Seconds())) + 2
+
+	return &corev1.Pod{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      "hapod",
+			Namespace: "kube-system",
+			Labels:    map[string]string{"component": "hapod", "tier": "control-plane"},
+		},
+		Spec: corev1.PodSpec{
+			HostNetwork:                   true,
+			PriorityClassName:             "system-node-critical",
+			Priority:                      ptr(int32(systemNodeCritical)),
+			TerminationGracePeriodSeconds: &grace,
+			SecurityContext: &corev1.PodSecurityContext{
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			Containers: []corev1.Container{{
+				Name:            "hapod",
+				Image:           image,
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Command:         []string{BinaryPath},
+				Args:            append([]string{"run"}, cfg.Args()...),
+				SecurityContext: &corev1.SecurityContext{
+					Capabilities: &corev1.Capabilities{
+						Add:  caps,
+						Drop: []corev1.Capability{"ALL"},
+					},
+					AllowPrivilegeEscalation: ptr(false),
+					ReadOnlyRootFilesystem:   ptr(true),
+				},
+				Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{
+						corev1.ResourceCPU:    resource.MustParse("100m"),
+						corev1.ResourceMemory: resource.MustParse("64Mi"),
+					},
+				},
+				LivenessProbe: &corev1.Probe{
+					ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+						Host:   probeHost(cfg.Status.Addr),
+						Port:   intstr.FromInt32(int32(cfg.Status.Addr.Port())),
+						Path:   "/healthz",
+						Scheme: corev1.URISchemeHTTP,
+					}},
+					InitialDelaySeconds: 10,
+					PeriodSeconds:       10,
+					TimeoutSeconds:      5,
+					FailureThreshold:    6,
+				},
+				VolumeMounts: mounts,
+			}},
+			Volumes: volumes,
+		},
+	}
+}
+
+// probeHost is the address kubelet probes: the status address, or
+// loopback when the server listens on every address.
+func probeHost(a netip.AddrPort) string {
+	switch {
+	case a.Addr().Is4() && a.Addr().IsUnspecified():
+		return "127.0.0.1"
+	case a.Addr().IsUnspecified():
+		return "::1"
+	}
+	return a.Addr().String()
+}
+
+// Render returns the manifest file for cfg: a short header comment and
+// the pod as YAML.
+func Render(cfg config.Config, image, version string) ([]byte, error) {
+	body, err := yaml.Marshal(Pod(cfg, image))
+	if err != nil {
+		return nil, fmt.Errorf("encode pod: %w", err)
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# hapod static pod, written by hapod %s. Re-run `hapod init` or `hapod join`\n", version)
+	fmt.Fprintf(&b, "# to change it; kubelet restarts the pod when this file changes.\n")
+	b.Write(body)
+	return b.Bytes(), nil
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,230 @@
+package manifest
+
+import (
+	"errors"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/hapod/hapod/pkg/config"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+const testImage = "ghcr.io/hapod/hapod:v0.0.0-test"
+
+func cfg(t *testing.T, mutate func(*config.Config)) config.Config {
+	t.Helper()
+	c := config.Default()
+	c.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/24")
+	c.VIP.Interface = "eth0"
+	c.Proxy.Backends = []netip.AddrPort{
+		netip.MustParseAddrPort("198.18.0.11:6443"),
+		netip.MustParseAddrPort("198.18.0.12:6443"),
+		netip.MustParseAddrPort("198.18.0.13:6443"),
+	}
+	if mutate != nil {
+		mutate(&c)
+	}
+	c.Complete()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("test config invalid: %v", err)
+	}
+	return c
+}
+
+var goldenCases = []struct {
+	name   string
+	mutate func(*config.Config)
+}{
+	{"ipv4-multicast", nil},
+	{"ipv4-unicast", func(c *config.Config) {
+		c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("198.18.0.13")}
+	}},
+	{"ipv6", func(c *config.Config) {
+		c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/64")
+		c.Proxy.Backends = []netip.AddrPort{
+			netip.MustParseAddrPort("[2001:db8::11]:6443"),
+			netip.MustParseAddrPort("[2001:db8::12]:6443"),
+			netip.MustParseAddrPort("[2001:db8::13]:6443"),
+		}
+	}},
+	{"vrrpv2-password", func(c *config.Config) {
+		c.VRRP.Version = 2
+		c.VRRP.AuthPassFile = "/etc/hapod/vrrp-pass"
+		c.Health.CAFile = "/etc/kubernetes/pki/ca.crt"
+	}},
+}
+
+func TestGolden(t *testing.T) {
+	for _, tc := range goldenCases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Render(cfg(t, tc.mutate), testImage, "v0.0.0-test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", tc.name+".yaml")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./pkg/manifest -update)", err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("%s differs from the generator's output (go test ./pkg/manifest -update):\n%s", path, Diff(string(want), string(got)))
+			}
+		})
+	}
+}
+
+// TestPodConventions decodes the rendered YAML strictly into a corev1.Pod
+// and checks every property the static pod must have.
+func TestPodConventions(t *testing.T) {
+	c := cfg(t, func(c *config.Config) {
+		c.VRRP.Version = 2
+		c.VRRP.AuthPassFile = "/etc/hapod/vrrp-pass"
+	})
+	data, err := Render(c, testImage, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pod corev1.Pod
+	if err := yaml.UnmarshalStrict(data, &pod); err != nil {
+		t.Fatalf("strict decode: %v", err)
+	}
+	s := pod.Spec
+	check := func(what string, ok bool) {
+		t.Helper()
+		if !ok {
+			t.Errorf("%s: wrong", what)
+		}
+	}
+	check("apiVersion/kind", pod.APIVersion == "v1" && pod.Kind == "Pod")
+	check("namespace", pod.Namespace == "kube-system")
+	check("labels", reflect.DeepEqual(pod.Labels, map[string]string{"component": "hapod", "tier": "control-plane"}))
+	check("hostNetwork", s.HostNetwork)
+	check("priorityClassName", s.PriorityClassName == "system-node-critical")
+	check("seccomp", s.SecurityContext.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault)
+	check("one container", len(s.Containers) == 1)
+	ct := s.Containers[0]
+	check("image", ct.Image == testImage)
+	check("imagePullPolicy", ct.ImagePullPolicy == corev1.PullIfNotPresent)
+	check("command", reflect.DeepEqual(ct.Command, []string{"/hapod"}))
+	check("args", reflect.DeepEqual(ct.Args, append([]string{"run"}, c.Args()...)))
+	sc := ct.SecurityContext
+	check("cap add", reflect.DeepEqual(sc.Capabilities.Add, []corev1.Capability{"NET_ADMIN", "NET_RAW"}))
+	check("cap drop", reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}))
+	check("not privileged", sc.Privileged == nil || !*sc.Privileged)
+	check("no privilege escalation", sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation)
+	check("read-only root", sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem)
+	check("requests", !ct.Resources.Requests.Cpu().IsZero() && !ct.Resources.Requests.Memory().IsZero())
+	lp := ct.LivenessProbe
+	check("liveness probe", lp != nil && lp.HTTPGet != nil && lp.HTTPGet.Path == "/healthz" &&
+		lp.HTTPGet.Host == "127.0.0.1" && lp.HTTPGet.Port.IntValue() == int(config.DefaultStatusAddr.Port()))
+	check("one read-only mount of the password file", len(ct.VolumeMounts) == 1 &&
+		ct.VolumeMounts[0].MountPath == "/etc/hapod/vrrp-pass" && ct.VolumeMounts[0].ReadOnly)
+	check("hostPath File volume", len(s.Volumes) == 1 && s.Volumes[0].HostPath != nil &&
+		s.Volumes[0].HostPath.Path == "/etc/hapod/vrrp-pass" && *s.Volumes[0].HostPath.Type == corev1.HostPathFile)
+	if strings.Contains(string(data), "privileged") {
+		t.Error("manifest mentions privileged")
+	}
+}
+
+func TestPodLowPortAddsBindCapability(t *testing.T) {
+	c := cfg(t, func(c *config.Config) { c.Proxy.Port = 443 })
+	caps := Pod(c, testImage).Spec.Containers[0].SecurityContext.Capabilities.Add
+	if !reflect.DeepEqual(caps, []corev1.Capability{"NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"}) {
+		t.Errorf("caps = %v", caps)
+	}
+}
+
+func TestPodGracePeriodCoversDrain(t *testing.T) {
+	c := cfg(t, func(c *config.Config) { c.Proxy.DrainTimeout = 2500 * time.Millisecond })
+	if g := *Pod(c, testImage).Spec.TerminationGracePeriodSeconds; g != 5 {
+		t.Errorf("grace = %d, want 5 (ceil(2.5s) + 2s)", g)
+	}
+}
+
+func TestProbeHostForWildcardStatus(t *testing.T) {
+	c := cfg(t, func(c *config.Config) { c.Status.Addr = netip.MustParseAddrPort("[::]:10270") })
+	if h := Pod(c, testImage).Spec.Containers[0].LivenessProbe.HTTPGet.Host; h != "::1" {
+		t.Errorf("probe host = %q, want ::1", h)
+	}
+}
+
+func TestWrite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "manifests")
+	a := []byte("a: 1\n")
+	b := []byte("a: 2\n")
+
+	path, out, err := Write(dir, a, false)
+	if err != nil || out != Created || path != filepath.Join(dir, FileName) {
+		t.Fatalf("first write: %v %v %v", path, out, err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	if _, out, err = Write(dir, a, false); err != nil || out != Unchanged {
+		t.Fatalf("second identical write: %v %v", out, err)
+	}
+
+	_, _, err = Write(dir, b, false)
+	var de *DiffError
+	if !errors.As(err, &de) || !errors.Is(err, ErrExists) || de.Diff != "-a: 1\n+a: 2\n" {
+		t.Fatalf("different content without force: %v (%+v)", err, de)
+	}
+	if got, _ := os.ReadFile(path); string(got) != string(a) {
+		t.Errorf("refused write changed the file to %q", got)
+	}
+
+	if _, out, err = Write(dir, b, true); err != nil || out != Updated {
+		t.Fatalf("forced write: %v %v", out, err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != string(b) {
+		t.Errorf("forced write left %q", got)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries, want only %s (no temp files left)", len(entries), FileName)
+	}
+}
+
+func TestWriteFailsCleanly(t *testing.T) {
+	parent := t.TempDir()
+	notDir := filepath.Join(parent, "file")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Write(notDir, []byte("x"), false); err == nil {
+		t.Fatal("writing under a regular file succeeded")
+	}
+	if _, _, err := Write(filepath.Join(notDir, "sub"), []byte("x"), false); err == nil {
+		t.Fatal("writing under a regular file's child succeeded")
+	}
+	entries, _ := os.ReadDir(parent)
+	if len(entries) != 1 {
+		t.Errorf("left %d entries behind", len(entries))
+	}
+}
+
+func TestDiff(t *testing.T) {
+	got := Diff("a\nb\nc\n", "a\nB\nc\nd\n")
+	want := "-b\n+B\n+d\n"
+	if got != want {
+		t.Errorf("Diff = %q, want %q", got, want)
+	}
+	if Diff("same\n", "same\n") != "" {
+		t.Error("Diff of equal texts is not empty")
+	}
+}
