@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -264,6 +265,29 @@ func TestDurationString(t *testing.T) {
 	} {
 		if got := durationString(d); got != want {
 			t.Errorf("durationString(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestReadPassword(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if got, err := ReadPassword(write("ok", "s3cret\n")); err != nil || got != "s3cret" {
+		t.Errorf("ReadPassword = %q, %v", got, err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{write("empty", "\n"), "must be 1-8 bytes"},
+		{write("long", "123456789"), "found 9"},
+		{dir + "/missing", "no such file"},
+	} {
+		if _, err := ReadPassword(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--auth-pass-file "+tc.path) {
+			t.Errorf("ReadPassword(%s) = %v, want an error naming the flag, file and %q", tc.path, err, tc.want)
 		}
 	}
 }
