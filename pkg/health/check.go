@@ -1,0 +1,165 @@
+package health
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+)
+
+// DefaultPath is the HTTPS check's default path.
+const DefaultPath = "/readyz"
+
+// maxBody bounds how much of an answer a check reads: /readyz answers
+// "ok", or a list of named checks when failing; anything longer is not a
+// health endpoint and must not make the check buffer without limit.
+const maxBody = 8 << 10
+
+var (
+	_ Checker = (*TCPChecker)(nil)
+	_ Checker = (*TLSChecker)(nil)
+	_ Checker = (*HTTPSChecker)(nil)
+)
+
+// TCPChecker passes when a TCP connection to the backend is established.
+type TCPChecker struct {
+	// Dialer opens the connection; nil means a zero net.Dialer.
+	Dialer *net.Dialer
+}
+
+// Check connects to backend and closes the connection at once.
+func (c *TCPChecker) Check(ctx context.Context, backend netip.AddrPort) error {
+	d := c.Dialer
+	if d == nil {
+		d = &net.Dialer{}
+	}
+	conn, err := d.DialContext(ctx, "tcp", backend.String())
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// TLSChecker passes when a TLS handshake with the backend completes. It
+// suits apiservers with anonymous auth off: no request is sent.
+type TLSChecker struct {
+	// Config is the client configuration; nil means no certificate
+	// verification (see TLSConfig).
+	Config *tls.Config
+}
+
+// Check connects to backend, completes a handshake and closes.
+func (c *TLSChecker) Check(ctx context.Context, backend netip.AddrPort) error {
+	conf := c.Config
+	if conf == nil {
+		conf = insecureTLS()
+	}
+	d := &tls.Dialer{Config: conf}
+	conn, err := d.DialContext(ctx, "tcp", backend.String())
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// HTTPSChecker passes when an HTTPS GET of Path answers 200, like
+// haproxy's `option httpchk` with `check ssl`. Every check uses a fresh
+// connection (no keep-alive) so that it also proves the backend still
+// accepts connections and completes handshakes, as haproxy's checks do.
+// It speaks HTTP/1.1, which every apiserver accepts.
+type HTTPSChecker struct {
+	// Path is requested on the backend (default DefaultPath, "/readyz").
+	Path string
+	// Config is the client configuration; nil means no certificate
+	// verification (see TLSConfig).
+	Config *tls.Config
+
+	once      sync.Once
+	transport *http.Transport
+}
+
+func (c *HTTPSChecker) init() {
+	conf := c.Config
+	if conf == nil {
+		conf = insecureTLS()
+	}
+	c.transport = &http.Transport{
+		// No Proxy: the environment's HTTPS_PROXY must never divert a
+		// health check away from the backend it is about.
+		TLSClientConfig:        conf.Clone(),
+		DisableKeepAlives:      true,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: maxBody,
+	}
+}
+
+// Check sends GET Path to backend and expects status 200. A failing
+// answer's error carries kube-apiserver's failed check lines ("[-]...")
+// so a log says why the backend is not ready.
+func (c *HTTPSChecker) Check(ctx context.Context, backend netip.AddrPort) error {
+	c.once.Do(c.init)
+	path := c.Path
+	if path == "" {
+		path = DefaultPath
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+backend.String()+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "hapod-health-check")
+	resp, err := c.transport.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w %s%s", ErrStatus, resp.Status, failureDetail(body))
+	}
+	if err != nil {
+		return fmt.Errorf("reading answer: %w", err)
+	}
+	return nil
+}
+
+// failureDetail summarises a failing /readyz body: its "[-]" lines when
+// there are any, else its first line, shortened.
+func failureDetail(body []byte) string {
+	var failed []string
+	first := ""
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		if first == "" {
+			first = line
+		}
+		if strings.HasPrefix(line, "[-]") {
+			failed = append(failed, line)
+		}
+	}
+	detail := first
+	if len(failed) > 0 {
+		detail = strings.Join(failed, "; ")
+	}
+	const max = 200
+	if len(detail) > max {
+		detail = detail[:max] + "..."
+	}
+	if detail == "" {
+		return ""
+	}
+	return ": " + detail
+}
