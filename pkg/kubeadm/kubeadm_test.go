@@ -1,0 +1,458 @@
+package kubeadm
+
+import (
+	"errors"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var (
+	vip4  = netip.MustParseAddr("198.18.0.10")
+	node1 = netip.MustParseAddr("198.18.0.11")
+)
+
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// TestLoadFixtures reads every file in testdata: the files modelled on the
+// kubeadm reference examples give Settings, the broken ones the right error.
+func TestLoadFixtures(t *testing.T) {
+	tests := []struct {
+		file        string
+		loadErr     error
+		settingsErr error
+		want        Settings // Source is filled in by the test
+	}{
+		{file: "v1beta3-init.yaml", want: Settings{
+			Endpoint: ap("198.18.0.10:8443"), EndpointSet: true,
+			AdvertiseAddress: node1, BindPort: 6443,
+			CertSANs: []string{"198.18.0.10", "api.lab.example"},
+		}},
+		{file: "v1beta3-join-controlplane.yaml", want: Settings{
+			AdvertiseAddress: netip.MustParseAddr("198.18.0.12"), BindPort: 6443,
+		}},
+		{file: "v1beta4-init.yaml", want: Settings{
+			Endpoint: ap("198.18.0.10:6443"), EndpointSet: true,
+			AdvertiseAddress: node1, BindPort: 6443,
+			BindAddress: node1, // the second of two bind-address entries
+			CertSANs:    []string{"198.18.0.10"},
+		}},
+		{file: "v1beta4-join.yaml", want: Settings{
+			AdvertiseAddress: netip.MustParseAddr("198.18.0.13"), BindPort: 7443,
+		}},
+		{file: "with-component-configs.yaml", want: Settings{
+			Endpoint: ap("198.18.0.10:8443"), EndpointSet: true,
+			AdvertiseAddress: node1, BindPort: 6443,
+		}},
+		{file: "ipv6.yaml", want: Settings{
+			Endpoint: ap("[2001:db8::10]:8443"), EndpointSet: true,
+			AdvertiseAddress: netip.MustParseAddr("2001:db8::11"), BindPort: 6443,
+			BindAddress: netip.IPv6Unspecified(),
+		}},
+		{file: "conflict-6443.yaml", want: Settings{
+			// No port in controlPlaneEndpoint: kubeadm uses bindPort.
+			Endpoint: ap("198.18.0.10:6443"), EndpointSet: true,
+			AdvertiseAddress: node1, BindPort: 6443,
+		}},
+		{file: "bind-address-6443.yaml", want: Settings{
+			Endpoint: ap("198.18.0.10:6443"), EndpointSet: true,
+			AdvertiseAddress: node1, BindPort: 6443, BindAddress: node1,
+		}},
+		{file: "dns-endpoint.yaml", settingsErr: ErrDNSEndpoint, want: Settings{
+			Endpoint: netip.AddrPortFrom(netip.Addr{}, 8443), EndpointName: "api.lab.example",
+			BindPort: 6443,
+		}},
+		{file: "bad-yaml.yaml", loadErr: ErrSyntax},
+		{file: "unknown-kind.yaml", loadErr: ErrUnknownKind},
+		{file: "v1beta2.yaml", loadErr: ErrUnsupportedVersion},
+		{file: "empty.yaml", loadErr: ErrNoConfiguration},
+	}
+	covered := map[string]bool{}
+	for _, tt := range tests {
+		covered[tt.file] = true
+		t.Run(tt.file, func(t *testing.T) {
+			path := filepath.Join("testdata", tt.file)
+			f, err := Load(path)
+			if tt.loadErr != nil {
+				if !errors.Is(err, tt.loadErr) {
+					t.Fatalf("Load: err = %v, want %v", err, tt.loadErr)
+				}
+				if !strings.Contains(err.Error(), path) {
+					t.Errorf("Load error %q does not name the file", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			got, err := f.Settings()
+			if !errors.Is(err, tt.settingsErr) {
+				t.Fatalf("Settings: err = %v, want %v", err, tt.settingsErr)
+			}
+			want := tt.want
+			want.Source = path
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Settings:\n got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+	// Every fixture must be in the table, so none rots unread.
+	entries, err := os.ReadDir("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() && !covered[e.Name()] {
+			t.Errorf("testdata/%s is not in the table", e.Name())
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "nope.yaml") {
+		t.Fatalf("err = %v, want a not-exist error naming the file", err)
+	}
+}
+
+// TestParseErrors covers what the fixtures don't, one document shape per
+// case, and checks that each message names the file and the field or
+// document it is about.
+func TestParseErrors(t *testing.T) {
+	const (
+		init4    = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n"
+		cluster4 = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n"
+		join4    = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n"
+	)
+	tests := []struct {
+		name     string
+		in       string
+		parseErr error
+		err      error    // from Settings, when Parse succeeds
+		mention  []string // substrings the error must contain
+	}{
+		{name: "duplicate kind", in: cluster4 + "---\n" + init4 + "---\n" + cluster4,
+			parseErr: ErrDuplicateKind, mention: []string{"document 3", "document 1"}},
+		{name: "no kind", in: "apiVersion: kubeadm.k8s.io/v1beta4\n",
+			parseErr: ErrSyntax, mention: []string{"document 1", "kind"}},
+		{name: "no apiVersion", in: "kind: ClusterConfiguration\n",
+			parseErr: ErrSyntax, mention: []string{"apiVersion"}},
+		{name: "document is a list", in: "- a\n- b\n", parseErr: ErrSyntax},
+		{name: "v1beta2 lists supported", in: "apiVersion: kubeadm.k8s.io/v1beta2\nkind: InitConfiguration\n",
+			parseErr: ErrUnsupportedVersion, mention: []string{"kubeadm.k8s.io/v1beta3", "kubeadm.k8s.io/v1beta4"}},
+		{name: "version without group separator is skipped, leaving nothing", in: "apiVersion: v1\nkind: ConfigMap\n",
+			parseErr: ErrNoConfiguration},
+		{name: "only component configs", in: "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n",
+			parseErr: ErrNoConfiguration},
+		{name: "ResetConfiguration is not v1beta3", in: "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ResetConfiguration\n",
+			parseErr: ErrUnknownKind, mention: []string{"ResetConfiguration"}},
+		{name: "bindPort wrong type", in: init4 + "localAPIEndpoint:\n  bindPort: abc\n",
+			parseErr: ErrSyntax, mention: []string{"InitConfiguration", "bindPort"}},
+		{name: "certSANs wrong type", in: cluster4 + "apiServer:\n  certSANs: 198.18.0.10\n",
+			parseErr: ErrSyntax, mention: []string{"certSANs"}},
+		{name: "extraArgs map value not a string", in: cluster4 + "apiServer:\n  extraArgs:\n    anonymous-auth: false\n    z: 1\n",
+			parseErr: ErrSyntax, mention: []string{"extraArgs anonymous-auth", "quote it"}},
+		{name: "bad YAML in the second document names its first line", in: cluster4 + "---\napiVersion: [\n",
+			parseErr: ErrSyntax, mention: []string{"document 2 (from line 4)"}},
+		{name: "extraArgs list item without name", in: cluster4 + "apiServer:\n  extraArgs:\n  - value: x\n",
+			parseErr: ErrSyntax, mention: []string{"name is empty"}},
+		{name: "extraArgs scalar", in: cluster4 + "apiServer:\n  extraArgs: bind-address\n",
+			parseErr: ErrSyntax, mention: []string{"extraArgs"}},
+		{name: "bindPort out of range", in: init4 + "localAPIEndpoint:\n  bindPort: 70000\n",
+			err: ErrBadPort, mention: []string{"InitConfiguration.localAPIEndpoint.bindPort"}},
+		{name: "join bindPort negative", in: join4 + "controlPlane:\n  localAPIEndpoint:\n    bindPort: -1\n",
+			err: ErrBadPort, mention: []string{"JoinConfiguration.controlPlane.localAPIEndpoint.bindPort"}},
+		{name: "advertiseAddress not an IP", in: init4 + "localAPIEndpoint:\n  advertiseAddress: cp-1\n",
+			err: ErrBadAddress, mention: []string{"InitConfiguration.localAPIEndpoint.advertiseAddress"}},
+		{name: "bind-address not an IP", in: cluster4 + "apiServer:\n  extraArgs:\n    bind-address: eth0\n",
+			err: ErrBadAddress, mention: []string{"apiServer.extraArgs bind-address", `"eth0"`}},
+		{name: "endpoint port zero", in: cluster4 + "controlPlaneEndpoint: 198.18.0.10:0\n",
+			err: ErrBadEndpoint, mention: []string{"ClusterConfiguration.controlPlaneEndpoint"}},
+		{name: "endpoint port too big", in: cluster4 + "controlPlaneEndpoint: 198.18.0.10:65536\n", err: ErrBadEndpoint},
+		{name: "endpoint port not a number", in: cluster4 + "controlPlaneEndpoint: 198.18.0.10:https\n", err: ErrBadEndpoint},
+		{name: "endpoint mistyped IPv4", in: cluster4 + "controlPlaneEndpoint: 198.18.0.300:8443\n", err: ErrBadEndpoint},
+		{name: "endpoint IPv6 zone", in: cluster4 + "controlPlaneEndpoint: \"[fe80::1%eth0]:8443\"\n", err: ErrBadEndpoint},
+		{name: "endpoint IPv6 brackets without port", in: cluster4 + "controlPlaneEndpoint: \"[2001:db8::10]\"\n", err: ErrBadEndpoint},
+		{name: "endpoint URL", in: cluster4 + "controlPlaneEndpoint: https://198.18.0.10:8443\n", err: ErrBadEndpoint},
+		{name: "endpoint DNS without port", in: cluster4 + "controlPlaneEndpoint: API.lab.example\n",
+			err: ErrDNSEndpoint, mention: []string{"--vip", "API.lab.example"}},
+		{name: "init and join disagree", in: init4 + "localAPIEndpoint:\n  advertiseAddress: 198.18.0.11\n---\n" +
+			join4 + "controlPlane:\n  localAPIEndpoint:\n    advertiseAddress: 198.18.0.12\n",
+			err: ErrInitJoinMismatch, mention: []string{"198.18.0.11:6443", "198.18.0.12:6443"}},
+		{name: "init and join ports disagree", in: init4 + "localAPIEndpoint:\n  bindPort: 6443\n---\n" +
+			join4 + "controlPlane:\n  localAPIEndpoint:\n    bindPort: 7443\n",
+			err: ErrInitJoinMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse([]byte(tt.in), "test.yaml")
+			if tt.parseErr != nil || err != nil {
+				if !errors.Is(err, tt.parseErr) {
+					t.Fatalf("Parse: err = %v, want %v", err, tt.parseErr)
+				}
+			} else {
+				_, err = f.Settings()
+				if !errors.Is(err, tt.err) {
+					t.Fatalf("Settings: err = %v, want %v", err, tt.err)
+				}
+			}
+			for _, m := range append([]string{"test.yaml"}, tt.mention...) {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %q", err, m)
+				}
+			}
+		})
+	}
+}
+
+// TestParseSettings covers accepted variants of the fields hapod reads.
+func TestParseSettings(t *testing.T) {
+	const (
+		init3    = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\n"
+		cluster3 = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n"
+		cluster4 = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n"
+		join4    = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n"
+	)
+	tests := []struct {
+		name string
+		in   string
+		want Settings // Source "t" and BindPort 6443 unless set
+	}{
+		{name: "endpoint without port takes bindPort",
+			in:   init3 + "localAPIEndpoint:\n  bindPort: 7443\n---\n" + cluster3 + "controlPlaneEndpoint: 198.18.0.10\n",
+			want: Settings{Endpoint: ap("198.18.0.10:7443"), EndpointSet: true, BindPort: 7443}},
+		{name: "bare IPv6 endpoint", in: cluster4 + "controlPlaneEndpoint: \"2001:db8::10\"\n",
+			want: Settings{Endpoint: ap("[2001:db8::10]:6443"), EndpointSet: true}},
+		{name: "trailing colon means default port", in: cluster4 + "controlPlaneEndpoint: \"198.18.0.10:\"\n",
+			want: Settings{Endpoint: ap("198.18.0.10:6443"), EndpointSet: true}},
+		{name: "IPv4-mapped endpoint is unmapped", in: cluster4 + "controlPlaneEndpoint: \"[::ffff:198.18.0.10]:8443\"\n",
+			want: Settings{Endpoint: ap("198.18.0.10:8443"), EndpointSet: true}},
+		{name: "unspecified advertiseAddress means kubeadm's default",
+			in:   init3 + "localAPIEndpoint:\n  advertiseAddress: 0.0.0.0\n",
+			want: Settings{}},
+		{name: "list extraArgs in v1beta3",
+			in:   cluster3 + "apiServer:\n  extraArgs:\n  - name: bind-address\n    value: 198.18.0.11\n",
+			want: Settings{BindAddress: node1}},
+		{name: "map extraArgs in v1beta4",
+			in:   cluster4 + "apiServer:\n  extraArgs:\n    bind-address: 198.18.0.11\n",
+			want: Settings{BindAddress: node1}},
+		{name: "empty bind-address is unset", in: cluster4 + "apiServer:\n  extraArgs:\n    bind-address: \"\"\n",
+			want: Settings{}},
+		{name: "null extraArgs", in: cluster4 + "apiServer:\n  extraArgs: null\n", want: Settings{}},
+		{name: "unknown fields ignored", in: cluster4 + "futureField: {a: [1, 2]}\napiServer:\n  timeoutForControlPlane: 4m0s\n",
+			want: Settings{}},
+		{name: "worker join has no local endpoint", in: join4 + "discovery:\n  bootstrapToken:\n    apiServerEndpoint: 198.18.0.10:8443\n",
+			want: Settings{}},
+		{name: "init and join agree", in: init3 + "localAPIEndpoint:\n  advertiseAddress: 198.18.0.11\n---\n" +
+			"apiVersion: kubeadm.k8s.io/v1beta3\nkind: JoinConfiguration\ncontrolPlane:\n  localAPIEndpoint:\n    advertiseAddress: 198.18.0.11\n    bindPort: 6443\n",
+			want: Settings{AdvertiseAddress: node1}},
+		{name: "v1beta4 ResetConfiguration skipped", in: "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfiguration\nforce: true\n---\n" +
+			cluster4 + "controlPlaneEndpoint: 198.18.0.10:8443\n",
+			want: Settings{Endpoint: ap("198.18.0.10:8443"), EndpointSet: true}},
+		{name: "CRLF line endings", in: strings.ReplaceAll(init3+"localAPIEndpoint:\n  advertiseAddress: 198.18.0.11\n---\n"+
+			cluster3+"controlPlaneEndpoint: 198.18.0.10:8443\n", "\n", "\r\n"),
+			want: Settings{Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, AdvertiseAddress: node1}},
+		{name: "leading separator and no final newline", in: "---\n" + cluster4 + "controlPlaneEndpoint: 198.18.0.10:8443",
+			want: Settings{Endpoint: ap("198.18.0.10:8443"), EndpointSet: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse([]byte(tt.in), "t")
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			got, err := f.Settings()
+			if err != nil {
+				t.Fatalf("Settings: %v", err)
+			}
+			want := tt.want
+			want.Source = "t"
+			if want.BindPort == 0 {
+				want.BindPort = DefaultBindPort
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Settings:\n got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestArgs(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     Args
+	}{
+		{"map sorted by name", `{"z": "1", "bind-address": "198.18.0.11"}`,
+			Args{{"bind-address", "198.18.0.11"}, {"z", "1"}}},
+		{"list keeps order and repeats", `[{"name": "b", "value": "1"}, {"name": "b", "value": "2"}]`,
+			Args{{"b", "1"}, {"b", "2"}}},
+		{"null", `null`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got Args
+			if err := got.UnmarshalJSON([]byte(tt.in)); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	a := Args{{"b", "1"}, {"c", "x"}, {"b", "2"}}
+	if v, ok := a.Get("b"); !ok || v != "2" {
+		t.Errorf(`Get("b") = %q, %v; want the last value "2"`, v, ok)
+	}
+	if _, ok := a.Get("bind-address"); ok {
+		t.Error(`Get of an absent name reports it present`)
+	}
+}
+
+func TestCheckPortConflict(t *testing.T) {
+	tests := []struct {
+		name     string
+		frontend uint16
+		s        Settings
+		conflict bool
+	}{
+		{"6443 without bind-address", 6443, Settings{BindPort: 6443}, true},
+		{"zero Settings means kubeadm defaults", 6443, Settings{}, true},
+		{"bind-address 0.0.0.0", 6443, Settings{BindPort: 6443, BindAddress: netip.IPv4Unspecified()}, true},
+		{"bind-address ::", 6443, Settings{BindPort: 6443, BindAddress: netip.IPv6Unspecified()}, true},
+		{"moved bindPort", 7443, Settings{BindPort: 7443}, true},
+		{"frontend 8443", 8443, Settings{BindPort: 6443}, false},
+		{"bind-address set", 6443, Settings{BindPort: 6443, BindAddress: node1}, false},
+		{"IPv6 bind-address set", 6443, Settings{BindPort: 6443, BindAddress: netip.MustParseAddr("2001:db8::11")}, false},
+		{"bindPort moved away from frontend", 6443, Settings{BindPort: 7443}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.s.Source = "kubeadm.yaml"
+			err := CheckPortConflict(tt.frontend, tt.s)
+			if !tt.conflict {
+				if err != nil {
+					t.Fatalf("unexpected conflict: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrPortConflict) {
+				t.Fatalf("err = %v, want ErrPortConflict", err)
+			}
+			// One message naming the file and both ways out.
+			for _, m := range []string{"kubeadm.yaml", "--port 8443", "controlPlaneEndpoint VIP:8443", "bind-address=<node IP>"} {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %q", err, m)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckPortConflictFixtures ties the check to the fixtures named for it.
+func TestCheckPortConflictFixtures(t *testing.T) {
+	for file, conflict := range map[string]bool{
+		"conflict-6443.yaml":     true,
+		"bind-address-6443.yaml": false,
+		"v1beta3-init.yaml":      false, // frontend 8443
+		"v1beta4-init.yaml":      false, // 6443, but bind-address is the node's
+	} {
+		f, err := Load(filepath.Join("testdata", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := f.Settings()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = CheckPortConflict(s.Endpoint.Port(), s)
+		if got := errors.Is(err, ErrPortConflict); got != conflict {
+			t.Errorf("%s: conflict = %v (%v), want %v", file, got, err, conflict)
+		}
+	}
+}
+
+func TestCheckVIP(t *testing.T) {
+	withEndpoint := Settings{Source: "k.yaml", Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, AdvertiseAddress: node1}
+	tests := []struct {
+		name    string
+		vip     netip.Addr
+		s       Settings
+		err     error
+		mention []string
+	}{
+		{name: "same", vip: vip4, s: withEndpoint},
+		{name: "IPv4-mapped --vip matches", vip: netip.MustParseAddr("::ffff:198.18.0.10"), s: withEndpoint},
+		{name: "no --vip", s: withEndpoint},
+		{name: "no endpoint", vip: vip4, s: Settings{AdvertiseAddress: node1}},
+		{name: "nothing", s: Settings{}},
+		{name: "differ", vip: netip.MustParseAddr("198.18.0.20"), s: withEndpoint, err: ErrVIPMismatch,
+			mention: []string{"k.yaml", "198.18.0.20", "198.18.0.10:8443", "ClusterConfiguration.controlPlaneEndpoint"}},
+		{name: "--vip is the advertiseAddress", vip: node1, s: Settings{AdvertiseAddress: node1}, err: ErrVIPIsNodeAddress,
+			mention: []string{"advertiseAddress"}},
+		{name: "endpoint is the advertiseAddress", s: Settings{Endpoint: ap("198.18.0.11:6443"), EndpointSet: true, AdvertiseAddress: node1},
+			err: ErrVIPIsNodeAddress},
+		{name: "bind-address is the VIP", vip: vip4, s: Settings{BindAddress: vip4}, err: ErrVIPIsNodeAddress,
+			mention: []string{"bind-address"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckVIP(tt.vip, tt.s)
+			if !errors.Is(err, tt.err) || (tt.err == nil) != (err == nil) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			for _, m := range tt.mention {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %q", err, m)
+				}
+			}
+		})
+	}
+}
+
+// FuzzParse: Parse and Settings never panic, and what they accept obeys
+// the documented invariants.
+func FuzzParse(f *testing.F) {
+	entries, err := os.ReadDir("testdata")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range entries {
+		if data, err := os.ReadFile(filepath.Join("testdata", e.Name())); err == nil && !e.IsDir() {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		file, err := Parse(data, "fuzz")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz: ") {
+				t.Fatalf("error does not start with the file name: %v", err)
+			}
+			return
+		}
+		if file.Init == nil && file.Cluster == nil && file.Join == nil {
+			t.Fatal("Parse succeeded with no kubeadm document")
+		}
+		s, err := file.Settings()
+		if err != nil && !errors.Is(err, ErrDNSEndpoint) {
+			return
+		}
+		if s.BindPort == 0 {
+			t.Fatalf("BindPort 0 in %+v", s)
+		}
+		if s.EndpointSet && (!s.Endpoint.IsValid() || s.Endpoint.Port() == 0 || s.Endpoint.Addr().Zone() != "" || s.Endpoint.Addr().Is4In6()) {
+			t.Fatalf("bad Endpoint in %+v", s)
+		}
+		if errors.Is(err, ErrDNSEndpoint) && (s.EndpointSet || s.EndpointName == "" || s.Endpoint.Port() == 0) {
+			t.Fatalf("DNS endpoint settings inconsistent: %+v", s)
+		}
+		if s.AdvertiseAddress.IsValid() && s.AdvertiseAddress.IsUnspecified() {
+			t.Fatalf("unspecified AdvertiseAddress kept: %+v", s)
+		}
+		_ = CheckPortConflict(s.Endpoint.Port(), s)
+		_ = CheckVIP(s.Endpoint.Addr(), s)
+	})
+}

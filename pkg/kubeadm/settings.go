@@ -1,0 +1,238 @@
+package kubeadm
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// DefaultBindPort is kube-apiserver's secure port when
+// localAPIEndpoint.bindPort is unset, as in kubeadm.
+const DefaultBindPort = 6443
+
+// Field paths used in messages.
+const (
+	fieldEndpoint     = KindCluster + ".controlPlaneEndpoint"
+	fieldBindAddress  = KindCluster + ".apiServer.extraArgs bind-address"
+	fieldInitEndpoint = KindInit + ".localAPIEndpoint"
+	fieldJoinEndpoint = KindJoin + ".controlPlane.localAPIEndpoint"
+)
+
+// Errors returned, wrapped with the file and the field, by File.Settings.
+var (
+	// ErrDNSEndpoint: controlPlaneEndpoint names a host instead of an IP.
+	// hapod must know the VIP itself to hold it. Settings still returns
+	// everything else, so a caller given --vip may go on.
+	ErrDNSEndpoint = errors.New("controlPlaneEndpoint is a DNS name")
+	// ErrBadEndpoint: controlPlaneEndpoint is neither IP[:port] nor
+	// name[:port].
+	ErrBadEndpoint = errors.New("malformed controlPlaneEndpoint")
+	// ErrBadAddress: an advertiseAddress or bind-address is not an IP.
+	ErrBadAddress = errors.New("malformed IP address")
+	// ErrBadPort: a port outside 1-65535.
+	ErrBadPort = errors.New("port out of range")
+	// ErrInitJoinMismatch: the file has both an InitConfiguration and a
+	// control-plane JoinConfiguration whose local API endpoints differ, so
+	// which one describes this node depends on the command.
+	ErrInitJoinMismatch = errors.New("InitConfiguration and JoinConfiguration disagree")
+)
+
+// Settings are the values hapod derives from a kubeadm configuration.
+type Settings struct {
+	// Source is the file they came from, for messages.
+	Source string
+	// Endpoint is ClusterConfiguration.controlPlaneEndpoint: the VIP and
+	// the frontend port. Without a port there, kubeadm uses BindPort, and
+	// so does Endpoint. When the host is a DNS name, Endpoint holds only
+	// the port (its Addr is invalid) and EndpointName the name.
+	Endpoint netip.AddrPort
+	// EndpointSet says controlPlaneEndpoint is set and is an IP address.
+	EndpointSet bool
+	// EndpointName is the host of a controlPlaneEndpoint that is a DNS
+	// name; empty otherwise.
+	EndpointName string
+	// AdvertiseAddress is this node's kube-apiserver address, from
+	// InitConfiguration.localAPIEndpoint or
+	// JoinConfiguration.controlPlane.localAPIEndpoint. Invalid when unset
+	// or 0.0.0.0/::, where kubeadm uses the default-route interface's
+	// address, which only the node itself can tell.
+	AdvertiseAddress netip.Addr
+	// BindPort is this node's kube-apiserver port (localAPIEndpoint.bindPort,
+	// default 6443). With AdvertiseAddress it is this node's proxy backend.
+	BindPort uint16
+	// BindAddress is kube-apiserver's --bind-address from
+	// apiServer.extraArgs. Invalid when unset: kube-apiserver then listens
+	// on every address, like an explicit 0.0.0.0 or ::.
+	BindAddress netip.Addr
+	// CertSANs are ClusterConfiguration.apiServer.certSANs.
+	CertSANs []string
+}
+
+// Settings derives hapod's settings from the file. Errors name the file and
+// the field. On an ErrDNSEndpoint error the returned Settings are complete
+// but for the endpoint's address.
+func (f *File) Settings() (Settings, error) {
+	s := Settings{Source: f.Name, BindPort: DefaultBindPort}
+
+	local, err := f.localEndpoint()
+	if err != nil {
+		return Settings{}, err
+	}
+	if local != nil {
+		if s.AdvertiseAddress, err = f.parseAddr(local.field+".advertiseAddress", local.AdvertiseAddress); err != nil {
+			return Settings{}, err
+		}
+		if s.AdvertiseAddress.IsUnspecified() {
+			s.AdvertiseAddress = netip.Addr{}
+		}
+		if local.BindPort != 0 {
+			if local.BindPort < 0 || local.BindPort > 65535 {
+				return Settings{}, fmt.Errorf("%s: %s.bindPort %d: %w", f.Name, local.field, local.BindPort, ErrBadPort)
+			}
+			s.BindPort = uint16(local.BindPort)
+		}
+	}
+
+	if f.Cluster == nil {
+		return s, nil
+	}
+	s.CertSANs = slices.Clone(f.Cluster.APIServer.CertSANs)
+	if v, ok := f.Cluster.APIServer.ExtraArgs.Get("bind-address"); ok {
+		// An invalid value would stop kube-apiserver from starting; say
+		// so now rather than guess what it binds.
+		if s.BindAddress, err = f.parseAddr(fieldBindAddress, v); err != nil {
+			return Settings{}, err
+		}
+	}
+	if f.Cluster.ControlPlaneEndpoint != "" {
+		host, port, err := splitEndpoint(f.Cluster.ControlPlaneEndpoint, s.BindPort)
+		if err != nil {
+			return Settings{}, fmt.Errorf("%s: %s %q: %w", f.Name, fieldEndpoint, f.Cluster.ControlPlaneEndpoint, err)
+		}
+		addr, err := netip.ParseAddr(host)
+		switch {
+		case err == nil && addr.Zone() == "":
+			s.Endpoint = netip.AddrPortFrom(addr.Unmap(), port)
+			s.EndpointSet = true
+		case isDNSName(host):
+			s.Endpoint = netip.AddrPortFrom(netip.Addr{}, port)
+			s.EndpointName = host
+			return s, fmt.Errorf("%s: %s %q: %w; hapod needs an IP address VIP: use --vip with the address %s resolves to, or put the VIP in controlPlaneEndpoint",
+				f.Name, fieldEndpoint, f.Cluster.ControlPlaneEndpoint, ErrDNSEndpoint, host)
+		default:
+			return Settings{}, fmt.Errorf("%s: %s %q: %w: host %q is neither an IP address (without zone) nor a DNS name",
+				f.Name, fieldEndpoint, f.Cluster.ControlPlaneEndpoint, ErrBadEndpoint, host)
+		}
+	}
+	return s, nil
+}
+
+// namedEndpoint is a localAPIEndpoint with the path it was read from.
+type namedEndpoint struct {
+	APIEndpoint
+	field string
+}
+
+// localEndpoint picks this node's localAPIEndpoint. A file may carry both
+// an InitConfiguration and a JoinConfiguration (one file kept for both
+// commands); they must then agree, since Settings does not know which
+// command the file is for.
+func (f *File) localEndpoint() (*namedEndpoint, error) {
+	var init, join *namedEndpoint
+	if f.Init != nil && f.Init.LocalAPIEndpoint != nil {
+		init = &namedEndpoint{*f.Init.LocalAPIEndpoint, fieldInitEndpoint}
+	}
+	if f.Join != nil && f.Join.ControlPlane != nil {
+		join = &namedEndpoint{f.Join.ControlPlane.LocalAPIEndpoint, fieldJoinEndpoint}
+	}
+	switch {
+	case init == nil:
+		return join, nil
+	case join == nil:
+		return init, nil
+	}
+	port := func(p int32) int32 {
+		if p == 0 {
+			return DefaultBindPort
+		}
+		return p
+	}
+	if init.AdvertiseAddress != join.AdvertiseAddress || port(init.BindPort) != port(join.BindPort) {
+		return nil, fmt.Errorf("%s: %w: %s is %s and %s is %s; keep one of them, or make them equal",
+			f.Name, ErrInitJoinMismatch, init.field, hostPort(init.APIEndpoint), join.field, hostPort(join.APIEndpoint))
+	}
+	return init, nil
+}
+
+func hostPort(e APIEndpoint) string {
+	host := e.AdvertiseAddress
+	if host == "" {
+		host = "(default address)"
+	}
+	port := e.BindPort
+	if port == 0 {
+		port = DefaultBindPort
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+}
+
+// parseAddr parses an optional IP address field; "" is the invalid Addr.
+func (f *File) parseAddr(field, v string) (netip.Addr, error) {
+	if v == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("%s: %s %q: %w", f.Name, field, v, ErrBadAddress)
+	}
+	return a.Unmap(), nil
+}
+
+// splitEndpoint splits "host[:port]" the way kubeadm does: a string that
+// net.SplitHostPort rejects is all host (so a bare IPv6 address works), and
+// a missing port is defaultPort.
+func splitEndpoint(hostport string, defaultPort uint16) (string, uint16, error) {
+	host, portStr, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport, defaultPort, nil
+	}
+	if portStr == "" {
+		return host, defaultPort, nil
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || port == 0 {
+		return "", 0, fmt.Errorf("%w: port %q is not 1-65535", ErrBadEndpoint, portStr)
+	}
+	return host, uint16(port), nil
+}
+
+// isDNSName reports whether s is a DNS name (RFC 1123 labels of letters,
+// digits and inner hyphens). Upper case is accepted here, though kubeadm
+// wants lower case, so that the message says "DNS name" rather than
+// "malformed" for names like API.example.com. An all-numeric last label
+// is refused (no top-level domain is numeric, RFC 3696), so a mistyped
+// IPv4 address like 198.18.0.300 is called malformed, not a name.
+func isDNSName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	last := s[strings.LastIndexByte(s, '.')+1:]
+	if strings.Trim(last, "0123456789") == "" {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
