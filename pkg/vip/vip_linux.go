@@ -1,0 +1,329 @@
+package vip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/mdlayher/packet"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// New resolves the interface, checks cfg and opens the sockets: a netlink
+// route socket for addresses and, when the interface has an Ethernet
+// address, an AF_PACKET socket for the announcements (CAP_NET_RAW). Both
+// are bound to the calling thread's network namespace and the interface's
+// index at this moment: if the interface is deleted and created again,
+// make a new Manager.
+func New(cfg Config) (*Manager, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("vip: netlink: %w", err)
+	}
+	link, err := h.LinkByName(cfg.Interface)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("vip: interface %q: %w", cfg.Interface, err)
+	}
+	attrs := link.Attrs()
+	table := &netlinkTable{
+		h:     h,
+		link:  &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: attrs.Index, Name: attrs.Name}},
+		label: cfg.Label,
+	}
+	m := newManager(cfg, table, nil, nil)
+
+	if len(attrs.HardwareAddr) != len(hwAddr{}) {
+		m.log.Info("interface has no Ethernet address; the VIP will not be announced", "hwaddr", attrs.HardwareAddr.String())
+		return m, nil
+	}
+	mac := hwAddr(attrs.HardwareAddr)
+	etherType := etherTypeARP
+	router := false
+	if cfg.Prefix.Addr().Is6() {
+		etherType = etherTypeIPv6
+		// Read once, here, in the namespace New runs in: /proc/sys/net
+		// follows the reading thread's namespace.
+		router = ipv6Forwarding(attrs.Name)
+	}
+	sender, err := openPacketSender(attrs.Index, etherType)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("vip: announce socket on %s: %w", attrs.Name, err)
+	}
+	m.sender = sender
+	m.frames = announcement(mac, cfg.Prefix.Addr(), router)
+	return m, nil
+}
+
+// netlinkTable is addrTable over a netlink handle.
+type netlinkTable struct {
+	h     *netlink.Handle
+	link  netlink.Link
+	label string
+}
+
+var _ addrTable = (*netlinkTable)(nil)
+
+func (t *netlinkTable) add(p netip.Prefix) error {
+	a := &netlink.Addr{IPNet: &net.IPNet{
+		IP:   p.Addr().AsSlice(),
+		Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+	}}
+	if p.Addr().Is4() {
+		a.Label = t.label
+		if b := broadcast(p); b.IsValid() {
+			a.Broadcast = b.AsSlice()
+		}
+	} else {
+		// No DAD: the VIP moves between nodes on purpose, and a tentative
+		// address can neither be bound nor announced for a second or more.
+		a.Flags = unix.IFA_F_NODAD
+		// Preferred lifetime 0 (deprecated, still valid forever) keeps the
+		// kernel from picking the VIP as the source of the node's own
+		// outgoing connections, which would break when the VIP moves.
+		// Incoming connections to it are unaffected.
+		a.PreferedLft = 0
+		a.ValidLft = int(^uint32(0)) // INFINITY_LIFE_TIME
+	}
+	err := t.h.AddrAdd(t.link, a)
+	if errors.Is(err, unix.EEXIST) {
+		return nil
+	}
+	return err
+}
+
+func (t *netlinkTable) remove(addr netip.Addr) (bool, error) {
+	family := netlink.FAMILY_V4
+	if addr.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	list, err := t.h.AddrList(t.link, family)
+	if err != nil {
+		return false, err
+	}
+	removed := false
+	for _, a := range list {
+		if ip, ok := netip.AddrFromSlice(a.IP); !ok || ip.Unmap() != addr {
+			continue
+		}
+		err := t.h.AddrDel(t.link, &netlink.Addr{IPNet: a.IPNet, Peer: a.Peer})
+		if errors.Is(err, unix.EADDRNOTAVAIL) {
+			continue // gone between list and delete
+		}
+		if err != nil {
+			return removed, err
+		}
+		removed = true
+	}
+	return removed, nil
+}
+
+func (t *netlinkTable) close() error {
+	t.h.Close()
+	return nil
+}
+
+// packetSender is frameSender over an AF_PACKET SOCK_RAW socket.
+type packetSender struct {
+	c *packet.Conn
+}
+
+var _ frameSender = (*packetSender)(nil)
+
+// openPacketSender opens a raw packet socket on the interface. Binding
+// needs a protocol, and a bound packet socket queues every matching frame
+// it sees; a filter that accepts nothing keeps this send-only socket from
+// filling its receive buffer with the segment's ARP or IPv6 traffic.
+func openPacketSender(ifindex int, etherType int) (*packetSender, error) {
+	dropAll, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 0}})
+	if err != nil {
+		return nil, err
+	}
+	c, err := packet.Listen(&net.Interface{Index: ifindex}, packet.Raw, etherType, &packet.Config{Filter: dropAll})
+	if err != nil {
+		return nil, err
+	}
+	return &packetSender{c: c}, nil
+}
+
+func (s *packetSender) send(frame []byte) error {
+	// SOCK_RAW takes the frame as is; the address only has to be present.
+	_, err := s.c.WriteTo(frame, &packet.Addr{HardwareAddr: net.HardwareAddr(frame[0:6])})
+	return err
+}
+
+func (s *packetSender) close() error {
+	return s.c.Close()
+}
+
+// ipv6Forwarding reports whether the interface forwards IPv6, which the
+// NA's Router flag must reflect. An unreadable sysctl counts as "no".
+func ipv6Forwarding(ifname string) bool {
+	b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + ifname + "/forwarding")
+	return err == nil && strings.TrimSpace(string(b)) == "1"
+}
+
+// Held reports whether addr is on the interface, with any prefix length,
+// in the calling thread's network namespace.
+func Held(ifname string, addr netip.Addr) (bool, error) {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return false, fmt.Errorf("vip: interface %q: %w", ifname, err)
+	}
+	family := netlink.FAMILY_V4
+	if addr.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	list, err := netlink.AddrList(link, family)
+	if err != nil {
+		return false, fmt.Errorf("vip: addresses of %q: %w", ifname, err)
+	}
+	for _, a := range list {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == addr {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// WatchLink reports whether the interface is usable (administratively up,
+// with carrier, operationally up): the current state first, then every
+// change. A deleted interface is not usable; one created again under the
+// same name is followed. The channel is closed when ctx ends or when the
+// netlink subscription fails and cannot be restored. The consumer must
+// keep reading: sends block (with ctx) so that no transition is lost.
+//
+// The subscription lives in the calling thread's network namespace.
+func WatchLink(ctx context.Context, ifname string) (<-chan bool, error) {
+	ns, err := netns.Get()
+	if err != nil {
+		return nil, fmt.Errorf("vip: current network namespace: %w", err)
+	}
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		ns.Close()
+		return nil, fmt.Errorf("vip: netlink: %w", err)
+	}
+	w := &linkWatcher{ifname: ifname, ns: ns, h: h}
+	// Subscribe before reading the state, so no change falls in between.
+	if err := w.subscribe(); err != nil {
+		w.close()
+		return nil, fmt.Errorf("vip: subscribe to link updates: %w", err)
+	}
+	state, err := w.current()
+	if err != nil {
+		w.unsubscribe()
+		w.close()
+		return nil, err
+	}
+	out := make(chan bool, 1)
+	out <- state
+	go w.run(ctx, out, state)
+	return out, nil
+}
+
+type linkWatcher struct {
+	ifname  string
+	ns      netns.NsHandle
+	h       *netlink.Handle
+	updates chan netlink.LinkUpdate
+	done    chan struct{}
+}
+
+func (w *linkWatcher) subscribe() error {
+	w.updates = make(chan netlink.LinkUpdate, 16)
+	w.done = make(chan struct{})
+	err := netlink.LinkSubscribeWithOptions(w.updates, w.done, netlink.LinkSubscribeOptions{Namespace: &w.ns})
+	if err != nil {
+		close(w.done)
+		w.updates, w.done = nil, nil
+	}
+	return err
+}
+
+// unsubscribe stops the netlink reader. A live reader may be blocked
+// sending to updates, so drain the channel until it closes it.
+func (w *linkWatcher) unsubscribe() {
+	if w.done == nil {
+		return
+	}
+	close(w.done)
+	go func(ch <-chan netlink.LinkUpdate) {
+		for range ch {
+		}
+	}(w.updates)
+	w.updates, w.done = nil, nil
+}
+
+func (w *linkWatcher) current() (bool, error) {
+	link, err := w.h.LinkByName(w.ifname)
+	if err != nil {
+		return false, fmt.Errorf("vip: interface %q: %w", w.ifname, err)
+	}
+	return usable(link.Attrs().RawFlags, uint8(link.Attrs().OperState)), nil
+}
+
+func (w *linkWatcher) close() {
+	w.h.Close()
+	w.ns.Close()
+}
+
+func (w *linkWatcher) run(ctx context.Context, out chan<- bool, last bool) {
+	defer close(out)
+	defer w.close()
+	defer w.unsubscribe()
+	for {
+		var state bool
+		select {
+		case <-ctx.Done():
+			return
+		case u, ok := <-w.updates:
+			if !ok {
+				// The subscription died (typically ENOBUFS: events were
+				// lost). Its reader has closed updates; close done to
+				// release the socket, subscribe again, re-read the state.
+				close(w.done)
+				w.updates, w.done = nil, nil
+				if err := w.subscribe(); err != nil {
+					return
+				}
+				cur, err := w.current()
+				if err != nil && !isLinkNotFound(err) {
+					return
+				}
+				state = cur
+				break
+			}
+			if u.Attrs().Name != w.ifname {
+				continue
+			}
+			state = u.Header.Type != unix.RTM_DELLINK && usable(u.IfInfomsg.Flags, uint8(u.Attrs().OperState))
+		}
+		if state == last {
+			continue
+		}
+		select {
+		case out <- state:
+			last = state
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func isLinkNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf)
+}
