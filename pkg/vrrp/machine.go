@@ -1,0 +1,444 @@
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// State is the protocol state of one virtual router. The zero value is
+// StateInvalid so that a forgotten initialisation shows up in logs.
+type State int
+
+// The states of RFC 9568 section 6.4. RFC 9568 calls them Initialize,
+// Backup and Active (RFC 3768 and keepalived say Master).
+const (
+	StateInvalid State = iota
+	StateInit
+	StateBackup
+	StateActive
+)
+
+// String returns the state's name as it appears in logs and status output.
+func (s State) String() string {
+	switch s {
+	case StateInit:
+		return "Init"
+	case StateBackup:
+		return "Backup"
+	case StateActive:
+		return "Active"
+	default:
+		return fmt.Sprintf("Invalid(%d)", int(s))
+	}
+}
+
+// MarshalText makes a State read as its name in JSON status output.
+func (s State) MarshalText() ([]byte, error) {
+	return []byte(s.String()), nil
+}
+
+// Priority bounds for a router that does not own the virtual address
+// (RFC 9568 section 5.2.4). hapod never owns the VIP: it is an address no
+// node has configured, so 255 is never used, and 0 on the wire means "the
+// active router is stopping".
+const (
+	MinPriority uint8 = 1
+	MaxPriority uint8 = 254
+)
+
+// ErrInvalidMachineConfig is wrapped by MachineConfig.Validate.
+var ErrInvalidMachineConfig = errors.New("invalid VRRP machine config")
+
+// MachineConfig is the static configuration of one virtual router.
+type MachineConfig struct {
+	// VRID is the virtual router identifier, 1..255.
+	VRID uint8
+	// Priority is the base priority, 1..254 (no default: the caller picks it).
+	Priority uint8
+	// Interval is the advertisement interval. VRRPv3 carries it in
+	// centiseconds (10ms..40.95s); VRRPv2 in whole seconds (1s..255s).
+	Interval time.Duration
+	// Version selects the protocol timing: Version3 learns the active
+	// router's interval from its adverts, Version2 uses its own.
+	Version Version
+	// Preempt lets a backup with a higher priority take over from a working
+	// active router. hapod's config defaults to false: every move of the VIP
+	// is an outage for clients.
+	Preempt bool
+	// Primary is this router's own primary address: the source of its
+	// adverts, compared against the sender's to break priority ties.
+	Primary netip.Addr
+}
+
+// Validate reports the first field out of range, wrapping ErrInvalidMachineConfig.
+func (c MachineConfig) Validate() error {
+	switch {
+	case c.VRID == 0:
+		return fmt.Errorf("%w: VRID must be 1..255", ErrInvalidMachineConfig)
+	case c.Priority < MinPriority || c.Priority > MaxPriority:
+		return fmt.Errorf("%w: priority %d not in %d..%d", ErrInvalidMachineConfig, c.Priority, MinPriority, MaxPriority)
+	case c.Version != Version2 && c.Version != Version3:
+		return fmt.Errorf("%w: version %d is neither 2 nor 3", ErrInvalidMachineConfig, c.Version)
+	case !c.Primary.IsValid():
+		return fmt.Errorf("%w: primary address missing", ErrInvalidMachineConfig)
+	}
+	if c.Version == Version2 {
+		if c.Interval < time.Second || c.Interval > 255*time.Second || c.Interval%time.Second != 0 {
+			return fmt.Errorf("%w: VRRPv2 interval %v must be whole seconds in 1s..255s", ErrInvalidMachineConfig, c.Interval)
+		}
+		return nil
+	}
+	if c.Interval < 10*time.Millisecond || c.Interval > 4095*10*time.Millisecond || c.Interval%(10*time.Millisecond) != 0 {
+		return fmt.Errorf("%w: VRRPv3 interval %v must be whole centiseconds in 10ms..40.95s", ErrInvalidMachineConfig, c.Interval)
+	}
+	return nil
+}
+
+// SkewTime is how much longer a backup of the given priority waits than
+// three advert intervals before it declares the active router dead, so that
+// the backup with the highest priority wins the race (RFC 9568 section 6.1,
+// RFC 3768 section 6.1). interval is the active router's advertised interval
+// for v3 and ignored for v2, whose skew is a fraction of one second.
+func SkewTime(v Version, priority uint8, interval time.Duration) time.Duration {
+	if v == Version2 {
+		interval = time.Second
+	}
+	return time.Duration(256-int64(priority)) * interval / 256
+}
+
+// MasterDownInterval is how long a backup waits without hearing the active
+// router before taking over: 3 intervals plus SkewTime. For v2 interval is
+// the backup's own configured one, for v3 the one learned from adverts.
+func MasterDownInterval(v Version, priority uint8, interval time.Duration) time.Duration {
+	return 3*interval + SkewTime(v, priority, interval)
+}
+
+// Input is an event fed to Machine.Step.
+type Input interface{ isInput() }
+
+// Startup starts the protocol (RFC 9568 Startup event).
+type Startup struct{}
+
+// Shutdown stops the protocol (RFC 9568 Shutdown event).
+type Shutdown struct{}
+
+// Advert is a valid advertisement for this virtual router from another
+// router. The driver filters by VRID, version and authentication first.
+type Advert struct {
+	// From is the sender's primary address (the IP source).
+	From netip.Addr
+	// Priority is the sender's priority; 0 means it is stopping.
+	Priority uint8
+	// Interval is the sender's advertisement interval (learned only by v3).
+	Interval time.Duration
+}
+
+// Tick tells the machine that NextDeadline has been reached.
+type Tick struct{}
+
+// SetPriority changes the effective priority (base priority adjusted by
+// tracked checks). Values outside 1..254 are clamped.
+type SetPriority struct{ Priority uint8 }
+
+// LinkDown reports that the interface lost its carrier.
+type LinkDown struct{}
+
+// LinkUp reports that the interface has its carrier again.
+type LinkUp struct{}
+
+func (Startup) isInput()     {}
+func (Shutdown) isInput()    {}
+func (Advert) isInput()      {}
+func (Tick) isInput()        {}
+func (SetPriority) isInput() {}
+func (LinkDown) isInput()    {}
+func (LinkUp) isInput()      {}
+
+// Action is a side effect Machine.Step asks the driver to perform, in order.
+type Action interface{ isAction() }
+
+// SendAdvert asks the driver to send an advertisement with this priority.
+type SendAdvert struct{ Priority uint8 }
+
+// TakeVIP asks the driver to add the virtual addresses and announce them.
+type TakeVIP struct{}
+
+// ReleaseVIP asks the driver to remove the virtual addresses.
+type ReleaseVIP struct{}
+
+// Transition reports a state change with a reason written for humans.
+type Transition struct {
+	From, To State
+	Reason   string
+}
+
+func (SendAdvert) isAction() {}
+func (TakeVIP) isAction()    {}
+func (ReleaseVIP) isAction() {}
+func (Transition) isAction() {}
+
+// Reasons that carry no peer address.
+const (
+	reasonStartup    = "startup"
+	reasonShutdown   = "shutdown"
+	reasonLinkDown   = "link down"
+	reasonLinkUp     = "link up"
+	reasonMasterDown = "master down timer expired"
+)
+
+// Machine is the VRRP state machine of RFC 9568 section 6 (and RFC 3768 for
+// v2 timing) for one virtual router. It is pure: it never reads the clock or
+// touches the network; the driver passes the current time with every input
+// and performs the returned actions. It is not safe for concurrent use.
+type Machine struct {
+	cfg      MachineConfig
+	priority uint8 // effective priority
+	state    State
+
+	started bool // between Startup and Shutdown
+	linkUp  bool
+
+	// activeInterval is Active_Adver_Interval: v3 learns it from the active
+	// router's adverts; it restarts from the own interval on every startup.
+	activeInterval time.Duration
+	downAt         time.Time // Active_Down_Timer, Backup only
+	adverAt        time.Time // Adver_Timer, Active only
+	downReason     string    // what the down timer expiring will mean
+	activeRouter   netip.Addr
+}
+
+// NewMachine returns a machine in StateInit. Out-of-range values are
+// normalised (priority clamped to 1..254, a missing interval becomes 1s,
+// an unknown version becomes 3) so the machine always runs;
+// callers reject bad input earlier with MachineConfig.Validate.
+func NewMachine(cfg MachineConfig) *Machine {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.Version != Version2 && cfg.Version != Version3 {
+		cfg.Version = Version3
+	}
+	cfg.Priority = clampPriority(int(cfg.Priority))
+	return &Machine{
+		cfg:            cfg,
+		priority:       cfg.Priority,
+		state:          StateInit,
+		linkUp:         true,
+		activeInterval: cfg.Interval,
+	}
+}
+
+func clampPriority(p int) uint8 {
+	return uint8(min(max(p, int(MinPriority)), int(MaxPriority)))
+}
+
+// State returns the current state.
+func (m *Machine) State() State { return m.state }
+
+// Priority returns the effective priority.
+func (m *Machine) Priority() uint8 { return m.priority }
+
+// ActiveRouter returns the address of the router this one believes is
+// active: its own Primary when active, the sender of the last accepted
+// advert when backup, and the zero Addr when unknown (in Init, or after the
+// active router announced it is stopping).
+func (m *Machine) ActiveRouter() netip.Addr { return m.activeRouter }
+
+// NextDeadline returns when the driver must call Step with Tick, or the
+// zero time when no timer runs (Init).
+func (m *Machine) NextDeadline() time.Time {
+	switch m.state {
+	case StateBackup:
+		return m.downAt
+	case StateActive:
+		return m.adverAt
+	default:
+		return time.Time{}
+	}
+}
+
+// masterDown is the current Active_Down_Interval for this router.
+func (m *Machine) masterDown() time.Duration {
+	return MasterDownInterval(m.cfg.Version, m.priority, m.activeInterval)
+}
+
+// Step feeds one input at time now and returns the actions to perform, in
+// order. A Transition comes first so logs precede its effects.
+func (m *Machine) Step(now time.Time, in Input) []Action {
+	switch in := in.(type) {
+	case Startup:
+		m.started = true
+		if m.state != StateInit || !m.linkUp {
+			return nil
+		}
+		return m.startBackup(now, reasonStartup)
+	case LinkUp:
+		m.linkUp = true
+		if m.state != StateInit || !m.started {
+			return nil
+		}
+		return m.startBackup(now, reasonLinkUp)
+	case Shutdown:
+		m.started = false
+		return m.toInit(reasonShutdown, true)
+	case LinkDown:
+		m.linkUp = false
+		// No priority-0 advert: the link that would carry it is gone.
+		return m.toInit(reasonLinkDown, false)
+	case Tick:
+		return m.tick(now)
+	case Advert:
+		return m.advert(now, in)
+	case SetPriority:
+		return m.setPriority(now, clampPriority(int(in.Priority)))
+	default:
+		return nil
+	}
+}
+
+// startBackup is the Startup event of RFC 9568 section 6.4.1 for a router
+// that does not own the address: wait one Active_Down_Interval as backup.
+func (m *Machine) startBackup(now time.Time, reason string) []Action {
+	m.activeInterval = m.cfg.Interval
+	m.state = StateBackup
+	m.activeRouter = netip.Addr{}
+	m.armDown(now, m.masterDown(), reasonMasterDown)
+	return []Action{Transition{From: StateInit, To: StateBackup, Reason: reason}}
+}
+
+func (m *Machine) armDown(now time.Time, d time.Duration, reason string) {
+	m.downAt = now.Add(d)
+	m.downReason = reason
+}
+
+func (m *Machine) toInit(reason string, sayGoodbye bool) []Action {
+	from := m.state
+	m.downAt, m.adverAt = time.Time{}, time.Time{}
+	m.activeRouter = netip.Addr{}
+	switch from {
+	case StateActive:
+		m.state = StateInit
+		acts := []Action{Transition{From: from, To: StateInit, Reason: reason}}
+		if sayGoodbye {
+			// Priority 0 lets the backups take over after Skew_Time
+			// instead of a whole Active_Down_Interval.
+			acts = append(acts, SendAdvert{Priority: 0})
+		}
+		return append(acts, ReleaseVIP{})
+	case StateBackup:
+		m.state = StateInit
+		return []Action{Transition{From: from, To: StateInit, Reason: reason}}
+	default:
+		return nil
+	}
+}
+
+func (m *Machine) tick(now time.Time) []Action {
+	switch m.state {
+	case StateBackup:
+		if now.Before(m.downAt) {
+			return nil
+		}
+		m.state = StateActive
+		m.activeRouter = m.cfg.Primary
+		m.downAt = time.Time{}
+		m.adverAt = now.Add(m.cfg.Interval)
+		// TakeVIP before the advert: a stopping active router waits for
+		// this advert before it drops the address, so when the advert
+		// leaves, the address is already up here and clients see no gap.
+		return []Action{
+			Transition{From: StateBackup, To: StateActive, Reason: m.downReason},
+			TakeVIP{},
+			SendAdvert{Priority: m.priority},
+		}
+	case StateActive:
+		if now.Before(m.adverAt) {
+			return nil
+		}
+		// Keep the cadence of the original schedule unless the driver
+		// fell a whole interval behind (suspend, overload): then restart
+		// from now rather than send a burst.
+		m.adverAt = m.adverAt.Add(m.cfg.Interval)
+		if !m.adverAt.After(now) {
+			m.adverAt = now.Add(m.cfg.Interval)
+		}
+		return []Action{SendAdvert{Priority: m.priority}}
+	default:
+		return nil
+	}
+}
+
+func (m *Machine) learnInterval(a Advert) {
+	if m.cfg.Version == Version3 && a.Interval > 0 {
+		m.activeInterval = a.Interval
+	}
+}
+
+func (m *Machine) advert(now time.Time, a Advert) []Action {
+	// Our own advert looped back by multicast is not another router.
+	if a.From == m.cfg.Primary {
+		return nil
+	}
+	switch m.state {
+	case StateBackup:
+		switch {
+		case a.Priority == 0:
+			m.activeRouter = netip.Addr{}
+			m.armDown(now, SkewTime(m.cfg.Version, m.priority, m.activeInterval),
+				fmt.Sprintf("priority 0 advert from %s", a.From))
+		case !m.cfg.Preempt || a.Priority >= m.priority:
+			m.learnInterval(a)
+			m.activeRouter = a.From
+			m.armDown(now, m.masterDown(), reasonMasterDown)
+		default:
+			// Preempting: ignore the weaker active router and let the down
+			// timer run out; say why when it does.
+			m.downReason = fmt.Sprintf("preempting lower priority %s (prio %d < %d)", a.From, a.Priority, m.priority)
+		}
+		return nil
+	case StateActive:
+		switch {
+		case a.Priority == 0:
+			// Another active router is leaving (a split brain healing, or
+			// its shutdown crossing our takeover): reassert at once so the
+			// backups re-arm on us instead of racing to take over.
+			m.adverAt = now.Add(m.cfg.Interval)
+			return []Action{SendAdvert{Priority: m.priority}}
+		case a.Priority > m.priority || (a.Priority == m.priority && a.From.Compare(m.cfg.Primary) > 0):
+			reason := fmt.Sprintf("higher priority advert from %s (prio %d)", a.From, a.Priority)
+			if a.Priority == m.priority {
+				reason = fmt.Sprintf("equal priority advert from higher address %s (prio %d)", a.From, a.Priority)
+			}
+			m.learnInterval(a)
+			m.state = StateBackup
+			m.activeRouter = a.From
+			m.adverAt = time.Time{}
+			m.armDown(now, m.masterDown(), reasonMasterDown)
+			return []Action{Transition{From: StateActive, To: StateBackup, Reason: reason}, ReleaseVIP{}}
+		default:
+			// RFC 9568 section 6.4.3: answer a weaker active router at once
+			// so it steps down within one round trip, not one interval.
+			return []Action{SendAdvert{Priority: m.priority}}
+		}
+	default:
+		return nil
+	}
+}
+
+func (m *Machine) setPriority(now time.Time, p uint8) []Action {
+	if p == m.priority {
+		return nil
+	}
+	m.priority = p
+	if m.state != StateActive {
+		// A backup's down timer keeps running; the new priority shapes
+		// Skew_Time from the next advert on (RFC 9568 recomputes there).
+		return nil
+	}
+	// Tell the backups now rather than at the next tick: with preemption a
+	// stronger backup starts ignoring us one interval earlier.
+	m.adverAt = now.Add(m.cfg.Interval)
+	return []Action{SendAdvert{Priority: p}}
+}
