@@ -189,8 +189,8 @@ func (s *Server) WriteCA(path string) error {
 }
 
 // AddSAN adds IP addresses to the certificate's names, for clients that
-// reach the server through an address it does not own (a VIP). Call it
-// before the first connection.
+// reach the server through an address it does not own (a VIP).
+// Connections after the call get a certificate with the new names.
 func (s *Server) AddSAN(addrs ...netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,23 @@
+// Command hapod makes and runs a highly available Kubernetes API endpoint
+// in one static pod. See the README.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hapod/hapod/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	app := cli.NewApp(os.Stdout, os.Stderr, cli.SystemHost)
+	if err := app.RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintf(os.Stderr, "hapod: %v\n", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,136 @@
+// Package cli is hapod's command line: `manifest`, `init` and `join` make
+// the static pod; `run` is what the pod runs.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hapod/hapod/internal/hostnet"
+	"github.com/hapod/hapod/pkg/config"
+)
+
+// Version is stamped at build time with -ldflags "-X ...cli.Version=v1.2.3".
+var Version = "dev"
+
+// ImageRepository is where release images are published; the default image
+// is this repository tagged with Version.
+const ImageRepository = "ghcr.io/hapod/hapod"
+
+// Host is what the commands ask of the machine they run on. Tests replace
+// it; NewApp's default asks the kernel.
+type Host struct {
+	// RouteInterface returns the interface of the route to an address.
+	RouteInterface func(netip.Addr) (string, error)
+	// Addrs lists the addresses configured on the host.
+	Addrs func() ([]hostnet.Addr, error)
+}
+
+// SystemHost asks the kernel.
+var SystemHost = Host{RouteInterface: hostnet.RouteInterface, Addrs: hostnet.Addrs}
+
+// NewApp builds the hapod command line. Output goes to stdout and stderr;
+// errors are returned by Run, never printed and exited on, so main decides
+// the exit status.
+func NewApp(stdout, stderr io.Writer, host Host) *cli.App {
+	app := &cli.App{
+		Name:                 "hapod",
+		Usage:                "a highly available Kubernetes API endpoint in one static pod (VRRP VIP + L4 proxy)",
+		Version:              Version,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		HideVersion:          true,
+		Description: `Before 'kubeadm init' on the first control-plane node, 'hapod init' writes
+/etc/kubernetes/manifests/hapod.yaml. Kubelet starts that pod together with the
+control plane; it holds the virtual IP with VRRP (keepalived-compatible) and
+proxies VIP:PORT to every healthy kube-apiserver. 'hapod init' prints the
+'hapod join' command to run before 'kubeadm join --control-plane' on the others.`,
+		OnUsageError: usageError,
+		Commands: []*cli.Command{
+			initCommand(host),
+			joinCommand(host),
+			manifestCommand(host),
+			versionCommand(),
+			completionCommand(),
+		},
+		// Errors are returned to main, which prints one line and exits 1.
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	return app
+}
+
+func usageError(_ *cli.Context, err error, _ bool) error {
+	return fmt.Errorf("%w (see --help)", err)
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print hapod's version",
+		Action: func(c *cli.Context) error {
+			fmt.Fprintf(c.App.Writer, "hapod %s\n", Version)
+			return nil
+		},
+	}
+}
+
+// configFlags returns one CLI flag per row of config's flag table. Their
+// defaults are shown in --help; whether a flag was given is asked with
+// IsSet, so a default never overrides a value from a kubeadm config.
+func configFlags() []cli.Flag {
+	var flags []cli.Flag
+	for _, f := range config.Fields() {
+		def := f.Default()
+		switch f.Kind {
+		case config.KindBool:
+			v, _ := strconv.ParseBool(def)
+			flags = append(flags, &cli.BoolFlag{Name: f.Name, Usage: f.Usage, Value: v, Category: f.Category})
+		case config.KindList:
+			flags = append(flags, &cli.StringSliceFlag{Name: f.Name, Usage: f.Usage, Category: f.Category})
+		default:
+			flags = append(flags, &cli.StringFlag{Name: f.Name, Usage: f.Usage, Value: def, Category: f.Category})
+		}
+	}
+	return flags
+}
+
+// configFromFlags starts from the defaults and applies every config flag
+// the user gave.
+func configFromFlags(c *cli.Context) (config.Config, error) {
+	cfg := config.Default()
+	for _, f := range config.Fields() {
+		if !c.IsSet(f.Name) {
+			continue
+		}
+		var values []string
+		switch f.Kind {
+		case config.KindBool:
+			values = []string{strconv.FormatBool(c.Bool(f.Name))}
+		case config.KindList:
+			values = c.StringSlice(f.Name)
+		default:
+			values = []string{c.String(f.Name)}
+		}
+		if err := f.Apply(&cfg, values); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}
+
+// ErrArgs reports positional arguments, which no hapod command takes.
+var ErrArgs = errors.New("unexpected arguments")
+
+func noArgs(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("%w: %s (all settings are --flags)", ErrArgs, strings.Join(c.Args().Slice(), " "))
+	}
+	return nil
+}

@@ -1,0 +1,349 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	ucli "github.com/urfave/cli/v2"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/hapod/hapod/internal/hostnet"
+	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/manifest"
+)
+
+// fakeHost is node 1 of a lab: 198.18.0.11/24 and 2001:db8::11/64 on eth0.
+func fakeHost(extra ...hostnet.Addr) Host {
+	return Host{
+		RouteInterface: func(a netip.Addr) (string, error) { return "eth0", nil },
+		Addrs: func() ([]hostnet.Addr, error) {
+			return append([]hostnet.Addr{
+				{Prefix: netip.MustParsePrefix("127.0.0.1/8"), Interface: "lo"},
+				{Prefix: netip.MustParsePrefix("198.18.0.11/24"), Interface: "eth0"},
+				{Prefix: netip.MustParsePrefix("2001:db8::11/64"), Interface: "eth0"},
+			}, extra...), nil
+		},
+	}
+}
+
+type result struct {
+	stdout, stderr string
+	err            error
+}
+
+func run(t *testing.T, host Host, args ...string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	app := NewApp(&out, &errOut, host)
+	err := app.RunContext(context.Background(), append([]string{"hapod"}, args...))
+	return result{out.String(), errOut.String(), err}
+}
+
+var backends = []string{"--backend", "198.18.0.11:6443", "--backend", "198.18.0.12:6443", "--backend", "198.18.0.13:6443"}
+
+// The issue's acceptance example.
+func TestManifestPrintsStrictPod(t *testing.T) {
+	r := run(t, fakeHost(), append([]string{"manifest", "--vip", "198.18.0.10/24", "--interface", "eth0"}, backends...)...)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var pod corev1.Pod
+	if err := yaml.UnmarshalStrict([]byte(r.stdout), &pod); err != nil {
+		t.Fatalf("strict decode: %v\n%s", err, r.stdout)
+	}
+	args := pod.Spec.Containers[0].Args
+	for _, want := range []string{"run", "--vip=198.18.0.10/24", "--interface=eth0", "--vrid=10", "--backend=198.18.0.13:6443"} {
+		if !strings.Contains(strings.Join(args, " "), want) {
+			t.Errorf("args %q lack %q", args, want)
+		}
+	}
+}
+
+func TestInitWritesOnceThenUnchangedThenRefuses(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "manifests")
+	base := append([]string{"init", "--manifest-dir", dir, "--vip", "198.18.0.10/24"}, backends...)
+
+	r := run(t, fakeHost(), base...)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	path := filepath.Join(dir, manifest.FileName)
+	first, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"created " + path, "kubeadm init --control-plane-endpoint 198.18.0.10:8443", "hapod join --vip=198.18.0.10/24 --vrid=10 --port=8443 --backend=198.18.0.11:6443"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("init output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+
+	r = run(t, fakeHost(), base...)
+	if r.err != nil || !strings.Contains(r.stdout, "unchanged "+path) {
+		t.Fatalf("second run: %v\n%s", r.err, r.stdout)
+	}
+	if again, _ := os.ReadFile(path); !bytes.Equal(again, first) {
+		t.Error("identical run changed the bytes")
+	}
+
+	r = run(t, fakeHost(), append(base, "--priority", "120")...)
+	if !errors.Is(r.err, manifest.ErrExists) || !strings.Contains(r.stderr, "+    - --priority=120") {
+		t.Fatalf("changed settings without --force: err %v\nstderr:\n%s", r.err, r.stderr)
+	}
+	if again, _ := os.ReadFile(path); !bytes.Equal(again, first) {
+		t.Error("refused run changed the file")
+	}
+
+	r = run(t, fakeHost(), append(base, "--priority", "120", "--force")...)
+	if r.err != nil || !strings.Contains(r.stdout, "updated "+path) {
+		t.Fatalf("--force: %v\n%s", r.err, r.stdout)
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "manifests")
+	r := run(t, fakeHost(), append([]string{"init", "--dry-run", "--manifest-dir", dir, "--vip", "198.18.0.10"}, backends...)...)
+	if r.err != nil || !strings.Contains(r.stderr, "would create") || !strings.Contains(r.stdout, "kind: Pod") {
+		t.Fatalf("dry run: %v\n%s\n%s", r.err, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("dry run created %s", dir)
+	}
+}
+
+// TestBadInput: every bad input exits with one line naming what is wrong
+// and leaves the manifest directory untouched.
+func TestBadInput(t *testing.T) {
+	tmp := t.TempDir()
+	pass := filepath.Join(tmp, "pass")
+	os.WriteFile(pass, []byte("secret\n"), 0o600)
+	notDir := filepath.Join(tmp, "file")
+	os.WriteFile(notDir, nil, 0o600)
+	conflict := filepath.Join(tmp, "conflict.yaml")
+	os.WriteFile(conflict, []byte(kubeadmV1beta4Conflict), 0o600)
+	unknownKind := filepath.Join(tmp, "unknown.yaml")
+	os.WriteFile(unknownKind, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfigurationX\n"), 0o600)
+	dnsEndpoint := filepath.Join(tmp, "dns.yaml")
+	os.WriteFile(dnsEndpoint, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: api.example.com:8443\n"), 0o600)
+	otherVIP := filepath.Join(tmp, "other.yaml")
+	os.WriteFile(otherVIP, []byte("apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.99:8443\n"), 0o600)
+
+	ok := []string{"--vip", "198.18.0.10/24", "--backend", "198.18.0.11:6443"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad ip", []string{"--vip", "198.18.0.300", "--backend", "198.18.0.11:6443"}, "--vip 198.18.0.300: not an IP address"},
+		{"no vip", []string{"--backend", "198.18.0.11:6443"}, "--vip: required"},
+		{"vip is node address", []string{"--vip", "198.18.0.11/24", "--backend", "198.18.0.12:6443"}, "--vip 198.18.0.11: already an address of eth0"},
+		{"vrid 0", append(ok, "--vrid", "0"), "--vrid 0: must be a whole number from 1 to 255"},
+		{"vrid 256", append(ok, "--vrid", "256"), "--vrid 256"},
+		{"priority 255", append(ok, "--priority", "255"), "--priority 255: 255 is reserved"},
+		{"v3 interval too long", append(ok, "--advert-interval", "50s"), "--advert-interval 50s: VRRPv3 allows 10ms to 40.95s"},
+		{"v2 interval too short", append(ok, "--vrrp-version", "2", "--advert-interval", "100ms"), "--advert-interval 100ms: VRRPv2 allows 1s"},
+		{"v2 with ipv6", []string{"--vip", "2001:db8::10/64", "--backend", "[2001:db8::11]:6443", "--vrrp-version", "2"}, "--vrrp-version 2: VRRPv2 is IPv4 only"},
+		{"auth with v3", append(ok, "--auth-pass-file", pass), "--auth-pass-file " + pass + ": VRRPv3 has no authentication"},
+		{"missing password file", append(ok, "--vrrp-version", "2", "--auth-pass-file", tmp+"/nope"), "--auth-pass-file " + tmp + "/nope: no such file"},
+		{"backend without port", []string{"--vip", "198.18.0.10", "--backend", "198.18.0.11"}, "--backend 198.18.0.11: missing port"},
+		{"no backend", []string{"--vip", "198.18.0.10"}, "--backend: at least one"},
+		{"peer is self", append(ok, "--peer", "198.18.0.11"), "--peer 198.18.0.11: is this host's own address"},
+		{"unreadable kubeadm config", append(ok, "--kubeadm-config", tmp+"/missing.yaml"), tmp + "/missing.yaml"},
+		{"unknown kind", []string{"--backend", "198.18.0.11:6443", "--kubeadm-config", unknownKind}, "ResetConfigurationX"},
+		{"dns endpoint", []string{"--backend", "198.18.0.11:6443", "--kubeadm-config", dnsEndpoint}, "api.example.com"},
+		{"vip disagrees with kubeadm", append(ok, "--kubeadm-config", otherVIP), "198.18.0.99"},
+		{"port conflict", []string{"--kubeadm-config", conflict, "--port", "6443"}, "bind-address"},
+		{"unwritable dir", append(ok, "--manifest-dir", filepath.Join(notDir, "sub")), notDir},
+		{"positional argument", append(ok, "extra"), "unexpected arguments: extra"},
+		{"unknown flag", append(ok, "--vipp", "x"), "flag provided but not defined: -vipp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "manifests")
+			args := append([]string{"init", "--manifest-dir", dir}, tc.args...)
+			r := run(t, fakeHost(), args...)
+			if r.err == nil {
+				t.Fatalf("no error; stdout:\n%s", r.stdout)
+			}
+			msg := r.err.Error()
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q lacks %q", msg, tc.want)
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error spans lines: %q", msg)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("manifest dir was touched")
+			}
+		})
+	}
+}
+
+// captureRun parses args exactly as `hapod run` does.
+func captureRun(t *testing.T, args []string) config.Config {
+	t.Helper()
+	var got config.Config
+	app := &ucli.App{Commands: []*ucli.Command{{
+		Name:  "run",
+		Flags: configFlags(),
+		Action: func(c *ucli.Context) (err error) {
+			got, err = configFromFlags(c)
+			return err
+		},
+	}}}
+	if err := app.Run(append([]string{"hapod"}, args...)); err != nil {
+		t.Fatalf("parse run args %q: %v", args, err)
+	}
+	return got
+}
+
+// TestManifestArgsRoundTrip: the args in the written manifest, parsed by
+// the run command's flags, give back the Config init rendered.
+func TestManifestArgsRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	pass := filepath.Join(dir, "pass")
+	os.WriteFile(pass, []byte("secret"), 0o600)
+	for _, extra := range [][]string{
+		nil,
+		{"--vrrp-version", "2", "--auth-pass-file", pass, "--peer", "198.18.0.12", "--peer", "198.18.0.13", "--preempt=false", "--rebalance", "--no-backend-weight", "0", "--health-check", "tcp"},
+	} {
+		r := run(t, fakeHost(), append(append([]string{"manifest", "--vip", "198.18.0.10/24"}, backends...), extra...)...)
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		var pod corev1.Pod
+		if err := yaml.UnmarshalStrict([]byte(r.stdout), &pod); err != nil {
+			t.Fatal(err)
+		}
+		args := pod.Spec.Containers[0].Args
+		got := captureRun(t, args)
+		if !reflect.DeepEqual(got.Args(), args[1:]) {
+			t.Errorf("round trip differs:\n got %q\nwant %q", got.Args(), args[1:])
+		}
+		if err := got.Validate(); err != nil {
+			t.Errorf("parsed config invalid: %v", err)
+		}
+	}
+}
+
+// TestJoinCommandWorksOnEveryNode runs the join command init printed on
+// node 2 and checks it yields node 1's settings with node 2's own peers.
+func TestJoinCommandWorksOnEveryNode(t *testing.T) {
+	dir := t.TempDir()
+	r := run(t, fakeHost(), append([]string{"init", "--manifest-dir", dir, "--vip", "198.18.0.10/24", "--peer", "198.18.0.12", "--peer", "198.18.0.13", "--health-interval", "1s"}, backends...)...)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var join []string
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "hapod join ") {
+			join = strings.Fields(line)[1:]
+		}
+	}
+	if join == nil {
+		t.Fatalf("no join command in:\n%s", r.stdout)
+	}
+	if !strings.Contains(strings.Join(join, " "), "--peer=198.18.0.11 --peer=198.18.0.12 --peer=198.18.0.13") {
+		t.Errorf("join command does not list every node as a peer: %q", join)
+	}
+	node2 := Host{
+		RouteInterface: func(netip.Addr) (string, error) { return "ens3", nil },
+		Addrs: func() ([]hostnet.Addr, error) {
+			return []hostnet.Addr{{Prefix: netip.MustParsePrefix("198.18.0.12/24"), Interface: "ens3"}}, nil
+		},
+	}
+	dir2 := t.TempDir()
+	if r := run(t, node2, append(join, "--manifest-dir", dir2)...); r.err != nil {
+		t.Fatalf("join on node 2: %v", r.err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir2, manifest.FileName))
+	var pod corev1.Pod
+	if err := yaml.UnmarshalStrict(data, &pod); err != nil {
+		t.Fatal(err)
+	}
+	got := captureRun(t, pod.Spec.Containers[0].Args)
+	if got.VIP.Interface != "ens3" || got.Health.Interval.String() != "1s" || got.VRRP.VRID != 10 {
+		t.Errorf("node 2 config: %+v", got)
+	}
+	if !reflect.DeepEqual(got.VRRP.Peers, []netip.Addr{netip.MustParseAddr("198.18.0.11"), netip.MustParseAddr("198.18.0.13")}) {
+		t.Errorf("node 2 peers = %v, want the other two nodes", got.VRRP.Peers)
+	}
+}
+
+// TestReinitOnVIPHolder: the node holding the VIP has it on its interface;
+// re-running init there must not call the VIP a node address.
+func TestReinitOnVIPHolder(t *testing.T) {
+	dir := t.TempDir()
+	args := append([]string{"init", "--manifest-dir", dir, "--vip", "198.18.0.10/24"}, backends...)
+	if r := run(t, fakeHost(), args...); r.err != nil {
+		t.Fatal(r.err)
+	}
+	holder := fakeHost(hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0"})
+	if r := run(t, holder, args...); r.err != nil || !strings.Contains(r.stdout, "unchanged") {
+		t.Fatalf("re-init on the VIP holder: %v\n%s", r.err, r.stdout)
+	}
+}
+
+const kubeadmV1beta4Conflict = `apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: 198.18.0.11
+  bindPort: 6443
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+controlPlaneEndpoint: 198.18.0.10:6443
+`
+
+const kubeadmV1beta4 = `apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: 198.18.0.11
+  bindPort: 6443
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: v1.34.0
+controlPlaneEndpoint: 198.18.0.10:8443
+`
+
+func TestKubeadmConfigFillsVIPPortAndBackend(t *testing.T) {
+	tmp := t.TempDir()
+	f := filepath.Join(tmp, "kubeadm.yaml")
+	os.WriteFile(f, []byte(kubeadmV1beta4), 0o600)
+	r := run(t, fakeHost(), "init", "--manifest-dir", tmp, "--kubeadm-config", f)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	for _, want := range []string{"VIP 198.18.0.10/32 on eth0", "proxy port 8443 -> 1 backend", "kubeadm init --config " + f} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join(tmp, manifest.FileName))
+	if !strings.Contains(string(data), "- --backend=198.18.0.11:6443") {
+		t.Errorf("backend from localAPIEndpoint missing:\n%s", data)
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	if r := run(t, fakeHost(), "version"); r.err != nil || r.stdout != "hapod dev\n" {
+		t.Errorf("version: %q %v", r.stdout, r.err)
+	}
+	r := run(t, fakeHost(), "init", "--help")
+	for _, want := range []string{"--vip", "--backend", "--kubeadm-config", "Examples:", `(default: "8443")`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("init --help lacks %q", want)
+		}
+	}
+	if r := run(t, fakeHost(), "completion", "bash"); r.err != nil || !strings.Contains(r.stdout, "complete -o default -F _hapod_complete hapod") {
+		t.Errorf("completion bash: %v", r.err)
+	}
+}

@@ -1,0 +1,358 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/kubeadm"
+	"github.com/hapod/hapod/pkg/manifest"
+)
+
+// DefaultManifestDir is where kubelet looks for static pods on a kubeadm node.
+const DefaultManifestDir = "/etc/kubernetes/manifests"
+
+// Flags that only shape how the manifest is made; they are not part of
+// the Config that `hapod run` receives.
+const (
+	flagKubeadmConfig = "kubeadm-config"
+	flagManifestDir   = "manifest-dir"
+	flagImage         = "image"
+	flagDryRun        = "dry-run"
+	flagForce         = "force"
+)
+
+func defaultImage() string { return ImageRepository + ":" + Version }
+
+func generateFlags(write bool) []cli.Flag {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: flagKubeadmConfig, Usage: "kubeadm config file (v1beta3 or v1beta4): the VIP and port come from controlPlaneEndpoint, this node's backend from localAPIEndpoint", Category: "Manifest", TakesFile: true},
+		&cli.StringFlag{Name: flagImage, Usage: "container image of the pod", Value: defaultImage(), Category: "Manifest"},
+	}
+	if write {
+		flags = append(flags,
+			&cli.StringFlag{Name: flagManifestDir, Usage: "directory kubelet watches for static pods", Value: DefaultManifestDir, Category: "Manifest", TakesFile: true},
+			&cli.BoolFlag{Name: flagDryRun, Usage: "print the manifest and what would happen; write nothing", Category: "Manifest"},
+			&cli.BoolFlag{Name: flagForce, Usage: "replace a different existing hapod.yaml (without it hapod shows the difference and stops)", Category: "Manifest"},
+		)
+	}
+	return append(flags, configFlags()...)
+}
+
+const exampleFlags = "--vip 198.18.0.10/24 --backend 198.18.0.11:6443 --backend 198.18.0.12:6443 --backend 198.18.0.13:6443"
+
+func initCommand(host Host) *cli.Command {
+	return &cli.Command{
+		Name:  "init",
+		Usage: "write the static pod on the first control-plane node, before 'kubeadm init'",
+		Description: `Writes <manifest-dir>/hapod.yaml atomically and prints the 'hapod join' command
+for the other control-plane nodes. Re-running with the same settings changes
+nothing; different settings need --force, and the difference is shown.
+
+Examples:
+   hapod init ` + exampleFlags + `
+   kubeadm init --control-plane-endpoint 198.18.0.10:8443 --upload-certs
+
+   hapod init --kubeadm-config kubeadm.yaml
+   kubeadm init --config kubeadm.yaml --upload-certs`,
+		Flags:  generateFlags(true),
+		Action: func(c *cli.Context) error { return generate(c, host, modeInit) },
+	}
+}
+
+func joinCommand(host Host) *cli.Command {
+	return &cli.Command{
+		Name:  "join",
+		Usage: "write the static pod on another control-plane node, before 'kubeadm join --control-plane'",
+		Description: `Run the command 'hapod init' printed. A --peer that is one of this host's own
+addresses is dropped, so the same command works on every node.
+
+Example:
+   hapod join ` + exampleFlags + `
+   kubeadm join 198.18.0.10:8443 --control-plane --token ... --discovery-token-ca-cert-hash ... --certificate-key ...`,
+		Flags:  generateFlags(true),
+		Action: func(c *cli.Context) error { return generate(c, host, modeJoin) },
+	}
+}
+
+func manifestCommand(host Host) *cli.Command {
+	return &cli.Command{
+		Name:  "manifest",
+		Usage: "print the static pod manifest to stdout",
+		Description: `Example:
+   hapod manifest ` + exampleFlags + ` --interface eth0`,
+		Flags:  generateFlags(false),
+		Action: func(c *cli.Context) error { return generate(c, host, modePrint) },
+	}
+}
+
+type mode int
+
+const (
+	modePrint mode = iota
+	modeInit
+	modeJoin
+)
+
+// generate makes the manifest and prints or writes it. Every check runs
+// before the first byte is written.
+func generate(c *cli.Context, host Host, m mode) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	cfg, err := configFromFlags(c)
+	if err != nil {
+		return err
+	}
+	kubeadmFile := c.String(flagKubeadmConfig)
+	if kubeadmFile != "" {
+		if err := mergeKubeadm(c, &cfg, kubeadmFile); err != nil {
+			return err
+		}
+	}
+	if err := completeFromHost(c, &cfg, host, m == modeJoin); err != nil {
+		return err
+	}
+	cfg.Complete()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if kubeadmFile == "" {
+		warnPortShare(c.App.ErrWriter, cfg)
+	}
+	// The node needs a readable password file; `hapod manifest` may run
+	// anywhere (a workstation, GitOps), so it does not read it.
+	if cfg.VRRP.AuthPassFile != "" && m != modePrint {
+		if _, err := config.ReadPassword(cfg.VRRP.AuthPassFile); err != nil {
+			return err
+		}
+	}
+	image := c.String(flagImage)
+	if image == "" {
+		return &config.FieldError{Flag: flagImage, Err: errors.New("must not be empty")}
+	}
+	data, err := manifest.Render(cfg, image, Version)
+	if err != nil {
+		return err
+	}
+	if m == modePrint {
+		_, err := c.App.Writer.Write(data)
+		return err
+	}
+	return writeManifest(c, cfg, data, m, host)
+}
+
+func writeManifest(c *cli.Context, cfg config.Config, data []byte, m mode, host Host) error {
+	dir := c.String(flagManifestDir)
+	out, errOut := c.App.Writer, c.App.ErrWriter
+	if c.Bool(flagDryRun) {
+		path := filepath.Join(dir, manifest.FileName)
+		old, err := os.ReadFile(path)
+		switch {
+		case err != nil:
+			fmt.Fprintf(errOut, "hapod: dry run: would create %s\n", path)
+		case string(old) == string(data):
+			fmt.Fprintf(errOut, "hapod: dry run: %s is unchanged\n", path)
+		default:
+			fmt.Fprintf(errOut, "hapod: dry run: would change %s:\n%s", path, manifest.Diff(string(old), string(data)))
+		}
+		_, err = out.Write(data)
+		return err
+	}
+	path, outcome, err := manifest.Write(dir, data, c.Bool(flagForce))
+	var de *manifest.DiffError
+	if errors.As(err, &de) {
+		fmt.Fprintf(errOut, "hapod: %s differs from what these settings produce:\n%s", de.Path, de.Diff)
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	fmt.Fprintf(out, "hapod: %s %s: VIP %s on %s (VRRPv%d, VRID %d), proxy port %d -> %d backend(s)\n",
+		outcome, path, cfg.VIP.Prefix, cfg.VIP.Interface, cfg.VRRP.Version, cfg.VRRP.VRID, cfg.Proxy.Port, len(cfg.Proxy.Backends))
+	if m != modeInit {
+		fmt.Fprintf(out, "\nNow join the control plane through the VIP:\n\n  kubeadm join %s --control-plane ...\n",
+			netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port))
+		return nil
+	}
+	endpoint := netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port)
+	if f := c.String(flagKubeadmConfig); f != "" {
+		fmt.Fprintf(out, "\nNow start the control plane:\n\n  kubeadm init --config %s --upload-certs\n", f)
+	} else {
+		fmt.Fprintf(out, "\nNow start the control plane with the VIP as its endpoint:\n\n  kubeadm init --control-plane-endpoint %s --upload-certs\n", endpoint)
+	}
+	self := primaryAddr(host, cfg)
+	fmt.Fprintf(out, "\nThen, on each other control-plane node, before 'kubeadm join ... --control-plane':\n\n  %s\n", strings.Join(JoinCommand(cfg, c.String(flagImage), self), " "))
+	if cfg.VRRP.AuthPassFile != "" {
+		fmt.Fprintf(out, "\nCopy %s to the same path on each node first (mode 0600).\n", cfg.VRRP.AuthPassFile)
+	}
+	return nil
+}
+
+// JoinCommand is the `hapod join` command line that gives another node the
+// same cluster-wide settings as cfg. The interface and priority are left to
+// each node; in unicast mode the peer list gains this node's own address
+// (self), and `hapod join` drops whichever peer is the joining node itself.
+func JoinCommand(cfg config.Config, image string, self netip.Addr) []string {
+	cmd := []string{"hapod", "join"}
+	def := config.Default()
+	def.VIP = cfg.VIP
+	def.VRRP.Version = cfg.VRRP.Version
+	def.Complete()
+	join := cfg
+	if len(cfg.VRRP.Peers) > 0 && self.IsValid() && !slices.Contains(cfg.VRRP.Peers, self) {
+		join.VRRP.Peers = append([]netip.Addr{self}, cfg.VRRP.Peers...)
+	}
+	for _, f := range config.Fields() {
+		switch f.Name {
+		case "interface", "priority":
+			continue
+		}
+		vals := f.Values(&join)
+		always := f.Name == "vip" || f.Name == "vrid" || f.Name == "backend" || f.Name == "port"
+		if !always && slices.Equal(vals, f.Values(&def)) {
+			continue
+		}
+		for _, v := range vals {
+			cmd = append(cmd, "--"+f.Name+"="+v)
+		}
+	}
+	if image != defaultImage() {
+		cmd = append(cmd, "--"+flagImage+"="+image)
+	}
+	return cmd
+}
+
+// completeFromHost fills the interface from the route to the VIP, refuses a
+// VIP that is already one of this host's addresses (unless hapod itself
+// put it there), and on join drops the peer that is this host.
+func completeFromHost(c *cli.Context, cfg *config.Config, host Host, join bool) error {
+	if !cfg.VIP.Prefix.IsValid() {
+		return nil // Validate names the missing --vip
+	}
+	vip := cfg.VIP.Prefix.Addr()
+	addrs, err := host.Addrs()
+	if err != nil {
+		return err
+	}
+	local := map[netip.Addr]string{}
+	for _, a := range addrs {
+		local[a.Prefix.Addr()] = a.Interface
+	}
+	if ifname, ok := local[vip]; ok && !ownManifestHasVIP(c, vip) {
+		return &config.FieldError{Flag: "vip", Value: vip.String(), Err: fmt.Errorf(
+			"already an address of %s on this host: the VIP must be an address no node owns", ifname)}
+	}
+	if join {
+		cfg.VRRP.Peers = slices.DeleteFunc(cfg.VRRP.Peers, func(p netip.Addr) bool { _, ok := local[p]; return ok })
+	}
+	for _, p := range cfg.VRRP.Peers {
+		if _, ok := local[p]; ok {
+			return &config.FieldError{Flag: "peer", Value: p.String(), Err: errors.New("is this host's own address; peers are the other nodes")}
+		}
+	}
+	if cfg.VIP.Interface == "" {
+		ifname, err := host.RouteInterface(vip)
+		if err != nil {
+			return &config.FieldError{Flag: "interface", Err: fmt.Errorf("not given and not detected: %v", err)}
+		}
+		cfg.VIP.Interface = ifname
+	}
+	return nil
+}
+
+// ownManifestHasVIP reports whether the manifest directory already holds a
+// hapod manifest for vip: re-running init on the node that holds the VIP
+// finds the VIP on its interface, which is fine.
+func ownManifestHasVIP(c *cli.Context, vip netip.Addr) bool {
+	dir := c.String(flagManifestDir)
+	if dir == "" {
+		return false
+	}
+	data, err := os.ReadFile(filepath.Join(dir, manifest.FileName))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "- --vip=")
+		if !ok {
+			continue
+		}
+		if p, err := netip.ParsePrefix(v); err == nil && p.Addr() == vip {
+			return true
+		}
+	}
+	return false
+}
+
+// primaryAddr is this node's own address on the VIP's interface, in the
+// VIP's family: what the other nodes name as --peer.
+func primaryAddr(host Host, cfg config.Config) netip.Addr {
+	addrs, err := host.Addrs()
+	if err != nil {
+		return netip.Addr{}
+	}
+	vip := cfg.VIP.Prefix.Addr()
+	for _, a := range addrs {
+		ip := a.Prefix.Addr()
+		if a.Interface == cfg.VIP.Interface && ip != vip && ip.Is4() == vip.Is4() && !ip.IsLinkLocalUnicast() {
+			return ip
+		}
+	}
+	return netip.Addr{}
+}
+
+// mergeKubeadm takes the VIP, port and this node's backend from a kubeadm
+// config where the flags left them unset, and refuses disagreements and
+// the port-6443 conflict.
+func mergeKubeadm(c *cli.Context, cfg *config.Config, path string) error {
+	f, err := kubeadm.Load(path)
+	if err != nil {
+		return err
+	}
+	s, err := f.Settings()
+	if err != nil {
+		return err
+	}
+	if s.EndpointSet {
+		ep := s.Endpoint
+		if c.IsSet("vip") {
+			if err := kubeadm.CheckVIP(cfg.VIP.Prefix.Addr(), s); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+		} else {
+			cfg.VIP.Prefix = netip.PrefixFrom(ep.Addr(), ep.Addr().BitLen())
+		}
+		if c.IsSet("port") && cfg.Proxy.Port != ep.Port() {
+			return &config.FieldError{Flag: "port", Value: fmt.Sprint(cfg.Proxy.Port), Err: fmt.Errorf(
+				"differs from the port of controlPlaneEndpoint %s in %s: clients would reach the VIP on a port nobody listens on", ep, path)}
+		}
+		cfg.Proxy.Port = ep.Port()
+	}
+	if !c.IsSet("backend") && s.AdvertiseAddress.IsValid() {
+		cfg.Proxy.Backends = []netip.AddrPort{netip.AddrPortFrom(s.AdvertiseAddress, s.BindPort)}
+	}
+	if err := kubeadm.CheckPortConflict(cfg.Proxy.Port, s); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// warnPortShare warns when, without a kubeadm config to tell, the proxy's
+// port equals a backend's: kube-apiserver binds the wildcard by default.
+func warnPortShare(w io.Writer, cfg config.Config) {
+	for _, b := range cfg.Proxy.Backends {
+		if b.Port() == cfg.Proxy.Port {
+			fmt.Fprintf(w, "hapod: warning: --port %d is also the kube-apiservers' port; unless they bind a specific address (apiServer extraArgs bind-address), kube-apiserver and kubeadm's Port-%d preflight check collide with the proxy on the VIP\n", cfg.Proxy.Port, cfg.Proxy.Port)
+			return
+		}
+	}
+}

@@ -1,0 +1,16 @@
+//go:build !linux
+
+package hostnet
+
+import (
+	"errors"
+	"net/netip"
+)
+
+var errUnimplemented = errors.New("hostnet: only implemented on Linux")
+
+// RouteInterface returns the interface the kernel would use to reach addr.
+func RouteInterface(netip.Addr) (string, error) { return "", errUnimplemented }
+
+// Addrs returns every address configured on the host's interfaces.
+func Addrs() ([]Addr, error) { return nil, errUnimplemented }
