@@ -176,6 +176,7 @@ func TestApplyErrors(t *testing.T) {
 		{"port", "0", "--port 0: must be a whole number from 1 to 65535"},
 		{"auth-pass-file", "pass.txt", "must be an absolute path"},
 		{"interface", "a/b", "not a Linux interface name"},
+		{"interface", "lo", "not loopback"},
 		{"interface", "averyveryverylongname", "not a Linux interface name"},
 		{"balance", "random", "must be one of least-conn, round-robin"},
 		{"health-check", "icmp", "must be one of https, tls, tcp"},

@@ -142,6 +142,9 @@ func Fields() []Field {
 				if err := checkInterfaceName(s); err != nil {
 					return err
 				}
+				if s == "lo" {
+					return errors.New("the VIP must live on the interface facing the other nodes, not loopback")
+				}
 				c.VIP.Interface = s
 				return nil
 			},
