@@ -138,7 +138,8 @@ func NewProber(cfg Config, checker Checker, backends []netip.AddrPort, onTransit
 // Run checks every backend, all at once on start and then every
 // Interval, until ctx ends; it returns when all checks have stopped. The
 // schedule is fixed (start + n*Interval): a check that overruns skips the
-// slots it missed instead of drifting. Call Run once.
+// slots it missed instead of drifting. With no backends it returns at
+// once. Call Run once.
 func (p *Prober) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, b := range p.backends {
@@ -155,11 +156,8 @@ func (p *Prober) runBackend(ctx context.Context, b netip.AddrPort) {
 		if ctx.Err() != nil {
 			return
 		}
-		next = next.Add(interval)
 		now := clk.Now()
-		if !next.After(now) {
-			next = next.Add((now.Sub(next)/interval + 1) * interval)
-		}
+		next = nextSlot(next, now, interval)
 		t := clk.NewTimer(next.Sub(now))
 		select {
 		case <-ctx.Done():
@@ -168,6 +166,17 @@ func (p *Prober) runBackend(ctx context.Context, b netip.AddrPort) {
 		case <-t.C():
 		}
 	}
+}
+
+// nextSlot returns the first slot of the fixed schedule (prev + n*interval,
+// n >= 1) that is after now: a check that overran skips the slots it
+// missed rather than firing a burst of late checks.
+func nextSlot(prev, now time.Time, interval time.Duration) time.Time {
+	next := prev.Add(interval)
+	if next.After(now) {
+		return next
+	}
+	return next.Add((now.Sub(next)/interval + 1) * interval)
 }
 
 // checkOnce runs one check of b and records it.

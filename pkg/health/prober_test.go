@@ -234,3 +234,24 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("defaults = %+v", c)
 	}
 }
+
+func TestNextSlot(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const i = 2 * time.Second
+	tests := []struct {
+		name string
+		now  time.Duration // since t0, the previous slot
+		want time.Duration
+	}{
+		{"instant check", 0, i},
+		{"check within the interval", 1500 * time.Millisecond, i},
+		{"check ending exactly on the next slot skips it", i, 2 * i},
+		{"check overrunning two slots", 5 * time.Second, 3 * i},
+		{"check ending exactly two slots late", 2 * i, 3 * i},
+	}
+	for _, tt := range tests {
+		if got := nextSlot(t0, t0.Add(tt.now), i); !got.Equal(t0.Add(tt.want)) {
+			t.Errorf("%s: nextSlot = t0+%v, want t0+%v", tt.name, got.Sub(t0), tt.want)
+		}
+	}
+}
