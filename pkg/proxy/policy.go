@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+)
+
+// Policy chooses the backend for a new client connection. backends holds
+// only the candidates (healthy, not suspect, not yet tried for this
+// client) and is never empty. Select must be safe for concurrent use and
+// must not keep the slice.
+type Policy interface {
+	Select(backends []*Backend, client netip.AddrPort) *Backend
+}
+
+// LeastConn picks the backend with the fewest active connections. It is
+// the default because Kubernetes API clients hold long-lived watches:
+// counting connections, not requests, is what spreads that load. Ties are
+// broken by the client's source port, so a burst of new clients against
+// equally loaded backends spreads instead of piling onto the first one.
+type LeastConn struct{}
+
+// Select implements Policy.
+func (LeastConn) Select(backends []*Backend, client netip.AddrPort) *Backend {
+	n := len(backends)
+	start := int(client.Port()) % n
+	best := backends[start]
+	bestActive := best.active.Load()
+	for i := 1; i < n; i++ {
+		b := backends[(start+i)%n]
+		if a := b.active.Load(); a < bestActive {
+			best, bestActive = b, a
+		}
+	}
+	return best
+}
+
+// RoundRobin hands out backends in turn.
+type RoundRobin struct {
+	next atomic.Uint64
+}
+
+// Select implements Policy.
+func (r *RoundRobin) Select(backends []*Backend, _ netip.AddrPort) *Backend {
+	i := r.next.Add(1) - 1
+	return backends[i%uint64(len(backends))]
+}
+
+var (
+	_ Policy = LeastConn{}
+	_ Policy = (*RoundRobin)(nil)
+)
+
+// ErrUnknownPolicy is returned by PolicyByName for a name it does not know.
+var ErrUnknownPolicy = errors.New("unknown balance policy")
+
+// policyNames lists the valid names, the default first.
+var policyNames = []string{"least-conn", "round-robin"}
+
+// PolicyByName returns the policy called name: "least-conn" (the default,
+// also chosen by an empty name) or "round-robin".
+func PolicyByName(name string) (Policy, error) {
+	switch name {
+	case "", "least-conn":
+		return LeastConn{}, nil
+	case "round-robin":
+		return &RoundRobin{}, nil
+	}
+	return nil, fmt.Errorf("%w %q (valid: %s)", ErrUnknownPolicy, name, strings.Join(policyNames, ", "))
+}

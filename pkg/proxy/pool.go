@@ -1,0 +1,227 @@
+package proxy
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+// suspectHoldDown is how long a backend whose dial failed is skipped for
+// new connections unless the health checker reports it up sooner. Short:
+// it only bridges the gap until the checker (2s interval) notices.
+const suspectHoldDown = 5 * time.Second
+
+// Pool is the set of backends, their health and the selection policy.
+// The health checker drives it with SetHealthy; the proxy picks from it.
+// Backends start healthy, like haproxy's servers, so the proxy serves
+// before the first check completes; failed dials are retried elsewhere.
+type Pool struct {
+	policy   Policy
+	backends []*Backend
+	byAddr   map[netip.AddrPort]*Backend
+
+	// transition serialises SetHealthy calls with their side effects, so
+	// OnHealthy sees the counts in the order they happened.
+	transition sync.Mutex
+	mu         sync.Mutex // guards rebuilding snap
+	snap       atomic.Pointer[snapshot]
+	healthyN   atomic.Int64
+
+	// Set once by New when a proxy takes the pool.
+	attached    atomic.Bool
+	clock       clock.PassiveClock
+	log         *slog.Logger
+	closeOnDown bool
+	onHealthy   func(n int)
+	onUp        func()
+}
+
+// snapshot is the immutable candidate list, rebuilt on every health or
+// suspect change so that selecting costs no lock and no allocation.
+type snapshot struct {
+	ready   []*Backend // healthy and not suspect
+	healthy []*Backend // healthy, suspect or not: the fallback
+	expiry  int64      // earliest suspect hold-down end among healthy; 0: none
+}
+
+// NewPool returns a pool of addrs, all initially healthy, choosing with
+// policy (LeastConn if nil). Duplicate addresses are merged.
+func NewPool(addrs []netip.AddrPort, policy Policy) *Pool {
+	if policy == nil {
+		policy = LeastConn{}
+	}
+	p := &Pool{
+		policy: policy,
+		byAddr: make(map[netip.AddrPort]*Backend, len(addrs)),
+		clock:  clock.RealClock{},
+		log:    slog.New(slog.DiscardHandler),
+	}
+	for _, a := range addrs {
+		if _, dup := p.byAddr[a]; dup {
+			continue
+		}
+		b := &Backend{Addr: a, index: len(p.backends)}
+		b.healthy.Store(true)
+		p.backends = append(p.backends, b)
+		p.byAddr[a] = b
+	}
+	p.mu.Lock()
+	p.rebuildLocked(0)
+	p.mu.Unlock()
+	return p
+}
+
+// errPoolTaken is returned by New for a pool another proxy already uses.
+var errPoolTaken = errors.New("pool already belongs to a proxy")
+
+func (p *Pool) attach(cfg *Config, onUp func()) error {
+	if !p.attached.CompareAndSwap(false, true) {
+		return errPoolTaken
+	}
+	p.transition.Lock()
+	defer p.transition.Unlock()
+	p.clock = cfg.Clock
+	p.log = cfg.Logger
+	p.closeOnDown = cfg.CloseOnDown
+	p.onHealthy = cfg.OnHealthy
+	p.onUp = onUp
+	return nil
+}
+
+// Backends returns the backends in the order given to NewPool.
+func (p *Pool) Backends() []*Backend { return slices.Clone(p.backends) }
+
+// Healthy returns how many backends the health checker reports up.
+func (p *Pool) Healthy() int { return int(p.healthyN.Load()) }
+
+// SetHealthy records the health checker's verdict on addr (unknown
+// addresses are ignored). Only transitions have side effects: going down
+// closes the backend's established connections when CloseOnDown is set
+// (clients otherwise hang on a dead peer until TCP gives up, minutes
+// later); any change logs once, recounts the healthy backends and calls
+// OnHealthy(n). OnHealthy must not call SetHealthy. Reporting a healthy
+// backend healthy again clears a suspect mark from a failed dial.
+func (p *Pool) SetHealthy(addr netip.AddrPort, healthy bool) {
+	b := p.byAddr[addr]
+	if b == nil {
+		return
+	}
+	p.transition.Lock()
+	defer p.transition.Unlock()
+	if b.healthy.Load() == healthy {
+		if healthy && b.suspectUntil.Load() != 0 {
+			b.suspectUntil.Store(0)
+			p.rebuild()
+		}
+		return
+	}
+	b.healthy.Store(healthy)
+	if healthy {
+		b.suspectUntil.Store(0)
+	}
+	n := p.rebuild()
+	if healthy {
+		p.log.Info("backend up", "backend", addr, "healthy", n)
+		if p.onUp != nil {
+			p.onUp()
+		}
+	} else {
+		closed := 0
+		if p.closeOnDown {
+			closed = b.closeAll()
+		}
+		p.log.Warn("backend down", "backend", addr, "healthy", n, "closed", closed)
+	}
+	if p.onHealthy != nil {
+		p.onHealthy(n)
+	}
+}
+
+// rebuild recomputes the snapshot and returns the healthy count.
+func (p *Pool) rebuild() int {
+	now := p.clock.Now().UnixNano()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rebuildLocked(now)
+}
+
+func (p *Pool) rebuildLocked(nowNano int64) int {
+	s := &snapshot{}
+	for _, b := range p.backends {
+		if !b.healthy.Load() {
+			continue
+		}
+		s.healthy = append(s.healthy, b)
+		u := b.suspectUntil.Load()
+		if u != 0 && nowNano < u {
+			if s.expiry == 0 || u < s.expiry {
+				s.expiry = u
+			}
+			continue
+		}
+		s.ready = append(s.ready, b)
+	}
+	p.snap.Store(s)
+	p.healthyN.Store(int64(len(s.healthy)))
+	return len(s.healthy)
+}
+
+// current returns the snapshot, rebuilt first if a hold-down expired.
+func (p *Pool) current() *snapshot {
+	s := p.snap.Load()
+	if s.expiry != 0 && p.clock.Now().UnixNano() >= s.expiry {
+		p.rebuild()
+		s = p.snap.Load()
+	}
+	return s
+}
+
+// pick selects a backend for client among the candidates not in tried
+// and reserves a connection slot on it (Active counts it at once, so a
+// burst of clients spreads). Suspect backends are used only when no
+// other healthy one is left. It returns nil when nothing is left.
+func (p *Pool) pick(client netip.AddrPort, tried []*Backend) *Backend {
+	s := p.current()
+	cands := s.ready
+	if len(tried) > 0 {
+		cands = without(cands, tried)
+	}
+	if len(cands) == 0 {
+		cands = without(s.healthy, tried)
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	b := p.policy.Select(cands, client)
+	if b == nil {
+		return nil
+	}
+	b.active.Add(1)
+	return b
+}
+
+func without(bs, tried []*Backend) []*Backend {
+	if len(tried) == 0 {
+		return bs
+	}
+	out := make([]*Backend, 0, len(bs))
+	for _, b := range bs {
+		if !slices.Contains(tried, b) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// markSuspect records a failed dial to b.
+func (p *Pool) markSuspect(b *Backend) {
+	b.failures.Add(1)
+	b.suspectUntil.Store(p.clock.Now().Add(suspectHoldDown).UnixNano())
+	p.rebuild()
+}

@@ -1,0 +1,454 @@
+// Package proxy is hapod's L4 TCP proxy: it accepts clients on VIP:port
+// and relays each connection, bytes only, to one healthy kube-apiserver.
+// It replaces haproxy's `mode tcp` of the usual HA guides.
+//
+// A Pool holds the backends, their health (driven by the health checker
+// through SetHealthy) and the selection Policy. A Proxy owns the listener
+// and the connections. Per connection the proxy dials a backend (retrying
+// others within ConnectTimeout when a dial fails), then copies both ways
+// with two goroutines, passing half-closes through. Small reads go
+// through a pooled buffer; bulk transfers switch to splice(2) on Linux.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+// Defaults of Config's fields, applied by New to zero values.
+const (
+	DefaultConnectTimeout = 3 * time.Second
+	// DefaultIdleTimeout is long because watches can be silent for many
+	// minutes (the apiserver sends bookmarks only when the watcher asked
+	// and timeouts are minutes long); TCP keep-alive, not this timeout,
+	// detects dead peers.
+	DefaultIdleTimeout   = time.Hour
+	DefaultMaxConns      = 20000
+	DefaultDrainTimeout  = 5 * time.Second
+	DefaultRebalanceRate = 5
+	// KeepAliveIdle is the TCP keep-alive idle time on both sides; probes
+	// then go every KeepAliveInterval, KeepAliveCount times, so a dead
+	// peer is noticed within about a minute and a half.
+	KeepAliveIdle     = 30 * time.Second
+	KeepAliveInterval = 15 * time.Second
+	KeepAliveCount    = 4
+)
+
+// Config configures a Proxy. Zero durations and counts take the defaults
+// listed on each field; booleans are taken as given, so start from
+// DefaultConfig to get CloseOnDown.
+type Config struct {
+	// Listen is VIP:port. The socket is bound with IP_FREEBIND (and
+	// IPV6_FREEBIND), so every node listens before it holds the VIP and
+	// the proxy is ready the moment VRRP moves the address here.
+	Listen netip.AddrPort
+	// ConnectTimeout is the total budget for dialing a backend, retries
+	// on other backends included (default 3s).
+	ConnectTimeout time.Duration
+	// IdleTimeout closes a connection with no data either way for this
+	// long (default 1h, see DefaultIdleTimeout). It is checked coarsely by
+	// a sweeper, not with per-read deadlines that cost a timer update per
+	// read; the effective timeout is up to a tenth longer.
+	IdleTimeout time.Duration
+	// MaxConns caps concurrent client connections (default 20000).
+	// Excess clients are accepted and closed at once, and counted. Each
+	// connection costs two file descriptors.
+	MaxConns int
+	// CloseOnDown closes a backend's connections when the health checker
+	// reports it down (DefaultConfig: true), so clients reconnect at once
+	// instead of hanging on a dead peer for minutes.
+	CloseOnDown bool
+	// Rebalance, when a backend comes back up, closes the oldest
+	// connections on the most loaded backends, at most RebalanceRate per
+	// second, until the spread is even (default false). Clients reconnect
+	// and least-conn places them on the emptier backends.
+	Rebalance bool
+	// RebalanceRate bounds rebalancing closes per second (default 5):
+	// gentle enough that clients' reconnects and re-lists do not surge.
+	RebalanceRate int
+	// DrainTimeout is how long Shutdown lets in-flight connections finish
+	// before closing them (default 5s).
+	DrainTimeout time.Duration
+	// Clock drives idle sweeping, rebalancing, back-off and drain timers
+	// (default the real clock).
+	Clock clock.Clock
+	// Logger receives transitions and errors, never a line per
+	// connection at Info (default: discard).
+	Logger *slog.Logger
+	// OnHealthy is called with the number of healthy backends whenever it
+	// changes (VRRP coupling: 0 lowers this node's priority). It must not
+	// call Pool.SetHealthy.
+	OnHealthy func(n int)
+}
+
+// DefaultConfig returns a Config with every default set, listening on
+// listen.
+func DefaultConfig(listen netip.AddrPort) Config {
+	c := Config{Listen: listen, CloseOnDown: true}
+	c.setDefaults()
+	return c
+}
+
+func (c *Config) setDefaults() {
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.RebalanceRate == 0 {
+		c.RebalanceRate = DefaultRebalanceRate
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// ErrInvalidConfig wraps every configuration error from New.
+var ErrInvalidConfig = errors.New("invalid proxy config")
+
+func (c *Config) validate() error {
+	switch {
+	case !c.Listen.IsValid():
+		return fmt.Errorf("%w: listen address %v", ErrInvalidConfig, c.Listen)
+	case c.ConnectTimeout < 0:
+		return fmt.Errorf("%w: negative connect timeout %v", ErrInvalidConfig, c.ConnectTimeout)
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("%w: negative idle timeout %v", ErrInvalidConfig, c.IdleTimeout)
+	case c.DrainTimeout < 0:
+		return fmt.Errorf("%w: negative drain timeout %v", ErrInvalidConfig, c.DrainTimeout)
+	case c.MaxConns < 0:
+		return fmt.Errorf("%w: negative max conns %d", ErrInvalidConfig, c.MaxConns)
+	case c.RebalanceRate < 0:
+		return fmt.Errorf("%w: negative rebalance rate %d", ErrInvalidConfig, c.RebalanceRate)
+	}
+	return nil
+}
+
+// Proxy accepts clients on Config.Listen and relays them to the pool.
+type Proxy struct {
+	cfg  Config
+	pool *Pool
+	log  *slog.Logger
+
+	dialer net.Dialer
+
+	mu        sync.Mutex
+	ln        *net.TCPListener
+	accepting bool          // the accept loop was started
+	serving   chan struct{} // closed when the accept loop has returned
+	stopping  chan struct{} // closed when Shutdown starts
+	stopOnce  sync.Once
+
+	// hard is set (and hardCancel called) when connections are closed
+	// forcibly: at the end of the drain.
+	hard       atomic.Bool
+	hardCtx    context.Context
+	hardCancel context.CancelFunc
+
+	wg sync.WaitGroup // connection goroutines
+
+	kick     chan struct{} // wakes the maintenance loop (rebalance start)
+	tickDone chan struct{} // tests only: a value each time maintenance arms its timer
+
+	active       atomic.Int64 // client connections now
+	accepted     atomic.Uint64
+	refused      atomic.Uint64
+	noBackend    atomic.Uint64
+	acceptErrors atomic.Uint64
+	retries      atomic.Uint64
+	idleClosed   atomic.Uint64
+	rebalanced   atomic.Uint64
+
+	rebalancing atomic.Bool
+}
+
+// New returns a proxy for pool. It does not bind yet; see Listen. A pool
+// serves one proxy.
+func New(cfg Config, pool *Pool) (*Proxy, error) {
+	if pool == nil {
+		return nil, fmt.Errorf("%w: nil pool", ErrInvalidConfig)
+	}
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p := &Proxy{
+		cfg:      cfg,
+		pool:     pool,
+		log:      cfg.Logger,
+		serving:  make(chan struct{}),
+		stopping: make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+	}
+	p.hardCtx, p.hardCancel = context.WithCancel(context.Background())
+	p.dialer = net.Dialer{
+		KeepAliveConfig: net.KeepAliveConfig{
+			Enable: true, Idle: KeepAliveIdle, Interval: KeepAliveInterval, Count: KeepAliveCount,
+		},
+	}
+	if err := pool.attach(&p.cfg, p.startRebalance); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return p, nil
+}
+
+// Listen binds Config.Listen now, so a bad address fails at start-up.
+// Serve calls it when it has not been called.
+func (p *Proxy) Listen() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		return nil
+	}
+	select {
+	case <-p.stopping:
+		return net.ErrClosed
+	default:
+	}
+	ln, err := listen(p.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %v: %w", p.cfg.Listen, err)
+	}
+	p.ln = ln
+	if lim, err := noFileLimit(); err == nil && lim < uint64(2*p.cfg.MaxConns+64) {
+		p.log.Warn("open-file limit below what max-conns needs (two descriptors per connection)",
+			"nofile", lim, "max_conns", p.cfg.MaxConns)
+	}
+	return nil
+}
+
+// Addr returns the bound address (useful with port 0), or the zero value
+// before Listen.
+func (p *Proxy) Addr() netip.AddrPort {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		return netip.AddrPort{}
+	}
+	return p.ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// Serve accepts connections until ctx is cancelled or Shutdown is called.
+// On cancellation it drains like Shutdown (DrainTimeout) before
+// returning. It returns nil after a shutdown and an error when accepting
+// fails for good.
+func (p *Proxy) Serve(ctx context.Context) error {
+	if err := p.Listen(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	select {
+	case <-p.stopping:
+		p.mu.Unlock()
+		return nil
+	default:
+	}
+	if p.accepting {
+		p.mu.Unlock()
+		return errServing
+	}
+	p.accepting = true
+	ln := p.ln
+	p.mu.Unlock()
+
+	maintDone := make(chan struct{})
+	go func() {
+		defer close(maintDone)
+		p.maintain()
+	}()
+	stop := context.AfterFunc(ctx, func() { p.beginStop() })
+	defer stop()
+
+	err := p.acceptLoop(ln)
+	close(p.serving)
+	if ctx.Err() != nil {
+		err = p.Shutdown(context.Background())
+	}
+	<-maintDone
+	return err
+}
+
+var errServing = errors.New("proxy already serving")
+
+// acceptBackoff returns the pause after an accept error, given the last
+// one: 5ms, doubling to 1s. Running out of file descriptors must not turn
+// into a hot loop.
+func acceptBackoff(last time.Duration) time.Duration {
+	const lo, hi = 5 * time.Millisecond, time.Second
+	switch {
+	case last < lo:
+		return lo
+	case last*2 > hi:
+		return hi
+	}
+	return last * 2
+}
+
+func (p *Proxy) acceptLoop(ln *net.TCPListener) error {
+	var backoff time.Duration
+	for {
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			select {
+			case <-p.stopping:
+				return nil
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			p.acceptErrors.Add(1)
+			backoff = acceptBackoff(backoff)
+			if backoff == time.Second {
+				p.log.Warn("accept failing, backing off", "err", err, "backoff", backoff)
+			} else {
+				p.log.Debug("accept failed", "err", err, "backoff", backoff)
+			}
+			t := p.cfg.Clock.NewTimer(backoff)
+			select {
+			case <-t.C():
+			case <-p.stopping:
+				t.Stop()
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		if p.active.Load() >= int64(p.cfg.MaxConns) {
+			p.refused.Add(1)
+			c.Close()
+			continue
+		}
+		p.active.Add(1)
+		p.accepted.Add(1)
+		p.wg.Add(1)
+		go p.handle(c)
+	}
+}
+
+// beginStop stops accepting, once.
+func (p *Proxy) beginStop() {
+	p.stopOnce.Do(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		close(p.stopping)
+		if p.ln != nil {
+			p.ln.Close()
+		}
+	})
+}
+
+// ErrDrainTimeout is returned by Shutdown when connections were still
+// open at the end of the drain and had to be closed.
+var ErrDrainTimeout = errors.New("drain timed out, connections closed")
+
+// Shutdown stops accepting and lets in-flight connections finish until
+// ctx is done or DrainTimeout passes, then closes the rest. It returns
+// nil when everything drained in time, else ErrDrainTimeout (or ctx's
+// error).
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.beginStop()
+	p.mu.Lock()
+	started := p.accepting
+	p.mu.Unlock()
+	if started {
+		// No wg.Add may race with Wait: wait for the accept loop to return.
+		select {
+		case <-p.serving:
+		case <-ctx.Done():
+		}
+	}
+	drained := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(drained)
+	}()
+	t := p.cfg.Clock.NewTimer(p.cfg.DrainTimeout)
+	defer t.Stop()
+	var err error
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-t.C():
+		err = ErrDrainTimeout
+	}
+	n := p.closeAll()
+	p.log.Info("drain ended, closed remaining connections", "closed", n)
+	<-drained
+	return err
+}
+
+// closeAll aborts every connection and cancels dials in progress.
+func (p *Proxy) closeAll() int {
+	p.hard.Store(true)
+	p.hardCancel()
+	n := 0
+	for _, b := range p.pool.backends {
+		n += b.closeAll()
+	}
+	return n
+}
+
+// Stats is a snapshot of the proxy's counters.
+type Stats struct {
+	Listen   netip.AddrPort
+	Backends []BackendStats
+	// Active client connections now; Accepted ever.
+	Active   int64
+	Accepted uint64
+	// Refused: closed at once because MaxConns were open.
+	Refused uint64
+	// NoBackend: closed because no backend could be dialled.
+	NoBackend uint64
+	// AcceptErrors: failed accepts (out of file descriptors, mostly).
+	AcceptErrors uint64
+	// Retries: dials repeated on another backend after a failure.
+	Retries uint64
+	// IdleClosed: closed by IdleTimeout; Rebalanced: closed to even out
+	// the spread.
+	IdleClosed, Rebalanced uint64
+	// Healthy backends.
+	Healthy int
+}
+
+// Stats returns a snapshot for the status page and metrics.
+func (p *Proxy) Stats() Stats {
+	now := p.cfg.Clock.Now().UnixNano()
+	s := Stats{
+		Listen:       p.Addr(),
+		Active:       p.active.Load(),
+		Accepted:     p.accepted.Load(),
+		Refused:      p.refused.Load(),
+		NoBackend:    p.noBackend.Load(),
+		AcceptErrors: p.acceptErrors.Load(),
+		Retries:      p.retries.Load(),
+		IdleClosed:   p.idleClosed.Load(),
+		Rebalanced:   p.rebalanced.Load(),
+		Healthy:      p.pool.Healthy(),
+	}
+	for _, b := range p.pool.backends {
+		s.Backends = append(s.Backends, b.stats(now))
+	}
+	return s
+}
