@@ -1,0 +1,163 @@
+package lab
+
+import (
+	"errors"
+	"flag"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+func v2Unicast() KeepalivedConfig {
+	return KeepalivedConfig{
+		Interface: "eth0", VRID: 51, Priority: 150, Version: 2, Interval: time.Second,
+		VIP:      netip.MustParsePrefix("198.18.7.200/24"),
+		Source:   netip.MustParseAddr("198.18.7.10"),
+		Peers:    []netip.Addr{netip.MustParseAddr("198.18.7.11"), netip.MustParseAddr("198.18.7.12")},
+		AuthPass: "s3cret", Preempt: true,
+	}
+}
+
+func v3Multicast6() KeepalivedConfig {
+	return KeepalivedConfig{
+		Name: "hapod6", Interface: "eth0", VRID: 7, Priority: 100, Version: 3,
+		Interval: 250 * time.Millisecond, VIP: netip.MustParsePrefix("2001:db8:7::c8/64"),
+		Extra: []string{"garp_master_delay 0"},
+	}
+}
+
+func TestKeepalivedRenderGolden(t *testing.T) {
+	for name, c := range map[string]KeepalivedConfig{
+		"v2-unicast-auth.conf": v2Unicast(),
+		"v3-multicast6.conf":   v3Multicast6(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			got := c.Render()
+			path := filepath.Join("testdata", name)
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create)", err)
+			}
+			if got != string(want) {
+				t.Errorf("Render() differs from %s (run with -update after checking):\n%s", path, got)
+			}
+		})
+	}
+}
+
+// TestKeepalivedRenderPeersOnePerLine guards the split-brain trap: keepalived
+// reads only the first address of a unicast_peer line.
+func TestKeepalivedRenderPeersOnePerLine(t *testing.T) {
+	c := v2Unicast()
+	out := c.Render()
+	for _, p := range c.Peers {
+		if !strings.Contains(out, "\n        "+p.String()+"\n") {
+			t.Errorf("peer %v is not alone on its line:\n%s", p, out)
+		}
+	}
+}
+
+func TestKeepalivedRenderOptions(t *testing.T) {
+	c := v2Unicast()
+	if out := c.Render(); strings.Contains(out, "nopreempt") || !strings.Contains(out, "state BACKUP") {
+		t.Errorf("Preempt: want no nopreempt and state BACKUP:\n%s", out)
+	}
+	c.Preempt = false
+	if out := c.Render(); !strings.Contains(out, "    nopreempt\n") || !strings.Contains(out, "state BACKUP") {
+		t.Errorf("no Preempt: want nopreempt with state BACKUP:\n%s", out)
+	}
+	c = v3Multicast6()
+	out := c.Render()
+	for _, absent := range []string{"unicast", "authentication", "vrrp_strict"} {
+		if strings.Contains(out, absent) {
+			t.Errorf("multicast config mentions %q:\n%s", absent, out)
+		}
+	}
+	for _, present := range []string{"advert_int 0.25\n", "version 3\n", "2001:db8:7::c8/64 dev eth0\n", "vrrp_instance hapod6 {"} {
+		if !strings.Contains(out, present) {
+			t.Errorf("missing %q:\n%s", present, out)
+		}
+	}
+}
+
+func TestKeepalivedValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(*KeepalivedConfig)
+		want   string // substring of the error; "" for valid
+	}{
+		{"valid v2", func(*KeepalivedConfig) {}, ""},
+		{"no interface", func(c *KeepalivedConfig) { c.Interface = "" }, "interface"},
+		{"vrid 0", func(c *KeepalivedConfig) { c.VRID = 0 }, "vrid"},
+		{"priority 0", func(c *KeepalivedConfig) { c.Priority = 0 }, "priority"},
+		{"version 4", func(c *KeepalivedConfig) { c.Version = 4 }, "version"},
+		{"no vip", func(c *KeepalivedConfig) { c.VIP = netip.Prefix{} }, "vip"},
+		{"no interval", func(c *KeepalivedConfig) { c.Interval = 0 }, "interval"},
+		{"v2 fractional", func(c *KeepalivedConfig) { c.Interval = 1500 * time.Millisecond }, "whole seconds"},
+		{"v3 milliseconds", func(c *KeepalivedConfig) {
+			c.Version, c.AuthPass, c.Interval = 3, "", 15*time.Millisecond
+		}, "centiseconds"},
+		{"v3 too long", func(c *KeepalivedConfig) { c.Version, c.AuthPass, c.Interval = 3, "", 41*time.Second }, "centiseconds"},
+		{"v3 auth", func(c *KeepalivedConfig) { c.Version = 3 }, "authentication"},
+		{"long password", func(c *KeepalivedConfig) { c.AuthPass = "123456789" }, "8 characters"},
+		{"ipv6 v2", func(c *KeepalivedConfig) {
+			c.VIP, c.Peers, c.Source = netip.MustParsePrefix("2001:db8::1/64"), nil, netip.Addr{}
+		}, "needs version 3"},
+		{"mixed peer", func(c *KeepalivedConfig) { c.Peers = append(c.Peers, netip.MustParseAddr("2001:db8::2")) }, "peer"},
+		{"mixed source", func(c *KeepalivedConfig) { c.Source = netip.MustParseAddr("2001:db8::2") }, "source"},
+		{"extra block", func(c *KeepalivedConfig) { c.Extra = []string{"track_script { x }"} }, "extra"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := v2Unicast()
+			tc.mutate(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			case err != nil && !errors.Is(err, ErrKeepalivedConfig):
+				t.Errorf("error %v does not wrap ErrKeepalivedConfig", err)
+			}
+		})
+	}
+}
+
+func TestKeepalivedSyntaxCheck(t *testing.T) {
+	// keepalived's own parser, when installed: --config-test needs no root
+	// and touches no network.
+	if _, err := lookPath("keepalived"); err != nil {
+		t.Skip("keepalived is not installed")
+	}
+	for name, c := range map[string]KeepalivedConfig{"v2": v2Unicast(), "v3": v3Multicast6()} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "keepalived.conf")
+			if err := os.WriteFile(path, []byte(c.Render()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := command("keepalived", "--config-test", "-f", path).CombinedOutput()
+			if err != nil {
+				t.Errorf("keepalived --config-test: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+var (
+	lookPath = exec.LookPath
+	command  = exec.Command
+)

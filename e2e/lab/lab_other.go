@@ -1,0 +1,43 @@
+//go:build !linux
+
+package lab
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// New skips the test: the lab needs Linux network namespaces.
+func New(t testing.TB, nodes int) *Lab {
+	t.Helper()
+	t.Skip("lab: network namespaces need Linux")
+	return nil
+}
+
+// Addrs is unimplemented outside Linux.
+func (n *Node) Addrs() ([]netip.Prefix, error) { return nil, ErrUnsupported }
+
+// HasAddr is always false outside Linux.
+func (n *Node) HasAddr(a netip.Addr) bool { return false }
+
+// Dial is unimplemented outside Linux.
+func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return nil, ErrUnsupported
+}
+
+// Listen is unimplemented outside Linux.
+func (n *Node) Listen(network, addr string) (net.Listener, error) {
+	return nil, ErrUnsupported
+}
+
+type echoer struct{}
+
+func newEchoer(*Node, netip.Addr, time.Duration) (*echoer, error) { return nil, ErrUnsupported }
+func (*echoer) send(time.Time)                                    {}
+func (*echoer) stop() []Sample                                    { return nil }
+
+func sysProcAttr() *syscall.SysProcAttr { return nil }
