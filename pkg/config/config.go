@@ -11,6 +11,8 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/hapod/hapod/pkg/health"
 )
 
 // Config is everything `hapod run` needs. The zero value is not valid; start
@@ -150,12 +152,12 @@ const (
 	DefaultIdleTimeout     = time.Hour
 	DefaultDrainTimeout    = 5 * time.Second
 	DefaultMaxConns        = 20000
-	DefaultHealthCheck     = "https"
-	DefaultHealthPath      = "/readyz"
-	DefaultHealthInterval  = 2 * time.Second
-	DefaultHealthTimeout   = time.Second
-	DefaultHealthRise      = 2
-	DefaultHealthFall      = 3
+	DefaultHealthCheck     = string(health.KindHTTPS)
+	DefaultHealthPath      = health.DefaultPath
+	DefaultHealthInterval  = health.DefaultInterval
+	DefaultHealthTimeout   = health.DefaultTimeout
+	DefaultHealthRise      = health.DefaultRise
+	DefaultHealthFall      = health.DefaultFall
 	DefaultNoBackendWeight = 50
 	DefaultLogFormat       = "text"
 	DefaultLogLevel        = "info"
