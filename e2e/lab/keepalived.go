@@ -180,9 +180,9 @@ type Keepalived struct {
 }
 
 // StartKeepalived writes c to a file and runs keepalived in the node, in the
-// foreground (-n), logging to the process log (-l -D), VRRP only, with its own
-// pid files. The VRRP child is not respawned (-R): killing it is a hard
-// failure that leaves the VIP behind, as a crashed host would.
+// foreground (-n), logging to the process log only (-l -G -D), VRRP only
+// (-P), with its own pid files. The VRRP child is not respawned (-R): killing
+// it is a hard failure that leaves the VIP behind, as a crashed host would.
 //
 // Signals: SIGTERM to the process (Signal) makes keepalived resign (one
 // priority 0 advert) and remove the VIP. So does SIGKILL to the process,
@@ -211,7 +211,7 @@ func (n *Node) StartKeepalived(t testing.TB, c KeepalivedConfig) *Keepalived {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	k.Process = n.Start(t, "keepalived", "-n", "-l", "-D", "-R", "-P",
+	k.Process = n.Start(t, "keepalived", "-n", "-l", "-G", "-D", "-R", "-P",
 		"-f", k.ConfPath, "-p", k.PidFile, "-r", k.VRRPPidFile)
 	return k
 }

@@ -14,6 +14,16 @@
 //
 // Processes started in the lab (Node.Start, Node.StartKeepalived) are killed
 // by PID and waited for in t.Cleanup, before the namespaces are deleted.
+//
+// Sockets in a node from this Go process (Node.Dial, Node.Listen,
+// Node.ServeTCP, the Probe): a network namespace belongs to a thread, and a
+// socket stays in the namespace it was created in. A fresh goroutine locks
+// its OS thread (runtime.LockOSThread), setns(2)es it into the node's
+// namespace with github.com/vishvananda/netns, creates the socket, switches
+// back and unlocks. If switching back fails it exits still locked, and the Go
+// runtime kills that thread instead of reusing it. Reads and writes then work
+// from any goroutine. No child process is needed, so a probe can connect
+// every 10 ms.
 package lab
 
 import (

@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -24,10 +22,10 @@ type Process struct {
 	name    string
 	node    *Node
 	pid     int
+	proc    *os.Process
 	logPath string
 	done    chan struct{}
 	err     error // valid once done is closed
-	exited  atomic.Bool
 }
 
 // logTailLines is how much of a process's log is printed when a test fails.
@@ -53,14 +51,13 @@ func (n *Node) Start(t testing.TB, name string, args ...string) *Process {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("%s: start %s: %v", n.Name, name, err)
 	}
-	p := &Process{name: name, node: n, pid: cmd.Process.Pid, logPath: logPath, done: make(chan struct{})}
+	p := &Process{name: name, node: n, pid: cmd.Process.Pid, proc: cmd.Process, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
-		p.exited.Store(true)
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		_ = p.proc.Kill()
 		if err := p.Wait(10 * time.Second); errors.Is(err, ErrWaitTimeout) {
 			t.Errorf("%s: %s (pid %d) survived SIGKILL", n.Name, name, p.pid)
 		}
@@ -75,16 +72,9 @@ func (n *Node) Start(t testing.TB, name string, args ...string) *Process {
 func (p *Process) Pid() int { return p.pid }
 
 // Signal sends sig to the process; os.ErrProcessDone once it has exited.
-func (p *Process) Signal(sig os.Signal) error {
-	if p.exited.Load() {
-		return os.ErrProcessDone
-	}
-	s, ok := sig.(syscall.Signal)
-	if !ok {
-		return fmt.Errorf("lab: signal %v is not a syscall.Signal", sig)
-	}
-	return syscall.Kill(p.pid, s)
-}
+// It goes through os.Process (a pidfd on Linux), so a reaped process's
+// recycled PID is never hit.
+func (p *Process) Signal(sig os.Signal) error { return p.proc.Signal(sig) }
 
 // Wait waits up to timeout for the process to exit and returns its exit
 // error (nil for status 0), or ErrWaitTimeout.
