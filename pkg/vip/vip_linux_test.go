@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -545,5 +546,63 @@ func TestLabWatchLinkUnknownOperState(t *testing.T) {
 	inNS(t, l.a, func() { _, missing = WatchLink(ctx, "nothere0") })
 	if missing == nil {
 		t.Error("WatchLink on a missing interface succeeded")
+	}
+}
+
+// A node that forwards IPv6 (a Kubernetes node usually does) sets the
+// Router flag, so peers keep treating it as a router.
+func TestLabNARouterFlag(t *testing.T) {
+	l := newLab(t)
+	run(t, "ip", "netns", "exec", l.a, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.forwarding=1")
+	capt := startCapture(t, l.b, l.macA, isNA)
+	var m *Manager
+	var err error
+	inNS(t, l.a, func() {
+		m, err = New(Config{Interface: "eth0", Prefix: netip.MustParsePrefix("2001:db8::10/64"), BurstCount: 1, RepeatAfter: -1})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Acquire(); err != nil {
+		t.Fatal(err)
+	}
+	capt.wait(t, 1)
+	f := capt.fields(t, "icmpv6.nd.na.flag.r", "icmpv6.nd.na.flag.o", "icmpv6.nd.na.flag.s", "icmpv6.checksum.status")
+	if len(f) != 1 || f[0]["icmpv6.nd.na.flag.r"] != "1" || f[0]["icmpv6.nd.na.flag.o"] != "1" ||
+		f[0]["icmpv6.nd.na.flag.s"] != "0" || f[0]["icmpv6.checksum.status"] != "1" {
+		t.Errorf("NA from a forwarding node: %v, want R=1 O=1 S=0, checksum good", f)
+	}
+}
+
+// On a link that is down the address still goes on (announcing fails and
+// is logged): the VIP is ours, and the speaker re-announces on link up.
+func TestLabAcquireOnDownLink(t *testing.T) {
+	l := newLab(t)
+	run(t, "ip", "-n", l.a, "link", "set", "eth0", "down")
+	for _, p := range []string{"198.18.0.10/24", "2001:db8::10/64"} {
+		vip := netip.MustParsePrefix(p)
+		var logs bytes.Buffer
+		var m *Manager
+		var err error
+		inNS(t, l.a, func() {
+			m, err = New(Config{Interface: "eth0", Prefix: vip, RepeatAfter: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Acquire(); err != nil {
+			t.Errorf("%s: Acquire on a down link = %v, want nil", p, err)
+		}
+		if !held(t, l.a, vip.Addr()) {
+			t.Errorf("%s: not on the down link after Acquire", p)
+		}
+		if !strings.Contains(logs.String(), "VIP announcement failed") {
+			t.Errorf("%s: announce failure not logged:\n%s", p, logs.String())
+		}
+		if err := m.Release(); err != nil {
+			t.Error(err)
+		}
+		m.Close()
 	}
 }
