@@ -21,7 +21,7 @@ import (
 )
 
 // namePrefix starts every namespace of every lab, so a leftover is easy to
-// recognise (and CleanupCheck can look for this lab's ID).
+// recognise in `ip netns list`.
 const namePrefix = "hlab-"
 
 // New builds a lab with the given number of nodes plus one client and tears
@@ -40,9 +40,16 @@ func New(t testing.TB, nodes int) *Lab {
 	if nodes < 1 || nodes > maxNodes {
 		t.Fatalf("lab: %d nodes, want 1..%d", nodes, maxNodes)
 	}
-	l, err := newLab(nodes)
-	if err != nil {
-		t.Fatalf("lab: %v", err)
+	var l *Lab
+	for {
+		var err error
+		if l, err = newLab(nodes); err != nil {
+			t.Fatalf("lab: %v", err)
+		}
+		// Another test may hold this random ID (2^24 of them): draw again.
+		if _, err := os.Stat(l.hubPath()); errors.Is(err, os.ErrNotExist) {
+			break
+		}
 	}
 	t.Cleanup(func() {
 		if err := l.teardown(); err != nil {
