@@ -1,9 +1,9 @@
-// Package vrrp speaks the Virtual Router Redundancy Protocol: version 2 (RFC
-// 3768, IPv4 only, optional simple password) and version 3 (RFC 9568, IPv4
-// and IPv6), wire-compatible with keepalived.
-//
-// packet.go is the pure codec. conn*.go carry adverts over raw IP sockets and
-// apply the receive checks that need the IP header (TTL, source, interface).
+// The wire layer's pure codec: VRRP version 2 (RFC 3768, IPv4 only,
+// optional simple password) and version 3 (RFC 9568, IPv4 and IPv6), byte
+// for byte what keepalived sends. conn*.go carry adverts over raw IP sockets
+// and apply the receive checks that need the IP header (TTL, source,
+// interface) or the configuration (VRID, version, password).
+
 package vrrp
 
 import (

@@ -11,16 +11,16 @@ import (
 
 // fuzzAddrs picks the IP source and destination a fuzzed message is checked
 // against: IPv4 or IPv6, multicast or unicast.
-func fuzzAddrs(v6, unicast bool) (src, dst netip.Addr) {
+func wFuzzAddrs(v6, unicast bool) (src, dst netip.Addr) {
 	switch {
 	case !v6 && !unicast:
-		return src4, GroupIPv4
+		return wSrc4, GroupIPv4
 	case !v6:
-		return src4, peer4
+		return wSrc4, wPeer4
 	case !unicast:
-		return src6, GroupIPv6
+		return wSrc6, GroupIPv6
 	default:
-		return netip.MustParseAddr("2001:db8::1"), dst6u
+		return netip.MustParseAddr("2001:db8::1"), wDst6u
 	}
 }
 
@@ -44,13 +44,13 @@ func FuzzUnmarshal(f *testing.F) {
 	// fixSum repairs the checksum first: random bytes almost never carry a
 	// right one, and the fields behind the checksum check need coverage too.
 	f.Fuzz(func(t *testing.T, b []byte, v6, unicast, fixSum bool) {
-		src, dst := fuzzAddrs(v6, unicast)
+		src, dst := wFuzzAddrs(v6, unicast)
 		if fixSum && len(b) >= headerLen {
-			b = fix(Version(b[0]>>4), src, dst, b)
+			b = wFixSum(Version(b[0]>>4), src, dst, b)
 		}
 		p, err := Unmarshal(b, src, dst)
 		if err != nil {
-			if reason(err) == DropUnknown {
+			if wReason(err) == DropUnknown {
 				t.Fatalf("error without a drop reason: %v", err)
 			}
 			return
@@ -79,7 +79,7 @@ func FuzzMarshal(f *testing.F) {
 	f.Add(uint8(2), uint8(51), uint8(100), int64(time.Second), uint8(1), "secret", []byte{198, 18, 0, 100, 198, 18, 0, 101}, false, false)
 	f.Add(uint8(3), uint8(7), uint8(255), int64(10*time.Millisecond), uint8(0), "", make([]byte, 32), true, true)
 	f.Fuzz(func(t *testing.T, ver, vrid, prio uint8, interval int64, auth uint8, pw string, raw []byte, v6, unicast bool) {
-		src, dst := fuzzAddrs(v6, unicast)
+		src, dst := wFuzzAddrs(v6, unicast)
 		alen := 4
 		if v6 {
 			alen = 16
