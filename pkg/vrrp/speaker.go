@@ -1,0 +1,583 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+// VIP holds and drops the virtual addresses on this node. Both methods
+// must be idempotent: the Speaker retries them after an error and calls
+// Release again on exit whenever the last outcome was unknown.
+type VIP interface {
+	// Acquire adds the addresses and announces them (gratuitous ARP or
+	// unsolicited neighbour advertisement).
+	Acquire() error
+	// Release removes the addresses.
+	Release() error
+}
+
+// maxHandover caps the default HandoverTimeout so that `hapod run` exits
+// within a second of SIGTERM, well inside kubelet's grace period.
+const maxHandover = 800 * time.Millisecond
+
+// SpeakerConfig configures a Speaker.
+type SpeakerConfig struct {
+	// Machine is the protocol configuration.
+	Machine MachineConfig
+	// Addrs are the virtual addresses carried in adverts.
+	Addrs []netip.Addr
+	// AuthType is the VRRPv2 authentication type put in adverts (default
+	// AuthNone). RawConn overrides it from its own ConnConfig.
+	AuthType AuthType
+	// Password is the VRRPv2 simple password used with AuthSimple
+	// (RawConn, again, uses its ConnConfig's).
+	Password string
+	// Clock is the time source (default: the real clock).
+	Clock clock.Clock
+	// Logger receives state changes at Info and per-advert detail at
+	// Debug (default: slog.Default()).
+	Logger *slog.Logger
+	// HandoverTimeout is how long a stopping active router keeps the VIP
+	// while waiting for the advert of its successor (default: three advert
+	// intervals, at most 800ms).
+	HandoverTimeout time.Duration
+}
+
+// Status is a snapshot of a Speaker for status pages and metrics.
+type Status struct {
+	// State is the protocol state.
+	State State
+	// Since is when State was entered (or the Speaker created).
+	Since time.Time
+	// LastReason is the reason of the last transition.
+	LastReason string
+	// BasePriority is the configured priority.
+	BasePriority uint8
+	// EffectivePriority is BasePriority plus all adjustments, in 1..254.
+	EffectivePriority uint8
+	// ActiveRouter is the router believed active: this node's primary
+	// address when active, the sender of the last accepted advert when
+	// backup, invalid when unknown.
+	ActiveRouter netip.Addr
+	// VIPHeld reports that the last Acquire succeeded and no Release
+	// followed.
+	VIPHeld bool
+	// AdvertsSent counts adverts sent successfully.
+	AdvertsSent uint64
+	// AdvertsReceived counts adverts for this virtual router received from
+	// other routers.
+	AdvertsReceived uint64
+	// Transitions counts state changes.
+	Transitions uint64
+}
+
+// vipState is what the Speaker knows about the addresses on this node.
+type vipState int
+
+const (
+	vipReleased vipState = iota
+	vipHeld
+	vipUnknown // the last Acquire or Release failed
+)
+
+// Speaker drives a Machine: it feeds it adverts from a Conn, its timers,
+// link changes and priority adjustments, and performs its actions on the
+// Conn and a VIP. Run runs the protocol; the other methods are safe to
+// call from any goroutine.
+type Speaker struct {
+	cfg   SpeakerConfig
+	conn  Conn
+	vip   VIP
+	clock clock.Clock
+	log   *slog.Logger
+
+	wake chan struct{} // link or priority changed
+
+	mu      sync.Mutex // guards the fields below
+	adjust  map[string]int
+	linkUp  bool
+	status  Status
+	running bool
+
+	// Owned by the Run goroutine.
+	m           *Machine
+	appliedLink bool
+	vipWant     bool
+	have        vipState  // what is on the node as far as we know
+	vipRetryAt  time.Time // zero: no retry pending
+	vipFailing  bool
+	sendFailing bool
+
+	// Counted by the loop for hook: inputs taken, and the stop.
+	nPackets uint64
+	nWakes   uint64
+	stopping bool
+
+	// hook, when set by tests, is called right before the loop blocks
+	// and as soon as it wakes. It lets a fake-clock test know that every
+	// speaker has finished reacting to every input before it moves time.
+	hook func(loopState)
+}
+
+// loopState is what hook reports.
+type loopState struct {
+	idle     bool      // about to block
+	deadline time.Time // when the loop wakes by itself; zero: never
+	packets  uint64    // packets taken from the Conn so far
+	wakes    uint64    // SetLink/AdjustPriority wake-ups taken so far
+	stopping bool      // ctx is cancelled
+}
+
+// NewSpeaker returns a Speaker for one virtual router. cfg.Machine should
+// have passed Validate; out-of-range values are normalised as NewMachine
+// does. Run owns conn from then on and closes it when it returns.
+func NewSpeaker(cfg SpeakerConfig, conn Conn, vip VIP) *Speaker {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m := NewMachine(cfg.Machine)
+	cfg.Machine = m.cfg
+	if cfg.HandoverTimeout <= 0 {
+		cfg.HandoverTimeout = min(3*cfg.Machine.Interval, maxHandover)
+	}
+	return &Speaker{
+		cfg:   cfg,
+		conn:  conn,
+		vip:   vip,
+		clock: cfg.Clock,
+		log:   cfg.Logger.With("vrid", cfg.Machine.VRID),
+		wake:  make(chan struct{}, 1),
+		// Not adjusted: no map entry until the first AdjustPriority.
+		linkUp: true,
+		status: Status{
+			State:             StateInit,
+			Since:             cfg.Clock.Now(),
+			BasePriority:      m.Priority(),
+			EffectivePriority: m.Priority(),
+		},
+		m:           m,
+		appliedLink: true,
+	}
+}
+
+// SetLink reports the carrier state of the interface. While the link is
+// down the router sits in Init without the VIP; when it returns it starts
+// over as backup.
+func (s *Speaker) SetLink(up bool) {
+	s.mu.Lock()
+	s.linkUp = up
+	s.mu.Unlock()
+	s.poke()
+}
+
+// AdjustPriority sets the priority adjustment of one tracked source, e.g.
+// AdjustPriority("backends", -50) while no backend is healthy and
+// AdjustPriority("backends", 0) to clear it. The effective priority is the
+// base priority plus the sum of all adjustments, clamped to 1..254.
+func (s *Speaker) AdjustPriority(source string, delta int) {
+	s.mu.Lock()
+	if delta == 0 {
+		delete(s.adjust, source)
+	} else {
+		if s.adjust == nil {
+			s.adjust = make(map[string]int)
+		}
+		s.adjust[source] = delta
+	}
+	sum := int(s.status.BasePriority)
+	for _, d := range s.adjust {
+		sum += d
+	}
+	s.status.EffectivePriority = clampPriority(sum)
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *Speaker) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake-up is already pending; it will read the latest values
+	}
+}
+
+// Status returns a snapshot of the speaker's state and counters.
+func (s *Speaker) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
+}
+
+// Ready reports that the speaker runs the protocol: it left Init, so it
+// either holds the VIP or knows that another router does or will.
+func (s *Speaker) Ready() bool {
+	st := s.Status().State
+	return st == StateBackup || st == StateActive
+}
+
+// ErrAlreadyRunning is returned by a second call of Run.
+var ErrAlreadyRunning = errors.New("vrrp: speaker already running")
+
+// Run speaks VRRP until ctx is cancelled, then hands over: an active router
+// sends a priority-0 advert but keeps the VIP (and so the proxy behind it
+// keeps serving) until the successor's advert arrives or HandoverTimeout
+// passes, and only then releases it. Run returns nil after a clean stop, or
+// an error when the Conn fails or the VIP could not be released. It closes
+// the Conn before returning and may be called only once.
+func (s *Speaker) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return ErrAlreadyRunning
+	}
+	s.running = true
+	s.mu.Unlock()
+
+	pkts := make(chan Received)
+	recvErr := make(chan error, 1)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.receive(pkts, recvErr, done)
+	}()
+	defer func() {
+		close(done)
+		_ = s.conn.Close() // unblocks Receive
+		wg.Wait()
+	}()
+
+	now := s.clock.Now()
+	s.applyControls(now)
+	s.do(now, s.m.Step(now, Startup{}), false)
+
+	for {
+		now = s.clock.Now()
+		wakeAt := s.wakeAt()
+		if !wakeAt.IsZero() && !wakeAt.After(now) {
+			s.timers(now)
+			continue
+		}
+		var timerC <-chan time.Time
+		var timer clock.Timer
+		if !wakeAt.IsZero() {
+			timer = s.clock.NewTimer(wakeAt.Sub(now))
+			timerC = timer.C()
+		}
+		s.idle(true, wakeAt)
+		var (
+			err  error
+			stop bool
+			rcv  *Received
+		)
+		select {
+		case <-ctx.Done():
+			stop = true
+			s.stopping = true
+		case r := <-pkts:
+			rcv = &r
+			s.nPackets++
+		case err = <-recvErr:
+		case <-timerC:
+		case <-s.wake:
+			s.nWakes++
+		}
+		s.idle(false, time.Time{})
+		if timer != nil {
+			timer.Stop()
+		}
+		switch {
+		case stop:
+			return s.shutdown(pkts, recvErr)
+		case err != nil:
+			return s.fail(err)
+		}
+		now = s.clock.Now()
+		if rcv != nil {
+			s.packet(now, *rcv)
+		}
+		s.applyControls(now)
+		s.timers(now)
+	}
+}
+
+func (s *Speaker) idle(idle bool, deadline time.Time) {
+	if s.hook != nil {
+		s.hook(loopState{idle: idle, deadline: deadline, packets: s.nPackets, wakes: s.nWakes, stopping: s.stopping})
+	}
+}
+
+// receive runs in its own goroutine: Conn.Receive blocks.
+func (s *Speaker) receive(out chan<- Received, errc chan<- error, done <-chan struct{}) {
+	failures := 0
+	for {
+		r, err := s.conn.Receive()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				errc <- err
+				return
+			}
+			failures++
+			if failures == 1 {
+				s.log.Warn("vrrp receive failed", "err", err)
+			}
+			// A socket that fails every call must not spin a core.
+			if failures >= 10 {
+				select {
+				case <-s.clock.After(s.cfg.Machine.Interval):
+				case <-done:
+					return
+				}
+			}
+			continue
+		}
+		if failures > 0 {
+			s.log.Info("vrrp receive recovered", "failures", failures)
+			failures = 0
+		}
+		select {
+		case out <- r:
+		case <-done:
+			return
+		}
+	}
+}
+
+// wakeAt is when the loop must run without outside input: the machine's
+// next timer or a pending VIP retry, whichever is first.
+func (s *Speaker) wakeAt() time.Time {
+	t := s.m.NextDeadline()
+	if r := s.vipRetryAt; !r.IsZero() && (t.IsZero() || r.Before(t)) {
+		t = r
+	}
+	return t
+}
+
+func (s *Speaker) timers(now time.Time) {
+	if dl := s.m.NextDeadline(); !dl.IsZero() && !now.Before(dl) {
+		s.do(now, s.m.Step(now, Tick{}), false)
+	}
+	if r := s.vipRetryAt; !r.IsZero() && !now.Before(r) {
+		s.reconcileVIP(now)
+	}
+}
+
+// applyControls feeds the machine the link state and priority that SetLink
+// and AdjustPriority last asked for.
+func (s *Speaker) applyControls(now time.Time) {
+	s.mu.Lock()
+	link, prio := s.linkUp, s.status.EffectivePriority
+	s.mu.Unlock()
+	if link != s.appliedLink {
+		s.appliedLink = link
+		in := Input(LinkDown{})
+		if link {
+			in = LinkUp{}
+		}
+		s.do(now, s.m.Step(now, in), false)
+	}
+	if prio != s.m.Priority() {
+		s.log.Info("vrrp priority changed", "from", s.m.Priority(), "to", prio)
+		s.do(now, s.m.Step(now, SetPriority{Priority: prio}), false)
+	}
+}
+
+func (s *Speaker) packet(now time.Time, r Received) {
+	p := r.Packet
+	// The Conn filters these already; a mismatch here would be a wiring
+	// mistake, and feeding it to the machine could move the VIP.
+	if p == nil || p.VRID != s.cfg.Machine.VRID || p.Version != s.cfg.Machine.Version {
+		return
+	}
+	s.mu.Lock()
+	s.status.AdvertsReceived++
+	s.mu.Unlock()
+	s.log.Debug("vrrp advert received", "from", r.Src, "priority", p.Priority, "interval", p.Interval)
+	s.do(now, s.m.Step(now, Advert{From: r.Src, Priority: p.Priority, Interval: p.Interval}), false)
+}
+
+// do performs the machine's actions in order. With keepVIP a ReleaseVIP
+// only records the wish: the graceful shutdown releases after handover.
+func (s *Speaker) do(now time.Time, acts []Action, keepVIP bool) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case Transition:
+			s.log.Info("vrrp state change", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason)
+			s.mu.Lock()
+			s.status.State = a.To
+			s.status.Since = now
+			s.status.LastReason = a.Reason
+			s.status.Transitions++
+			s.mu.Unlock()
+		case TakeVIP:
+			s.vipWant = true
+			s.vipRetryAt = time.Time{}
+			s.reconcileVIP(now)
+		case ReleaseVIP:
+			s.vipWant = false
+			s.vipRetryAt = time.Time{}
+			if !keepVIP {
+				s.reconcileVIP(now)
+			}
+		case SendAdvert:
+			s.send(a.Priority)
+			// Failed VIP operations are retried with the advert rhythm.
+			if s.vipWant && s.have != vipHeld {
+				s.reconcileVIP(now)
+			}
+		}
+	}
+	s.mu.Lock()
+	s.status.ActiveRouter = s.m.ActiveRouter()
+	s.mu.Unlock()
+}
+
+func (s *Speaker) send(prio uint8) {
+	c := s.cfg.Machine
+	err := s.conn.Send(&Packet{
+		Version:  c.Version,
+		VRID:     c.VRID,
+		Priority: prio,
+		Interval: c.Interval,
+		AuthType: s.cfg.AuthType,
+		Password: s.cfg.Password,
+		Addrs:    s.cfg.Addrs,
+	})
+	switch {
+	case err != nil && !s.sendFailing:
+		// Once per failure streak: at 10 adverts a second, more is noise.
+		s.sendFailing = true
+		s.log.Warn("vrrp advert send failed", "priority", prio, "err", err)
+	case err != nil:
+		s.log.Debug("vrrp advert send failed", "priority", prio, "err", err)
+	default:
+		if s.sendFailing {
+			s.sendFailing = false
+			s.log.Info("vrrp advert send recovered")
+		}
+		s.log.Debug("vrrp advert sent", "priority", prio)
+		s.mu.Lock()
+		s.status.AdvertsSent++
+		s.mu.Unlock()
+	}
+}
+
+// reconcileVIP brings the addresses in line with vipWant. A failure is
+// logged (at Warn once per streak) and retried one advert interval later.
+func (s *Speaker) reconcileVIP(now time.Time) {
+	if !s.vipRetryAt.IsZero() && now.Before(s.vipRetryAt) {
+		return
+	}
+	op, f, want := "acquire", s.vip.Acquire, vipHeld
+	if !s.vipWant {
+		op, f, want = "release", s.vip.Release, vipReleased
+	}
+	if s.have == want {
+		s.vipRetryAt = time.Time{}
+		return
+	}
+	if err := f(); err != nil {
+		s.have = vipUnknown
+		s.vipRetryAt = now.Add(s.cfg.Machine.Interval)
+		if !s.vipFailing {
+			s.vipFailing = true
+			s.log.Warn("vrrp VIP "+op+" failed, will retry", "err", err)
+		} else {
+			s.log.Debug("vrrp VIP "+op+" failed", "err", err)
+		}
+	} else {
+		s.have = want
+		s.vipRetryAt = time.Time{}
+		if s.vipFailing {
+			s.vipFailing = false
+			s.log.Info("vrrp VIP " + op + " succeeded after failures")
+		}
+	}
+	s.mu.Lock()
+	s.status.VIPHeld = s.have == vipHeld
+	s.mu.Unlock()
+}
+
+// shutdown is the graceful stop after ctx is cancelled.
+func (s *Speaker) shutdown(pkts <-chan Received, recvErr <-chan error) error {
+	now := s.clock.Now()
+	wasActive := s.m.State() == StateActive
+	s.do(now, s.m.Step(now, Shutdown{}), true)
+	if wasActive && s.have != vipReleased {
+		s.awaitSuccessor(now, pkts, recvErr)
+	}
+	return s.releaseForGood()
+}
+
+// awaitSuccessor keeps the VIP until another router's advert (any priority
+// but 0) shows that it has taken over, or until HandoverTimeout. A new
+// active router adds the VIP before it sends that advert, so between the
+// two there is no moment without an owner.
+func (s *Speaker) awaitSuccessor(now time.Time, pkts <-chan Received, recvErr <-chan error) {
+	deadline := now.Add(s.cfg.HandoverTimeout)
+	timer := s.clock.NewTimer(s.cfg.HandoverTimeout)
+	defer timer.Stop()
+	for {
+		s.idle(true, deadline)
+		select {
+		case r := <-pkts:
+			s.nPackets++
+			s.idle(false, time.Time{})
+			p := r.Packet
+			if p == nil || p.VRID != s.cfg.Machine.VRID || p.Version != s.cfg.Machine.Version || p.Priority == 0 || r.Src == s.cfg.Machine.Primary {
+				continue
+			}
+			s.mu.Lock()
+			s.status.AdvertsReceived++
+			s.mu.Unlock()
+			s.log.Info("vrrp handover done", "to", r.Src, "priority", p.Priority,
+				"after", s.clock.Since(now).String())
+			return
+		case <-timer.C():
+			s.idle(false, time.Time{})
+			s.log.Warn("vrrp handover timed out, releasing the VIP anyway", "timeout", s.cfg.HandoverTimeout.String())
+			return
+		case <-recvErr:
+			s.idle(false, time.Time{})
+			return
+		}
+	}
+}
+
+// releaseForGood releases the VIP once more if it may still be held.
+func (s *Speaker) releaseForGood() error {
+	s.vipWant = false
+	if s.have == vipReleased {
+		return nil
+	}
+	err := s.vip.Release()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("vrrp: release VIP on exit: %w", err)
+	}
+	s.have = vipReleased
+	s.status.VIPHeld = false
+	return nil
+}
+
+// fail stops after the Conn broke: nobody can hear us, so drop the VIP now.
+func (s *Speaker) fail(err error) error {
+	now := s.clock.Now()
+	s.do(now, s.m.Step(now, Shutdown{}), true)
+	if rerr := s.releaseForGood(); rerr != nil {
+		return errors.Join(fmt.Errorf("vrrp: receive: %w", err), rerr)
+	}
+	return fmt.Errorf("vrrp: receive: %w", err)
+}
