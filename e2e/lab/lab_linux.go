@@ -212,7 +212,7 @@ func killNamespacePids(ns string) {
 	// the namespace; these are not our children, so we can't wait(2).
 	deadline := time.Now().Add(2 * time.Second)
 	for _, pid := range pids {
-		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		for alive(pid) && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
@@ -276,4 +276,17 @@ func setSysctls(nsPath string, kv map[string]string) error {
 		}
 		return nil
 	})
+}
+
+// alive reports whether pid runs. A zombie (dead, not yet reaped by its
+// parent, often init after its own parent died) counts as gone.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name, which may itself
+	// contain spaces or parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }

@@ -281,7 +281,7 @@ func TestLab(t *testing.T) {
 		}
 	}
 	for _, pid := range pids {
-		if syscall.Kill(pid, 0) == nil {
+		if alive(pid) {
 			t.Errorf("process %d survived its lab", pid)
 		}
 	}
