@@ -444,3 +444,27 @@ func TestKeepalivedSamples(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkMarshalV3(b *testing.B) {
+	p := Packet{Version: Version3, VRID: 51, Priority: 100, Interval: 100 * time.Millisecond, Addrs: wAddrs("198.18.0.100")}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Marshal(wSrc4, GroupIPv4); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkUnmarshalV3(b *testing.B) {
+	p := Packet{Version: Version3, VRID: 51, Priority: 100, Interval: 100 * time.Millisecond, Addrs: wAddrs("198.18.0.100")}
+	msg, err := p.Marshal(wSrc4, GroupIPv4)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Unmarshal(msg, wSrc4, GroupIPv4); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
