@@ -57,6 +57,7 @@ proxies VIP:PORT to every healthy kube-apiserver. 'hapod init' prints the
 			initCommand(host),
 			joinCommand(host),
 			manifestCommand(host),
+			runCommand(),
 			versionCommand(),
 			completionCommand(),
 		},

@@ -1,0 +1,272 @@
+// Package daemon is `hapod run`: it wires the VRRP speaker, the VIP, the
+// health checker, the proxy and the status server together from one
+// Config, and shuts them down in the order that keeps clients served.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/hapod/hapod/internal/hostnet"
+	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/health"
+	"github.com/hapod/hapod/pkg/proxy"
+	"github.com/hapod/hapod/pkg/status"
+	"github.com/hapod/hapod/pkg/vip"
+	"github.com/hapod/hapod/pkg/vrrp"
+)
+
+// NewLogger returns the logger cfg asks for, writing to stderr (kubelet
+// keeps container logs).
+func NewLogger(cfg config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level)) // validated already
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// Run runs hapod until ctx ends, then hands the VIP over and drains the
+// proxy. cfg must be completed and valid.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	clk := clock.RealClock{}
+	ifname := cfg.VIP.Interface
+	if ifname == "" {
+		var err error
+		if ifname, err = hostnet.RouteInterface(cfg.VIP.Prefix.Addr()); err != nil {
+			return fmt.Errorf("--interface not given and not detected: %w", err)
+		}
+	}
+	source, err := primaryAddr(ifname, cfg.VIP.Prefix.Addr(), len(cfg.VRRP.Peers) > 0)
+	if err != nil {
+		return err
+	}
+	var password string
+	if cfg.VRRP.AuthPassFile != "" {
+		if password, err = config.ReadPassword(cfg.VRRP.AuthPassFile); err != nil {
+			return err
+		}
+	}
+	if n, err := proxy.RaiseNoFile(); err != nil {
+		log.Warn("could not raise the open-file limit", "err", err)
+	} else {
+		log.Debug("open-file limit", "nofile", n)
+	}
+
+	// The VIP: a SIGKILLed predecessor may have left it on the interface.
+	addr, err := vip.New(vip.Config{Interface: ifname, Prefix: cfg.VIP.Prefix, Clock: clk, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer addr.Close()
+	if stale, err := addr.RemoveStale(); err != nil {
+		return fmt.Errorf("remove a stale VIP: %w", err)
+	} else if stale {
+		log.Warn("removed the VIP left on the interface by a previous holder", "vip", cfg.VIP.Prefix, "interface", ifname)
+	}
+
+	conn, err := vrrp.Dial(vrrp.ConnConfig{
+		Interface: ifname,
+		Source:    source,
+		Peers:     cfg.VRRP.Peers,
+		VRID:      cfg.VRRP.VRID,
+		Version:   vrrp.Version(cfg.VRRP.Version),
+		Password:  password,
+	})
+	if err != nil {
+		return fmt.Errorf("VRRP socket on %s: %w", ifname, err)
+	}
+	speaker := vrrp.NewSpeaker(vrrp.SpeakerConfig{
+		Machine: vrrp.MachineConfig{
+			VRID:     cfg.VRRP.VRID,
+			Priority: cfg.VRRP.Priority,
+			Interval: cfg.VRRP.AdvertInterval,
+			Version:  vrrp.Version(cfg.VRRP.Version),
+			Preempt:  cfg.VRRP.Preempt,
+			Primary:  source,
+		},
+		Addrs:    []netip.Addr{cfg.VIP.Prefix.Addr()},
+		AuthType: authType(password),
+		Password: password,
+		Clock:    clk,
+		Logger:   log,
+	}, conn, addr)
+
+	// The proxy, listening on the VIP before this node holds it.
+	policy, err := proxy.PolicyByName(cfg.Proxy.Balance)
+	if err != nil {
+		return err
+	}
+	pool := proxy.NewPool(cfg.Proxy.Backends, policy)
+	px, err := proxy.New(proxy.Config{
+		Listen:         netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port),
+		ConnectTimeout: cfg.Proxy.ConnectTimeout,
+		IdleTimeout:    cfg.Proxy.IdleTimeout,
+		MaxConns:       cfg.Proxy.MaxConns,
+		CloseOnDown:    cfg.Proxy.CloseOnDown,
+		Rebalance:      cfg.Proxy.Rebalance,
+		DrainTimeout:   cfg.Proxy.DrainTimeout,
+		Clock:          clk,
+		Logger:         log,
+		OnHealthy: func(n int) {
+			// No healthy backend: let a node that reaches one take the VIP.
+			if n == 0 && cfg.Health.Weight > 0 {
+				speaker.AdjustPriority("backends", -cfg.Health.Weight)
+				log.Warn("no healthy kube-apiserver: VRRP priority lowered", "by", cfg.Health.Weight)
+			} else {
+				speaker.AdjustPriority("backends", 0)
+			}
+		},
+	}, pool)
+	if err != nil {
+		return err
+	}
+	if err := px.Listen(); err != nil {
+		return err
+	}
+
+	tlsConf, err := health.TLSConfig(cfg.Health.CAFile, "")
+	if err != nil {
+		return err
+	}
+	checker, err := health.NewChecker(cfg.Health.Check, cfg.Health.Path, tlsConf)
+	if err != nil {
+		return err
+	}
+	prober := health.NewProber(health.Config{
+		Interval: cfg.Health.Interval,
+		Timeout:  cfg.Health.Timeout,
+		Rise:     cfg.Health.Rise,
+		Fall:     cfg.Health.Fall,
+		Clock:    clk,
+		Logger:   log,
+	}, checker, cfg.Proxy.Backends, func(t health.Transition) {
+		if t.Healthy {
+			log.Info("backend up", "backend", t.Backend)
+		} else {
+			log.Warn("backend down", "backend", t.Backend, "err", t.Err)
+		}
+		pool.SetHealthy(t.Backend, t.Healthy)
+	})
+
+	srv := status.New(cfg.Status.Addr)
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+
+	log.Info("hapod starting", "vip", cfg.VIP.Prefix, "interface", ifname, "source", source,
+		"vrid", cfg.VRRP.VRID, "version", cfg.VRRP.Version, "priority", cfg.VRRP.Priority,
+		"interval", cfg.VRRP.AdvertInterval, "peers", len(cfg.VRRP.Peers), "port", cfg.Proxy.Port,
+		"backends", len(cfg.Proxy.Backends))
+
+	// Background parts stop when bgCtx ends, after the VIP is handed over.
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	var speakerDone, proxyDone atomic.Bool
+	srv.AddLiveness("vrrp", func() error {
+		if speakerDone.Load() {
+			return errors.New("speaker stopped")
+		}
+		return nil
+	})
+	srv.AddLiveness("proxy", func() error {
+		if proxyDone.Load() {
+			return errors.New("proxy stopped")
+		}
+		return nil
+	})
+	srv.AddReadiness("vrrp", func() error {
+		if !speaker.Ready() {
+			return errors.New("initializing")
+		}
+		return nil
+	})
+	go srv.Serve(bgCtx)
+	go prober.Run(bgCtx)
+	proxyErr := make(chan error, 1)
+	go func() {
+		proxyErr <- px.Serve(bgCtx)
+		proxyDone.Store(true)
+	}()
+
+	links, err := vip.WatchLink(bgCtx, ifname)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for up := range links {
+			speaker.SetLink(up)
+		}
+	}()
+
+	// The speaker runs in the foreground: on ctx's end it sends priority 0
+	// and keeps the VIP (and the proxy on it serving) until a new holder
+	// is heard, then releases it and returns.
+	speakerErr := make(chan error, 1)
+	go func() { speakerErr <- speaker.Run(ctx) }()
+
+	var runErr error
+	select {
+	case runErr = <-speakerErr:
+		speakerDone.Store(true)
+	case runErr = <-proxyErr:
+		proxyDone.Store(true)
+		log.Error("proxy stopped", "err", runErr)
+		// Hand the VIP over: the speaker stops on the same context.
+		stopBackground()
+	}
+	if ctx.Err() != nil {
+		log.Info("shutting down: VIP handed over, draining connections", "grace", cfg.Proxy.DrainTimeout)
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Proxy.DrainTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := px.Shutdown(drainCtx); err != nil {
+		log.Warn("drain incomplete", "err", err)
+	}
+	log.Info("stopped", "drain", time.Since(start).Round(time.Millisecond))
+	if ctx.Err() != nil && runErr == nil {
+		return nil
+	}
+	return runErr
+}
+
+// primaryAddr is this node's own address on ifname in the VIP's family:
+// the source of its VRRP adverts and its tie-breaker. RFC 9568 sends IPv6
+// adverts from the link-local address; unicast peers name global ones, so
+// unicast IPv6 uses a global address like keepalived's unicast_src_ip.
+func primaryAddr(ifname string, vipAddr netip.Addr, unicast bool) (netip.Addr, error) {
+	addrs, err := hostnet.Addrs()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	wantLinkLocal := vipAddr.Is6() && !unicast
+	for _, a := range addrs {
+		ip := a.Prefix.Addr()
+		if a.Interface == ifname && ip != vipAddr && ip.Is4() == vipAddr.Is4() && ip.IsLinkLocalUnicast() == wantLinkLocal {
+			return ip, nil
+		}
+	}
+	kind := map[bool]string{true: "an IPv6 link-local", false: "a global IPv6"}[wantLinkLocal]
+	if vipAddr.Is4() {
+		kind = "an IPv4"
+	}
+	return netip.Addr{}, fmt.Errorf("%s has no %s address of its own to send VRRP adverts from", ifname, kind)
+}
+
+func authType(password string) vrrp.AuthType {
+	if password == "" {
+		return vrrp.AuthNone
+	}
+	return vrrp.AuthSimple
+}
