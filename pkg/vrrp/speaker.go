@@ -318,6 +318,11 @@ func (s *Speaker) idle(idle bool, deadline time.Time) {
 	}
 }
 
+// maxRecvFailures is how many Receive errors in a row end Run. A router
+// that cannot hear the others must not keep (or take) the VIP: stopping
+// releases it, and the restarted process opens a fresh socket.
+const maxRecvFailures = 10
+
 // receive runs in its own goroutine: Conn.Receive blocks.
 func (s *Speaker) receive(out chan<- Received, errc chan<- error, done <-chan struct{}) {
 	failures := 0
@@ -332,13 +337,9 @@ func (s *Speaker) receive(out chan<- Received, errc chan<- error, done <-chan st
 			if failures == 1 {
 				s.log.Warn("vrrp receive failed", "err", err)
 			}
-			// A socket that fails every call must not spin a core.
-			if failures >= 10 {
-				select {
-				case <-s.clock.After(s.cfg.Machine.Interval):
-				case <-done:
-					return
-				}
+			if failures >= maxRecvFailures {
+				errc <- fmt.Errorf("%d errors in a row, the last: %w", failures, err)
+				return
 			}
 			continue
 		}

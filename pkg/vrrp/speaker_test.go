@@ -380,13 +380,21 @@ type lconn struct {
 	delivered uint64
 	closed    bool
 	sent      []Packet
+	failSend  bool // Send fails (and sends nothing)
+	recvErrs  int  // Receive fails this many more times
 }
+
+var errConnTest = errors.New("injected conn failure")
 
 func (c *lconn) Send(p *Packet) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return net.ErrClosed
+	}
+	if c.failSend {
+		c.mu.Unlock()
+		return errConnTest
 	}
 	c.sent = append(c.sent, *p)
 	c.mu.Unlock()
@@ -409,11 +417,15 @@ func (c *lconn) enqueue(r Received) {
 func (c *lconn) Receive() (Received, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.queue) == 0 && !c.closed {
+	for len(c.queue) == 0 && !c.closed && c.recvErrs == 0 {
 		c.cond.Wait()
 	}
-	if c.closed {
+	switch {
+	case c.closed:
 		return Received{}, net.ErrClosed
+	case c.recvErrs > 0:
+		c.recvErrs--
+		return Received{}, errConnTest
 	}
 	r := c.queue[0]
 	c.queue = c.queue[1:]
@@ -1041,5 +1053,87 @@ func TestSpeakerRunTwice(t *testing.T) {
 	l.settle()
 	if err := a.sp.Run(context.Background()); !errors.Is(err, ErrAlreadyRunning) {
 		t.Fatalf("second Run = %v", err)
+	}
+}
+
+func TestSpeakerConnErrors(t *testing.T) {
+	l := newLab(t)
+	a := l.add("a", 11, 150, nil)
+	b := l.add("b", 12, 100, nil)
+	// A few failed reads in a row are survived.
+	a.conn.recvErrs = maxRecvFailures - 1
+	a.start()
+	b.start()
+	// The reader is not tracked by the lab: wait until it has seen them all
+	// so the log order below is fixed.
+	for limit := time.Now().Add(20 * time.Second); ; runtime.Gosched() {
+		a.conn.mu.Lock()
+		left := a.conn.recvErrs
+		a.conn.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		if time.Now().After(limit) {
+			t.Fatalf("reader stuck with %d errors left", left)
+		}
+	}
+	l.runUntil(time.Second)
+	l.requireOneActive(a)
+	a.conn.mu.Lock()
+	a.conn.failSend = true
+	a.conn.mu.Unlock()
+	// b hears nothing from a any more and takes over; a hears b but,
+	// stronger, stays: a split brain until a's adverts get out again.
+	l.runUntil(2 * time.Second)
+	if a.sp.Status().State != StateActive || b.sp.Status().State != StateActive {
+		t.Fatalf("want both active while a cannot send\n%s", l.dump())
+	}
+	a.conn.mu.Lock()
+	a.conn.failSend = false
+	a.conn.mu.Unlock()
+	l.runUntil(3 * time.Second)
+	l.requireOneActive(a)
+	want := []string{
+		"WARN vrrp receive failed",
+		"WARN vrrp advert send failed",
+		"INFO vrrp receive recovered", // at b's first advert
+		"INFO vrrp advert send recovered",
+	}
+	var got []string
+	for _, m := range a.logs.messages(slog.LevelInfo) {
+		if strings.Contains(m, "receive") || strings.Contains(m, "send") {
+			got = append(got, m)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("a logged %q, want %q", got, want)
+	}
+	if st := b.sp.Status(); st.State != StateBackup || st.ActiveRouter != a.addr {
+		t.Fatalf("b status %+v", st)
+	}
+}
+
+// A Conn that keeps failing ends Run, and the VIP goes with it: a router
+// that cannot hear the others must not hold it.
+func TestSpeakerGivesUpOnBrokenConn(t *testing.T) {
+	l := newLab(t)
+	a := l.add("a", 11, 150, nil)
+	a.start()
+	l.runUntil(time.Second)
+	l.requireOneActive(a)
+	a.conn.mu.Lock()
+	a.conn.recvErrs = maxRecvFailures
+	a.conn.cond.Broadcast() // wake the blocked Receive
+	a.conn.mu.Unlock()
+	select {
+	case <-a.result:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("Run did not return")
+	}
+	if err := a.wait(); !errors.Is(err, errConnTest) {
+		t.Fatalf("Run = %v, want the receive error", err)
+	}
+	if a.vip.isHeld() {
+		t.Fatalf("VIP still held")
 	}
 }
