@@ -49,7 +49,7 @@ const (
 )
 
 // ErrInvalidMachineConfig is wrapped by MachineConfig.Validate.
-var ErrInvalidMachineConfig = errors.New("invalid VRRP machine config")
+var ErrInvalidMachineConfig = errors.New("vrrp: invalid machine config")
 
 // MachineConfig is the static configuration of one virtual router.
 type MachineConfig struct {
