@@ -11,7 +11,6 @@ import (
 
 	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -205,18 +204,17 @@ func Held(ifname string, addr netip.Addr) (bool, error) {
 // netlink subscription fails and cannot be restored. The consumer must
 // keep reading: sends block (with ctx) so that no transition is lost.
 //
-// The subscription lives in the calling thread's network namespace.
+// The subscription lives in the calling thread's network namespace. It is
+// opened there directly, never by switching namespaces: setns needs
+// CAP_SYS_ADMIN, which the pod does not have. A resubscription (after lost
+// events) opens its socket from another thread, which in `hapod run` is in
+// the same namespace.
 func WatchLink(ctx context.Context, ifname string) (<-chan bool, error) {
-	ns, err := netns.Get()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, fmt.Errorf("vip: current network namespace: %w", err)
-	}
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	if err != nil {
-		ns.Close()
 		return nil, fmt.Errorf("vip: netlink: %w", err)
 	}
-	w := &linkWatcher{ifname: ifname, ns: ns, h: h}
+	w := &linkWatcher{ifname: ifname, h: h}
 	// Subscribe before reading the state, so no change falls in between.
 	if err := w.subscribe(); err != nil {
 		w.close()
@@ -236,7 +234,6 @@ func WatchLink(ctx context.Context, ifname string) (<-chan bool, error) {
 
 type linkWatcher struct {
 	ifname  string
-	ns      netns.NsHandle
 	h       *netlink.Handle
 	updates chan netlink.LinkUpdate
 	done    chan struct{}
@@ -245,7 +242,7 @@ type linkWatcher struct {
 func (w *linkWatcher) subscribe() error {
 	w.updates = make(chan netlink.LinkUpdate, 16)
 	w.done = make(chan struct{})
-	err := netlink.LinkSubscribeWithOptions(w.updates, w.done, netlink.LinkSubscribeOptions{Namespace: &w.ns})
+	err := netlink.LinkSubscribeWithOptions(w.updates, w.done, netlink.LinkSubscribeOptions{})
 	if err != nil {
 		close(w.done)
 		w.updates, w.done = nil, nil
@@ -277,7 +274,6 @@ func (w *linkWatcher) current() (bool, error) {
 
 func (w *linkWatcher) close() {
 	w.h.Close()
-	w.ns.Close()
 }
 
 func (w *linkWatcher) run(ctx context.Context, out chan<- bool, last bool) {

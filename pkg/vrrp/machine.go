@@ -168,16 +168,24 @@ type TakeVIP struct{}
 // ReleaseVIP asks the driver to remove the virtual addresses.
 type ReleaseVIP struct{}
 
+// AnnounceVIP asks the driver to announce the addresses it holds again
+// (gratuitous ARP or unsolicited NA). Another router believed itself
+// active, and its announcements may have drawn the clients' neighbour
+// caches to it: without a fresh announcement they keep sending to a node
+// that has just stepped down, until their cache entries expire.
+type AnnounceVIP struct{}
+
 // Transition reports a state change with a reason written for humans.
 type Transition struct {
 	From, To State
 	Reason   string
 }
 
-func (SendAdvert) isAction() {}
-func (TakeVIP) isAction()    {}
-func (ReleaseVIP) isAction() {}
-func (Transition) isAction() {}
+func (SendAdvert) isAction()  {}
+func (TakeVIP) isAction()     {}
+func (ReleaseVIP) isAction()  {}
+func (AnnounceVIP) isAction() {}
+func (Transition) isAction()  {}
 
 // Reasons that carry no peer address.
 const (
@@ -405,7 +413,7 @@ func (m *Machine) advert(now time.Time, a Advert) []Action {
 			// its shutdown crossing our takeover): reassert at once so the
 			// backups re-arm on us instead of racing to take over.
 			m.adverAt = now.Add(m.cfg.Interval)
-			return []Action{SendAdvert{Priority: m.priority}}
+			return []Action{SendAdvert{Priority: m.priority}, AnnounceVIP{}}
 		case a.Priority > m.priority || (a.Priority == m.priority && a.From.Compare(m.cfg.Primary) > 0):
 			reason := fmt.Sprintf("higher priority advert from %s (prio %d)", a.From, a.Priority)
 			if a.Priority == m.priority {
@@ -416,11 +424,17 @@ func (m *Machine) advert(now time.Time, a Advert) []Action {
 			m.activeRouter = a.From
 			m.adverAt = time.Time{}
 			m.armDown(now, m.masterDown(), reasonMasterDown)
-			return []Action{Transition{From: StateActive, To: StateBackup, Reason: reason}, ReleaseVIP{}}
+			// Two active routers: a split brain healing (or a preemption).
+			// Our announcements may have drawn clients here; a priority-0
+			// advert as we leave makes the winner reassert and announce
+			// the VIP again at once (the winner may never hear a normal
+			// advert from us if its own reached us first).
+			return []Action{Transition{From: StateActive, To: StateBackup, Reason: reason}, SendAdvert{Priority: 0}, ReleaseVIP{}}
 		default:
 			// RFC 9568 section 6.4.3: answer a weaker active router at once
-			// so it steps down within one round trip, not one interval.
-			return []Action{SendAdvert{Priority: m.priority}}
+			// so it steps down within one round trip, not one interval,
+			// and win back the clients its announcements drew away.
+			return []Action{SendAdvert{Priority: m.priority}, AnnounceVIP{}}
 		}
 	default:
 		return nil

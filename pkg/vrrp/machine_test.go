@@ -191,19 +191,19 @@ func TestActiveReceivesAdverts(t *testing.T) {
 		st   State
 		dl   time.Duration
 	}{
-		{"lower priority: reassert at once", Advert{From: mAddrHigh, Priority: 99, Interval: 100 * ms},
-			[]Action{SendAdvert{100}}, StateActive, next},
-		{"equal priority, lower address: reassert", Advert{From: mAddrLow, Priority: 100, Interval: 100 * ms},
-			[]Action{SendAdvert{100}}, StateActive, next},
-		{"priority 0: reassert and restart the advert timer", Advert{From: mAddrHigh, Priority: 0, Interval: 100 * ms},
-			[]Action{SendAdvert{100}}, StateActive, at + 100*ms},
+		{"lower priority: reassert and re-announce at once", Advert{From: mAddrHigh, Priority: 99, Interval: 100 * ms},
+			[]Action{SendAdvert{100}, AnnounceVIP{}}, StateActive, next},
+		{"equal priority, lower address: reassert and re-announce", Advert{From: mAddrLow, Priority: 100, Interval: 100 * ms},
+			[]Action{SendAdvert{100}, AnnounceVIP{}}, StateActive, next},
+		{"priority 0: reassert, re-announce and restart the advert timer", Advert{From: mAddrHigh, Priority: 0, Interval: 100 * ms},
+			[]Action{SendAdvert{100}, AnnounceVIP{}}, StateActive, at + 100*ms},
 		{"higher priority: step down", Advert{From: mAddrLow, Priority: 101, Interval: 100 * ms},
-			[]Action{tr(StateActive, StateBackup, "higher priority advert from 198.18.0.10 (prio 101)"), ReleaseVIP{}}, StateBackup, at + down100},
+			[]Action{tr(StateActive, StateBackup, "higher priority advert from 198.18.0.10 (prio 101)"), SendAdvert{0}, ReleaseVIP{}}, StateBackup, at + down100},
 		{"equal priority, higher address: step down", Advert{From: mAddrHigh, Priority: 100, Interval: 100 * ms},
-			[]Action{tr(StateActive, StateBackup, "equal priority advert from higher address 198.18.0.12 (prio 100)"), ReleaseVIP{}}, StateBackup, at + down100},
+			[]Action{tr(StateActive, StateBackup, "equal priority advert from higher address 198.18.0.12 (prio 100)"), SendAdvert{0}, ReleaseVIP{}}, StateBackup, at + down100},
 		// Stepping down learns the winner's interval: 3*200ms + 156*200ms/256.
 		{"higher priority with another interval", Advert{From: mAddrHigh, Priority: 200, Interval: 200 * ms},
-			[]Action{tr(StateActive, StateBackup, "higher priority advert from 198.18.0.12 (prio 200)"), ReleaseVIP{}}, StateBackup, at + 721875*time.Microsecond},
+			[]Action{tr(StateActive, StateBackup, "higher priority advert from 198.18.0.12 (prio 200)"), SendAdvert{0}, ReleaseVIP{}}, StateBackup, at + 721875*time.Microsecond},
 		{"own looped-back advert is ignored", Advert{From: mAddrSelf, Priority: 200, Interval: 100 * ms},
 			nil, StateActive, next},
 	}
@@ -228,9 +228,9 @@ func TestTieBreakIPv6(t *testing.T) {
 	cfg.Primary = netip.MustParseAddr("fe80::9")
 	m := activeMachine(t, cfg)
 	runScript(t, m, []mstep{
-		{down100 + ms, Advert{From: netip.MustParseAddr("fe80::8"), Priority: 100, Interval: 100 * ms}, []Action{SendAdvert{100}}, StateActive, down100 + 100*ms},
+		{down100 + ms, Advert{From: netip.MustParseAddr("fe80::8"), Priority: 100, Interval: 100 * ms}, []Action{SendAdvert{100}, AnnounceVIP{}}, StateActive, down100 + 100*ms},
 		{down100 + 2*ms, Advert{From: netip.MustParseAddr("fe80::1:0"), Priority: 100, Interval: 100 * ms},
-			[]Action{tr(StateActive, StateBackup, "equal priority advert from higher address fe80::1:0 (prio 100)"), ReleaseVIP{}}, StateBackup, down100 + 2*ms + down100},
+			[]Action{tr(StateActive, StateBackup, "equal priority advert from higher address fe80::1:0 (prio 100)"), SendAdvert{0}, ReleaseVIP{}}, StateBackup, down100 + 2*ms + down100},
 	})
 }
 

@@ -115,6 +115,7 @@ type Speaker struct {
 	vipRetryAt  time.Time // zero: no retry pending
 	vipFailing  bool
 	sendFailing bool
+	announcedAt time.Time // last announcement: takeover or AnnounceVIP
 
 	// Counted by the loop for hook: inputs taken, and the stop.
 	nPackets uint64
@@ -431,6 +432,8 @@ func (s *Speaker) do(now time.Time, acts []Action, keepVIP bool) {
 			if !keepVIP {
 				s.reconcileVIP(now)
 			}
+		case AnnounceVIP:
+			s.reannounce(now)
 		case SendAdvert:
 			s.send(a.Priority)
 			// Failed VIP operations are retried with the advert rhythm.
@@ -474,6 +477,25 @@ func (s *Speaker) send(prio uint8) {
 	}
 }
 
+// reannounceInterval bounds re-announcements: a split brain heals within
+// one advert round trip, so one announcement per event is enough, and a
+// misbehaving peer that keeps advertising must not make us flood the LAN.
+const reannounceInterval = time.Second
+
+// reannounce announces the held VIP again (Acquire is idempotent: the
+// address stays, the gratuitous ARP or NA burst goes out).
+func (s *Speaker) reannounce(now time.Time) {
+	if s.have != vipHeld || (!s.announcedAt.IsZero() && now.Sub(s.announcedAt) < reannounceInterval) {
+		return
+	}
+	s.announcedAt = now
+	if err := s.vip.Acquire(); err != nil {
+		s.log.Warn("vrrp VIP re-announce failed", "err", err)
+		return
+	}
+	s.log.Info("VIP re-announced: another router was active too")
+}
+
 // reconcileVIP brings the addresses in line with vipWant. A failure is
 // logged (at Warn once per streak) and retried one advert interval later.
 func (s *Speaker) reconcileVIP(now time.Time) {
@@ -500,6 +522,9 @@ func (s *Speaker) reconcileVIP(now time.Time) {
 	} else {
 		s.have = want
 		s.vipRetryAt = time.Time{}
+		if want == vipHeld {
+			s.announcedAt = now // Acquire announced: no re-announce right after
+		}
 		if s.vipFailing {
 			s.vipFailing = false
 			s.log.Info("vrrp VIP " + op + " succeeded after failures")

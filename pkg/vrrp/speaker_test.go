@@ -808,6 +808,17 @@ func TestSpeakerPartitionHeals(t *testing.T) {
 	if len(l.eventsOf("a", "release")) != 0 {
 		t.Errorf("a released the VIP")
 	}
+	// b's announcements drew clients to it during the split: a, the
+	// winner, announces again (once) when it hears b after the heal.
+	var after []levent
+	for _, e := range l.eventsOf("a", "acquire") {
+		if e.at >= heal {
+			after = append(after, e)
+		}
+	}
+	if len(after) != 1 || after[0].at > heal+300*time.Millisecond {
+		t.Errorf("a re-announced %v after the heal at %v, want once within 3 intervals", after, heal)
+	}
 	if r := b.sp.Status().LastReason; r != "higher priority advert from 198.18.0.11 (prio 150)" {
 		t.Errorf("b reason %q", r)
 	}

@@ -1,0 +1,202 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hapod/hapod/e2e/lab"
+)
+
+// frontendPort is hapod's proxy port on the VIP in these tests.
+const frontendPort = 8443
+
+// backendPort is where each node's stand-in kube-apiserver listens.
+const backendPort = 6443
+
+// cluster is hapod running on every node of a lab, each node also running
+// a TCP backend on its own address that greets with the node's name.
+type cluster struct {
+	t     *testing.T
+	lab   *lab.Lab
+	vip   netip.Prefix
+	args  [][]string
+	procs []*lab.Process
+}
+
+type clusterOptions struct {
+	nodes   int
+	ipv6    bool
+	unicast bool
+	// extra flags for every node's `hapod run`.
+	extra []string
+}
+
+// newCluster builds a lab and starts hapod on every node.
+func newCluster(t *testing.T, o clusterOptions) *cluster {
+	t.Helper()
+	if o.nodes == 0 {
+		o.nodes = 3
+	}
+	l := lab.New(t, o.nodes)
+	c := &cluster{t: t, lab: l, vip: l.VIP4Prefix(0)}
+	if o.ipv6 {
+		c.vip = l.VIP6Prefix(0)
+	}
+	var backends []string
+	for _, n := range l.Nodes {
+		a := netip.AddrPortFrom(n.Addr(c.vip.Addr()), backendPort)
+		n.ServeTCP(t, a)
+		backends = append(backends, "--backend="+a.String())
+	}
+	for _, n := range l.Nodes {
+		args := []string{"run", "--vip=" + c.vip.String(), "--interface=" + n.Iface,
+			fmt.Sprintf("--port=%d", frontendPort), "--health-check=tcp", "--health-interval=500ms", "--health-timeout=200ms"}
+		args = append(args, backends...)
+		if o.unicast {
+			for _, p := range l.Nodes {
+				if p != n {
+					args = append(args, "--peer="+p.Addr(c.vip.Addr()).String())
+				}
+			}
+		}
+		args = append(args, o.extra...)
+		c.args = append(c.args, args)
+		c.procs = append(c.procs, nil)
+	}
+	for i := range l.Nodes {
+		c.start(i)
+	}
+	return c
+}
+
+// start (re)starts hapod on node i.
+func (c *cluster) start(i int) {
+	c.t.Helper()
+	c.procs[i] = c.lab.Nodes[i].Start(c.t, hapodBin, c.args[i]...)
+}
+
+func (c *cluster) index(n *lab.Node) int {
+	for i, m := range c.lab.Nodes {
+		if m == n {
+			return i
+		}
+	}
+	c.t.Fatalf("node %s not in cluster", n.Name)
+	return -1
+}
+
+// holders returns the nodes holding the VIP, leaving out the ones in skip.
+func (c *cluster) holders(skip ...*lab.Node) []*lab.Node {
+	var out []*lab.Node
+next:
+	for _, n := range c.lab.Holders(c.vip.Addr()) {
+		for _, s := range skip {
+			if n == s {
+				continue next
+			}
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// waitOneHolder waits until exactly one node (not in skip) holds the VIP
+// and returns it with the time it took.
+func (c *cluster) waitOneHolder(timeout time.Duration, skip ...*lab.Node) (*lab.Node, time.Duration) {
+	c.t.Helper()
+	start := time.Now()
+	var h []*lab.Node
+	for time.Since(start) < timeout {
+		if h = c.holders(skip...); len(h) == 1 {
+			return h[0], time.Since(start)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.t.Fatalf("after %v, %d nodes hold %s (want 1): %v", timeout, len(h), c.vip.Addr(), names(h))
+	return nil, 0
+}
+
+// waitNotHolding waits until n no longer holds the VIP.
+func (c *cluster) waitNotHolding(n *lab.Node, timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for n.HasAddr(c.vip.Addr()) {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s still holds %s after %v", n.Name, c.vip.Addr(), timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stableOneHolder checks that exactly one node holds the VIP during d.
+func (c *cluster) stableOneHolder(d time.Duration) *lab.Node {
+	c.t.Helper()
+	first, _ := c.waitOneHolder(5 * time.Second)
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if h := c.holders(); len(h) != 1 || h[0] != first {
+			c.t.Fatalf("holder changed from %s to %v", first.Name, names(h))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return first
+}
+
+// reach connects from the client to VIP:port through the holder's proxy
+// and returns the name of the backend node that answered.
+func (c *cluster) reach(timeout time.Duration) string {
+	c.t.Helper()
+	target := netip.AddrPortFrom(c.vip.Addr(), frontendPort)
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		name, err := c.lab.Client.WhoServes(ctx, target)
+		cancel()
+		if err == nil {
+			return name
+		}
+		lastErr = err
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("client cannot reach %s: %v", target, lastErr)
+	return ""
+}
+
+// status GETs path from node i's status server.
+func (c *cluster) status(i int, path string) (int, string, error) {
+	tr := &http.Transport{DialContext: c.lab.Nodes[i].Dial}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	resp, err := hc.Get("http://127.0.0.1:10270" + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), nil
+}
+
+// kill stops node i's hapod with sig and waits for it to exit.
+func (c *cluster) kill(i int, sig syscall.Signal) error {
+	c.t.Helper()
+	if err := c.procs[i].Signal(sig); err != nil {
+		return err
+	}
+	return c.procs[i].Wait(5 * time.Second)
+}
+
+func names(ns []*lab.Node) string {
+	var s []string
+	for _, n := range ns {
+		s = append(s, n.Name)
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}
