@@ -53,6 +53,12 @@ control plane; it holds the virtual IP with VRRP (keepalived-compatible) and
 proxies VIP:PORT to every healthy kube-apiserver. 'hapod init' prints the
 'hapod join' command to run before 'kubeadm join --control-plane' on the others.`,
 		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("unknown command %q (see --help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
 		Commands: []*cli.Command{
 			initCommand(host),
 			joinCommand(host),

@@ -257,9 +257,9 @@ func primaryAddr(ifname string, vipAddr netip.Addr, unicast bool) (netip.Addr, e
 			return ip, nil
 		}
 	}
-	kind := map[bool]string{true: "an IPv6 link-local", false: "a global IPv6"}[wantLinkLocal]
+	kind := map[bool]string{true: "IPv6 link-local", false: "global IPv6"}[wantLinkLocal]
 	if vipAddr.Is4() {
-		kind = "an IPv4"
+		kind = "IPv4"
 	}
 	return netip.Addr{}, fmt.Errorf("%s has no %s address of its own to send VRRP adverts from", ifname, kind)
 }
