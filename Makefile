@@ -1,6 +1,8 @@
 # hapod — see README.md. `make test` is what CI runs (as root, after .ci/run
 # installed keepalived, haproxy, dnsmasq, tshark and podman).
 
+SHELL    := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMAGE    ?= localhost/hapod:$(VERSION)
@@ -27,7 +29,7 @@ unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 e2e: static
-	$(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+	$(GO) test -count=1 -timeout 40m -v ./e2e/...
 
 # Benchmarks compare against keepalived / haproxy side by side and print ratios.
 bench: bench-failover bench-proxy
@@ -74,4 +76,4 @@ demo: static
 	$(GO) run ./e2e/demo
 
 clean:
-	rm -rf bin e2e.out
+	rm -rf bin
