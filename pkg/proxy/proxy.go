@@ -5,9 +5,10 @@
 // A Pool holds the backends, their health (driven by the health checker
 // through SetHealthy) and the selection Policy. A Proxy owns the listener
 // and the connections. Per connection the proxy dials a backend (retrying
-// others within ConnectTimeout when a dial fails), then copies both ways
-// with two goroutines, passing half-closes through. Small reads go
-// through a pooled buffer; bulk transfers switch to splice(2) on Linux.
+// others within ConnectTimeout when a dial fails), then relays both ways,
+// passing half-closes through. The data path is one epoll event loop per
+// core (engine_linux.go): no goroutine, timer or buffer per connection;
+// small reads go through the loop's buffer, bulk transfers are spliced.
 package proxy
 
 import (
@@ -15,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -149,22 +149,22 @@ type Proxy struct {
 	pool *Pool
 	log  *slog.Logger
 
-	dialer net.Dialer
-
 	mu        sync.Mutex
-	ln        *net.TCPListener
-	accepting bool          // the accept loop was started
-	serving   chan struct{} // closed when the accept loop has returned
+	lnfd      int // listening socket, -1 before Listen and after close
+	bound     netip.AddrPort
+	loops     []*loop
+	serving   bool
 	stopping  chan struct{} // closed when Shutdown starts
 	stopOnce  sync.Once
+	loopsDone chan struct{} // closed when the event loops have exited
+	maintDone chan struct{} // closed when the maintenance goroutine returned
 
-	// hard is set (and hardCancel called) when connections are closed
-	// forcibly: at the end of the drain.
-	hard       atomic.Bool
-	hardCtx    context.Context
-	hardCancel context.CancelFunc
+	drained   chan struct{} // closed when stopping and no connection is left
+	drainOnce sync.Once
 
-	wg sync.WaitGroup // connection goroutines
+	// hard is set when connections are closed forcibly: at the end of
+	// the drain. Checked under Backend.mu when a connection is added.
+	hard atomic.Bool
 
 	kick     chan struct{} // wakes the maintenance loop (rebalance start)
 	tickDone chan struct{} // tests only: a value each time maintenance arms its timer
@@ -192,18 +192,15 @@ func New(cfg Config, pool *Pool) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{
-		cfg:      cfg,
-		pool:     pool,
-		log:      cfg.Logger,
-		serving:  make(chan struct{}),
-		stopping: make(chan struct{}),
-		kick:     make(chan struct{}, 1),
-	}
-	p.hardCtx, p.hardCancel = context.WithCancel(context.Background())
-	p.dialer = net.Dialer{
-		KeepAliveConfig: net.KeepAliveConfig{
-			Enable: true, Idle: KeepAliveIdle, Interval: KeepAliveInterval, Count: KeepAliveCount,
-		},
+		cfg:       cfg,
+		pool:      pool,
+		log:       cfg.Logger,
+		lnfd:      -1,
+		stopping:  make(chan struct{}),
+		loopsDone: make(chan struct{}),
+		maintDone: make(chan struct{}),
+		drained:   make(chan struct{}),
+		kick:      make(chan struct{}, 1),
 	}
 	if err := pool.attach(&p.cfg, p.startRebalance); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
@@ -216,19 +213,19 @@ func New(cfg Config, pool *Pool) (*Proxy, error) {
 func (p *Proxy) Listen() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ln != nil {
+	if p.lnfd >= 0 {
 		return nil
 	}
 	select {
 	case <-p.stopping:
-		return net.ErrClosed
+		return ErrClosed
 	default:
 	}
-	ln, err := listen(p.cfg.Listen)
+	fd, bound, err := listenFD(p.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %v: %w", p.cfg.Listen, err)
 	}
-	p.ln = ln
+	p.lnfd, p.bound = fd, bound
 	if lim, err := noFileLimit(); err == nil && lim < uint64(2*p.cfg.MaxConns+64) {
 		p.log.Warn("open-file limit below what max-conns needs (two descriptors per connection)",
 			"nofile", lim, "max_conns", p.cfg.MaxConns)
@@ -236,21 +233,20 @@ func (p *Proxy) Listen() error {
 	return nil
 }
 
+// ErrClosed is returned by Listen and Serve after Shutdown.
+var ErrClosed = errors.New("proxy closed")
+
 // Addr returns the bound address (useful with port 0), or the zero value
 // before Listen.
 func (p *Proxy) Addr() netip.AddrPort {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ln == nil {
-		return netip.AddrPort{}
-	}
-	return p.ln.Addr().(*net.TCPAddr).AddrPort()
+	return p.bound
 }
 
-// Serve accepts connections until ctx is cancelled or Shutdown is called.
+// Serve relays connections until ctx is cancelled or Shutdown is called.
 // On cancellation it drains like Shutdown (DrainTimeout) before
-// returning. It returns nil after a shutdown and an error when accepting
-// fails for good.
+// returning. It returns nil after a shutdown.
 func (p *Proxy) Serve(ctx context.Context) error {
 	if err := p.Listen(); err != nil {
 		return err
@@ -259,32 +255,58 @@ func (p *Proxy) Serve(ctx context.Context) error {
 	select {
 	case <-p.stopping:
 		p.mu.Unlock()
-		return nil
+		return ErrClosed
 	default:
 	}
-	if p.accepting {
+	if p.serving {
 		p.mu.Unlock()
 		return errServing
 	}
-	p.accepting = true
-	ln := p.ln
+	p.serving = true
+	err := p.startLoops()
 	p.mu.Unlock()
-
-	maintDone := make(chan struct{})
+	if err != nil {
+		close(p.loopsDone)
+		return err
+	}
 	go func() {
-		defer close(maintDone)
+		for _, l := range p.loops {
+			<-l.done
+		}
+		close(p.loopsDone)
+	}()
+
+	go func() {
+		defer close(p.maintDone)
 		p.maintain()
 	}()
-	stop := context.AfterFunc(ctx, func() { p.beginStop() })
-	defer stop()
-
-	err := p.acceptLoop(ln)
-	close(p.serving)
-	if ctx.Err() != nil {
+	select {
+	case <-ctx.Done():
 		err = p.Shutdown(context.Background())
+	case <-p.stopping:
+	case <-p.loopsDone: // an event loop failed
+		err = p.loopErr()
+		p.Shutdown(context.Background())
 	}
-	<-maintDone
+	<-p.loopsDone
+	<-p.maintDone
+	if err == nil {
+		err = p.loopErr()
+	}
 	return err
+}
+
+func (p *Proxy) loopErr() error {
+	for _, l := range p.loops {
+		select {
+		case <-l.done:
+			if l.err != nil {
+				return l.err
+			}
+		default:
+		}
+	}
+	return nil
 }
 
 var errServing = errors.New("proxy already serving")
@@ -303,56 +325,33 @@ func acceptBackoff(last time.Duration) time.Duration {
 	return last * 2
 }
 
-func (p *Proxy) acceptLoop(ln *net.TCPListener) error {
-	var backoff time.Duration
-	for {
-		c, err := ln.AcceptTCP()
-		if err != nil {
-			select {
-			case <-p.stopping:
-				return nil
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			p.acceptErrors.Add(1)
-			backoff = acceptBackoff(backoff)
-			if backoff == time.Second {
-				p.log.Warn("accept failing, backing off", "err", err, "backoff", backoff)
-			} else {
-				p.log.Debug("accept failed", "err", err, "backoff", backoff)
-			}
-			t := p.cfg.Clock.NewTimer(backoff)
-			select {
-			case <-t.C():
-			case <-p.stopping:
-				t.Stop()
-				return nil
-			}
-			continue
+// connDone is called by the loops when a client connection is gone.
+func (p *Proxy) connDone() {
+	if p.active.Add(-1) == 0 {
+		select {
+		case <-p.stopping:
+			p.drainOnce.Do(func() { close(p.drained) })
+		default:
 		}
-		backoff = 0
-		if p.active.Load() >= int64(p.cfg.MaxConns) {
-			p.refused.Add(1)
-			c.Close()
-			continue
-		}
-		p.active.Add(1)
-		p.accepted.Add(1)
-		p.wg.Add(1)
-		go p.handle(c)
 	}
 }
 
-// beginStop stops accepting, once.
+// beginStop stops accepting, once: every loop drops the listener, then
+// it is closed.
 func (p *Proxy) beginStop() {
 	p.stopOnce.Do(func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		close(p.stopping)
-		if p.ln != nil {
-			p.ln.Close()
+		if p.serving {
+			p.postWait(func(l *loop) { l.unlisten() })
+		}
+		if p.lnfd >= 0 {
+			closeFD(p.lnfd)
+			p.lnfd = -1
+		}
+		if p.active.Load() == 0 {
+			p.drainOnce.Do(func() { close(p.drained) })
 		}
 	})
 }
@@ -362,51 +361,45 @@ func (p *Proxy) beginStop() {
 var ErrDrainTimeout = errors.New("drain timed out, connections closed")
 
 // Shutdown stops accepting and lets in-flight connections finish until
-// ctx is done or DrainTimeout passes, then closes the rest. It returns
-// nil when everything drained in time, else ErrDrainTimeout (or ctx's
-// error).
+// ctx is done or DrainTimeout passes, then closes the rest and stops the
+// event loops. It returns nil when everything drained in time, else
+// ErrDrainTimeout (or ctx's error).
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.beginStop()
 	p.mu.Lock()
-	started := p.accepting
+	serving := p.serving
 	p.mu.Unlock()
-	if started {
-		// No wg.Add may race with Wait: wait for the accept loop to return.
-		select {
-		case <-p.serving:
-		case <-ctx.Done():
-		}
+	if !serving {
+		return nil
 	}
-	drained := make(chan struct{})
-	go func() {
-		p.wg.Wait()
-		close(drained)
-	}()
 	t := p.cfg.Clock.NewTimer(p.cfg.DrainTimeout)
-	defer t.Stop()
 	var err error
 	select {
-	case <-drained:
-		return nil
+	case <-p.drained:
+	case <-p.loopsDone:
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-t.C():
 		err = ErrDrainTimeout
 	}
-	n := p.closeAll()
-	p.log.Info("drain ended, closed remaining connections", "closed", n)
-	<-drained
+	t.Stop()
+	if err != nil {
+		n := p.closeAll()
+		p.log.Info("drain ended, closed remaining connections", "closed", n)
+	}
+	for _, l := range p.loops {
+		l.post(func(*loop) bool { return true })
+	}
+	<-p.loopsDone
 	return err
 }
 
-// closeAll aborts every connection and cancels dials in progress.
+// closeAll closes every connection, dials in progress included, and
+// returns how many were open.
 func (p *Proxy) closeAll() int {
 	p.hard.Store(true)
-	p.hardCancel()
-	n := 0
-	for _, b := range p.pool.backends {
-		n += b.closeAll()
-	}
+	n := int(p.active.Load())
+	p.postWait(func(l *loop) { l.closeAll() })
 	return n
 }
 

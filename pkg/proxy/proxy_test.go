@@ -346,14 +346,8 @@ func TestShutdownDrainTimeout(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- p.Shutdown(context.Background()) }()
 	// The drain timer is the only fake timer left once maintenance stops.
-	eventually(t, "the drain timer", func() bool {
-		select {
-		case <-p.serving:
-			return fc.Waiters() == 1
-		default:
-			return false
-		}
-	})
+	<-p.maintDone
+	eventually(t, "the drain timer", func() bool { return fc.Waiters() == 1 })
 	fc.Step(DefaultDrainTimeout)
 	if err := <-done; !errors.Is(err, ErrDrainTimeout) {
 		t.Errorf("Shutdown = %v, want ErrDrainTimeout", err)

@@ -1,0 +1,114 @@
+// Command hapodproxy runs pkg/proxy with static backends, for the
+// proxy benchmark (bench/proxy): no health checks, no VRRP.
+//
+//	hapodproxy -route 127.0.0.1:18001=127.0.0.1:5201 [-route ...]
+//
+// It exits cleanly on SIGTERM or SIGINT.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hapod/hapod/pkg/proxy"
+)
+
+type routes []string
+
+func (r *routes) String() string     { return strings.Join(*r, ",") }
+func (r *routes) Set(s string) error { *r = append(*r, s); return nil }
+
+func main() {
+	var rs routes
+	flag.Var(&rs, "route", "LISTEN=BACKEND[,BACKEND...] (repeatable)")
+	maxConns := flag.Int("max-conns", 60000, "max concurrent connections per route")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here until exit")
+	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hapodproxy:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(rs, *maxConns); err != nil {
+		fmt.Fprintln(os.Stderr, "hapodproxy:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+func run(rs routes, maxConns int) error {
+	if len(rs) == 0 {
+		return errors.New("no -route given")
+	}
+	if _, err := proxy.RaiseNoFile(); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	var proxies []*proxy.Proxy
+	for _, r := range rs {
+		listen, backends, ok := strings.Cut(r, "=")
+		if !ok {
+			return fmt.Errorf("route %q: want LISTEN=BACKEND", r)
+		}
+		l, err := netip.ParseAddrPort(listen)
+		if err != nil {
+			return fmt.Errorf("route %q: %w", r, err)
+		}
+		var bs []netip.AddrPort
+		for _, b := range strings.Split(backends, ",") {
+			a, err := netip.ParseAddrPort(b)
+			if err != nil {
+				return fmt.Errorf("route %q: %w", r, err)
+			}
+			bs = append(bs, a)
+		}
+		cfg := proxy.DefaultConfig(l)
+		cfg.MaxConns = maxConns
+		cfg.DrainTimeout = time.Second
+		cfg.Logger = log
+		p, err := proxy.New(cfg, proxy.NewPool(bs, proxy.LeastConn{}))
+		if err != nil {
+			return err
+		}
+		if err := p.Listen(); err != nil {
+			return err
+		}
+		proxies = append(proxies, p)
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, len(proxies))
+	for _, p := range proxies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- p.Serve(ctx)
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil && !errors.Is(err, proxy.ErrDrainTimeout) {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,743 @@
+// Command proxy benchmarks hapod's L4 proxy (pkg/proxy, run by
+// bench/proxy/hapodproxy) against haproxy `mode tcp` side by side on
+// loopback, with the same backends for both, and prints a Markdown table
+// of medians with the ratio per row. `make bench-proxy` runs it (root, for
+// the 20,000-connection row's file limits).
+//
+// Needs: haproxy, iperf3, wrk, nginx (Debian: nginx-light). Each case runs
+// -runs times, alternating which proxy goes first.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var (
+	runs       = flag.Int("runs", 3, "runs per case and proxy (medians are printed)")
+	wrkDur     = flag.Duration("wrk-duration", 10*time.Second, "wrk run length")
+	wrkConns   = flag.Int("wrk-conns", 50, "wrk connections")
+	wrkThreads = flag.Int("wrk-threads", 2, "wrk threads")
+	iperfDur   = flag.Duration("iperf-duration", 5*time.Second, "iperf3 run length")
+	transfers  = flag.Int("transfers", 10, "10 MiB transfers per run")
+	idleConns  = flag.Int("idle", 20000, "concurrent idle connections")
+	idleHold   = flag.Duration("idle-hold", 5*time.Second, "how long the idle connections are held")
+	only       = flag.String("only", "", "comma-separated cases to run: iperf1,iperf4,wrk-ka,wrk-close,10mib,idle (default all)")
+	hapodEnv   = flag.String("hapod-env", "", "extra environment for hapodproxy, comma-separated K=V")
+	nginxProcs = flag.Int("nginx-workers", 1, "nginx worker processes")
+	keep       = flag.Bool("keep", false, "keep the temporary directory")
+	verbose    = flag.Bool("v", false, "print every run")
+)
+
+func main() {
+	flag.Parse()
+	b := &bench{maxConns: 60000}
+	err := b.run()
+	b.cleanup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-proxy:", err)
+		os.Exit(1)
+	}
+}
+
+// proxyKind names the two contenders; hapod is index 0.
+var proxyNames = []string{"hapod", "haproxy"}
+
+type bench struct {
+	dir      string
+	maxConns int // per proxy, fitted to the open-file limit
+	procs    []*exec.Cmd
+	mu       sync.Mutex
+
+	ports struct {
+		iperf, nginx, blob, sink int
+	}
+	front [2]struct{ iperf, nginx, blob, sink int }
+	pid   [2]int
+
+	results []*row
+}
+
+// row is one line of the table: a metric measured for both proxies.
+type row struct {
+	name         string
+	unit         string
+	higherBetter bool
+	vals         [2][]float64
+}
+
+func (b *bench) row(name, unit string, higherBetter bool) *row {
+	for _, r := range b.results {
+		if r.name == name {
+			return r
+		}
+	}
+	r := &row{name: name, unit: unit, higherBetter: higherBetter}
+	b.results = append(b.results, r)
+	return r
+}
+
+func (b *bench) run() error {
+	for _, tool := range []string{"haproxy", "iperf3", "wrk", "nginx"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not installed (Debian: apt-get install haproxy iperf3 wrk nginx-light)", tool)
+		}
+	}
+	// 20,000 relayed connections: the client and the sink here hold
+	// 40,000 descriptors and each proxy as many; children inherit this.
+	// Without CAP_SYS_RESOURCE the hard limit stays, and both proxies'
+	// maxconn and the idle case shrink to fit it (two descriptors per
+	// relayed connection).
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: 200000, Max: 200000}); err != nil {
+		var r unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
+			return err
+		}
+		r.Cur = r.Max
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
+			return err
+		}
+		b.maxConns = min(b.maxConns, int(r.Max-400)/2)
+		if *idleConns > b.maxConns-100 {
+			fmt.Fprintf(os.Stderr, "warning: open-file limit %d (cannot raise: %v): idle case reduced to %d connections\n",
+				r.Max, err, b.maxConns-100)
+			*idleConns = b.maxConns - 100
+		}
+	}
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigc
+		b.cleanup()
+		os.Exit(130)
+	}()
+
+	var err error
+	if b.dir, err = os.MkdirTemp("", "hapod-bench-proxy-"); err != nil {
+		return err
+	}
+	if err := b.build(); err != nil {
+		return err
+	}
+	if err := b.startBackends(); err != nil {
+		return err
+	}
+	if err := b.startProxies(); err != nil {
+		return err
+	}
+	cases := []struct {
+		name string
+		fn   func(p, run int) error
+	}{
+		{"iperf1", func(p, _ int) error { return b.iperf(p, 1) }},
+		{"iperf4", func(p, _ int) error { return b.iperf(p, 4) }},
+		{"wrk-ka", func(p, _ int) error { return b.wrk(p, false) }},
+		{"wrk-close", func(p, _ int) error { return b.wrk(p, true) }},
+		{"10mib", func(p, _ int) error { return b.transfer(p) }},
+		{"idle", func(p, _ int) error { return b.idle(p) }},
+	}
+	want := map[string]bool{}
+	for _, c := range strings.Split(*only, ",") {
+		if c != "" {
+			want[c] = true
+		}
+	}
+	for _, c := range cases {
+		if len(want) > 0 && !want[c.name] {
+			continue
+		}
+		for run := range *runs {
+			order := []int{0, 1}
+			if run%2 == 1 {
+				order = []int{1, 0}
+			}
+			for _, p := range order {
+				if err := c.fn(p, run); err != nil {
+					return fmt.Errorf("%s via %s: %w", c.name, proxyNames[p], err)
+				}
+			}
+		}
+	}
+	b.print()
+	return nil
+}
+
+func (b *bench) path(name string) string { return filepath.Join(b.dir, name) }
+
+func (b *bench) build() error {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	cmd := exec.Command("go", "build", "-trimpath", "-o", b.path("hapodproxy"), "./bench/proxy/hapodproxy")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build hapodproxy: %v: %s", err, out)
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func freePorts(ps ...*int) error {
+	for _, p := range ps {
+		var err error
+		if *p, err = freePort(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// start runs a long-lived helper process, remembered for cleanup by PID.
+func (b *bench) start(name string, env []string, args ...string) (*exec.Cmd, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	logf, err := os.Create(b.path(filepath.Base(name) + ".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	b.mu.Lock()
+	b.procs = append(b.procs, cmd)
+	b.mu.Unlock()
+	return cmd, nil
+}
+
+func (b *bench) cleanup() {
+	b.mu.Lock()
+	procs := b.procs
+	b.procs = nil
+	b.mu.Unlock()
+	for _, c := range procs {
+		c.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			c.Process.Kill()
+			<-done
+		}
+	}
+	if b.dir != "" && !*keep {
+		os.RemoveAll(b.dir)
+	}
+}
+
+func waitPort(port int) error {
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return nil
+		}
+	}
+	return fmt.Errorf("nothing listens on port %d", port)
+}
+
+const blobSize = 10 << 20
+
+func (b *bench) startBackends() error {
+	p := &b.ports
+	if err := freePorts(&p.iperf, &p.nginx, &p.blob, &p.sink); err != nil {
+		return err
+	}
+	if _, err := b.start("iperf3", nil, "-s", "-p", strconv.Itoa(p.iperf)); err != nil {
+		return err
+	}
+	www := b.path("www")
+	if err := os.MkdirAll(www, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(www, "1k"), []byte(strings.Repeat("x", 1024)), 0o644); err != nil {
+		return err
+	}
+	conf := fmt.Sprintf(`user root;
+worker_processes %d;
+daemon off;
+pid %[2]s/nginx.pid;
+error_log %[2]s/nginx.err warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 16000; }
+http {
+  access_log off;
+  client_body_temp_path %[2]s/cbt; proxy_temp_path %[2]s/pt; fastcgi_temp_path %[2]s/ft;
+  uwsgi_temp_path %[2]s/ut; scgi_temp_path %[2]s/st;
+  keepalive_requests 10000000;
+  keepalive_timeout 300s;
+  server {
+    listen 127.0.0.1:%[3]d backlog=4096;
+    root %[4]s;
+    location / { }
+  }
+}
+`, *nginxProcs, b.dir, p.nginx, www)
+	if err := os.WriteFile(b.path("nginx.conf"), []byte(conf), 0o644); err != nil {
+		return err
+	}
+	if _, err := b.start("nginx", nil, "-p", b.dir, "-c", b.path("nginx.conf"), "-e", b.path("nginx.err")); err != nil {
+		return err
+	}
+	if err := serve(p.blob, serveBlob); err != nil {
+		return err
+	}
+	if err := serve(p.sink, serveSink); err != nil {
+		return err
+	}
+	for _, port := range []int{p.iperf, p.nginx} {
+		if err := waitPort(port); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serve runs an in-process backend.
+func serve(port int, h func(*net.TCPConn)) error {
+	ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				h(c.(*net.TCPConn))
+			}()
+		}
+	}()
+	return nil
+}
+
+var blob = make([]byte, blobSize)
+
+// serveBlob sends 10 MiB, then waits for the client to close.
+func serveBlob(c *net.TCPConn) {
+	c.Write(blob)
+	c.CloseWrite()
+	io.Copy(io.Discard, c)
+}
+
+// serveSink greets with one byte (proof that the path is end to end),
+// then holds the connection until the client closes it.
+func serveSink(c *net.TCPConn) {
+	c.Write([]byte{'!'})
+	io.Copy(io.Discard, c)
+}
+
+func (b *bench) startProxies() error {
+	for i := range b.front {
+		f := &b.front[i]
+		if err := freePorts(&f.iperf, &f.nginx, &f.blob, &f.sink); err != nil {
+			return err
+		}
+	}
+	// hapod
+	f := b.front[0]
+	var args []string
+	for _, r := range [][2]int{{f.iperf, b.ports.iperf}, {f.nginx, b.ports.nginx}, {f.blob, b.ports.blob}, {f.sink, b.ports.sink}} {
+		args = append(args, "-route", fmt.Sprintf("127.0.0.1:%d=127.0.0.1:%d", r[0], r[1]))
+	}
+	args = append(args, "-max-conns", strconv.Itoa(b.maxConns))
+	var env []string
+	if *hapodEnv != "" {
+		env = strings.Split(*hapodEnv, ",")
+	}
+	cmd, err := b.start(b.path("hapodproxy"), env, args...)
+	if err != nil {
+		return err
+	}
+	b.pid[0] = cmd.Process.Pid
+
+	// haproxy: the usual HA-guide shape (mode tcp, one server), no checks
+	// and no logging, like the hapod side.
+	f = b.front[1]
+	cfg := fmt.Sprintf(`global
+  maxconn %d
+defaults
+  mode tcp
+  maxconn %[1]d
+  timeout connect 3s
+  timeout client 1h
+  timeout server 1h
+listen iperf
+  bind 127.0.0.1:%d
+  server s1 127.0.0.1:%d
+listen nginx
+  bind 127.0.0.1:%d
+  server s1 127.0.0.1:%d
+listen blob
+  bind 127.0.0.1:%d
+  server s1 127.0.0.1:%d
+listen sink
+  bind 127.0.0.1:%d
+  server s1 127.0.0.1:%d
+`, b.maxConns, f.iperf, b.ports.iperf, f.nginx, b.ports.nginx, f.blob, b.ports.blob, f.sink, b.ports.sink)
+	if err := os.WriteFile(b.path("haproxy.cfg"), []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	if out, err := exec.Command("haproxy", "-c", "-f", b.path("haproxy.cfg")).CombinedOutput(); err != nil {
+		return fmt.Errorf("haproxy config: %v: %s", err, out)
+	}
+	if cmd, err = b.start("haproxy", nil, "-db", "-f", b.path("haproxy.cfg")); err != nil {
+		return err
+	}
+	b.pid[1] = cmd.Process.Pid
+	for _, f := range b.front {
+		for _, port := range []int{f.iperf, f.nginx, f.blob, f.sink} {
+			if err := waitPort(port); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// procCPU returns the process's user+system CPU time.
+func procCPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which ends with ')'.
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	const hz = 100 // USER_HZ
+	return time.Duration(ut+st) * time.Second / hz, nil
+}
+
+// procRSS returns the process's resident set size in bytes.
+func procRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+// measureCPU runs f and returns the proxy's CPU use as a percentage of
+// one core over f's wall time.
+func (b *bench) measureCPU(p int, f func() error) (float64, error) {
+	c0, err := procCPU(b.pid[p])
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	if err := f(); err != nil {
+		return 0, err
+	}
+	wall := time.Since(t0)
+	c1, err := procCPU(b.pid[p])
+	if err != nil {
+		return 0, err
+	}
+	return 100 * float64(c1-c0) / float64(wall), nil
+}
+
+func (b *bench) logf(format string, args ...any) {
+	if *verbose {
+		fmt.Fprintf(os.Stderr, format+"\n", args...)
+	}
+}
+
+// iperf runs iperf3 through proxy p, retrying a run that the iperf3
+// server refused (it serves one test at a time and sometimes still
+// finishes the previous one).
+func (b *bench) iperf(p, streams int) error {
+	var err error
+	for try := range 3 {
+		if err = b.iperfOnce(p, streams); err == nil {
+			return nil
+		}
+		b.logf("%s iperf3 try %d: %v", proxyNames[p], try+1, err)
+		time.Sleep(time.Second)
+	}
+	return err
+}
+
+func (b *bench) iperfOnce(p, streams int) error {
+	var res struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+		Error string `json:"error"`
+	}
+	cpu, err := b.measureCPU(p, func() error {
+		out, err := exec.Command("iperf3", "-c", "127.0.0.1", "-p", strconv.Itoa(b.front[p].iperf),
+			"-t", strconv.Itoa(int(iperfDur.Seconds())), "-P", strconv.Itoa(streams), "-J").Output()
+		if jerr := json.Unmarshal(out, &res); jerr != nil {
+			return fmt.Errorf("iperf3: %v %v", err, jerr)
+		}
+		if res.Error != "" {
+			return fmt.Errorf("iperf3: %s", res.Error)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	gbps := res.End.SumReceived.BitsPerSecond / 1e9
+	name := fmt.Sprintf("iperf3 %d stream", streams)
+	if streams > 1 {
+		name += "s"
+	}
+	b.row(name+": throughput", "Gbit/s", true).add(p, gbps)
+	b.row(name+": proxy CPU", "% of a core", false).add(p, cpu)
+	b.row(name+": proxy CPU per Gbit/s", "%/(Gbit/s)", false).add(p, cpu/gbps)
+	b.logf("%s %s: %.2f Gbit/s, CPU %.0f%%", proxyNames[p], name, gbps, cpu)
+	return nil
+}
+
+func (r *row) add(p int, v float64) { r.vals[p] = append(r.vals[p], v) }
+
+var wrkLatency = map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}
+
+func parseWrkDuration(s string) (float64, error) {
+	for _, u := range []string{"us", "ms", "s"} {
+		if v, ok := strings.CutSuffix(s, u); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f * float64(wrkLatency[u]) / float64(time.Microsecond), err
+		}
+	}
+	return 0, fmt.Errorf("wrk duration %q", s)
+}
+
+func (b *bench) wrk(p int, close bool) error {
+	args := []string{"-t", strconv.Itoa(*wrkThreads), "-c", strconv.Itoa(*wrkConns),
+		"-d", strconv.Itoa(int(wrkDur.Seconds())) + "s", "--latency"}
+	name := "HTTP 1 KiB keep-alive"
+	if close {
+		args = append(args, "-H", "Connection: close")
+		name = "HTTP 1 KiB new connection per request"
+	}
+	args = append(args, fmt.Sprintf("http://127.0.0.1:%d/1k", b.front[p].nginx))
+	var out []byte
+	cpu, err := b.measureCPU(p, func() error {
+		var err error
+		out, err = exec.Command("wrk", args...).CombinedOutput()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("wrk: %v: %s", err, out)
+	}
+	var rps, p50, p99 float64
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "Requests/sec:":
+			rps, err = strconv.ParseFloat(f[1], 64)
+		case len(f) == 2 && f[0] == "50%":
+			p50, err = parseWrkDuration(f[1])
+		case len(f) == 2 && f[0] == "99%":
+			p99, err = parseWrkDuration(f[1])
+		case len(f) > 0 && (f[0] == "Socket" || f[0] == "Non-2xx"):
+			fmt.Fprintf(os.Stderr, "warning: %s via %s: %s", name, proxyNames[p], line)
+		}
+		if err != nil {
+			return fmt.Errorf("wrk output %q: %w", line, err)
+		}
+	}
+	if rps == 0 {
+		return fmt.Errorf("wrk: no result: %s", out)
+	}
+	b.row(name+": requests", "req/s", true).add(p, rps)
+	b.row(name+": p50 latency", "µs", false).add(p, p50)
+	b.row(name+": p99 latency", "µs", false).add(p, p99)
+	b.row(name+": proxy CPU", "% of a core", false).add(p, cpu)
+	b.logf("%s %s: %.0f req/s p50 %.0fµs p99 %.0fµs CPU %.0f%%", proxyNames[p], name, rps, p50, p99, cpu)
+	return nil
+}
+
+// transfer times 10 MiB downloads through the proxy.
+func (b *bench) transfer(p int) error {
+	addr := fmt.Sprintf("127.0.0.1:%d", b.front[p].blob)
+	buf := make([]byte, 256<<10)
+	var times []float64
+	for range *transfers {
+		t0 := time.Now()
+		c, err := net.Dial("tcp4", addr)
+		if err != nil {
+			return err
+		}
+		n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{c}, buf)
+		c.Close()
+		if err != nil {
+			return err
+		}
+		if n != blobSize {
+			return fmt.Errorf("got %d bytes, want %d", n, blobSize)
+		}
+		times = append(times, float64(time.Since(t0))/float64(time.Millisecond))
+	}
+	b.row("10 MiB transfer: time", "ms", false).add(p, median(times))
+	b.logf("%s 10 MiB: %.2f ms", proxyNames[p], median(times))
+	return nil
+}
+
+// idle opens -idle connections through the proxy, each proven end to end
+// by the sink's greeting byte, holds them, and reads the proxy's RSS and
+// CPU time.
+func (b *bench) idle(p int) error {
+	addr := fmt.Sprintf("127.0.0.1:%d", b.front[p].sink)
+	n := *idleConns
+	conns := make([]net.Conn, n)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+		// Let the proxy tear down before the next case.
+		time.Sleep(2 * time.Second)
+	}()
+	rss0, err := procRSS(b.pid[p])
+	if err != nil {
+		return err
+	}
+	c0, err := procCPU(b.pid[p])
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	workers := 64
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var d net.Dialer
+			one := make([]byte, 1)
+			for i := w; i < n; i += workers {
+				c, err := d.DialContext(ctx, "tcp4", addr)
+				if err == nil {
+					c.SetReadDeadline(time.Now().Add(30 * time.Second))
+					_, err = io.ReadFull(c, one)
+					c.SetReadDeadline(time.Time{})
+				}
+				if err != nil {
+					select {
+					case errc <- fmt.Errorf("connection %d: %w", i, err):
+					default:
+					}
+					cancel()
+					return
+				}
+				conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	open := time.Since(t0)
+	time.Sleep(*idleHold)
+	rss1, err := procRSS(b.pid[p])
+	if err != nil {
+		return err
+	}
+	c1, err := procCPU(b.pid[p])
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("%d idle connections", n)
+	b.row(name+": time to open", "ms", false).add(p, float64(open)/float64(time.Millisecond))
+	b.row(name+": proxy RSS", "MiB", false).add(p, float64(rss1)/(1<<20))
+	b.row(name+": proxy RSS growth", "MiB", false).add(p, float64(rss1-rss0)/(1<<20))
+	b.row(name+": proxy CPU to open and hold", "ms", false).add(p, float64(c1-c0)/float64(time.Millisecond))
+	b.logf("%s idle: open %v, RSS %.1f MiB (+%.1f), CPU %v", proxyNames[p], open, float64(rss1)/(1<<20), float64(rss1-rss0)/(1<<20), c1-c0)
+	return nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func (b *bench) print() {
+	hv, _ := exec.Command("haproxy", "-v").Output()
+	hver, _, _ := strings.Cut(string(hv), "\n")
+	fmt.Printf("## hapod proxy vs haproxy (loopback, %d CPUs, median of %d runs each, alternating)\n\n", runtime.NumCPU(), *runs)
+	fmt.Printf("haproxy: %s; nginx workers: %d; wrk -t%d -c%d -d%v; iperf3 -t %v.\n", strings.TrimSpace(hver), *nginxProcs, *wrkThreads, *wrkConns, *wrkDur, *iperfDur)
+	fmt.Printf("ratio > 1 means hapod is better (hapod/haproxy for throughput, haproxy/hapod for time, latency, CPU, memory).\n\n")
+	fmt.Println("| case | unit | hapod | haproxy | ratio |")
+	fmt.Println("|---|---|---:|---:|---:|")
+	for _, r := range b.results {
+		h, x := median(r.vals[0]), median(r.vals[1])
+		ratio := h / x
+		if !r.higherBetter {
+			ratio = x / h
+		}
+		fmt.Printf("| %s | %s | %s | %s | %.2f |\n", r.name, r.unit, num(h), num(x), ratio)
+	}
+}
+
+func num(v float64) string {
+	switch {
+	case v >= 1000:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
