@@ -1,6 +1,7 @@
 // Package status serves hapod's local status endpoints: /healthz for
-// kubelet's liveness probe and /readyz for "the VIP machinery is up".
-// Other handlers (metrics, status pages) are added with Handle.
+// kubelet's liveness probe, /readyz for "the VIP machinery is up", and,
+// through a Monitor, /metrics (Prometheus), /status (JSON) and a page for
+// people at /. Fetch and WriteTable are the client side (`hapod status`).
 package status
 
 import (

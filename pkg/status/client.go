@@ -1,0 +1,93 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// ErrUnreachable wraps every failure to get a Report from a status server.
+var ErrUnreachable = errors.New("status server unreachable")
+
+// Fetch reads the Report of the hapod whose status server is at addr.
+func Fetch(ctx context.Context, client *http.Client, addr netip.AddrPort) (Report, error) {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	url := "http://" + addr.String() + "/status"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return Report{}, fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return Report{}, fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Report{}, fmt.Errorf("%w: GET %s: %s", ErrUnreachable, url, resp.Status)
+	}
+	var r Report
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&r); err != nil {
+		return Report{}, fmt.Errorf("%w: GET %s: %v", ErrUnreachable, url, err)
+	}
+	return r, nil
+}
+
+// WriteTable prints r compactly for a terminal: the node and VIP lines,
+// then one row per backend.
+func WriteTable(w io.Writer, r Report) error {
+	v := r.VRRP
+	holder := "no"
+	if v.HoldsVIP {
+		holder = "yes"
+	}
+	active := "-"
+	if v.ActiveRouter.IsValid() {
+		active = v.ActiveRouter.String()
+	}
+	prio := fmt.Sprintf("base %d", v.BasePriority)
+	if v.EffectivePriority != v.BasePriority {
+		prio += ", lowered"
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	health := "healthy"
+	if !r.Healthy {
+		health = "NOT HEALTHY: " + strings.Join(r.Problems, "; ")
+	}
+	fmt.Fprintf(tw, "NODE\t%s\t%s\n", r.Node, health)
+	fmt.Fprintf(tw, "VRRP\t%s\tfor %s since %s (%s)\n", strings.ToUpper(v.State),
+		humanDuration(time.Duration(v.SinceSeconds*float64(time.Second))), v.Since.Local().Format(time.DateTime), v.LastReason)
+	fmt.Fprintf(tw, "VIP\t%s\theld here: %s, active router: %s\n", v.VIP, holder, active)
+	fmt.Fprintf(tw, "PRIORITY\t%d\t%s\n", v.EffectivePriority, prio)
+	fmt.Fprintf(tw, "PROXY\t%s\tactive %d, accepted %d\n", r.Proxy.Listen, r.Proxy.Active, r.Proxy.Accepted)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "BACKEND\tHEALTH\tLATENCY\tACTIVE\tTOTAL\tLAST ERROR")
+	for _, b := range r.Backends {
+		lat := "-"
+		if b.Checks > 0 {
+			lat = fmt.Sprintf("%.1fms", b.LastLatencySeconds*1000)
+		}
+		h := b.Health
+		if b.Suspect {
+			h += " (suspect)"
+		}
+		lastErr := b.LastError
+		if lastErr == "" {
+			lastErr = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", b.Address, h, lat, b.ActiveConnections, b.TotalConnections, lastErr)
+	}
+	return tw.Flush()
+}

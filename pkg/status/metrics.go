@@ -1,0 +1,188 @@
+package status
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hapod/hapod/pkg/vrrp"
+)
+
+// Metric name prefix and subsystems.
+const (
+	namespace = "hapod"
+	subVRRP   = "vrrp"
+	subProxy  = "proxy"
+	subHealth = "health"
+)
+
+// checkBuckets are the buckets of the health check latency histogram, in
+// seconds: a check on a LAN takes a millisecond or so, and the default
+// check timeout is one second.
+var checkBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+
+func desc(sub, name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, sub, name), help, labels, nil)
+}
+
+// The metrics read from snapshots at scrape time. The counters live in
+// the speaker, the socket and the proxy already; copying them into
+// client_golang counters would double the bookkeeping on the hot paths
+// and could drift, so the collector reports their current values.
+var (
+	descVRRPInfo = desc(subVRRP, "info",
+		"Static VRRP configuration of this node; the value is always 1.",
+		"vip", "interface", "vrid", "vrrp_version")
+	descVRRPState = desc(subVRRP, "state",
+		"1 for the protocol state this node is in (init, backup, active), 0 for the others.", "state")
+	descVIPHeld = desc(subVRRP, "vip_held",
+		"1 when this node has the VIP on its interface.")
+	descTimeInState = desc(subVRRP, "time_in_state_seconds",
+		"Seconds since the last state change (or since start).")
+	descLastTransition = desc(subVRRP, "last_transition_timestamp_seconds",
+		"Unix time of the last state change (or of the start).")
+	descBasePriority = desc(subVRRP, "base_priority",
+		"Configured VRRP priority.")
+	descEffPriority = desc(subVRRP, "effective_priority",
+		"VRRP priority advertised now: the base priority plus adjustments (lowered while no backend is healthy).")
+	descAdvertsSent = desc(subVRRP, "adverts_sent_total",
+		"VRRP advertisements sent.")
+	descAdvertsReceived = desc(subVRRP, "adverts_received_total",
+		"VRRP advertisements for this virtual router received from other routers.")
+	descDrops = desc(subVRRP, "dropped_packets_total",
+		"VRRP packets discarded by a receive check, by reason (vrid, auth, ttl, version, checksum, ...).", "reason")
+
+	descActive = desc(subProxy, "active_connections",
+		"Client connections open now.")
+	descAccepted = desc(subProxy, "accepted_connections_total",
+		"Client connections accepted.")
+	descRefused = desc(subProxy, "refused_connections_total",
+		"Client connections closed without being served: max_conns (the connection limit was reached) or no_backend (no backend could be dialled).", "reason")
+	descClosed = desc(subProxy, "closed_connections_total",
+		"Client connections closed by the proxy while served: idle_timeout or rebalance (moved to even out the spread after a backend came back).", "reason")
+	descRetries = desc(subProxy, "connect_retries_total",
+		"Backend dials repeated on another backend after a failure.")
+	descAcceptErrors = desc(subProxy, "accept_errors_total",
+		"Failed accepts (mostly: out of file descriptors).")
+	descHealthyBackends = desc(subProxy, "healthy_backends",
+		"Backends the health checker reports up.")
+	descBackendActive = desc(subProxy, "backend_active_connections",
+		"Connections open now to a backend.", "backend")
+	descBackendTotal = desc(subProxy, "backend_connections_total",
+		"Connections made to a backend.", "backend")
+	descBackendBytesIn = desc(subProxy, "backend_bytes_in_total",
+		"Bytes received from clients and sent to a backend.", "backend")
+	descBackendBytesOut = desc(subProxy, "backend_bytes_out_total",
+		"Bytes received from a backend and sent to clients.", "backend")
+	descBackendFailures = desc(subProxy, "backend_connect_failures_total",
+		"Failed dials to a backend.", "backend")
+	descBackendSuspect = desc(subProxy, "backend_suspect",
+		"1 while a backend is avoided after a failed dial (until its hold-down ends or a check passes).", "backend")
+
+	descBackendUp = desc(subHealth, "backend_up",
+		"1 when a backend passes its health checks (after rise/fall hysteresis), 0 when down or not checked yet.", "backend")
+)
+
+var allDescs = []*prometheus.Desc{
+	descVRRPInfo, descVRRPState, descVIPHeld, descTimeInState, descLastTransition,
+	descBasePriority, descEffPriority, descAdvertsSent, descAdvertsReceived, descDrops,
+	descActive, descAccepted, descRefused, descClosed, descRetries, descAcceptErrors,
+	descHealthyBackends, descBackendActive, descBackendTotal, descBackendBytesIn,
+	descBackendBytesOut, descBackendFailures, descBackendSuspect, descBackendUp,
+}
+
+// The label values of hapod_vrrp_state, in the order of vrrp.State.
+var stateLabels = []struct {
+	s     vrrp.State
+	label string
+}{
+	{vrrp.StateInit, "init"},
+	{vrrp.StateBackup, "backup"},
+	{vrrp.StateActive, "active"},
+}
+
+// collector reports a Monitor's snapshots at scrape time.
+type collector struct{ m *Monitor }
+
+var _ prometheus.Collector = collector{}
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allDescs {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	src := c.m.sources()
+	now := c.m.clock.Now()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	info := c.m.info
+
+	if src.VRRP != nil {
+		st := src.VRRP.Status()
+		gauge(descVRRPInfo, 1, info.VIP.String(), info.Interface, strconv.Itoa(int(info.VRID)), strconv.Itoa(info.VRRPVersion))
+		for _, s := range stateLabels {
+			gauge(descVRRPState, b2f(st.State == s.s), s.label)
+		}
+		gauge(descVIPHeld, b2f(st.VIPHeld))
+		gauge(descTimeInState, now.Sub(st.Since).Seconds())
+		gauge(descLastTransition, float64(st.Since.UnixNano())/1e9)
+		gauge(descBasePriority, float64(st.BasePriority))
+		gauge(descEffPriority, float64(st.EffectivePriority))
+		counter(descAdvertsSent, st.AdvertsSent)
+		counter(descAdvertsReceived, st.AdvertsReceived)
+	}
+	if src.Drops != nil {
+		drops := src.Drops.Drops()
+		// Every reason, zeros included, so that rate() works from the
+		// first drop on.
+		for _, r := range vrrp.DropReasons() {
+			counter(descDrops, drops[r], r.String())
+		}
+	}
+	if src.Proxy != nil {
+		ps := src.Proxy.Stats()
+		gauge(descActive, float64(ps.Active))
+		counter(descAccepted, ps.Accepted)
+		counter(descRefused, ps.Refused, "max_conns")
+		counter(descRefused, ps.NoBackend, "no_backend")
+		counter(descClosed, ps.IdleClosed, "idle_timeout")
+		counter(descClosed, ps.Rebalanced, "rebalance")
+		counter(descRetries, ps.Retries)
+		counter(descAcceptErrors, ps.AcceptErrors)
+		gauge(descHealthyBackends, float64(ps.Healthy))
+		for _, b := range ps.Backends {
+			a := b.Addr.String()
+			gauge(descBackendActive, float64(b.Active), a)
+			counter(descBackendTotal, b.Total, a)
+			counter(descBackendBytesIn, b.BytesIn, a)
+			counter(descBackendBytesOut, b.BytesOut, a)
+			counter(descBackendFailures, b.ConnectFailures, a)
+			gauge(descBackendSuspect, b2f(b.Suspect), a)
+		}
+	}
+	if src.Health != nil {
+		for _, r := range src.Health.Results() {
+			gauge(descBackendUp, b2f(r.Healthy), r.Backend.String())
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// transitionLabels are the labels of hapod_vrrp_transitions_total for a
+// "vrrp state change" log line: the new state and the reason class.
+func transitionLabels(to, reason string) (string, string) {
+	return strings.ToLower(to), ReasonClass(reason)
+}

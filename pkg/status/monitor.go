@@ -1,0 +1,192 @@
+package status
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/utils/clock"
+
+	"github.com/hapod/hapod/pkg/health"
+	"github.com/hapod/hapod/pkg/proxy"
+	"github.com/hapod/hapod/pkg/vrrp"
+)
+
+// VRRPSource is the VRRP speaker as the Monitor sees it (*vrrp.Speaker).
+type VRRPSource interface{ Status() vrrp.Status }
+
+// DropSource counts discarded VRRP packets by reason (*vrrp.RawConn).
+type DropSource interface {
+	Drops() map[vrrp.DropReason]uint64
+}
+
+// ProxySource is the proxy as the Monitor sees it (*proxy.Proxy).
+type ProxySource interface{ Stats() proxy.Stats }
+
+// HealthSource is the health checker as the Monitor sees it
+// (*health.Prober).
+type HealthSource interface{ Results() []health.Result }
+
+// Sources are the parts of a running hapod that a Monitor reads when it
+// is asked. A nil source is left out of the report and the metrics.
+type Sources struct {
+	VRRP   VRRPSource
+	Drops  DropSource
+	Proxy  ProxySource
+	Health HealthSource
+}
+
+// MonitorConfig configures a Monitor.
+type MonitorConfig struct {
+	// Info is shown on the page and in hapod_vrrp_info.
+	Info Info
+	// Clock stamps reports and measures time in state (default: real).
+	Clock clock.PassiveClock
+	// Events is how many recent events to keep (default DefaultEvents).
+	Events int
+}
+
+// Monitor is hapod's observability: it reads the speaker, the proxy and
+// the checker at scrape or request time, records state changes from the
+// log (Handler), times health checks (ObserveCheck), and serves /metrics,
+// /status and the page at / (Install).
+type Monitor struct {
+	info     Info
+	clock    clock.PassiveClock
+	recorder *Recorder
+	registry *prometheus.Registry
+
+	transitions  *prometheus.CounterVec
+	checkLatency *prometheus.HistogramVec
+
+	mu  sync.Mutex
+	src Sources
+}
+
+// NewMonitor returns a Monitor with no sources yet; hand it its logger
+// handler and check observer first, then SetSources once the parts exist.
+func NewMonitor(cfg MonitorConfig) *Monitor {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	m := &Monitor{
+		info:     cfg.Info,
+		clock:    cfg.Clock,
+		recorder: NewRecorder(cfg.Events),
+		registry: prometheus.NewRegistry(),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subVRRP, Name: "transitions_total",
+			Help: "VRRP state changes, by new state and reason class (startup, shutdown, link_down, link_up, master_down, priority_zero, preempt, higher_priority, higher_address, other).",
+		}, []string{"to", "reason"}),
+		checkLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: subHealth, Name: "check_duration_seconds",
+			Help:    "Health check latency, by backend and result (ok, fail).",
+			Buckets: checkBuckets,
+		}, []string{"backend", "result"}),
+	}
+	m.recorder.onLine = m.countTransition
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help: "hapod's version and the Go version it was built with; the value is always 1.",
+	}, []string{"version", "goversion"})
+	build.WithLabelValues(cfg.Info.Version, runtime.Version()).Set(1)
+	m.registry.MustRegister(
+		collector{m},
+		m.transitions,
+		m.checkLatency,
+		build,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// SetSources sets (or replaces) what the Monitor reads.
+func (m *Monitor) SetSources(s Sources) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.src = s
+}
+
+func (m *Monitor) sources() Sources {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.src
+}
+
+// Handler wraps a log handler: every record still goes to next, and the
+// ones at Info or above become the page's recent events. The VRRP
+// speaker's "vrrp state change" lines also count hapod_vrrp_transitions_total,
+// so give the speaker a logger built on this handler.
+func (m *Monitor) Handler(next slog.Handler) slog.Handler { return m.recorder.Handler(next) }
+
+// transitionMessage is the message of the VRRP speaker's state change
+// log line (pkg/vrrp speaker.go), with attributes "to" and "reason".
+const transitionMessage = "vrrp state change"
+
+func (m *Monitor) countTransition(r slog.Record, attrs []slog.Attr) {
+	if r.Message != transitionMessage {
+		return
+	}
+	to, reason := transitionLabels(attr(attrs, "to"), attr(attrs, "reason"))
+	m.transitions.WithLabelValues(to, reason).Inc()
+}
+
+// ObserveCheck records one health check; it fits health.Config.Observe.
+func (m *Monitor) ObserveCheck(backend netip.AddrPort, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "fail"
+	}
+	m.checkLatency.WithLabelValues(backend.String(), result).Observe(d.Seconds())
+}
+
+// Snapshot reads every source now.
+func (m *Monitor) Snapshot() Snapshot {
+	src := m.sources()
+	var s Snapshot
+	if src.VRRP != nil {
+		s.VRRP = src.VRRP.Status()
+	}
+	if src.Drops != nil {
+		s.Drops = src.Drops.Drops()
+	}
+	if src.Proxy != nil {
+		s.Proxy = src.Proxy.Stats()
+	}
+	if src.Health != nil {
+		s.Health = src.Health.Results()
+	}
+	s.Events = m.recorder.Events()
+	return s
+}
+
+// Report builds the report of this moment.
+func (m *Monitor) Report() Report {
+	return BuildReport(m.clock.Now(), m.info, m.Snapshot())
+}
+
+// Gatherer is the registry /metrics serves, for tests and embedding.
+func (m *Monitor) Gatherer() prometheus.Gatherer { return m.registry }
+
+// Install registers /metrics, /status (JSON) and / (the HTML page) on s.
+func (m *Monitor) Install(s *Server) {
+	s.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	s.Handle("GET /status", http.HandlerFunc(m.serveJSON))
+	s.Handle("GET /{$}", http.HandlerFunc(m.servePage))
+}
+
+func (m *Monitor) serveJSON(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(m.Report())
+}

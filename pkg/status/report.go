@@ -1,0 +1,254 @@
+package status
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/hapod/hapod/pkg/health"
+	"github.com/hapod/hapod/pkg/proxy"
+	"github.com/hapod/hapod/pkg/vrrp"
+)
+
+// Report is what /status serves as JSON and the page at / shows: one
+// node's view of the VIP, its backends and its recent events.
+type Report struct {
+	// Node is the host name.
+	Node    string    `json:"node"`
+	Version string    `json:"version,omitempty"`
+	Time    time.Time `json:"time"`
+	// Healthy is true when VRRP runs (Backup or Active) and at least one
+	// backend passes its health checks; Problems says why not.
+	Healthy  bool            `json:"healthy"`
+	Problems []string        `json:"problems,omitempty"`
+	VRRP     VRRPReport      `json:"vrrp"`
+	Proxy    ProxyReport     `json:"proxy"`
+	Backends []BackendReport `json:"backends"`
+	// Events are the recent state changes and warnings, newest first.
+	Events []Event `json:"events"`
+}
+
+// VRRPReport is the VRRP part of a Report.
+type VRRPReport struct {
+	// State is Init, Backup or Active (a string: vrrp.State does not
+	// decode from JSON, and `hapod status` reads this back).
+	State     string       `json:"state"`
+	VIP       netip.Prefix `json:"vip,omitzero"`
+	Interface string       `json:"interface,omitempty"`
+	VRID      uint8        `json:"vrid,omitempty"`
+	Version   int          `json:"version,omitempty"`
+	// Address is this node's own address, the source of its adverts.
+	Address netip.Addr `json:"address,omitzero"`
+	// HoldsVIP is true when the VIP is on this node's interface.
+	HoldsVIP bool `json:"holdsVIP"`
+	// Since is when State was entered; LastReason why.
+	Since        time.Time `json:"since"`
+	SinceSeconds float64   `json:"sinceSeconds"`
+	LastReason   string    `json:"lastReason,omitempty"`
+	// ActiveRouter is the router heard (or, when Active, known) to hold
+	// the VIP; absent when unknown.
+	ActiveRouter      netip.Addr        `json:"activeRouter,omitzero"`
+	BasePriority      uint8             `json:"basePriority"`
+	EffectivePriority uint8             `json:"effectivePriority"`
+	AdvertsSent       uint64            `json:"advertsSent"`
+	AdvertsReceived   uint64            `json:"advertsReceived"`
+	Transitions       uint64            `json:"transitions"`
+	Drops             map[string]uint64 `json:"drops,omitempty"`
+}
+
+// ProxyReport is the proxy part of a Report.
+type ProxyReport struct {
+	Listen netip.AddrPort `json:"listen,omitzero"`
+	// Active client connections now; Accepted since start.
+	Active          int64  `json:"active"`
+	Accepted        uint64 `json:"accepted"`
+	Refused         uint64 `json:"refused"`
+	NoBackend       uint64 `json:"noBackend"`
+	Retries         uint64 `json:"retries"`
+	HealthyBackends int    `json:"healthyBackends"`
+}
+
+// BackendReport is one backend in a Report.
+type BackendReport struct {
+	Address netip.AddrPort `json:"address"`
+	// Health is "up", "down" or "unknown" (not checked yet).
+	Health string `json:"health"`
+	// Suspect: a recent dial failed; the proxy avoids it for a while.
+	Suspect            bool      `json:"suspect,omitempty"`
+	Checks             uint64    `json:"checks"`
+	LastCheck          time.Time `json:"lastCheck,omitzero"`
+	LastError          string    `json:"lastError,omitempty"`
+	LastLatencySeconds float64   `json:"lastLatencySeconds"`
+	ActiveConnections  int64     `json:"activeConnections"`
+	TotalConnections   uint64    `json:"totalConnections"`
+	BytesIn            uint64    `json:"bytesIn"`
+	BytesOut           uint64    `json:"bytesOut"`
+	ConnectFailures    uint64    `json:"connectFailures"`
+}
+
+// The values of BackendReport.Health.
+const (
+	HealthUp      = "up"
+	HealthDown    = "down"
+	HealthUnknown = "unknown"
+)
+
+// Info is what a Monitor knows about the node from its configuration.
+type Info struct {
+	// Node is the host name.
+	Node      string
+	Version   string
+	VIP       netip.Prefix
+	Interface string
+	VRID      uint8
+	// VRRPVersion is 2 or 3.
+	VRRPVersion int
+	// Address is this node's own address, the source of its adverts.
+	Address netip.Addr
+}
+
+// Snapshot is everything a Report is made of, read at one moment. Zero
+// parts are reported as such (a nil Health means no backend was checked).
+type Snapshot struct {
+	VRRP   vrrp.Status
+	Drops  map[vrrp.DropReason]uint64
+	Proxy  proxy.Stats
+	Health []health.Result
+	Events []Event
+}
+
+// BuildReport assembles the Report of info and snap as of now. It is
+// pure: the Monitor reads the snapshots, this decides what they mean.
+func BuildReport(now time.Time, info Info, snap Snapshot) Report {
+	v := snap.VRRP
+	r := Report{
+		Node:    info.Node,
+		Version: info.Version,
+		Time:    now,
+		VRRP: VRRPReport{
+			State:             v.State.String(),
+			VIP:               info.VIP,
+			Interface:         info.Interface,
+			VRID:              info.VRID,
+			Version:           info.VRRPVersion,
+			Address:           info.Address,
+			HoldsVIP:          v.VIPHeld,
+			Since:             v.Since,
+			LastReason:        v.LastReason,
+			ActiveRouter:      v.ActiveRouter,
+			BasePriority:      v.BasePriority,
+			EffectivePriority: v.EffectivePriority,
+			AdvertsSent:       v.AdvertsSent,
+			AdvertsReceived:   v.AdvertsReceived,
+			Transitions:       v.Transitions,
+		},
+		Proxy: ProxyReport{
+			Listen:          snap.Proxy.Listen,
+			Active:          snap.Proxy.Active,
+			Accepted:        snap.Proxy.Accepted,
+			Refused:         snap.Proxy.Refused,
+			NoBackend:       snap.Proxy.NoBackend,
+			Retries:         snap.Proxy.Retries,
+			HealthyBackends: snap.Proxy.Healthy,
+		},
+		Backends: []BackendReport{},
+		Events:   snap.Events,
+	}
+	if r.Events == nil {
+		r.Events = []Event{}
+	}
+	if !v.Since.IsZero() {
+		r.VRRP.SinceSeconds = now.Sub(v.Since).Seconds()
+	}
+	if len(snap.Drops) > 0 {
+		r.VRRP.Drops = make(map[string]uint64, len(snap.Drops))
+		for reason, n := range snap.Drops {
+			r.VRRP.Drops[reason.String()] = n
+		}
+	}
+
+	// Backends in the proxy's order, with the checker's view merged in;
+	// a backend only the checker knows is still shown.
+	checks := make(map[netip.AddrPort]health.Result, len(snap.Health))
+	for _, h := range snap.Health {
+		checks[h.Backend] = h
+	}
+	seen := make(map[netip.AddrPort]bool)
+	add := func(addr netip.AddrPort, ps *proxy.BackendStats) {
+		seen[addr] = true
+		b := BackendReport{Address: addr, Health: HealthUnknown}
+		if h, ok := checks[addr]; ok && h.Checks > 0 {
+			b.Health = HealthDown
+			if h.Healthy {
+				b.Health = HealthUp
+			}
+			b.Checks = h.Checks
+			b.LastCheck = h.LastCheck
+			b.LastLatencySeconds = h.LastLatency.Seconds()
+			if h.LastErr != nil {
+				b.LastError = h.LastErr.Error()
+			}
+		}
+		if ps != nil {
+			b.Suspect = ps.Suspect
+			b.ActiveConnections = ps.Active
+			b.TotalConnections = ps.Total
+			b.BytesIn, b.BytesOut = ps.BytesIn, ps.BytesOut
+			b.ConnectFailures = ps.ConnectFailures
+		}
+		r.Backends = append(r.Backends, b)
+	}
+	for i := range snap.Proxy.Backends {
+		add(snap.Proxy.Backends[i].Addr, &snap.Proxy.Backends[i])
+	}
+	for _, h := range snap.Health {
+		if !seen[h.Backend] {
+			add(h.Backend, nil)
+		}
+	}
+
+	r.Problems = problems(r)
+	r.Healthy = len(r.Problems) == 0
+	return r
+}
+
+// problems lists why a node is not healthy: VRRP must run (a node in
+// Init neither holds nor can take the VIP) and at least one backend must
+// pass its checks (otherwise the proxy has nowhere to send clients).
+func problems(r Report) []string {
+	var out []string
+	if s := r.VRRP.State; s != vrrp.StateBackup.String() && s != vrrp.StateActive.String() {
+		msg := "VRRP is in state " + s
+		if r.VRRP.LastReason != "" {
+			msg += " (" + r.VRRP.LastReason + ")"
+		}
+		out = append(out, msg)
+	}
+	up := 0
+	for _, b := range r.Backends {
+		if b.Health == HealthUp {
+			up++
+		}
+	}
+	if up == 0 {
+		out = append(out, fmt.Sprintf("no healthy backend (of %d)", len(r.Backends)))
+	}
+	return out
+}
+
+// ErrUnhealthy is returned by Report.Err for a node that is not healthy.
+var ErrUnhealthy = errors.New("not healthy")
+
+// Err returns nil for a healthy report, otherwise ErrUnhealthy wrapped
+// with the problems.
+func (r Report) Err() error {
+	if r.Healthy && len(r.Problems) == 0 {
+		return nil
+	}
+	if len(r.Problems) == 0 {
+		return ErrUnhealthy
+	}
+	return fmt.Errorf("%w: %s", ErrUnhealthy, strings.Join(r.Problems, "; "))
+}
