@@ -1,0 +1,492 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hapod/hapod/e2e/lab"
+)
+
+// The failover benchmark (`make bench-failover`): hapod and Debian's
+// keepalived side by side on identical three-node groups, the same faults
+// injected into both, the outage measured from a client. It prints numbers
+// and fails only when something is broken (the VIP never comes back, a
+// process does not exit), never on a time bound.
+
+// benchRunsDefault is the number of runs per (case, implementation, fault);
+// HAPOD_BENCH_RUNS overrides it. The hard failure at the default interval
+// runs hardDefaultFactor times as often so that its p95 means something.
+const (
+	benchRunsDefault  = 10
+	hardDefaultFactor = 3
+)
+
+// benchTargetPort is the TCP target served on the VIP by every node: the
+// same Node.ServeTCP for both implementations, so the proxy is not part of
+// the measurement.
+const benchTargetPort = 7000
+
+// benchPriority is every node's priority: equal, as hapod's defaults have it.
+const benchPriority = 100
+
+// benchCase is one VRRP setting measured for both implementations.
+type benchCase struct {
+	name     string
+	version  int
+	interval time.Duration
+	// hardFactor multiplies the run count for the hard failure.
+	hardFactor int
+}
+
+var benchCases = []benchCase{
+	{"v3 100ms (default)", 3, 100 * time.Millisecond, hardDefaultFactor},
+	{"v3 1s", 3, time.Second, 1},
+	{"v2 1s", 2, time.Second, 1},
+}
+
+// faultKind is how the holder is taken away.
+type faultKind int
+
+const (
+	// faultHard is a host crash: the holder's port leaves the bridge (no
+	// frame in or out, as a dead host) and its VRRP process is SIGKILLed.
+	// SIGKILL alone would leave the VIP on the node's interface and the
+	// node's kernel answering the client (the target is served by the test
+	// process, not by the VRRP daemon), so the client would see no outage.
+	faultHard faultKind = iota + 1
+	// faultGraceful is SIGTERM to the holder: a priority-0 advert.
+	faultGraceful
+)
+
+func (f faultKind) String() string {
+	switch f {
+	case faultHard:
+		return "hard (host crash)"
+	case faultGraceful:
+		return "graceful (SIGTERM)"
+	default:
+		return fmt.Sprintf("fault(%d)", int(f))
+	}
+}
+
+// benchGroup is three VRRP routers of one implementation on one lab, with
+// the TCP target on the VIP on every node.
+type benchGroup struct {
+	impl string
+	lab  *lab.Lab
+	vip  netip.Prefix
+	c    benchCase
+	// start (re)starts the router on node i and returns its process.
+	start func(i int) *lab.Process
+	// backupMark is the log line fragment that shows a router settled as
+	// a backup.
+	backupMark string
+	// kill hard-stops node i's VRRP work with no goodbye.
+	kill  func(i int) error
+	procs []*lab.Process
+	kas   []*lab.Keepalived // keepalived only
+}
+
+func benchLab(t *testing.T) (*lab.Lab, netip.Prefix) {
+	t.Helper()
+	l := lab.New(t, 3)
+	vip := l.VIP4Prefix(0)
+	for _, n := range l.Nodes {
+		n.ServeTCP(t, netip.AddrPortFrom(vip.Addr(), benchTargetPort))
+		n.ServeTCP(t, netip.AddrPortFrom(n.IPv4, backendPort))
+	}
+	return l, vip
+}
+
+// hapodArgs are `hapod run`'s arguments for node n of l in case c.
+func hapodArgs(l *lab.Lab, n *lab.Node, vip netip.Prefix, c benchCase) []string {
+	args := []string{"run", "--vip=" + vip.String(), "--interface=" + n.Iface,
+		fmt.Sprintf("--priority=%d", benchPriority),
+		fmt.Sprintf("--vrrp-version=%d", c.version), "--advert-interval=" + c.interval.String(),
+		fmt.Sprintf("--port=%d", frontendPort), "--health-check=tcp"}
+	for _, m := range l.Nodes {
+		args = append(args, "--backend="+netip.AddrPortFrom(m.IPv4, backendPort).String())
+	}
+	return args
+}
+
+func newHapodGroup(t *testing.T, c benchCase) *benchGroup {
+	t.Helper()
+	l, vip := benchLab(t)
+	g := &benchGroup{impl: "hapod", lab: l, vip: vip, c: c, backupMark: "to=Backup"}
+	g.start = func(i int) *lab.Process {
+		n := l.Nodes[i]
+		return n.Start(t, hapodBin, hapodArgs(l, n, vip, c)...)
+	}
+	g.kill = func(i int) error { return g.procs[i].Signal(syscall.SIGKILL) }
+	for i := range l.Nodes {
+		g.procs = append(g.procs, g.start(i))
+	}
+	return g
+}
+
+func newKeepalivedGroup(t *testing.T, c benchCase) *benchGroup {
+	t.Helper()
+	l, vip := benchLab(t)
+	g := &benchGroup{impl: "keepalived", lab: l, vip: vip, c: c, backupMark: "Entering BACKUP STATE"}
+	g.kas = make([]*lab.Keepalived, len(l.Nodes))
+	g.start = func(i int) *lab.Process {
+		n := l.Nodes[i]
+		// keepalived's defaults otherwise (state BACKUP, preempt, two GARP
+		// bursts), as hapod runs with its own defaults.
+		g.kas[i] = n.StartKeepalived(t, lab.KeepalivedConfig{
+			Interface: n.Iface, VRID: defaultVRID(vip.Addr()), Priority: benchPriority,
+			Interval: c.interval, Version: c.version, VIP: vip, Preempt: true,
+		})
+		return g.kas[i].Process
+	}
+	g.kill = func(i int) error { return g.kas[i].KillVRRP() }
+	for i := range l.Nodes {
+		g.procs = append(g.procs, g.start(i))
+	}
+	return g
+}
+
+// defaultVRID is hapod's default VRID for vip (its last byte), given to
+// keepalived explicitly so both groups speak for the same router ID.
+func defaultVRID(vip netip.Addr) uint8 {
+	b := vip.AsSlice()
+	if v := b[len(b)-1]; v != 0 {
+		return v
+	}
+	return 1
+}
+
+// settleTimeout bounds every wait for the protocol: start-up and failover
+// take a few intervals; the rest is slack for a loaded machine.
+func (g *benchGroup) settleTimeout() time.Duration { return 10*g.c.interval + 10*time.Second }
+
+// holders are the nodes holding the VIP, leaving out skip (-1: none).
+func (g *benchGroup) holders(skip int) []int {
+	var out []int
+	for i, n := range g.lab.Nodes {
+		if i != skip && n.HasAddr(g.vip.Addr()) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// settled waits until exactly one node holds the VIP and every router has
+// logged that it runs (as backup or, for the holder, beyond), and returns
+// the holder's index.
+func (g *benchGroup) settled(t *testing.T) int {
+	t.Helper()
+	holder := -1
+	lab.WaitFor(t, g.settleTimeout(), g.impl+": one holder, every router started", func() bool {
+		h := g.holders(-1)
+		if len(h) != 1 {
+			return false
+		}
+		for _, p := range g.procs {
+			select {
+			case <-p.Done():
+				t.Fatalf("%s exited: %v\n%s", g.impl, p.Wait(time.Second), p.Log())
+			default:
+			}
+			if !strings.Contains(p.Log(), g.backupMark) {
+				return false
+			}
+		}
+		holder = h[0]
+		return true
+	})
+	return holder
+}
+
+// fault takes node i away.
+func (g *benchGroup) fault(t *testing.T, i int, f faultKind) {
+	t.Helper()
+	var err error
+	switch f {
+	case faultHard:
+		g.lab.Partition(t, g.lab.Nodes[i])
+		err = g.kill(i)
+	case faultGraceful:
+		err = g.procs[i].Signal(syscall.SIGTERM)
+	}
+	if err != nil {
+		t.Fatalf("%s on %s: %v: %v", g.impl, g.lab.Nodes[i].Name, f, err)
+	}
+}
+
+// restore brings node i back as a backup after fault f: the process has
+// exited, the VIP a crashed router left behind is removed before the node
+// is plugged back in, and the router restarts.
+func (g *benchGroup) restore(t *testing.T, i int, f faultKind) {
+	t.Helper()
+	n := g.lab.Nodes[i]
+	err := g.procs[i].Wait(10 * time.Second)
+	if errors.Is(err, lab.ErrWaitTimeout) {
+		t.Fatalf("%s on %s did not exit after %v: %v", g.impl, n.Name, f, err)
+	}
+	if f == faultGraceful && g.impl == "hapod" && err != nil {
+		t.Errorf("hapod on %s: SIGTERM did not end in exit 0: %v", n.Name, err)
+	}
+	if g.kas != nil {
+		waitVRRPChildGone(t, g.kas[i])
+	}
+	switch f {
+	case faultHard:
+		delVIP(t, n, g.vip)
+		g.lab.Heal(t, n)
+	case faultGraceful:
+		if n.HasAddr(g.vip.Addr()) {
+			t.Errorf("%s on %s kept the VIP after a graceful exit", g.impl, n.Name)
+			delVIP(t, n, g.vip)
+		}
+	}
+	g.procs[i] = g.start(i)
+}
+
+// waitVRRPChildGone waits for keepalived's VRRP child to be gone and
+// removes its pid file, so that no later cleanup signals a recycled PID.
+func waitVRRPChildGone(t *testing.T, k *lab.Keepalived) {
+	t.Helper()
+	pid, err := k.VRRPPid()
+	if err != nil {
+		return // never written or removed by keepalived: nothing left
+	}
+	lab.WaitFor(t, 10*time.Second, fmt.Sprintf("keepalived VRRP child %d to exit", pid), func() bool {
+		return !processRunning(pid)
+	})
+	_ = os.Remove(k.VRRPPidFile)
+}
+
+// processRunning reports whether pid runs; a zombie counts as gone.
+func processRunning(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// delVIP removes vip from n's interface if it is there.
+func delVIP(t *testing.T, n *lab.Node, vip netip.Prefix) {
+	t.Helper()
+	if !n.HasAddr(vip.Addr()) {
+		return
+	}
+	out, err := exec.Command("ip", "-n", n.NS, "addr", "del", vip.String(), "dev", n.Iface).CombinedOutput()
+	if err != nil && n.HasAddr(vip.Addr()) {
+		t.Fatalf("%s: remove the VIP left behind: %v: %s", n.Name, err, out)
+	}
+}
+
+// runResult is one measured failover.
+type runResult struct {
+	tcp, icmp time.Duration
+}
+
+// measure injects f into the current holder with the client probing the
+// target on the VIP, waits until the client is served again, and puts the
+// group back together.
+func (g *benchGroup) measure(t *testing.T, f faultKind) runResult {
+	t.Helper()
+	h := g.settled(t)
+	target := netip.AddrPortFrom(g.vip.Addr(), benchTargetPort)
+	probe, err := lab.StartProbeConfig(t.Context(), g.lab.Client, lab.ProbeConfig{Target: target, ICMP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Stop()
+	lab.WaitFor(t, 5*time.Second, g.impl+": the client reaches the target before the fault", func() bool {
+		r := probe.Snapshot()
+		s, ok := r.LastSample()
+		return ok && s.OK && r.Attempts >= 5
+	})
+	// A random phase between the last advert and the fault: detection
+	// takes between 3 and 4 intervals depending on it.
+	time.Sleep(rand.N(g.c.interval))
+	at := time.Now()
+	g.fault(t, h, f)
+
+	// Served again: another node holds the VIP and a connect that started
+	// after it was seen holding succeeded.
+	var seen time.Time
+	lab.WaitFor(t, g.settleTimeout(), fmt.Sprintf("%s: the client is served again after %v of %s", g.impl, f, g.lab.Nodes[h].Name), func() bool {
+		if seen.IsZero() {
+			if len(g.holders(h)) == 0 {
+				return false
+			}
+			seen = time.Now()
+		}
+		for _, s := range slices.Backward(probe.Snapshot().Samples) {
+			if s.At.Before(seen) {
+				return false
+			}
+			if s.OK {
+				return true
+			}
+		}
+		return false
+	})
+	// A little longer, so the ICMP probe recovers too and a relapse
+	// (the old holder answering again) would show.
+	time.Sleep(max(200*time.Millisecond, 2*g.c.interval))
+	res := probe.Stop()
+	r := runResult{tcp: res.OutageAfter(at)}
+	if o, ok := res.OutageAt(at); ok && !o.Recovered {
+		t.Fatalf("%s: the target did not recover after %v: %v", g.impl, f, res)
+	}
+	if res.ICMP != nil {
+		r.icmp = res.ICMP.OutageAfter(at)
+	}
+	g.restore(t, h, f)
+	return r
+}
+
+// benchRow is the summary of one (case, fault) for both implementations.
+type benchRow struct {
+	c       benchCase
+	f       faultKind
+	tcp     map[string][]time.Duration
+	icmp    map[string][]time.Duration
+	runs    int
+	elapsed time.Duration
+}
+
+// TestBenchFailover measures the client-observed outage of hapod and
+// keepalived for hard and graceful failures (see the file comment). Set
+// HAPOD_BENCH=1 to run it; HAPOD_BENCH_RUNS sets the run count and
+// HAPOD_BENCH_OUT a file for the Markdown table.
+func TestBenchFailover(t *testing.T) {
+	if os.Getenv("HAPOD_BENCH") != "1" {
+		t.Skip("a benchmark: set HAPOD_BENCH=1 (make bench-failover)")
+	}
+	if _, err := exec.LookPath("keepalived"); err != nil {
+		t.Skip("keepalived not installed (apt-get install keepalived)")
+	}
+	runs := benchRuns(t)
+	var rows []*benchRow
+	for _, c := range benchCases {
+		t.Run(c.name, func(t *testing.T) {
+			// Both groups exist side by side for the whole case, so both
+			// see the same machine and the same background noise.
+			groups := []*benchGroup{newHapodGroup(t, c), newKeepalivedGroup(t, c)}
+			for _, f := range []faultKind{faultHard, faultGraceful} {
+				row := &benchRow{c: c, f: f, runs: runs,
+					tcp: map[string][]time.Duration{}, icmp: map[string][]time.Duration{}}
+				if f == faultHard {
+					row.runs = runs * c.hardFactor
+				}
+				start := time.Now()
+				for r := range row.runs {
+					// Alternate which implementation goes first.
+					order := groups
+					if r%2 == 1 {
+						order = []*benchGroup{groups[1], groups[0]}
+					}
+					for _, g := range order {
+						res := g.measure(t, f)
+						row.tcp[g.impl] = append(row.tcp[g.impl], res.tcp)
+						row.icmp[g.impl] = append(row.icmp[g.impl], res.icmp)
+						t.Logf("%s %s run %d %s: tcp outage %v, icmp outage %v", c.name, f, r+1, g.impl,
+							res.tcp.Round(time.Millisecond), res.icmp.Round(time.Millisecond))
+					}
+				}
+				row.elapsed = time.Since(start)
+				t.Logf("%s %s: %d runs per implementation in %v", c.name, f, row.runs, row.elapsed.Round(time.Second))
+				rows = append(rows, row)
+			}
+		})
+	}
+	table := renderBenchTable(rows)
+	fmt.Print(table)
+	t.Log("\n" + table)
+	if out := os.Getenv("HAPOD_BENCH_OUT"); out != "" {
+		if err := os.WriteFile(out, []byte(table), 0o644); err != nil {
+			t.Errorf("HAPOD_BENCH_OUT: %v", err)
+		}
+	}
+}
+
+// benchRuns is HAPOD_BENCH_RUNS or benchRunsDefault.
+func benchRuns(t *testing.T) int {
+	s := os.Getenv("HAPOD_BENCH_RUNS")
+	if s == "" {
+		return benchRunsDefault
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("HAPOD_BENCH_RUNS=%q: want a positive number", s)
+	}
+	return n
+}
+
+// durationStats summarises a sample of outages.
+type durationStats struct {
+	n                  int
+	min, med, p95, max time.Duration
+	zero               int // runs without any failed probe
+}
+
+func statsOf(d []time.Duration) durationStats {
+	if len(d) == 0 {
+		return durationStats{}
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	st := durationStats{n: len(s), min: s[0], max: s[len(s)-1]}
+	if len(s)%2 == 1 {
+		st.med = s[len(s)/2]
+	} else {
+		st.med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	// Nearest rank: with fewer than 20 runs this is the maximum.
+	st.p95 = s[int(math.Ceil(0.95*float64(len(s))))-1]
+	for _, x := range s {
+		if x == 0 {
+			st.zero++
+		}
+	}
+	return st
+}
+
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 0, 64)
+}
+
+func (s durationStats) triple() string {
+	return ms(s.min) + " / " + ms(s.med) + " / " + ms(s.max)
+}
+
+// renderBenchTable is the Markdown report. The TCP probe is the headline;
+// the ICMP probe's medians are a column (both probes start on the same
+// ticks, so equal numbers are expected).
+func renderBenchTable(rows []*benchRow) string {
+	var b strings.Builder
+	b.WriteString("\nClient-observed outage (ms): TCP connect to VIP:7000 every 10 ms; 0 = no probe failed.\n\n")
+	b.WriteString("| case | fault | runs | hapod min / median / max | keepalived min / median / max | ratio of medians h/k | p95 h / k | runs without outage h / k | ICMP median h / k |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		h, k := statsOf(r.tcp["hapod"]), statsOf(r.tcp["keepalived"])
+		ih, ik := statsOf(r.icmp["hapod"]), statsOf(r.icmp["keepalived"])
+		ratio := "n/a"
+		if k.med > 0 {
+			ratio = strconv.FormatFloat(float64(h.med)/float64(k.med), 'f', 2, 64)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s / %s | %d / %d | %s / %s |\n",
+			r.c.name, r.f, h.n, h.triple(), k.triple(), ratio, ms(h.p95), ms(k.p95), h.zero, k.zero, ms(ih.med), ms(ik.med))
+	}
+	return b.String()
+}
