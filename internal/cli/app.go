@@ -64,6 +64,7 @@ proxies VIP:PORT to every healthy kube-apiserver. 'hapod init' prints the
 			joinCommand(host),
 			manifestCommand(host),
 			runCommand(),
+			statusCommand(),
 			versionCommand(),
 			completionCommand(),
 		},

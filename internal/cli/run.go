@@ -30,6 +30,7 @@ Example (what the pod runs):
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
+			daemon.Version = Version
 			return daemon.Run(c.Context, cfg, daemon.NewLogger(cfg.Log))
 		},
 	}

@@ -57,6 +57,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			return err
 		}
 	}
+	mon, log := newMonitor(cfg, ifname, source, log)
 	if n, err := proxy.RaiseNoFile(); err != nil {
 		log.Warn("could not raise the open-file limit", "err", err)
 	} else {
@@ -117,7 +118,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Rebalance:      cfg.Proxy.Rebalance,
 		DrainTimeout:   cfg.Proxy.DrainTimeout,
 		Clock:          clk,
-		Logger:         log,
+		Logger:         proxyLogger(log),
 		OnHealthy: func(n int) {
 			// No healthy backend: let a node that reaches one take the VIP.
 			if n == 0 && cfg.Health.Weight > 0 {
@@ -150,12 +151,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Fall:     cfg.Health.Fall,
 		Clock:    clk,
 		Logger:   log,
+		Observe:  mon.ObserveCheck,
 	}, checker, cfg.Proxy.Backends, func(t health.Transition) {
-		if t.Healthy {
-			log.Info("backend up", "backend", t.Backend)
-		} else {
-			log.Warn("backend down", "backend", t.Backend, "err", t.Err)
-		}
+		logBackend(log, t, pool) // first: the cause before its effects
 		pool.SetHealthy(t.Backend, t.Healthy)
 	})
 
@@ -163,6 +161,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := srv.Listen(); err != nil {
 		return err
 	}
+	mon.SetSources(status.Sources{VRRP: speaker, Drops: conn, Proxy: px, Health: prober})
+	mon.Install(srv)
 
 	log.Info("hapod starting", "vip", cfg.VIP.Prefix, "interface", ifname, "source", source,
 		"vrid", cfg.VRRP.VRID, "version", cfg.VRRP.Version, "priority", cfg.VRRP.Priority,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,26 +18,33 @@ import (
 var ErrUnreachable = errors.New("status server unreachable")
 
 // Fetch reads the Report of the hapod whose status server is at addr.
+// Every failure wraps ErrUnreachable and fits on one line.
 func Fetch(ctx context.Context, client *http.Client, addr netip.AddrPort) (Report, error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
-	url := "http://" + addr.String() + "/status"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	fail := func(err error) (Report, error) {
+		return Report{}, fmt.Errorf("%w at %s: %v", ErrUnreachable, addr, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr.String()+"/status", nil)
 	if err != nil {
-		return Report{}, fmt.Errorf("%w: %v", ErrUnreachable, err)
+		return fail(err)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return Report{}, fmt.Errorf("%w: %v", ErrUnreachable, err)
+		// The url.Error's "Get URL:" prefix repeats the address.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		return fail(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return Report{}, fmt.Errorf("%w: GET %s: %s", ErrUnreachable, url, resp.Status)
+		return fail(fmt.Errorf("GET /status: %s", resp.Status))
 	}
 	var r Report
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&r); err != nil {
-		return Report{}, fmt.Errorf("%w: GET %s: %v", ErrUnreachable, url, err)
+		return fail(fmt.Errorf("GET /status: %w", err))
 	}
 	return r, nil
 }

@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/status"
+)
+
+// Output formats of `hapod status`.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show the local hapod's VRRP state and backends; exit 0 only when healthy",
+		Description: `Reads /status from the status server of the hapod running on this node and
+prints it. The exit status is 0 when the node is healthy: VRRP runs (Backup or
+Active) and at least one backend passes its health checks. Otherwise, or when
+the status server cannot be reached, it prints one line saying why on stderr
+and exits 1, so it can gate scripts and kubeadm hooks:
+
+   hapod status || echo "not ready"
+   hapod status -o json | jq .vrrp.state`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "status-addr", Value: config.DefaultStatusAddr.String(),
+				Usage: "address of the status server of 'hapod run' (its --status-addr)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: outputTable,
+				Usage: "output format: table or json"},
+			&cli.DurationFlag{Name: "timeout", Value: 3 * time.Second,
+				Usage: "give up on the status server after this long"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			addr, err := parseStatusAddr(c.String("status-addr"))
+			if err != nil {
+				return err
+			}
+			format := c.String("output")
+			if format != outputTable && format != outputJSON {
+				return fmt.Errorf("--output %q: want %s or %s", format, outputTable, outputJSON)
+			}
+			r, err := status.Fetch(c.Context, &http.Client{Timeout: c.Duration("timeout")}, addr)
+			if err != nil {
+				return err
+			}
+			if format == outputJSON {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(r); err != nil {
+					return err
+				}
+			} else if err := status.WriteTable(c.App.Writer, r); err != nil {
+				return err
+			}
+			return r.Err()
+		},
+	}
+}
+
+// parseStatusAddr parses --status-addr exactly as `hapod run` does, through
+// the same config field.
+func parseStatusAddr(s string) (netip.AddrPort, error) {
+	for _, f := range config.Fields() {
+		if f.Name == "status-addr" {
+			cfg := config.Default()
+			if err := f.Apply(&cfg, []string{s}); err != nil {
+				return netip.AddrPort{}, err
+			}
+			return cfg.Status.Addr, nil
+		}
+	}
+	return netip.ParseAddrPort(s)
+}
