@@ -51,7 +51,7 @@ var (
 	descAdvertsReceived = desc(subVRRP, "adverts_received_total",
 		"VRRP advertisements for this virtual router received from other routers.")
 	descDrops = desc(subVRRP, "dropped_packets_total",
-		"VRRP packets discarded by a receive check, by reason (vrid, auth, ttl, version, checksum, ...).", "reason")
+		"VRRP packets discarded by a receive check, by reason: "+dropReasonNames()+".", "reason")
 
 	descActive = desc(subProxy, "active_connections",
 		"Client connections open now.")
@@ -90,6 +90,14 @@ var allDescs = []*prometheus.Desc{
 	descActive, descAccepted, descRefused, descClosed, descRetries, descAcceptErrors,
 	descHealthyBackends, descBackendActive, descBackendTotal, descBackendBytesIn,
 	descBackendBytesOut, descBackendFailures, descBackendSuspect, descBackendUp,
+}
+
+func dropReasonNames() string {
+	var names []string
+	for _, r := range vrrp.DropReasons() {
+		names = append(names, r.String())
+	}
+	return strings.Join(names, ", ")
 }
 
 // The label values of hapod_vrrp_state, in the order of vrrp.State.
