@@ -218,10 +218,10 @@ func freePorts(ps ...*int) error {
 }
 
 // start runs a long-lived helper process, remembered for cleanup by PID.
-func (b *bench) start(name string, env []string, args ...string) (*exec.Cmd, error) {
+func (b *bench) start(name, tag string, env []string, args ...string) (*exec.Cmd, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
-	logf, err := os.Create(b.path(filepath.Base(name) + ".log"))
+	logf, err := os.Create(b.path(filepath.Base(name) + "-" + tag + ".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -241,15 +241,7 @@ func (b *bench) cleanup() {
 	b.procs = nil
 	b.mu.Unlock()
 	for _, c := range procs {
-		c.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { c.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			c.Process.Kill()
-			<-done
-		}
+		terminate(c)
 	}
 	if b.dir != "" && !*keep {
 		os.RemoveAll(b.dir)
@@ -274,7 +266,7 @@ func (b *bench) startBackends() error {
 	if err := freePorts(&p.iperf, &p.nginx, &p.blob, &p.sink); err != nil {
 		return err
 	}
-	if _, err := b.start("iperf3", nil, "-s", "-p", strconv.Itoa(p.iperf)); err != nil {
+	if _, err := b.start("iperf3", "server", nil, "-s", "-p", strconv.Itoa(p.iperf)); err != nil {
 		return err
 	}
 	www := b.path("www")
@@ -307,7 +299,7 @@ http {
 	if err := os.WriteFile(b.path("nginx.conf"), []byte(conf), 0o644); err != nil {
 		return err
 	}
-	if _, err := b.start("nginx", nil, "-p", b.dir, "-c", b.path("nginx.conf"), "-e", b.path("nginx.err")); err != nil {
+	if _, err := b.start("nginx", "server", nil, "-p", b.dir, "-c", b.path("nginx.conf"), "-e", b.path("nginx.err")); err != nil {
 		return err
 	}
 	if err := serve(p.blob, serveBlob); err != nil {
@@ -367,66 +359,86 @@ func (b *bench) startProxies() error {
 		if err := freePorts(&f.iperf, &f.nginx, &f.blob, &f.sink); err != nil {
 			return err
 		}
-	}
-	// hapod
-	f := b.front[0]
-	var args []string
-	for _, r := range [][2]int{{f.iperf, b.ports.iperf}, {f.nginx, b.ports.nginx}, {f.blob, b.ports.blob}, {f.sink, b.ports.sink}} {
-		args = append(args, "-route", fmt.Sprintf("127.0.0.1:%d=127.0.0.1:%d", r[0], r[1]))
-	}
-	args = append(args, "-max-conns", strconv.Itoa(b.maxConns))
-	var env []string
-	if *hapodEnv != "" {
-		env = strings.Split(*hapodEnv, ",")
-	}
-	cmd, err := b.start(b.path("hapodproxy"), env, args...)
-	if err != nil {
-		return err
-	}
-	b.pid[0] = cmd.Process.Pid
-
-	// haproxy: the usual HA-guide shape (mode tcp, one server), no checks
-	// and no logging, like the hapod side.
-	f = b.front[1]
-	cfg := fmt.Sprintf(`global
-  maxconn %d
-defaults
-  mode tcp
-  maxconn %[1]d
-  timeout connect 3s
-  timeout client 1h
-  timeout server 1h
-listen iperf
-  bind 127.0.0.1:%d
-  server s1 127.0.0.1:%d
-listen nginx
-  bind 127.0.0.1:%d
-  server s1 127.0.0.1:%d
-listen blob
-  bind 127.0.0.1:%d
-  server s1 127.0.0.1:%d
-listen sink
-  bind 127.0.0.1:%d
-  server s1 127.0.0.1:%d
-`, b.maxConns, f.iperf, b.ports.iperf, f.nginx, b.ports.nginx, f.blob, b.ports.blob, f.sink, b.ports.sink)
-	if err := os.WriteFile(b.path("haproxy.cfg"), []byte(cfg), 0o644); err != nil {
-		return err
-	}
-	if out, err := exec.Command("haproxy", "-c", "-f", b.path("haproxy.cfg")).CombinedOutput(); err != nil {
-		return fmt.Errorf("haproxy config: %v: %s", err, out)
-	}
-	if cmd, err = b.start("haproxy", nil, "-db", "-f", b.path("haproxy.cfg")); err != nil {
-		return err
-	}
-	b.pid[1] = cmd.Process.Pid
-	for _, f := range b.front {
-		for _, port := range []int{f.iperf, f.nginx, f.blob, f.sink} {
-			if err := waitPort(port); err != nil {
-				return err
-			}
+		cmd, err := b.startProxy(i, "main", []route{
+			{"iperf", f.iperf, b.ports.iperf}, {"nginx", f.nginx, b.ports.nginx},
+			{"blob", f.blob, b.ports.blob}, {"sink", f.sink, b.ports.sink},
+		})
+		if err != nil {
+			return err
 		}
+		b.pid[i] = cmd.Process.Pid
 	}
 	return nil
+}
+
+// route is one frontend port relayed to one backend port.
+type route struct {
+	name          string
+	front, server int
+}
+
+// startProxy starts proxy p (0 hapod, 1 haproxy) with routes and waits
+// until every frontend accepts.
+func (b *bench) startProxy(p int, tag string, routes []route) (*exec.Cmd, error) {
+	var cmd *exec.Cmd
+	var err error
+	if p == 0 {
+		args := []string{"-max-conns", strconv.Itoa(b.maxConns)}
+		for _, r := range routes {
+			args = append(args, "-route", fmt.Sprintf("127.0.0.1:%d=127.0.0.1:%d", r.front, r.server))
+		}
+		var env []string
+		if *hapodEnv != "" {
+			env = strings.Split(*hapodEnv, ",")
+		}
+		cmd, err = b.start(b.path("hapodproxy"), tag, env, args...)
+	} else {
+		// The usual HA-guide shape (mode tcp, one server), no checks and
+		// no logging, like the hapod side.
+		var cfg strings.Builder
+		fmt.Fprintf(&cfg, "global\n  maxconn %d\ndefaults\n  mode tcp\n  maxconn %d\n", b.maxConns, b.maxConns)
+		cfg.WriteString("  timeout connect 3s\n  timeout client 1h\n  timeout server 1h\n")
+		for _, r := range routes {
+			fmt.Fprintf(&cfg, "listen %s\n  bind 127.0.0.1:%d\n  server s1 127.0.0.1:%d\n", r.name, r.front, r.server)
+		}
+		file := b.path("haproxy-" + tag + ".cfg")
+		if err := os.WriteFile(file, []byte(cfg.String()), 0o644); err != nil {
+			return nil, err
+		}
+		if out, err := exec.Command("haproxy", "-c", "-f", file).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("haproxy config: %v: %s", err, out)
+		}
+		cmd, err = b.start("haproxy", tag, nil, "-db", "-f", file)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range routes {
+		if err := waitPort(r.front); err != nil {
+			return nil, err
+		}
+	}
+	return cmd, nil
+}
+
+// stop ends one helper process by PID.
+func (b *bench) stop(cmd *exec.Cmd) {
+	b.mu.Lock()
+	b.procs = slices.DeleteFunc(b.procs, func(c *exec.Cmd) bool { return c == cmd })
+	b.mu.Unlock()
+	terminate(cmd)
+}
+
+func terminate(c *exec.Cmd) {
+	c.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { c.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		c.Process.Kill()
+		<-done
+	}
 }
 
 // procCPU returns the process's user+system CPU time.
@@ -530,8 +542,7 @@ func (b *bench) iperfOnce(p, streams int) error {
 		name += "s"
 	}
 	b.row(name+": throughput", "Gbit/s", true).add(p, gbps)
-	b.row(name+": proxy CPU", "% of a core", false).add(p, cpu)
-	b.row(name+": proxy CPU per Gbit/s", "%/(Gbit/s)", false).add(p, cpu/gbps)
+	b.row(name+": proxy CPU per GB", "ms", false).add(p, cpu/100*1000/(gbps/8))
 	b.logf("%s %s: %.2f Gbit/s, CPU %.0f%%", proxyNames[p], name, gbps, cpu)
 	return nil
 }
@@ -591,7 +602,9 @@ func (b *bench) wrk(p int, close bool) error {
 	b.row(name+": requests", "req/s", true).add(p, rps)
 	b.row(name+": p50 latency", "µs", false).add(p, p50)
 	b.row(name+": p99 latency", "µs", false).add(p, p99)
-	b.row(name+": proxy CPU", "% of a core", false).add(p, cpu)
+	// CPU% is a share of a fixed wall time: per request it compares
+	// proxies that served different rates.
+	b.row(name+": proxy CPU per request", "µs", false).add(p, cpu/100*1e6/rps)
 	b.logf("%s %s: %.0f req/s p50 %.0fµs p99 %.0fµs CPU %.0f%%", proxyNames[p], name, rps, p50, p99, cpu)
 	return nil
 }
@@ -622,11 +635,22 @@ func (b *bench) transfer(p int) error {
 	return nil
 }
 
-// idle opens -idle connections through the proxy, each proven end to end
-// by the sink's greeting byte, holds them, and reads the proxy's RSS and
-// CPU time.
+// idle opens -idle connections through a freshly started proxy (so its
+// memory is what the idle connections cost, not what earlier cases
+// left), each proven end to end by the sink's greeting byte, holds them,
+// and reads the proxy's RSS and CPU time.
 func (b *bench) idle(p int) error {
-	addr := fmt.Sprintf("127.0.0.1:%d", b.front[p].sink)
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	cmd, err := b.startProxy(p, "idle", []route{{"sink", port, b.ports.sink}})
+	if err != nil {
+		return err
+	}
+	defer b.stop(cmd)
+	pid := cmd.Process.Pid
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	n := *idleConns
 	conns := make([]net.Conn, n)
 	defer func() {
@@ -635,14 +659,12 @@ func (b *bench) idle(p int) error {
 				c.Close()
 			}
 		}
-		// Let the proxy tear down before the next case.
-		time.Sleep(2 * time.Second)
 	}()
-	rss0, err := procRSS(b.pid[p])
+	rss0, err := procRSS(pid)
 	if err != nil {
 		return err
 	}
-	c0, err := procCPU(b.pid[p])
+	c0, err := procCPU(pid)
 	if err != nil {
 		return err
 	}
@@ -685,18 +707,18 @@ func (b *bench) idle(p int) error {
 	}
 	open := time.Since(t0)
 	time.Sleep(*idleHold)
-	rss1, err := procRSS(b.pid[p])
+	rss1, err := procRSS(pid)
 	if err != nil {
 		return err
 	}
-	c1, err := procCPU(b.pid[p])
+	c1, err := procCPU(pid)
 	if err != nil {
 		return err
 	}
 	name := fmt.Sprintf("%d idle connections", n)
 	b.row(name+": time to open", "ms", false).add(p, float64(open)/float64(time.Millisecond))
 	b.row(name+": proxy RSS", "MiB", false).add(p, float64(rss1)/(1<<20))
-	b.row(name+": proxy RSS growth", "MiB", false).add(p, float64(rss1-rss0)/(1<<20))
+	b.row(name+": proxy RSS per connection", "KiB", false).add(p, float64(rss1-rss0)/1024/float64(n))
 	b.row(name+": proxy CPU to open and hold", "ms", false).add(p, float64(c1-c0)/float64(time.Millisecond))
 	b.logf("%s idle: open %v, RSS %.1f MiB (+%.1f), CPU %v", proxyNames[p], open, float64(rss1)/(1<<20), float64(rss1-rss0)/(1<<20), c1-c0)
 	return nil
@@ -728,7 +750,11 @@ func (b *bench) print() {
 		if !r.higherBetter {
 			ratio = x / h
 		}
-		fmt.Printf("| %s | %s | %s | %s | %.2f |\n", r.name, r.unit, num(h), num(x), ratio)
+		rs := strconv.FormatFloat(ratio, 'f', 2, 64)
+		if h <= 0 || x <= 0 {
+			rs = "n/a"
+		}
+		fmt.Printf("| %s | %s | %s | %s | %s |\n", r.name, r.unit, num(h), num(x), rs)
 	}
 }
 

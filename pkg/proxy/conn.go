@@ -52,7 +52,8 @@ type conn struct {
 	tried        []*Backend
 	dialDeadline int64 // unix nanoseconds: the whole connect budget
 	pause        time.Duration
-	timerGen     uint32 // invalidates timers of earlier attempts
+	when         int64 // unix ns of the pending deadline, while in the loop's timer heap
+	tidx         int   // index in the loop's timer heap; -1: none
 
 	prev, next *conn // in b's list once established, guarded by b.mu
 

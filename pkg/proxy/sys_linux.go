@@ -27,8 +27,11 @@ func rawRead(fd int, p []byte) (int, unix.Errno) {
 	return int(n), e
 }
 
+// rawWrite sends with MSG_NOSIGNAL: a peer that reset gives EPIPE
+// without a SIGPIPE delivered to the thread.
 func rawWrite(fd int, p []byte) (int, unix.Errno) {
-	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
+		unix.MSG_NOSIGNAL, 0, 0)
 	return int(n), e
 }
 

@@ -1,0 +1,149 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestBulkBothWays pushes 8 MiB each way at once through an echo
+// backend: reads fill the loop's buffer, so both directions switch to
+// splice, and the echo's back-pressure exercises pending data.
+func TestBulkBothWays(t *testing.T) {
+	b := startBackend(t, echo)
+	p := startProxy(t, NewPool([]netip.AddrPort{b.addr}, nil), nil)
+	c := dial(t, p.Addr())
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	payload := make([]byte, 8<<20)
+	for i := range payload {
+		payload[i] = byte(rand.Uint32())
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(payload)
+		if err == nil {
+			err = c.CloseWrite()
+		}
+		errc <- err
+	}()
+	h := sha256.New()
+	n, err := io.Copy(h, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(payload)
+	if n != int64(len(payload)) || !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Fatalf("echoed %d bytes, content equal %v", n, bytes.Equal(h.Sum(nil), want[:]))
+	}
+	eventually(t, "byte counters", func() bool {
+		s := p.Stats().Backends[0]
+		return s.BytesIn == uint64(len(payload)) && s.BytesOut == uint64(len(payload))
+	})
+}
+
+// TestServerSpeaksFirst: the backend greets before the client sends
+// anything (SSH, SMTP): the proxy must not wait for the client.
+func TestServerSpeaksFirst(t *testing.T) {
+	b := startBackend(t, func(c *net.TCPConn) {
+		io.WriteString(c, "hello\n")
+		io.Copy(io.Discard, c)
+	})
+	p := startProxy(t, NewPool([]netip.AddrPort{b.addr}, nil), nil)
+	c := dial(t, p.Addr())
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, 6)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "hello\n" {
+		t.Fatalf("greeting %q, %v", got, err)
+	}
+}
+
+// TestClientResetClosesBackend: a client that resets makes the proxy
+// close the backend connection too.
+func TestClientResetClosesBackend(t *testing.T) {
+	closed := make(chan struct{})
+	b := startBackend(t, func(c *net.TCPConn) {
+		io.Copy(io.Discard, c)
+		close(closed)
+	})
+	p := startProxy(t, NewPool([]netip.AddrPort{b.addr}, nil), nil)
+	c := dial(t, p.Addr())
+	eventually(t, "connection established", func() bool { return p.Stats().Backends[0].Active == 1 })
+	c.SetLinger(0)
+	c.Close() // RST
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("backend connection not closed after the client reset")
+	}
+	eventually(t, "no connection left", func() bool { return p.Stats().Active == 0 })
+}
+
+func TestPickLoop(t *testing.T) {
+	p := &Proxy{}
+	for range 3 {
+		p.loops = append(p.loops, &loop{})
+	}
+	set := func(loads ...int32) {
+		for i, n := range loads {
+			p.loops[i].load.Store(n)
+		}
+	}
+	for _, tc := range []struct {
+		loads []int32
+		from  int
+		want  int
+	}{
+		{[]int32{0, 0, 0}, 0, 0},
+		{[]int32{1, 0, 0}, 0, 0}, // one more is tolerated: a hand-over costs a wake-up
+		{[]int32{2, 0, 1}, 0, 1},
+		{[]int32{5, 4, 2}, 1, 2},
+		{[]int32{3, 3, 3}, 2, 2},
+	} {
+		set(tc.loads...)
+		if got := slices.Index(p.loops, p.pickLoop(p.loops[tc.from])); got != tc.want {
+			t.Errorf("loads %v from %d: picked %d, want %d", tc.loads, tc.from, got, tc.want)
+		}
+	}
+}
+
+func TestTimerHeap(t *testing.T) {
+	var h timerHeap
+	var cs []*conn
+	for range 200 {
+		c := &conn{when: rand.Int64N(1000), tidx: -1}
+		cs = append(cs, c)
+		h.push(c)
+	}
+	// Established connections leave at once, from anywhere in the heap.
+	var want []int64
+	for i, c := range cs {
+		if i%3 == 0 {
+			h.remove(c)
+			h.remove(c) // twice is harmless
+		} else {
+			want = append(want, c.when)
+		}
+	}
+	slices.Sort(want)
+	var got []int64
+	for len(h) > 0 {
+		c := h[0]
+		h.remove(c)
+		if c.tidx != -1 {
+			t.Fatal("removed conn keeps its index")
+		}
+		got = append(got, c.when)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("heap order %v, want %v", got, want)
+	}
+}
