@@ -249,6 +249,14 @@ func (k *Keeper) Run(ctx context.Context) error {
 			}
 			timer = clk.NewTimer(wait)
 			timerC = timer.C()
+			if !clk.Now().Before(d) {
+				// The clock passed the deadline while the timer was made
+				// (a fake clock stepped): a timer relative to the old now
+				// would fire late.
+				timer.Stop()
+				k.apply(k.m.Step(clk.Now(), Tick{}))
+				continue
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -520,7 +520,10 @@ func (m *Machine) tick(now time.Time) []Action {
 		}
 		if !now.Before(m.lease.RebindAt()) {
 			reason := fmt.Sprintf("T2 reached without a reply from server %s", m.lease.Server)
-			return append(m.enter(StateRebinding, reason), m.send(now)...)
+			acts := m.enter(StateRebinding, reason)
+			acts = append(acts, Alert{Severity: Warning, Err: fmt.Errorf("%w: server %s did not renew %s since T1; asking any server until the lease ends at %s",
+				ErrNoReply, m.lease.Server, m.lease.Addr(), m.lease.ExpiresAt().Format(time.RFC3339))})
+			return append(acts, m.send(now)...)
 		}
 		return m.retransmit(now)
 	case StateRebinding:

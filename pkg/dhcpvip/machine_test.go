@@ -158,7 +158,7 @@ func TestMachineServerGoneKeepsLeaseUntilExpiry(t *testing.T) {
 		{72 * time.Second, Tick{}, []Action{request(vip, server)}, StateRenewing, 88 * time.Second},
 		{88 * time.Second, Tick{}, []Action{request(vip, server)}, StateRenewing, 105 * time.Second},
 		// T2: broadcast without a server identifier, capped by the expiry.
-		{105 * time.Second, Tick{}, []Action{trans(StateRenewing, StateRebinding), request(vip, netip.Addr{})}, StateRebinding, 109 * time.Second},
+		{105 * time.Second, Tick{}, []Action{trans(StateRenewing, StateRebinding), noReply, request(vip, netip.Addr{})}, StateRebinding, 109 * time.Second},
 		{109 * time.Second, Tick{}, []Action{noReply, request(vip, netip.Addr{})}, StateRebinding, 117 * time.Second},
 		{117 * time.Second, Tick{}, []Action{request(vip, netip.Addr{})}, StateRebinding, 120 * time.Second},
 	})
@@ -192,6 +192,19 @@ func TestMachineBackoffCapsAtRetryMax(t *testing.T) {
 		{3 * time.Second, Tick{}, []Action{discover(netip.Addr{})}, StateSelecting, 7 * time.Second},
 		{7 * time.Second, Tick{}, []Action{discover(netip.Addr{})}, StateSelecting, 12 * time.Second},
 		{12 * time.Second, Tick{}, []Action{discover(netip.Addr{})}, StateSelecting, 17 * time.Second},
+	})
+}
+
+func TestMachineDriverSleptThroughTimers(t *testing.T) {
+	// A suspended host wakes after T2 or after the expiry: no renewal
+	// attempt that can no longer help, straight to the right state.
+	m := bound(t)
+	run(t, m, []step{
+		{110 * time.Second, Tick{}, []Action{trans(StateBound, StateRebinding), request(vip, netip.Addr{})}, StateRebinding, 114 * time.Second},
+	})
+	m = bound(t)
+	run(t, m, []step{
+		{500 * time.Second, Tick{}, []Action{trans(StateBound, StateExpired), alert(Error, ErrLeaseExpired), request(vip, netip.Addr{})}, StateExpired, 504 * time.Second},
 	})
 }
 
@@ -341,7 +354,7 @@ func TestMachineServerTimesHonoured(t *testing.T) {
 		{0, Activate{}, []Action{trans(StateInit, StateRequesting), request(vip, netip.Addr{})}, StateRequesting, 4 * time.Second},
 		{0, ack(vip, 120*time.Second, 5*time.Second, 8*time.Second), []Action{trans(StateRequesting, StateBound), leased(vip, 0, 120*time.Second, 5*time.Second, 8*time.Second)}, StateBound, 5 * time.Second},
 		{5 * time.Second, Tick{}, []Action{trans(StateBound, StateRenewing), request(vip, server)}, StateRenewing, 8 * time.Second},
-		{8 * time.Second, Tick{}, []Action{trans(StateRenewing, StateRebinding), request(vip, netip.Addr{})}, StateRebinding, 12 * time.Second},
+		{8 * time.Second, Tick{}, []Action{trans(StateRenewing, StateRebinding), alert(Warning, ErrNoReply), request(vip, netip.Addr{})}, StateRebinding, 12 * time.Second},
 	})
 }
 
