@@ -1,0 +1,144 @@
+//go:build linux
+
+package dhcpvip
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// inTestNS runs fn on a thread inside a fresh network namespace with a
+// veth "parent0" (a dummy needs a module this kernel may lack), and removes the namespace afterwards. Links
+// and sockets made in fn live in that namespace.
+func inTestNS(t *testing.T, fn func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace")
+	}
+	name := fmt.Sprintf("dhcpvip-%d-%x", os.Getpid(), rand.Uint32())
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Skipf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	for _, args := range [][]string{
+		{"-n", name, "link", "add", "parent0", "type", "veth", "peer", "name", "peer0"},
+		{"-n", name, "link", "set", "parent0", "up"},
+		{"-n", name, "link", "set", "peer0", "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v %s", strings.Join(args, " "), err, out)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			t.Error(err)
+			return
+		}
+		defer orig.Close()
+		target, err := netns.GetFromName(name)
+		if err != nil {
+			runtime.UnlockOSThread()
+			t.Error(err)
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			runtime.UnlockOSThread()
+			t.Error(err)
+			return
+		}
+		fn()
+		if err := netns.Set(orig); err != nil {
+			t.Error(err) // the thread stays locked and dies with this goroutine
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
+	<-done
+}
+
+func TestOpenLink(t *testing.T) {
+	mac := VirtualMAC(9, "link-test")
+	inTestNS(t, func() {
+		l, err := OpenLink("parent0", "hv-test", mac)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		link, err := netlink.LinkByName("hv-test")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		a := link.Attrs()
+		mv, ok := link.(*netlink.Macvlan)
+		switch {
+		case !ok || mv.Mode != netlink.MACVLAN_MODE_BRIDGE:
+			t.Errorf("link %T %+v is not a bridge-mode macvlan", link, link)
+		case a.HardwareAddr.String() != mac.String():
+			t.Errorf("MAC %s, want %s", a.HardwareAddr, mac)
+		case a.Flags&net.FlagUp == 0 || a.RawFlags&0x80 == 0: // IFF_NOARP
+			t.Errorf("flags %v raw %#x: want up and NOARP", a.Flags, a.RawFlags)
+		}
+		if addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL); err != nil || len(addrs) != 0 {
+			t.Errorf("addresses on the macvlan: %v %v (it must not speak from the shared MAC)", addrs, err)
+		}
+		if l.Name() != "hv-test" || l.Conn() == nil {
+			t.Errorf("name %q conn %v", l.Name(), l.Conn())
+		}
+
+		// A killed hapod left its macvlan: the next one replaces it.
+		l2, err := OpenLink("parent0", "hv-test", mac)
+		if err != nil {
+			t.Errorf("replacing a stale macvlan: %v", err)
+		} else if err := l2.Close(); err != nil {
+			t.Error(err)
+		}
+		if _, err := netlink.LinkByName("hv-test"); !errors.As(err, &netlink.LinkNotFoundError{}) {
+			t.Errorf("after Close: %v", err)
+		}
+		_ = l.conn.Close() // its link is gone already
+
+		// A name taken by something else is not ours to delete.
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "taken0"}, PeerName: "taken1"}); err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := OpenLink("parent0", "taken0", mac); err == nil || !strings.Contains(err.Error(), "taken") {
+			t.Errorf("OpenLink over a veth: %v", err)
+		}
+		if _, err := netlink.LinkByName("taken0"); err != nil {
+			t.Errorf("the veth was removed: %v", err)
+		}
+		if _, err := OpenLink("missing0", "hv-test", mac); err == nil {
+			t.Error("OpenLink on a missing parent succeeded")
+		}
+	})
+}
+
+func TestDialKeeperConfig(t *testing.T) {
+	if _, err := DialKeeper(Config{Identity: testID}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("DialKeeper without interface: %v", err)
+	}
+	if _, err := Acquire(t.Context(), Config{Identity: testID}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("Acquire without interface: %v", err)
+	}
+	if _, err := OpenLink("eth0", "a-name-far-too-long", testID.MAC); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("long name: %v", err)
+	}
+}
