@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -189,7 +188,7 @@ type Keepalived struct {
 // measured here: the VRRP child notices its parent's death and resigns just
 // as gracefully. KillVRRP is the only hard failure. The daemon and its child
 // are SIGKILLed in t.Cleanup.
-func (n *Node) StartKeepalived(t testing.TB, c KeepalivedConfig) *Keepalived {
+func (n *Node) StartKeepalived(t T, c KeepalivedConfig) *Keepalived {
 	t.Helper()
 	if err := c.Validate(); err != nil {
 		t.Fatalf("%s: %v", n.Name, err)

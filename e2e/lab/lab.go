@@ -12,6 +12,10 @@
 // Everything needs root. New skips the test when the process is not root or
 // when the ip command is missing, so `go test ./...` stays green elsewhere.
 //
+// The lab takes a T, which a *testing.T satisfies; a program (the demo, run
+// with `go run`) passes a Script instead, whose Close and signal handler run
+// the same cleanups.
+//
 // Processes started in the lab (Node.Start, Node.StartKeepalived) are killed
 // by PID and waited for in t.Cleanup, before the namespaces are deleted.
 //

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -29,13 +28,13 @@ const namePrefix = "hlab-"
 // namespaces are killed, then the namespaces (the hub's takes the bridge
 // with it) are deleted. It skips the test when not root or when `ip` is
 // missing.
-func New(t testing.TB, nodes int) *Lab {
+func New(t T, nodes int) *Lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("lab: needs root to create network namespaces")
+		t.Skipf("lab: needs root to create network namespaces")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("lab: the ip command (iproute2) is missing")
+		t.Skipf("lab: the ip command (iproute2) is missing")
 	}
 	if nodes < 1 || nodes > maxNodes {
 		t.Fatalf("lab: %d nodes, want 1..%d", nodes, maxNodes)

@@ -7,14 +7,13 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
-	"testing"
 	"time"
 )
 
 // New skips the test: the lab needs Linux network namespaces.
-func New(t testing.TB, nodes int) *Lab {
+func New(t T, nodes int) *Lab {
 	t.Helper()
-	t.Skip("lab: network namespaces need Linux")
+	t.Skipf("lab: network namespaces need Linux")
 	return nil
 }
 

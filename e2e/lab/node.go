@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -21,14 +20,14 @@ func (l *Lab) Namespaces() []string {
 // LinkDown sets the node's own interface administratively down, as a dead
 // NIC or `ip link set eth0 down` on the node would. Linux drops the
 // interface's IPv6 addresses with it; LinkUp puts the node's own back.
-func (n *Node) LinkDown(t testing.TB) {
+func (n *Node) LinkDown(t T) {
 	t.Helper()
 	n.mustIP(t, "-n", n.NS, "link", "set", n.Iface, "down")
 }
 
 // LinkUp brings the node's interface back up and restores its own addresses
 // (not VIPs: those belong to whoever holds them).
-func (n *Node) LinkUp(t testing.TB) {
+func (n *Node) LinkUp(t T) {
 	t.Helper()
 	n.mustIP(t, "-n", n.NS, "link", "set", n.Iface, "up")
 	if err := n.addOwnAddrs(); err != nil {
@@ -39,32 +38,32 @@ func (n *Node) LinkUp(t testing.TB) {
 // CarrierDown sets the hub side of the node's veth down: the node's
 // interface stays administratively up with its addresses but loses carrier
 // (NO-CARRIER), like a pulled cable.
-func (n *Node) CarrierDown(t testing.TB) {
+func (n *Node) CarrierDown(t T) {
 	t.Helper()
 	n.mustIP(t, "-n", n.lab.Hub, "link", "set", n.HostVeth, "down")
 }
 
 // CarrierUp restores the carrier that CarrierDown removed.
-func (n *Node) CarrierUp(t testing.TB) {
+func (n *Node) CarrierUp(t T) {
 	t.Helper()
 	n.mustIP(t, "-n", n.lab.Hub, "link", "set", n.HostVeth, "up")
 }
 
 // Partition detaches the node's veth from the bridge: its link stays up with
 // carrier, but no frame reaches anyone (a switch port moved to a dead VLAN).
-func (l *Lab) Partition(t testing.TB, n *Node) {
+func (l *Lab) Partition(t T, n *Node) {
 	t.Helper()
 	n.mustIP(t, "-n", l.Hub, "link", "set", n.HostVeth, "nomaster")
 }
 
 // Heal plugs a partitioned node back into the bridge. With STP off the port
 // forwards at once.
-func (l *Lab) Heal(t testing.TB, n *Node) {
+func (l *Lab) Heal(t T, n *Node) {
 	t.Helper()
 	n.mustIP(t, "-n", l.Hub, "link", "set", n.HostVeth, "master", l.Bridge)
 }
 
-func (n *Node) mustIP(t testing.TB, args ...string) {
+func (n *Node) mustIP(t T, args ...string) {
 	t.Helper()
 	if err := ipCmd(args...); err != nil {
 		t.Fatalf("%s: %v", n.Name, err)
@@ -81,7 +80,7 @@ func (n *Node) Command(ctx context.Context, name string, args ...string) *exec.C
 // Run runs name inside the namespace to completion and returns its combined
 // output; it fails the test, with the output, when the command fails. Call it
 // from the test's goroutine.
-func (n *Node) Run(t testing.TB, name string, args ...string) string {
+func (n *Node) Run(t T, name string, args ...string) string {
 	t.Helper()
 	out, err := n.Command(t.Context(), name, args...).CombinedOutput()
 	if err != nil {
@@ -113,7 +112,7 @@ func (n *Node) addOwnAddrs() error {
 // WaitFor polls cond every 10 ms until it holds, and fails the test naming
 // what it waited for when it doesn't within timeout. The timeout is a
 // generous bound against hangs, not a speed requirement.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+func WaitFor(t T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -36,7 +35,7 @@ const logTailLines = 60
 // of its log is printed. The process also gets SIGKILL if the thread that
 // started it dies (Pdeathsig), so a crashed or timed-out test binary doesn't
 // leave a daemon holding a VIP.
-func (n *Node) Start(t testing.TB, name string, args ...string) *Process {
+func (n *Node) Start(t T, name string, args ...string) *Process {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), n.Name+"-"+logName(name)+".log")
 	f, err := os.Create(logPath)

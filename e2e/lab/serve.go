@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
@@ -28,7 +27,7 @@ type TCPServer struct {
 // t.Cleanup. The listener uses IP_FREEBIND, so addr may be a VIP the node
 // doesn't hold yet; connections arrive once it does. Port 0 picks a port
 // (see Addr).
-func (n *Node) ServeTCP(t testing.TB, addr netip.AddrPort) *TCPServer {
+func (n *Node) ServeTCP(t T, addr netip.AddrPort) *TCPServer {
 	t.Helper()
 	network := "tcp4"
 	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
