@@ -95,6 +95,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			Version:  vrrp.Version(cfg.VRRP.Version),
 			Preempt:  cfg.VRRP.Preempt,
 			Primary:  source,
+			TieBreak: vrrp.TieBreakDelay(source, cfg.VRRP.AdvertInterval),
 		},
 		Addrs:    []netip.Addr{cfg.VIP.Prefix.Addr()},
 		AuthType: authType(password),

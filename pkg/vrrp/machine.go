@@ -64,12 +64,29 @@ type MachineConfig struct {
 	// router's interval from its adverts, Version2 uses its own.
 	Version Version
 	// Preempt lets a backup with a higher priority take over from a working
-	// active router. hapod's config defaults to false: every move of the VIP
-	// is an outage for clients.
+	// active router. hapod's config defaults to true with equal priorities:
+	// a backup then preempts only a holder whose priority fell (degraded).
 	Preempt bool
 	// Primary is this router's own primary address: the source of its
 	// adverts, compared against the sender's to break priority ties.
 	Primary netip.Addr
+	// TieBreak is added to every backup down timer (default 0: RFC timing
+	// to the letter). Backups of equal priority arm their timers from the
+	// same advert, so they expire at the same instant and all take over;
+	// the losers step down a round trip later, but their announcements
+	// may already have drawn clients. A delay ranked by address (see
+	// TieBreakDelay) lets one take over first and its advert stop the rest.
+	TieBreak time.Duration
+}
+
+// TieBreakDelay is a TieBreak for a router with this primary address: 0 to
+// 7 fiftieths of the interval (0 to 14ms at 100ms), shorter for a higher
+// last address byte, so the router that would win the RFC's tie-break on
+// equal priority also takes over first. Addresses whose last bytes agree
+// modulo 8 still tie; the split brain then resolves as the RFC says.
+func TieBreakDelay(primary netip.Addr, interval time.Duration) time.Duration {
+	last := primary.As16()[15]
+	return time.Duration(7-int(last%8)) * interval / 50
 }
 
 // Validate reports the first field out of range, wrapping ErrInvalidMachineConfig.
@@ -317,7 +334,7 @@ func (m *Machine) startBackup(now time.Time, reason string) []Action {
 }
 
 func (m *Machine) armDown(now time.Time, d time.Duration, reason string) {
-	m.downAt = now.Add(d)
+	m.downAt = now.Add(d + m.cfg.TieBreak)
 	m.downReason = reason
 }
 

@@ -467,3 +467,31 @@ func TestStateString(t *testing.T) {
 		}
 	}
 }
+
+// TestTieBreak: two equal-priority backups armed by the same priority-0
+// advert expire one after the other, the higher address first.
+func TestTieBreak(t *testing.T) {
+	low, high := netip.MustParseAddr("198.18.0.11"), netip.MustParseAddr("198.18.0.12")
+	if d := TieBreakDelay(high, 100*ms); d != 6*ms {
+		t.Errorf("TieBreakDelay(.12) = %v, want 6ms", d)
+	}
+	if d := TieBreakDelay(low, 100*ms); d != 8*ms {
+		t.Errorf("TieBreakDelay(.11) = %v, want 8ms", d)
+	}
+	if d := TieBreakDelay(netip.MustParseAddr("2001:db8::f"), 100*ms); d != 0 {
+		t.Errorf("TieBreakDelay(::f) = %v, want 0", d)
+	}
+	start := time.Unix(0, 0)
+	deadline := func(primary netip.Addr) time.Time {
+		m := NewMachine(MachineConfig{VRID: 1, Priority: 100, Interval: 100 * ms, Version: Version3, Primary: primary,
+			TieBreak: TieBreakDelay(primary, 100*ms)})
+		m.Step(start, Startup{})
+		holder := netip.MustParseAddr("198.18.0.20")
+		m.Step(start.Add(ms), Advert{From: holder, Priority: 100, Interval: 100 * ms})
+		m.Step(start.Add(2*ms), Advert{From: holder, Priority: 0, Interval: 100 * ms})
+		return m.NextDeadline()
+	}
+	if dl, dh := deadline(low), deadline(high); !dh.Before(dl) || dl.Sub(dh) != 2*ms || dh != start.Add(2*ms+skew100+6*ms) {
+		t.Errorf("deadlines: low %v high %v, want high = skew + 6ms, low 2ms later", dl.Sub(start), dh.Sub(start))
+	}
+}

@@ -115,7 +115,7 @@ type Speaker struct {
 	vipRetryAt  time.Time // zero: no retry pending
 	vipFailing  bool
 	sendFailing bool
-	announcedAt time.Time // last announcement: takeover or AnnounceVIP
+	announcedAt time.Time // last re-announcement (AnnounceVIP)
 
 	// Counted by the loop for hook: inputs taken, and the stop.
 	nPackets uint64
@@ -480,6 +480,10 @@ func (s *Speaker) send(prio uint8) {
 // reannounceInterval bounds re-announcements: a split brain heals within
 // one advert round trip, so one announcement per event is enough, and a
 // misbehaving peer that keeps advertising must not make us flood the LAN.
+// A takeover's own announcement does not count: when two equal-priority
+// backups take over at the same instant (both armed Skew_Time on a
+// priority-0 advert), the loser's announcement may land after ours, and
+// the clients follow it to a node that is about to let go.
 const reannounceInterval = time.Second
 
 // reannounce announces the held VIP again (Acquire is idempotent: the
@@ -522,9 +526,6 @@ func (s *Speaker) reconcileVIP(now time.Time) {
 	} else {
 		s.have = want
 		s.vipRetryAt = time.Time{}
-		if want == vipHeld {
-			s.announcedAt = now // Acquire announced: no re-announce right after
-		}
 		if s.vipFailing {
 			s.vipFailing = false
 			s.log.Info("vrrp VIP " + op + " succeeded after failures")
