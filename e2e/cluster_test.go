@@ -28,14 +28,22 @@ type cluster struct {
 	vip   netip.Prefix
 	args  [][]string
 	procs []*lab.Process
+	// apis are the fake kube-apiservers (clusterOptions.apiservers).
+	apis []*lab.Process
 }
 
 type clusterOptions struct {
 	nodes   int
 	ipv6    bool
 	unicast bool
+	// apiservers runs the fake kube-apiserver (TLS, /readyz, watches) on
+	// each node and keeps hapod's default HTTPS health check; otherwise
+	// plain TCP servers that greet with the node name, checked with tcp.
+	apiservers bool
 	// extra flags for every node's `hapod run`.
 	extra []string
+	// wrap prefixes hapod's command line, e.g. prlimit.
+	wrap []string
 }
 
 // newCluster builds a lab and starts hapod on every node.
@@ -52,12 +60,21 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	var backends []string
 	for _, n := range l.Nodes {
 		a := netip.AddrPortFrom(n.Addr(c.vip.Addr()), backendPort)
-		n.ServeTCP(t, a)
+		if o.apiservers {
+			c.apis = append(c.apis, c.startAPIServer(n, a))
+		} else {
+			n.ServeTCP(t, a)
+		}
 		backends = append(backends, "--backend="+a.String())
 	}
+	check := "--health-check=tcp"
+	if o.apiservers {
+		check = "--health-check=https"
+	}
 	for _, n := range l.Nodes {
-		args := []string{"run", "--vip=" + c.vip.String(), "--interface=" + n.Iface,
-			fmt.Sprintf("--port=%d", frontendPort), "--health-check=tcp", "--health-interval=500ms", "--health-timeout=200ms"}
+		args := append(append([]string{}, o.wrap...), hapodBin, "run", "--vip="+c.vip.String(), "--interface="+n.Iface,
+			fmt.Sprintf("--port=%d", frontendPort), check, "--health-interval=500ms", "--health-timeout=400ms",
+			"--health-rise=2", "--health-fall=2")
 		args = append(args, backends...)
 		if o.unicast {
 			for _, p := range l.Nodes {
@@ -76,10 +93,19 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	return c
 }
 
+// startAPIServer runs the fake kube-apiserver on n at addr and waits
+// until it listens.
+func (c *cluster) startAPIServer(n *lab.Node, addr netip.AddrPort) *lab.Process {
+	c.t.Helper()
+	p := n.Start(c.t, fakeAPIServerBin, "--listen="+addr.String(), "--name="+n.Name, "--watch-interval=200ms")
+	lab.WaitFor(c.t, 10*time.Second, n.Name+"'s apiserver listening", func() bool { return strings.Contains(p.Log(), "ready ") })
+	return p
+}
+
 // start (re)starts hapod on node i.
 func (c *cluster) start(i int) {
 	c.t.Helper()
-	c.procs[i] = c.lab.Nodes[i].Start(c.t, hapodBin, c.args[i]...)
+	c.procs[i] = c.lab.Nodes[i].Start(c.t, c.args[i][0], c.args[i][1:]...)
 }
 
 func (c *cluster) index(n *lab.Node) int {
