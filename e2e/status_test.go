@@ -392,6 +392,34 @@ func TestMetricsDuringFailover(t *testing.T) {
 	if v := m[backendSeries("hapod_proxy_backend_connections_total", victim)]; v != 0 {
 		t.Errorf("new holder sent %v connections to the stopped backend", v)
 	}
+
+	// The new holder's log: one line per state change, with its cause,
+	// and nothing per advert (hundreds went by) or per connection (ten).
+	log := c.procs[next].Log()
+	checkLine := func(what string, n int, parts ...string) {
+		t.Helper()
+		got := 0
+		for line := range strings.Lines(log) {
+			all := true
+			for _, p := range parts {
+				all = all && strings.Contains(line, p)
+			}
+			if all {
+				got++
+			}
+		}
+		if got != n {
+			t.Errorf("new holder logged %d lines of %s, want %d:\n%s", got, what, n, log)
+		}
+	}
+	checkLine("the stopped backend going down", 1, `msg="backend down"`, "backend="+victim.String(), "err=", "refused")
+	checkLine("each backend's first verdict", 3, `msg="backend up"`)
+	checkLine("the takeover", 1, `msg="vrrp state change"`, "to=Active", `reason="master down timer expired"`)
+	checkLine("adverts", 0, "advert")
+	checkLine("connections", 0, "client")
+	if n := strings.Count(log, "\n"); n > 15 {
+		t.Errorf("new holder logged %d lines:\n%s", n, log)
+	}
 }
 
 func b2f(b bool) float64 {
