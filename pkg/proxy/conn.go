@@ -36,6 +36,7 @@ type side struct {
 	// Spliced data from the peer waits in a pipe; pipeN bytes are in it.
 	pipeR, pipeW, pipeN int
 	bulk                bool // reads from this socket are spliced
+	fullReads           int  // reads that filled the scratch buffer
 
 	count *atomic.Int64 // bytes written to this socket
 }

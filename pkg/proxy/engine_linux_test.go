@@ -12,15 +12,16 @@ import (
 	"time"
 )
 
-// TestBulkBothWays pushes 8 MiB each way at once through an echo
+// TestBulkBothWays pushes 32 MiB each way at once through an echo
 // backend: reads fill the loop's buffer, so both directions switch to
-// splice, and the echo's back-pressure exercises pending data.
+// splice after 16 MiB, and the echo's back-pressure exercises pending
+// data on both paths.
 func TestBulkBothWays(t *testing.T) {
 	b := startBackend(t, echo)
 	p := startProxy(t, NewPool([]netip.AddrPort{b.addr}, nil), nil)
 	c := dial(t, p.Addr())
 	c.SetDeadline(time.Now().Add(60 * time.Second))
-	payload := make([]byte, 8<<20)
+	payload := make([]byte, 32<<20)
 	for i := range payload {
 		payload[i] = byte(rand.Uint32())
 	}
