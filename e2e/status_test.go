@@ -117,7 +117,8 @@ func newStatusCluster(t *testing.T, nodes int, extra ...string) *statusCluster {
 		flags = append(flags, "--backend="+a.String())
 	}
 	for _, n := range l.Nodes {
-		args := []string{"run", "--vip=" + c.vip.String(), "--interface=" + n.Iface,
+		// The binary first: cluster.start runs args[0].
+		args := []string{hapodBin, "run", "--vip=" + c.vip.String(), "--interface=" + n.Iface,
 			fmt.Sprintf("--port=%d", frontendPort), "--health-check=tcp", "--health-interval=300ms",
 			"--health-timeout=200ms", "--advert-interval=100ms"}
 		args = append(append(args, flags...), extra...)
