@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -93,19 +96,30 @@ func colonHex(b []byte) string {
 // prev: the server recorded a renewal. dnsmasq keeps whole seconds, so a
 // renewal within the same second as the last one moves nothing; callers
 // let a second pass first (nextSecond).
-func waitExpiryAfter(t *testing.T, path string, id dhcpvip.Identity, addr netip.Addr, prev int64, what string) dnsmasqLease {
+func waitExpiryAfter(t *testing.T, path string, id dhcpvip.Identity, addr netip.Addr, prev int64, what string, keepers ...*dhcpvip.Keeper) dnsmasqLease {
 	t.Helper()
-	lab.WaitFor(t, 20*time.Second, what, func() bool {
-		ls := readLeases(t, path)
-		return len(ls) == 1 && ls[0].Expiry > prev
-	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if ls := readLeases(t, path); len(ls) == 1 && ls[0].Expiry > prev {
+			break
+		}
+		if time.Now().After(deadline) {
+			for i, k := range keepers {
+				t.Logf("keeper %d: %+v", i, k.Status())
+			}
+			t.Fatalf("gave up waiting for %s: dnsmasq's leases %+v, previous expiry %d, now %d", what, readLeases(t, path), prev, time.Now().Unix())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return oneLease(t, path, id, addr)
 }
 
-// nextSecond sleeps into the next wall-clock second after epoch, so a
-// renewal from now on moves dnsmasq's whole-second expiry.
+// nextSecond sleeps until two wall-clock seconds after epoch have begun,
+// so a renewal from now on moves dnsmasq's whole-second expiry. (One second
+// is not always enough: a renewal 0.97 s and one second boundary after the
+// previous one was measured to leave dnsmasq's expiry unchanged.)
 func nextSecond(epoch int64) {
-	for time.Now().Unix() <= epoch {
+	for time.Now().Unix() <= epoch+1 {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
@@ -148,6 +162,32 @@ func dhcpInNS(path string, fn func() error) error {
 		errc <- ferr
 	}()
 	return <-errc
+}
+
+// testLogger collects a Keeper's log (debug level: every message sent) and
+// prints it when the test fails.
+func testLogger(t *testing.T, name string) *slog.Logger {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("keeper %s log:\n%s", name, buf.String())
+			mu.Unlock()
+		}
+	})
+	return slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 // alerts collects a Keeper's alerts for the test.
@@ -235,6 +275,11 @@ func TestDHCPVIP(t *testing.T) {
 		return p
 	}
 	server := startServer()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("dnsmasq's log:\n%s", server.Log())
+		}
+	})
 
 	id := dhcpvip.NewIdentity(51, "e2e-"+l.ID)
 	t.Logf("identity: MAC %s client ID %s", id.MAC, colonHex(id.ClientID))
@@ -268,9 +313,11 @@ func TestDHCPVIP(t *testing.T) {
 
 	// hapod run on A and B: both have the macvlan, only the active one talks.
 	alertsA, alertsB := &alerts{}, &alerts{}
-	keeperA := startDHCPKeeper(t, nodeA, dhcpvip.Config{Interface: nodeA.Iface, Identity: id, Want: vip, Notify: alertsA.notify})
+	keeperA := startDHCPKeeper(t, nodeA, dhcpvip.Config{Interface: nodeA.Iface, Identity: id, Want: vip, Notify: alertsA.notify,
+		Logger: testLogger(t, "A")})
 	clkB := clocktesting.NewFakeClock(time.Now())
-	keeperB := startDHCPKeeper(t, nodeB, dhcpvip.Config{Interface: nodeB.Iface, Identity: id, Want: vip, Clock: clkB, Notify: alertsB.notify})
+	keeperB := startDHCPKeeper(t, nodeB, dhcpvip.Config{Interface: nodeB.Iface, Identity: id, Want: vip, Clock: clkB, Notify: alertsB.notify,
+		Logger: testLogger(t, "B")})
 	for _, n := range []*lab.Node{nodeA, nodeB} {
 		out := n.Run(t, "ip", "-d", "link", "show", dhcpvip.DefaultLinkName)
 		for _, want := range []string{id.MAC.String(), "NOARP", "state UP", "macvlan mode bridge"} {
@@ -281,6 +328,19 @@ func TestDHCPVIP(t *testing.T) {
 		if out := n.Run(t, "ip", "addr", "show", "dev", dhcpvip.DefaultLinkName); strings.Contains(out, "inet") {
 			t.Fatalf("%s: the macvlan has an address (it would speak from the shared MAC):\n%s", n.Name, out)
 		}
+	}
+
+	// hapod init re-run on a node where hapod runs: refused, clearly,
+	// without touching the running Keeper's link.
+	err = dhcpInNS(nodeA.NetNSPath(), func() error {
+		_, err := dhcpvip.Acquire(context.Background(), dhcpvip.Config{Interface: nodeA.Iface, Identity: id})
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "running hapod") {
+		t.Fatalf("Acquire beside a running Keeper: %v", err)
+	}
+	if out := nodeA.Run(t, "ip", "link", "show", dhcpvip.DefaultLinkName); !strings.Contains(out, "state UP") {
+		t.Fatalf("the running Keeper's link after a refused Acquire:\n%s", out)
 	}
 
 	// A becomes active: renews at once, then at T1 on its own.
@@ -306,14 +366,14 @@ func TestDHCPVIP(t *testing.T) {
 	sentA := keeperA.Status().Sent
 	nextSecond(dl.Expiry - 120)
 	keeperB.SetActive(true)
-	dl = waitExpiryAfter(t, leaseFile, id, vip, dl.Expiry, "B's renewal on takeover")
+	dl = waitExpiryAfter(t, leaseFile, id, vip, dl.Expiry, "B's renewal on takeover", keeperA, keeperB)
 	lab.WaitFor(t, 5*time.Second, "B bound", func() bool { return keeperB.Status().State == dhcpvip.StateBound })
 	if st := keeperB.Status(); st.Lease.Addr() != vip || st.Healthy() != nil {
 		t.Fatalf("B: %+v", st)
 	}
 	nextSecond(dl.Expiry - 120)
 	advance(t, clkB, 4*time.Second) // B's T1
-	dl = waitExpiryAfter(t, leaseFile, id, vip, dl.Expiry, "B's renewal at T1")
+	dl = waitExpiryAfter(t, leaseFile, id, vip, dl.Expiry, "B's renewal at T1", keeperA, keeperB)
 	time.Sleep(8 * time.Second) // A's T1 and T2 pass in real time
 	if got := keeperA.Status().Sent; got != sentA {
 		t.Fatalf("backup A sent %d messages after stepping down", got-sentA)

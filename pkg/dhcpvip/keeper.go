@@ -23,6 +23,11 @@ const (
 	// DefaultLinkName is the macvlan's name: short enough for IFNAMSIZ,
 	// and saying whose it is in `ip link`.
 	DefaultLinkName = "hapod-dhcp"
+	// DefaultAcquireLinkName is Acquire's macvlan. A different name than
+	// a Keeper's: `hapod init` re-run on a node where hapod runs must not
+	// replace the running Keeper's link as a stale one. (Linux refuses to
+	// bring it up with the same MAC, and Acquire says so.)
+	DefaultAcquireLinkName = "hapod-dhcp-init"
 	// DefaultTimeout bounds Acquire: long enough for the 4 s and 8 s
 	// retransmissions of a lost Discover.
 	DefaultTimeout = 10 * time.Second
@@ -40,7 +45,8 @@ type Config struct {
 	// Interface is the VIP's interface, the parent of the macvlan.
 	// Required by DialKeeper and Acquire; used in messages otherwise.
 	Interface string
-	// LinkName is the macvlan's name (default DefaultLinkName).
+	// LinkName is the macvlan's name (default DefaultLinkName for a
+	// Keeper, DefaultAcquireLinkName for Acquire).
 	LinkName string
 	// Identity is the cluster's client identity, NewIdentity(vrid,
 	// cluster). Required.
@@ -73,9 +79,6 @@ func (c Config) withDefaults() (Config, error) {
 	if err := c.Identity.validate(); err != nil {
 		return c, err
 	}
-	if c.LinkName == "" {
-		c.LinkName = DefaultLinkName
-	}
 	if len(c.LinkName) > maxIfNameLen {
 		return c, fmt.Errorf("%w: link name %q longer than %d bytes", ErrInvalidConfig, c.LinkName, maxIfNameLen)
 	}
@@ -95,6 +98,13 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return c, nil
+}
+
+func (c Config) linkName(def string) string {
+	if c.LinkName == "" {
+		return def
+	}
+	return c.LinkName
 }
 
 func (c Config) machine() MachineConfig {

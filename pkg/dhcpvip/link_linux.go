@@ -101,6 +101,11 @@ func (l *Link) setUp() error {
 		return fmt.Errorf("dhcpvip: IPv6 address generation off on %s: %w", l.name, err)
 	}
 	if err := l.h.LinkSetUp(l.link); err != nil {
+		if errors.Is(err, unix.EADDRINUSE) {
+			// Linux refuses two macvlans up with one MAC on one parent.
+			return fmt.Errorf("dhcpvip: set %s up: %w: another macvlan of this interface has MAC %s up (a running hapod keeps this lease)",
+				l.name, err, l.link.Attrs().HardwareAddr)
+		}
 		return fmt.Errorf("dhcpvip: set %s up: %w", l.name, err)
 	}
 	conn, err := nclient4.NewRawUDPConn(l.name, dhcpv4.ClientPort)
@@ -139,7 +144,7 @@ func DialKeeper(cfg Config) (*Keeper, error) {
 	if cfg.Interface == "" {
 		return nil, fmt.Errorf("%w: interface missing", ErrInvalidConfig)
 	}
-	l, err := OpenLink(cfg.Interface, cfg.LinkName, cfg.Identity.MAC)
+	l, err := OpenLink(cfg.Interface, cfg.linkName(DefaultLinkName), cfg.Identity.MAC)
 	if err != nil {
 		return nil, err
 	}
@@ -151,8 +156,9 @@ func DialKeeper(cfg Config) (*Keeper, error) {
 	return k, nil
 }
 
-// Acquire obtains a lease for `hapod init`: it creates the macvlan on
-// cfg.Interface, runs Discover/Offer/Request/ACK with cfg.Identity (asking
+// Acquire obtains a lease for `hapod init`: it creates a macvlan on
+// cfg.Interface (named DefaultAcquireLinkName unless cfg.LinkName says
+// otherwise, so it never replaces a running Keeper's link), runs Discover/Offer/Request/ACK with cfg.Identity (asking
 // for cfg.Want when set), removes the macvlan and returns the lease. It
 // waits at most cfg.Timeout (default 10 s) and fails with ErrNoServer
 // ("no DHCP server answered on eth0 within 10s") when nothing answered.
@@ -165,7 +171,8 @@ func Acquire(ctx context.Context, cfg Config) (Lease, error) {
 	if cfg.Interface == "" {
 		return Lease{}, fmt.Errorf("%w: interface missing", ErrInvalidConfig)
 	}
-	l, err := OpenLink(cfg.Interface, cfg.LinkName, cfg.Identity.MAC)
+	name := cfg.linkName(DefaultAcquireLinkName)
+	l, err := OpenLink(cfg.Interface, name, cfg.Identity.MAC)
 	if err != nil {
 		return Lease{}, err
 	}

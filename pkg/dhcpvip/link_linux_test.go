@@ -102,6 +102,15 @@ func TestOpenLink(t *testing.T) {
 			t.Errorf("name %q conn %v", l.Name(), l.Conn())
 		}
 
+		// hapod init on a node where hapod runs: a second link with the
+		// same MAC can't come up, and the error says why.
+		if _, err := OpenLink("parent0", "hv-init", mac); err == nil || !strings.Contains(err.Error(), "running hapod") {
+			t.Errorf("a second macvlan with the same MAC: %v", err)
+		}
+		if _, err := netlink.LinkByName("hv-init"); err == nil {
+			t.Error("the failed link was left behind")
+		}
+
 		// A killed hapod left its macvlan: the next one replaces it.
 		l2, err := OpenLink("parent0", "hv-test", mac)
 		if err != nil {
