@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/hapod/hapod/internal/hostnet"
 	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/dhcpvip"
 )
 
 // Version is stamped at build time with -ldflags "-X ...cli.Version=v1.2.3".
@@ -30,10 +32,19 @@ type Host struct {
 	RouteInterface func(netip.Addr) (string, error)
 	// Addrs lists the addresses configured on the host.
 	Addrs func() ([]hostnet.Addr, error)
+	// DefaultInterface returns the interface of the IPv4 default route.
+	DefaultInterface func() (string, error)
+	// LeaseVIP leases a VIP from the site's DHCP server (`--vip dhcp`).
+	LeaseVIP func(ctx context.Context, cfg dhcpvip.Config) (dhcpvip.Lease, error)
 }
 
-// SystemHost asks the kernel.
-var SystemHost = Host{RouteInterface: hostnet.RouteInterface, Addrs: hostnet.Addrs}
+// SystemHost asks the kernel and the network.
+var SystemHost = Host{
+	RouteInterface:   hostnet.RouteInterface,
+	Addrs:            hostnet.Addrs,
+	DefaultInterface: hostnet.DefaultInterface,
+	LeaseVIP:         dhcpvip.Acquire,
+}
 
 // NewApp builds the hapod command line. Output goes to stdout and stderr;
 // errors are returned by Run, never printed and exited on, so main decides

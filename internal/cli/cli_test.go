@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -17,12 +19,20 @@ import (
 
 	"github.com/hapod/hapod/internal/hostnet"
 	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/dhcpvip"
 	"github.com/hapod/hapod/pkg/manifest"
 )
 
 // fakeHost is node 1 of a lab: 198.18.0.11/24 and 2001:db8::11/64 on eth0.
 func fakeHost(extra ...hostnet.Addr) Host {
 	return Host{
+		DefaultInterface: func() (string, error) { return "eth0", nil },
+		LeaseVIP: func(_ context.Context, cfg dhcpvip.Config) (dhcpvip.Lease, error) {
+			if cfg.Interface != "eth0" || cfg.Identity.MAC == nil {
+				return dhcpvip.Lease{}, errors.New("bad lease request")
+			}
+			return dhcpvip.Lease{Prefix: netip.MustParsePrefix("198.18.0.164/24"), Server: netip.MustParseAddr("198.18.0.1"), Duration: time.Hour}, nil
+		},
 		RouteInterface: func(a netip.Addr) (string, error) { return "eth0", nil },
 		Addrs: func() ([]hostnet.Addr, error) {
 			return append([]hostnet.Addr{
@@ -345,5 +355,58 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	if r := run(t, fakeHost(), "completion", "bash"); r.err != nil || !strings.Contains(r.stdout, "complete -o default -F _hapod_complete hapod") {
 		t.Errorf("completion bash: %v", r.err)
+	}
+}
+
+// TestInitVIPFromDHCP: `hapod init --vip dhcp` leases first, writes the
+// leased address into the manifest and into the kubeadm config (keeping a
+// backup), and prints a join command carrying the lease.
+func TestInitVIPFromDHCP(t *testing.T) {
+	dir := t.TempDir()
+	kcfg := filepath.Join(dir, "kubeadm.yaml")
+	os.WriteFile(kcfg, []byte(kubeadmV1beta4), 0o600)
+	r := run(t, fakeHost(), "init", "--manifest-dir", dir, "--vip", "dhcp", "--kubeadm-config", kcfg, "--cluster-name", "prod")
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.stderr)
+	}
+	vrid := config.DeriveVRIDFromName("prod")
+	for _, want := range []string{"leased VIP 198.18.0.164/24 on eth0 from DHCP server 198.18.0.1", "set controlPlaneEndpoint 198.18.0.164:8443"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, manifest.FileName))
+	for _, want := range []string{"- --vip=198.18.0.164/24", "- --vip-dhcp=true", "- --cluster-name=prod", fmt.Sprintf("- --vrid=%d", vrid)} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("manifest lacks %q", want)
+		}
+	}
+	if !strings.Contains(r.stdout, "hapod join --vip=198.18.0.164/24 --vip-dhcp=true --cluster-name=prod") {
+		t.Errorf("join command does not carry the lease:\n%s", r.stdout)
+	}
+	if k, _ := os.ReadFile(kcfg); !strings.Contains(string(k), `controlPlaneEndpoint: "198.18.0.164:8443"`) {
+		t.Errorf("kubeadm config not updated:\n%s", k)
+	}
+	if b, _ := os.ReadFile(kcfg + ".hapod-backup"); string(b) != kubeadmV1beta4 {
+		t.Errorf("no backup of the original kubeadm config")
+	}
+
+	// join never leases.
+	if r := run(t, fakeHost(), "join", "--manifest-dir", t.TempDir(), "--vip", "dhcp", "--backend", "198.18.0.11:6443"); r.err == nil || !strings.Contains(r.err.Error(), "only 'hapod init' leases the VIP") {
+		t.Errorf("join --vip dhcp: %v", r.err)
+	}
+
+	// No server: one clear line, nothing written.
+	noServer := fakeHost()
+	noServer.LeaseVIP = func(context.Context, dhcpvip.Config) (dhcpvip.Lease, error) {
+		return dhcpvip.Lease{}, errors.New("no DHCP server answered on eth0 within 10s")
+	}
+	empty := filepath.Join(t.TempDir(), "m")
+	r = run(t, noServer, "init", "--manifest-dir", empty, "--vip", "dhcp", "--backend", "198.18.0.11:6443")
+	if r.err == nil || r.err.Error() != "--vip dhcp: no DHCP server answered on eth0 within 10s" {
+		t.Errorf("no server: %v", r.err)
+	}
+	if _, err := os.Stat(empty); !os.IsNotExist(err) {
+		t.Error("no-server init touched the manifest dir")
 	}
 }

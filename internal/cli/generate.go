@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/dhcpvip"
 	"github.com/hapod/hapod/pkg/kubeadm"
 	"github.com/hapod/hapod/pkg/manifest"
 )
@@ -112,8 +113,30 @@ func generate(c *cli.Context, host Host, m mode) error {
 	if err != nil {
 		return err
 	}
+	leased := false
+	if cfg.VIP.DHCP && !cfg.VIP.Prefix.IsValid() {
+		if m == modeJoin {
+			return &config.FieldError{Flag: "vip", Value: "dhcp", Err: errors.New(
+				"only 'hapod init' leases the VIP; run the join command it printed (--vip=ADDR --vip-dhcp)")}
+		}
+		if err := leaseVIP(c, &cfg, host); err != nil {
+			return err
+		}
+		leased = true
+	}
 	kubeadmFile := c.String(flagKubeadmConfig)
 	if kubeadmFile != "" {
+		if leased && m == modeInit && !c.Bool(flagDryRun) {
+			// The lease decides the endpoint: kubeadm must use it.
+			changed, err := kubeadm.WriteEndpoint(kubeadmFile, netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port))
+			if err != nil {
+				return err
+			}
+			if changed {
+				fmt.Fprintf(c.App.ErrWriter, "hapod: set controlPlaneEndpoint %s in %s (original kept as %s%s)\n",
+					netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port), kubeadmFile, kubeadmFile, kubeadm.BackupSuffix)
+			}
+		}
 		if err := mergeKubeadm(c, &cfg, kubeadmFile); err != nil {
 			return err
 		}
@@ -204,7 +227,7 @@ func writeManifest(c *cli.Context, cfg config.Config, data []byte, m mode, host 
 func JoinCommand(cfg config.Config, image string, self netip.Addr) []string {
 	cmd := []string{"hapod", "join"}
 	def := config.Default()
-	def.VIP = cfg.VIP
+	def.VIP.Prefix = cfg.VIP.Prefix
 	def.VRRP.Version = cfg.VRRP.Version
 	def.Complete()
 	join := cfg
@@ -229,6 +252,33 @@ func JoinCommand(cfg config.Config, image string, self netip.Addr) []string {
 		cmd = append(cmd, "--"+flagImage+"="+image)
 	}
 	return cmd
+}
+
+// leaseVIP leases the VIP from the site's DHCP server with the cluster's
+// identity (a virtual MAC and client ID derived from the VRID and the
+// cluster name, the same on every node), before anything else is decided.
+func leaseVIP(c *cli.Context, cfg *config.Config, host Host) error {
+	if cfg.VIP.Interface == "" {
+		ifname, err := host.DefaultInterface()
+		if err != nil {
+			return &config.FieldError{Flag: "interface", Err: fmt.Errorf("not given and not detected for --vip dhcp: %v", err)}
+		}
+		cfg.VIP.Interface = ifname
+	}
+	cfg.Complete() // the VRID, which the DHCP identity derives from
+	id := dhcpvip.NewIdentity(cfg.VRRP.VRID, cfg.VIP.ClusterName)
+	lease, err := host.LeaseVIP(c.Context, dhcpvip.Config{
+		Interface: cfg.VIP.Interface,
+		Identity:  id,
+		Hostname:  "hapod-" + cfg.VIP.ClusterName,
+	})
+	if err != nil {
+		return &config.FieldError{Flag: "vip", Value: "dhcp", Err: err}
+	}
+	cfg.VIP.Prefix = lease.Prefix
+	fmt.Fprintf(c.App.ErrWriter, "hapod: leased VIP %s on %s from DHCP server %s for %v (client %s, cluster %q, VRID %d)\n",
+		lease.Prefix, cfg.VIP.Interface, lease.Server, lease.Duration, id.MAC, cfg.VIP.ClusterName, cfg.VRRP.VRID)
+	return nil
 }
 
 // completeFromHost fills the interface from the route to the VIP, refuses a
@@ -322,7 +372,7 @@ func mergeKubeadm(c *cli.Context, cfg *config.Config, path string) error {
 	if err != nil {
 		return err
 	}
-	if s.EndpointSet {
+	if s.EndpointSet && !cfg.VIP.DHCP { // a lease decides the endpoint; init wrote it
 		ep := s.Endpoint
 		if c.IsSet("vip") {
 			if err := kubeadm.CheckVIP(cfg.VIP.Prefix.Addr(), s); err != nil {

@@ -76,6 +76,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Warn("removed the VIP left on the interface by a previous holder", "vip", cfg.VIP.Prefix, "interface", ifname)
 	}
 
+	var held vrrp.VIP = addr
+	var leased *lease
+	if cfg.VIP.DHCP {
+		if leased, err = newLease(cfg, ifname, clk, log); err != nil {
+			return err
+		}
+		defer leased.close()
+		held = leasedVIP{VIP: addr, lease: leased}
+	}
+
 	conn, err := vrrp.Dial(vrrp.ConnConfig{
 		Interface: ifname,
 		Source:    source,
@@ -102,7 +112,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Password: password,
 		Clock:    clk,
 		Logger:   log,
-	}, conn, addr)
+	}, conn, held)
 
 	// The proxy, listening on the VIP before this node holds it.
 	policy, err := proxy.PolicyByName(cfg.Proxy.Balance)
@@ -162,7 +172,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := srv.Listen(); err != nil {
 		return err
 	}
-	mon.SetSources(status.Sources{VRRP: speaker, Drops: conn, Proxy: px, Health: prober})
+	sources := status.Sources{VRRP: speaker, Drops: conn, Proxy: px, Health: prober}
+	if leased != nil {
+		sources.DHCP = leased
+	}
+	mon.SetSources(sources)
 	mon.Install(srv)
 
 	log.Info("hapod starting", "vip", cfg.VIP.Prefix, "interface", ifname, "source", source,
@@ -194,6 +208,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	})
 	go srv.Serve(bgCtx)
 	go prober.Run(bgCtx)
+	if leased != nil {
+		go leased.run(bgCtx)
+	}
 	proxyErr := make(chan error, 1)
 	go func() {
 		proxyErr <- px.Serve(bgCtx)

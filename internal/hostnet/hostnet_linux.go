@@ -53,3 +53,27 @@ func Addrs() ([]Addr, error) {
 	}
 	return out, nil
 }
+
+// DefaultInterface returns the interface of the IPv4 default route: where
+// a DHCP-leased VIP goes when no interface is named.
+func DefaultInterface() (string, error) {
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return "", fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.LinkIndex != 0 && (r.Dst == nil || isZeroMask(r.Dst.Mask)) {
+			link, err := netlink.LinkByIndex(r.LinkIndex)
+			if err != nil {
+				return "", err
+			}
+			return link.Attrs().Name, nil
+		}
+	}
+	return "", fmt.Errorf("no IPv4 default route")
+}
+
+func isZeroMask(m net.IPMask) bool {
+	ones, _ := m.Size()
+	return ones == 0
+}

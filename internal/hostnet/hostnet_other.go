@@ -14,3 +14,6 @@ func RouteInterface(netip.Addr) (string, error) { return "", errUnimplemented }
 
 // Addrs returns every address configured on the host's interfaces.
 func Addrs() ([]Addr, error) { return nil, errUnimplemented }
+
+// DefaultInterface returns the interface of the IPv4 default route.
+func DefaultInterface() (string, error) { return "", errUnimplemented }

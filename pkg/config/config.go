@@ -9,6 +9,7 @@
 package config
 
 import (
+	"hash/fnv"
 	"net/netip"
 	"time"
 
@@ -34,6 +35,12 @@ type VIP struct {
 	// Interface carries the VIP and the VRRP adverts (--interface). Empty
 	// means: detect it from the route to the VIP when the manifest is made.
 	Interface string
+	// DHCP marks a VIP leased from the site's DHCP server (--vip-dhcp, set
+	// by `hapod init --vip dhcp`): the active node keeps renewing it.
+	DHCP bool
+	// ClusterName makes this cluster's DHCP client identity unique on the
+	// LAN (--cluster-name, default "kubernetes" like kubeadm's clusterName).
+	ClusterName string
 }
 
 // VRRP configures the speaker that elects the VIP holder.
@@ -159,6 +166,7 @@ const (
 	DefaultHealthRise      = health.DefaultRise
 	DefaultHealthFall      = health.DefaultFall
 	DefaultNoBackendWeight = 50
+	DefaultClusterName     = "kubernetes"
 	DefaultLogFormat       = "text"
 	DefaultLogLevel        = "info"
 )
@@ -171,6 +179,7 @@ var DefaultStatusAddr = netip.MustParseAddrPort("127.0.0.1:10270")
 // and the backends have no default.
 func Default() Config {
 	return Config{
+		VIP: VIP{ClusterName: DefaultClusterName},
 		VRRP: VRRP{
 			Priority: DefaultPriority,
 			Version:  DefaultVersion,
@@ -203,7 +212,13 @@ func Default() Config {
 // VRID from the VIP and the advert interval from the version. It leaves
 // everything else alone; call Validate afterwards.
 func (c *Config) Complete() {
-	if c.VRRP.VRID == 0 && c.VIP.Prefix.IsValid() {
+	switch {
+	case c.VRRP.VRID != 0:
+	case c.VIP.DHCP:
+		// The DHCP identity derives from the VRID, which must be known
+		// before there is an address to derive it from.
+		c.VRRP.VRID = DeriveVRIDFromName(c.VIP.ClusterName)
+	case c.VIP.Prefix.IsValid():
 		c.VRRP.VRID = DeriveVRID(c.VIP.Prefix.Addr())
 	}
 	if c.VRRP.AdvertInterval == 0 {
@@ -213,6 +228,14 @@ func (c *Config) Complete() {
 			c.VRRP.AdvertInterval = DefaultIntervalV3
 		}
 	}
+}
+
+// DeriveVRIDFromName is the default VRID of a DHCP-leased VIP: a hash of
+// the cluster name folded into 1-255.
+func DeriveVRIDFromName(name string) uint8 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return uint8(h.Sum32()%255) + 1
 }
 
 // DeriveVRID is the default VRID for a VIP: its last byte, or 1 when that

@@ -14,7 +14,7 @@ import (
 // default, so a round trip proves each value travelled.
 func full() Config {
 	return Config{
-		VIP: VIP{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth1"},
+		VIP: VIP{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth1", DHCP: true, ClusterName: "prod-eu"},
 		VRRP: VRRP{
 			VRID: 42, Priority: 150, AdvertInterval: 2 * time.Second, Version: 2, Preempt: false,
 			Peers:        []netip.Addr{netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("198.18.0.13")},
@@ -100,7 +100,7 @@ func TestArgsRoundTrip(t *testing.T) {
 func TestArgsStable(t *testing.T) {
 	c := full()
 	want := []string{
-		"--vip=198.18.0.10/24", "--interface=eth1", "--vrid=42", "--priority=150", "--advert-interval=2s",
+		"--vip=198.18.0.10/24", "--vip-dhcp=true", "--cluster-name=prod-eu", "--interface=eth1", "--vrid=42", "--priority=150", "--advert-interval=2s",
 		"--vrrp-version=2", "--preempt=false", "--peer=198.18.0.12", "--peer=198.18.0.13",
 		"--auth-pass-file=/etc/hapod/vrrp-pass", "--port=9443", "--backend=198.18.0.11:6443",
 		"--backend=198.18.0.12:6443", "--balance=round-robin", "--connect-timeout=1.5s",
@@ -124,6 +124,30 @@ func TestFieldNamesUniqueAndDocumented(t *testing.T) {
 		if f.Usage == "" || f.Category == "" || f.Kind == 0 {
 			t.Errorf("flag %q lacks usage, category or kind", f.Name)
 		}
+	}
+}
+
+func TestDHCPSettings(t *testing.T) {
+	c := Default()
+	f, _ := Lookup("vip")
+	if err := f.Apply(&c, []string{"dhcp"}); err != nil || !c.VIP.DHCP || c.VIP.Prefix.IsValid() {
+		t.Fatalf("--vip dhcp: %v %+v", err, c.VIP)
+	}
+	c.Complete()
+	if c.VRRP.VRID != DeriveVRIDFromName("kubernetes") || c.VRRP.VRID == 0 {
+		t.Errorf("VRID of a DHCP VIP = %d, want the cluster name's", c.VRRP.VRID)
+	}
+	c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.11:6443")}
+	var fe *FieldError
+	if err := c.Validate(); !errors.As(err, &fe) || fe.Flag != "vip-dhcp" || !strings.Contains(err.Error(), "hapod init --vip dhcp") {
+		t.Errorf("DHCP without a leased address: %v", err)
+	}
+	c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/64")
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "DHCP leases IPv4") {
+		t.Errorf("DHCP with IPv6: %v", err)
+	}
+	if DeriveVRIDFromName("a") == DeriveVRIDFromName("b") {
+		t.Error("two cluster names share a VRID")
 	}
 }
 

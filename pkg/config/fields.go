@@ -127,11 +127,36 @@ func Fields() []Field {
 	return []Field{
 		{
 			Name: "vip", Kind: KindValue, Category: CategoryVRRP,
-			Usage: "virtual IP, IPv4 or IPv6, optionally with a /prefix (default /32 or /128)",
+			Usage: "virtual IP, IPv4 or IPv6, optionally with a /prefix (default /32 or /128); 'dhcp' (init) leases an IPv4 VIP from the site's DHCP server",
 			get:   func(c *Config) []string { return []string{prefixString(c.VIP.Prefix)} },
 			set: func(c *Config, s string) (err error) {
+				if s == "dhcp" {
+					c.VIP.DHCP, c.VIP.Prefix = true, netip.Prefix{}
+					return nil
+				}
 				c.VIP.Prefix, err = parseVIP(s)
 				return err
+			},
+		},
+		{
+			Name: "vip-dhcp", Kind: KindBool, Category: CategoryVRRP,
+			Usage: "the VIP is leased by DHCP and the active node renews it (written by 'hapod init --vip dhcp')",
+			get:   func(c *Config) []string { return []string{strconv.FormatBool(c.VIP.DHCP)} },
+			set: func(c *Config, s string) (err error) {
+				c.VIP.DHCP, err = strconv.ParseBool(s)
+				return err
+			},
+		},
+		{
+			Name: "cluster-name", Kind: KindValue, Category: CategoryVRRP,
+			Usage: "cluster name; makes a DHCP-leased VIP's client identity unique on the LAN",
+			get:   func(c *Config) []string { return []string{c.VIP.ClusterName} },
+			set: func(c *Config, s string) error {
+				c.VIP.ClusterName = s
+				if s == "" || len(s) > 63 || strings.ContainsAny(s, " \t\n/") {
+					return errors.New("must be 1-63 characters without spaces or '/'")
+				}
+				return nil
 			},
 		},
 		{

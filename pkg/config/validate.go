@@ -37,8 +37,14 @@ func fieldErr(flag string, value any, format string, args ...any) error {
 
 func (c *Config) validateVIP() error {
 	p := c.VIP.Prefix
+	if !p.IsValid() && c.VIP.DHCP {
+		return fieldErr("vip-dhcp", nil, "needs the leased address in --vip: run 'hapod init --vip dhcp' to lease it")
+	}
 	if !p.IsValid() {
 		return fieldErr("vip", nil, "required: the virtual IP the cluster's API endpoint lives on")
+	}
+	if c.VIP.DHCP && !p.Addr().Is4() {
+		return fieldErr("vip", p, "DHCP leases IPv4 addresses; give an IPv6 VIP directly")
 	}
 	a := p.Addr()
 	switch {

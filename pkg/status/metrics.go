@@ -15,6 +15,7 @@ const (
 	subVRRP   = "vrrp"
 	subProxy  = "proxy"
 	subHealth = "health"
+	subDHCP   = "dhcp"
 )
 
 // checkBuckets are the buckets of the health check latency histogram, in
@@ -82,6 +83,13 @@ var (
 
 	descBackendUp = desc(subHealth, "backend_up",
 		"1 when a backend passes its health checks (after rise/fall hysteresis), 0 when down or not checked yet.", "backend")
+
+	descLeaseRemaining = desc(subDHCP, "lease_remaining_seconds",
+		"Seconds until the DHCP lease of the VIP expires, as last granted to this node (--vip-dhcp only).")
+	descLeaseActive = desc(subDHCP, "lease_active",
+		"1 while this node renews the VIP's lease (it holds the VIP), 0 while it stays silent.")
+	descLeaseProblem = desc(subDHCP, "lease_problem",
+		"1 while the active node's lease has a problem (NAK, a different address, expiry), 0 otherwise.")
 )
 
 var allDescs = []*prometheus.Desc{
@@ -90,6 +98,7 @@ var allDescs = []*prometheus.Desc{
 	descActive, descAccepted, descRefused, descClosed, descRetries, descAcceptErrors,
 	descHealthyBackends, descBackendActive, descBackendTotal, descBackendBytesIn,
 	descBackendBytesOut, descBackendFailures, descBackendSuspect, descBackendUp,
+	descLeaseRemaining, descLeaseActive, descLeaseProblem,
 }
 
 func dropReasonNames() string {
@@ -179,6 +188,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for _, r := range src.Health.Results() {
 			gauge(descBackendUp, b2f(r.Healthy), r.Backend.String())
 		}
+	}
+	if src.DHCP != nil {
+		st := src.DHCP.Status()
+		remaining := 0.0
+		if st.Lease.Valid() {
+			remaining = max(st.Lease.ExpiresAt().Sub(now).Seconds(), 0)
+		}
+		gauge(descLeaseRemaining, remaining)
+		gauge(descLeaseActive, b2f(st.Active))
+		gauge(descLeaseProblem, b2f(st.Healthy() != nil))
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hapod/hapod/pkg/dhcpvip"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/utils/clock"
@@ -41,7 +43,12 @@ type Sources struct {
 	Drops  DropSource
 	Proxy  ProxySource
 	Health HealthSource
+	// DHCP is set only for a DHCP-leased VIP.
+	DHCP DHCPSource
 }
+
+// DHCPSource is the lease keeper of a DHCP-leased VIP (*dhcpvip.Keeper).
+type DHCPSource interface{ Status() dhcpvip.Status }
 
 // MonitorConfig configures a Monitor.
 type MonitorConfig struct {
@@ -163,6 +170,10 @@ func (m *Monitor) Snapshot() Snapshot {
 	}
 	if src.Health != nil {
 		s.Health = src.Health.Results()
+	}
+	if src.DHCP != nil {
+		st := src.DHCP.Status()
+		s.DHCP = &st
 	}
 	s.Events = m.recorder.Events()
 	return s

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/hapod/hapod/pkg/dhcpvip"
 )
 
 var updateReadme = flag.Bool("update", false, "rewrite the README's metric reference")
@@ -26,6 +28,9 @@ const (
 func metricReference(t *testing.T) string {
 	t.Helper()
 	m, _ := newTestMonitor(activeNode())
+	src := activeNode().sources()
+	src.DHCP = fakeDHCP{}
+	m.SetSources(src)
 	// Vector metrics appear once they have a child.
 	m.ObserveCheck(be1, time.Millisecond, nil)
 	slog.New(m.Handler(slog.DiscardHandler)).Info(transitionMessage, "to", "Active", "reason", "master down timer expired")
@@ -119,3 +124,8 @@ func TestMetricNamingConventions(t *testing.T) {
 		t.Errorf("the Go runtime metrics are missing")
 	}
 }
+
+// fakeDHCP is the lease keeper of a DHCP-leased VIP, for the reference.
+type fakeDHCP struct{}
+
+func (fakeDHCP) Status() dhcpvip.Status { return dhcpvip.Status{Active: true} }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hapod/hapod/pkg/dhcpvip"
 	"github.com/hapod/hapod/pkg/health"
 	"github.com/hapod/hapod/pkg/proxy"
 	"github.com/hapod/hapod/pkg/vrrp"
@@ -26,6 +27,8 @@ type Report struct {
 	VRRP     VRRPReport      `json:"vrrp"`
 	Proxy    ProxyReport     `json:"proxy"`
 	Backends []BackendReport `json:"backends"`
+	// DHCP is the VIP's lease, for a DHCP-leased VIP only.
+	DHCP *DHCPReport `json:"dhcp,omitempty"`
 	// Events are the recent state changes and warnings, newest first.
 	Events []Event `json:"events"`
 }
@@ -109,6 +112,22 @@ type Info struct {
 	Address netip.Addr
 }
 
+// DHCPReport is the lease part of a Report.
+type DHCPReport struct {
+	// State is the lease state (Bound, Renewing, Rebinding, Expired...).
+	State string `json:"state"`
+	// Active is true while this node renews the lease (it holds the VIP).
+	Active  bool         `json:"active"`
+	Address netip.Prefix `json:"address,omitzero"`
+	Server  netip.Addr   `json:"server,omitzero"`
+	// Expires is when the last lease granted to this node runs out.
+	Expires          time.Time `json:"expires,omitzero"`
+	RemainingSeconds float64   `json:"remainingSeconds"`
+	// Problem is the active lease's last error (NAK, different address,
+	// expiry), empty when all is well.
+	Problem string `json:"problem,omitempty"`
+}
+
 // Snapshot is everything a Report is made of, read at one moment. Zero
 // parts are reported as such (a nil Health means no backend was checked).
 type Snapshot struct {
@@ -116,6 +135,7 @@ type Snapshot struct {
 	Drops  map[vrrp.DropReason]uint64
 	Proxy  proxy.Stats
 	Health []health.Result
+	DHCP   *dhcpvip.Status
 	Events []Event
 }
 
@@ -209,6 +229,17 @@ func BuildReport(now time.Time, info Info, snap Snapshot) Report {
 		}
 	}
 
+	if d := snap.DHCP; d != nil {
+		r.DHCP = &DHCPReport{State: d.State.String(), Active: d.Active}
+		if d.Lease.Valid() {
+			r.DHCP.Address, r.DHCP.Server = d.Lease.Prefix, d.Lease.Server
+			r.DHCP.Expires = d.Lease.ExpiresAt()
+			r.DHCP.RemainingSeconds = max(r.DHCP.Expires.Sub(now).Seconds(), 0)
+		}
+		if err := d.Healthy(); err != nil {
+			r.DHCP.Problem = err.Error()
+		}
+	}
 	r.Problems = problems(r)
 	r.Healthy = len(r.Problems) == 0
 	return r
@@ -234,6 +265,9 @@ func problems(r Report) []string {
 	}
 	if up == 0 {
 		out = append(out, fmt.Sprintf("no healthy backend (of %d)", len(r.Backends)))
+	}
+	if r.DHCP != nil && r.DHCP.Problem != "" {
+		out = append(out, "DHCP lease of the VIP: "+r.DHCP.Problem)
 	}
 	return out
 }
