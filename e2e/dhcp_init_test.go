@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -32,20 +31,8 @@ func TestInitJoinRunWithDHCPVIP(t *testing.T) {
 	}
 	l := lab.New(t, 4) // nodes 0-2: control plane; node 3: the site's DHCP server
 	nodes, srvNode := l.Nodes[:3], l.Nodes[3]
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil { // dnsmasq drops root
-		t.Fatal(err)
-	}
-	leaseFile := filepath.Join(dir, "dnsmasq.leases")
-	first, last := l.Prefix4.Addr().As4(), l.Prefix4.Addr().As4()
-	first[3], last[3] = 150, 190
-	server := srvNode.Start(t, dnsmasqBin, "--no-daemon", "--port=0", "--no-ping", "--bind-interfaces",
-		"--interface="+srvNode.Iface,
-		fmt.Sprintf("--dhcp-range=%s,%s,2m", netip.AddrFrom4(first), netip.AddrFrom4(last)),
-		"--dhcp-option=option:T1,30", "--dhcp-option=option:T2,60",
-		"--dhcp-leasefile="+leaseFile, "--pid-file="+filepath.Join(dir, "dnsmasq.pid"),
-		"--log-dhcp", "--conf-file=/dev/null")
-	lab.WaitFor(t, 10*time.Second, "dnsmasq's DHCP range", func() bool { return strings.Contains(server.Log(), "DHCP, IP range") })
+	leaseFile := filepath.Join(t.TempDir(), "dnsmasq.leases")
+	server := startDnsmasq(t, l, srvNode, leaseFile, 30, 60)
 
 	var backends []string
 	for _, n := range nodes {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/hapod/hapod/e2e/lab"
@@ -114,6 +112,29 @@ func waitExpiryAfter(t *testing.T, path string, id dhcpvip.Identity, addr netip.
 	return oneLease(t, path, id, addr)
 }
 
+// startDnsmasq runs Debian's dnsmasq as the site's DHCP server on node,
+// leasing .150-.190 of the lab prefix for 2 minutes (its minimum) with the
+// given T1 and T2 in seconds, and waits until it serves.
+func startDnsmasq(t *testing.T, l *lab.Lab, node *lab.Node, leaseFile string, t1, t2 int) *lab.Process {
+	t.Helper()
+	dir := filepath.Dir(leaseFile)
+	if err := os.Chmod(dir, 0o755); err != nil { // dnsmasq drops root
+		t.Fatal(err)
+	}
+	first, last := l.Prefix4.Addr().As4(), l.Prefix4.Addr().As4()
+	first[3], last[3] = 150, 190
+	p := node.Start(t, dnsmasqBin, "--no-daemon", "--port=0", "--no-ping", "--bind-interfaces",
+		"--interface="+node.Iface,
+		fmt.Sprintf("--dhcp-range=%s,%s,2m", netip.AddrFrom4(first), netip.AddrFrom4(last)),
+		fmt.Sprintf("--dhcp-option=option:T1,%d", t1), fmt.Sprintf("--dhcp-option=option:T2,%d", t2),
+		"--dhcp-leasefile="+leaseFile, "--pid-file="+filepath.Join(dir, "dnsmasq.pid"),
+		"--log-dhcp", "--conf-file=/dev/null")
+	lab.WaitFor(t, 10*time.Second, "dnsmasq's DHCP range", func() bool {
+		return strings.Contains(p.Log(), "DHCP, IP range")
+	})
+	return p
+}
+
 // nextSecond sleeps until two wall-clock seconds after epoch have begun,
 // so a renewal from now on moves dnsmasq's whole-second expiry. (One second
 // is not always enough: a renewal 0.97 s and one second boundary after the
@@ -122,46 +143,6 @@ func nextSecond(epoch int64) {
 	for time.Now().Unix() <= epoch+1 {
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// dhcpInNS runs fn on an OS thread switched into the network namespace at
-// path, the technique of package lab: sockets and netlink handles created
-// in fn stay in that namespace whichever thread uses them later. If
-// switching back fails the thread stays locked and dies with the goroutine.
-// (bench_soak_linux_test.go has the same helper, Linux only; this file
-// builds on every OS for `GOOS=darwin go vet`.)
-func dhcpInNS(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromPath(path)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- fmt.Errorf("restore netns: %w", err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
 
 // testLogger collects a Keeper's log (debug level: every message sent) and
@@ -220,7 +201,7 @@ func (a *alerts) has(sev dhcpvip.Severity, target error) bool {
 func startDHCPKeeper(t *testing.T, node *lab.Node, cfg dhcpvip.Config) *dhcpvip.Keeper {
 	t.Helper()
 	var k *dhcpvip.Keeper
-	err := dhcpInNS(node.NetNSPath(), func() error {
+	err := node.Do(func() error {
 		var err error
 		k, err = dhcpvip.DialKeeper(cfg)
 		return err
@@ -255,25 +236,8 @@ func TestDHCPVIP(t *testing.T) {
 	}
 	l := lab.New(t, 3)
 	srvNode, nodeA, nodeB := l.Nodes[0], l.Nodes[1], l.Nodes[2]
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil { // dnsmasq drops root
-		t.Fatal(err)
-	}
-	leaseFile := filepath.Join(dir, "dnsmasq.leases")
-	first, last := l.Prefix4.Addr().As4(), l.Prefix4.Addr().As4()
-	first[3], last[3] = 150, 190
-	startServer := func() *lab.Process {
-		p := srvNode.Start(t, dnsmasqBin, "--no-daemon", "--port=0", "--no-ping", "--bind-interfaces",
-			"--interface="+srvNode.Iface,
-			fmt.Sprintf("--dhcp-range=%s,%s,2m", netip.AddrFrom4(first), netip.AddrFrom4(last)),
-			"--dhcp-option=option:T1,4", "--dhcp-option=option:T2,7",
-			"--dhcp-leasefile="+leaseFile, "--pid-file="+filepath.Join(dir, "dnsmasq.pid"),
-			"--log-dhcp", "--conf-file=/dev/null")
-		lab.WaitFor(t, 10*time.Second, "dnsmasq's DHCP range", func() bool {
-			return strings.Contains(p.Log(), "DHCP, IP range")
-		})
-		return p
-	}
+	leaseFile := filepath.Join(t.TempDir(), "dnsmasq.leases")
+	startServer := func() *lab.Process { return startDnsmasq(t, l, srvNode, leaseFile, 4, 7) }
 	server := startServer()
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -288,7 +252,7 @@ func TestDHCPVIP(t *testing.T) {
 	// lease for the virtual MAC; the macvlan is gone afterwards.
 	var lease dhcpvip.Lease
 	start := time.Now()
-	err := dhcpInNS(nodeA.NetNSPath(), func() error {
+	err := nodeA.Do(func() error {
 		var err error
 		lease, err = dhcpvip.Acquire(context.Background(), dhcpvip.Config{
 			Interface: nodeA.Iface, Identity: id, Hostname: "hapod-e2e",
@@ -332,7 +296,7 @@ func TestDHCPVIP(t *testing.T) {
 
 	// hapod init re-run on a node where hapod runs: refused, clearly,
 	// without touching the running Keeper's link.
-	err = dhcpInNS(nodeA.NetNSPath(), func() error {
+	err = nodeA.Do(func() error {
 		_, err := dhcpvip.Acquire(context.Background(), dhcpvip.Config{Interface: nodeA.Iface, Identity: id})
 		return err
 	})
@@ -444,7 +408,7 @@ func advance(t *testing.T, clk *clocktesting.FakeClock, d time.Duration) {
 func TestDHCPNoServer(t *testing.T) {
 	l := lab.New(t, 1)
 	n := l.Nodes[0]
-	err := dhcpInNS(n.NetNSPath(), func() error {
+	err := n.Do(func() error {
 		_, err := dhcpvip.Acquire(context.Background(), dhcpvip.Config{
 			Interface: n.Iface, Identity: dhcpvip.NewIdentity(7, "e2e-"+l.ID), Timeout: 3 * time.Second,
 		})

@@ -40,3 +40,6 @@ func (*echoer) send(time.Time)                                    {}
 func (*echoer) stop() []Sample                                    { return nil }
 
 func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+// Do runs fn inside the node's namespace.
+func (n *Node) Do(fn func() error) error { return ErrUnsupported }

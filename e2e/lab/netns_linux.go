@@ -63,6 +63,11 @@ func inNS(path string, fn func() error) error {
 	return <-errc
 }
 
+// Do runs fn on an OS thread switched into the node's namespace (see inNS):
+// sockets and netlink handles fn creates stay in the node's namespace
+// whichever thread uses them later.
+func (n *Node) Do(fn func() error) error { return inNS(n.NetNSPath(), fn) }
+
 // Dial connects from inside the node's namespace (see inNS for how), so the
 // connection's source is the node, and routes, ARP and VIPs are the node's.
 // Use literal addresses: the network is "tcp", "tcp4", "tcp6", "udp", ...
