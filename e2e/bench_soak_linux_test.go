@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/hapod/hapod/e2e/lab"
@@ -247,7 +246,7 @@ var vrrpGroup4 = [4]byte{224, 0, 0, 18}
 // the group to accept multicast ones.
 func captureAdverts(n *lab.Node) (*advertCapture, error) {
 	var fd int
-	err := inNetNS(n.NetNSPath(), func() error {
+	err := n.Do(func() error {
 		var err error
 		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 112)
 		if err != nil {
@@ -359,42 +358,4 @@ func rxTimestamp(oob []byte) time.Time {
 		}
 	}
 	return time.Time{}
-}
-
-// inNetNS runs fn on a thread switched into the namespace at path, the
-// technique of package lab (whose helper is unexported): a socket created
-// by fn stays in that namespace. If switching back fails, the goroutine
-// exits with its thread locked and the runtime discards the thread.
-func inNetNS(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromPath(path)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- fmt.Errorf("restore netns: %w", err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
