@@ -69,6 +69,18 @@ const (
 	faultGraceful
 )
 
+// short is the fault's subtest name: -run 'TestBenchFailover/v3_1s/graceful'.
+func (f faultKind) short() string {
+	switch f {
+	case faultHard:
+		return "hard"
+	case faultGraceful:
+		return "graceful"
+	default:
+		return f.String()
+	}
+}
+
 func (f faultKind) String() string {
 	switch f {
 	case faultHard:
@@ -317,6 +329,7 @@ func (g *benchGroup) measure(t *testing.T, f faultKind) runResult {
 		t.Fatal(err)
 	}
 	defer probe.Stop()
+	capture := g.startCapture(t)
 	lab.WaitFor(t, 5*time.Second, g.impl+": the client reaches the target before the fault", func() bool {
 		r := probe.Snapshot()
 		s, ok := r.LastSample()
@@ -362,8 +375,60 @@ func (g *benchGroup) measure(t *testing.T, f faultKind) runResult {
 	if res.ICMP != nil {
 		r.icmp = res.ICMP.OutageAfter(at)
 	}
+	capture.finish(t, r.tcp, h)
 	g.restore(t, h, f)
 	return r
+}
+
+// runCapture is tcpdump on the client during one run (HAPOD_BENCH_PCAP).
+type runCapture struct {
+	g    *benchGroup
+	cmd  *exec.Cmd
+	path string
+}
+
+// startCapture starts tcpdump on the client when HAPOD_BENCH_PCAP names a
+// directory: ARP, VRRP and the probes' SYNs and RSTs. Nil otherwise.
+func (g *benchGroup) startCapture(t *testing.T) *runCapture {
+	t.Helper()
+	dir := os.Getenv("HAPOD_BENCH_PCAP")
+	if dir == "" {
+		return nil
+	}
+	c := &runCapture{g: g, path: fmt.Sprintf("%s/%s-%d.pcap", dir, g.impl, time.Now().UnixNano())}
+	c.cmd = g.lab.Client.Command(t.Context(), "tcpdump", "-i", "any", "-n", "-w", c.path,
+		"arp or vrrp or (tcp port 7000 and tcp[tcpflags] & (tcp-syn|tcp-rst) != 0)")
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("tcpdump: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // tcpdump attaches
+	return c
+}
+
+// finish stops the capture and keeps it only for a slow run (an outage
+// past four intervals and half a second), logging the routers' last lines
+// with it.
+func (c *runCapture) finish(t *testing.T, outage time.Duration, holder int) {
+	t.Helper()
+	if c == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	_ = c.cmd.Wait()
+	if outage < 4*c.g.c.interval+500*time.Millisecond {
+		_ = os.Remove(c.path)
+		return
+	}
+	t.Logf("slow run kept in %s (holder was %s); routers' last lines:", c.path, c.g.lab.Nodes[holder].Name)
+	for i, p := range c.g.procs {
+		t.Logf("%s:\n%s", c.g.lab.Nodes[i].Name, tail(p.Log(), 10))
+	}
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // benchRow is the summary of one (case, fault) for both implementations.
@@ -380,7 +445,8 @@ type benchRow struct {
 // TestBenchFailover measures the client-observed outage of hapod and
 // keepalived for hard and graceful failures (see the file comment). Set
 // HAPOD_BENCH=1 to run it; HAPOD_BENCH_RUNS sets the run count and
-// HAPOD_BENCH_OUT a file for the Markdown table.
+// HAPOD_BENCH_OUT a file for the Markdown table; HAPOD_BENCH_PCAP a
+// directory for client captures of slow runs.
 func TestBenchFailover(t *testing.T) {
 	if os.Getenv("HAPOD_BENCH") != "1" {
 		t.Skip("a benchmark: set HAPOD_BENCH=1 (make bench-failover)")
@@ -396,30 +462,9 @@ func TestBenchFailover(t *testing.T) {
 			// see the same machine and the same background noise.
 			groups := []*benchGroup{newHapodGroup(t, c), newKeepalivedGroup(t, c)}
 			for _, f := range []faultKind{faultHard, faultGraceful} {
-				row := &benchRow{c: c, f: f, runs: runs,
-					tcp: map[string][]time.Duration{}, icmp: map[string][]time.Duration{}, gap: map[string][]time.Duration{}}
-				if f == faultHard {
-					row.runs = runs * c.hardFactor
-				}
-				start := time.Now()
-				for r := range row.runs {
-					// Alternate which implementation goes first.
-					order := groups
-					if r%2 == 1 {
-						order = []*benchGroup{groups[1], groups[0]}
-					}
-					for _, g := range order {
-						res := g.measure(t, f)
-						row.tcp[g.impl] = append(row.tcp[g.impl], res.tcp)
-						row.icmp[g.impl] = append(row.icmp[g.impl], res.icmp)
-						row.gap[g.impl] = append(row.gap[g.impl], res.gap)
-						t.Logf("%s %s run %d %s: tcp outage %v (gap %v, %d probes failed), icmp outage %v", c.name, f, r+1, g.impl,
-							res.tcp.Round(time.Millisecond), res.gap.Round(time.Millisecond), res.failed, res.icmp.Round(time.Millisecond))
-					}
-				}
-				row.elapsed = time.Since(start)
-				t.Logf("%s %s: %d runs per implementation in %v", c.name, f, row.runs, row.elapsed.Round(time.Second))
-				rows = append(rows, row)
+				t.Run(f.short(), func(t *testing.T) {
+					rows = append(rows, measureRow(t, groups, c, f, runs))
+				})
 			}
 		})
 	}
@@ -431,6 +476,34 @@ func TestBenchFailover(t *testing.T) {
 			t.Errorf("HAPOD_BENCH_OUT: %v", err)
 		}
 	}
+}
+
+// measureRow measures fault f runs times on each group, alternating which
+// implementation goes first.
+func measureRow(t *testing.T, groups []*benchGroup, c benchCase, f faultKind, runs int) *benchRow {
+	row := &benchRow{c: c, f: f, runs: runs,
+		tcp: map[string][]time.Duration{}, icmp: map[string][]time.Duration{}, gap: map[string][]time.Duration{}}
+	if f == faultHard {
+		row.runs = runs * c.hardFactor
+	}
+	start := time.Now()
+	for r := range row.runs {
+		order := groups
+		if r%2 == 1 {
+			order = []*benchGroup{groups[1], groups[0]}
+		}
+		for _, g := range order {
+			res := g.measure(t, f)
+			row.tcp[g.impl] = append(row.tcp[g.impl], res.tcp)
+			row.icmp[g.impl] = append(row.icmp[g.impl], res.icmp)
+			row.gap[g.impl] = append(row.gap[g.impl], res.gap)
+			t.Logf("%s %s run %d %s: tcp outage %v (gap %v, %d probes failed), icmp outage %v", c.name, f, r+1, g.impl,
+				res.tcp.Round(time.Millisecond), res.gap.Round(time.Millisecond), res.failed, res.icmp.Round(time.Millisecond))
+		}
+	}
+	row.elapsed = time.Since(start)
+	t.Logf("%s %s: %d runs per implementation in %v", c.name, f, row.runs, row.elapsed.Round(time.Second))
+	return row
 }
 
 // benchRuns is HAPOD_BENCH_RUNS or benchRunsDefault.

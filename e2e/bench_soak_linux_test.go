@@ -167,12 +167,6 @@ func stateChanges(log string) int { return strings.Count(log, `msg="vrrp state c
 // keepalivedStateChanges counts keepalived's "Entering ... STATE" lines.
 func keepalivedStateChanges(log string) int { return strings.Count(log, "Entering ") }
 
-// tail is the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
 // jitterReport summarises the gaps between consecutive adverts (from any
 // sender: what a backup waits on) against the nominal interval.
 func jitterReport(at []time.Time, interval time.Duration) string {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	"k8s.io/utils/clock"
 )
 
@@ -115,7 +116,7 @@ type Speaker struct {
 	vipRetryAt  time.Time // zero: no retry pending
 	vipFailing  bool
 	sendFailing bool
-	announcedAt time.Time // last re-announcement (AnnounceVIP)
+	announce    *rate.Limiter // re-announcements (AnnounceVIP)
 
 	// Counted by the loop for hook: inputs taken, and the stop.
 	nPackets uint64
@@ -169,6 +170,7 @@ func NewSpeaker(cfg SpeakerConfig, conn Conn, vip VIP) *Speaker {
 		},
 		m:           m,
 		appliedLink: true,
+		announce:    rate.NewLimiter(rate.Every(reannounceEvery), reannounceBurst),
 	}
 }
 
@@ -477,22 +479,27 @@ func (s *Speaker) send(prio uint8) {
 	}
 }
 
-// reannounceInterval bounds re-announcements: a split brain heals within
-// one advert round trip, so one announcement per event is enough, and a
-// misbehaving peer that keeps advertising must not make us flood the LAN.
-// A takeover's own announcement does not count: when two equal-priority
-// backups take over at the same instant (both armed Skew_Time on a
-// priority-0 advert), the loser's announcement may land after ours, and
-// the clients follow it to a node that is about to let go.
-const reannounceInterval = time.Second
+// Re-announcements are rate limited: a misbehaving peer that keeps
+// advertising must not make us flood the LAN. A split brain heals with two
+// of them: one when the other active router's advert arrives, one when its
+// priority-0 advert says it let go. The second is the one that counts, as
+// it is the only one sure to come after the other router's last
+// announcement: when two equal-priority backups take over at the same
+// instant (both armed Skew_Time on a priority-0 advert), the loser's
+// burst may land after our first answer and draw the clients to a node
+// that is about to let go. So the bucket holds two, refilled one per
+// second. A takeover's own announcement does not count.
+const (
+	reannounceEvery = time.Second
+	reannounceBurst = 2
+)
 
 // reannounce announces the held VIP again (Acquire is idempotent: the
 // address stays, the gratuitous ARP or NA burst goes out).
 func (s *Speaker) reannounce(now time.Time) {
-	if s.have != vipHeld || (!s.announcedAt.IsZero() && now.Sub(s.announcedAt) < reannounceInterval) {
+	if s.have != vipHeld || !s.announce.AllowN(now, 1) {
 		return
 	}
-	s.announcedAt = now
 	if err := s.vip.Acquire(); err != nil {
 		s.log.Warn("vrrp VIP re-announce failed", "err", err)
 		return

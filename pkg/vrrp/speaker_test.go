@@ -1150,3 +1150,38 @@ func TestSpeakerGivesUpOnBrokenConn(t *testing.T) {
 		t.Fatalf("VIP still held")
 	}
 }
+
+// TestSpeakerReannounceBudget: when another router was active too, the
+// holder announces the VIP on its advert and again on its priority-0 advert
+// (the loser's own announcement may have landed between the two), then at
+// most once per second whatever a peer keeps sending.
+func TestSpeakerReannounceBudget(t *testing.T) {
+	l := newLab(t)
+	w := l.add("w", 12, 100, nil)
+	w.start()
+	l.runUntil(time.Second)
+	l.requireOneActive(w)
+	other := netip.AddrFrom4([4]byte{198, 18, 0, 11})
+	inject := func(at time.Duration, prio uint8) {
+		l.runUntil(at)
+		w.conn.enqueue(Received{Src: other, Packet: &Packet{Version: Version3, VRID: 7, Priority: prio,
+			Interval: 100 * time.Millisecond, Addrs: []netip.Addr{labVIP}}})
+		l.settle()
+	}
+	inject(time.Second, 100)                   // equal priority, lower address: we stay, announce
+	inject(time.Second+10*time.Millisecond, 0) // it let go: announce again
+	inject(time.Second+20*time.Millisecond, 99)
+	inject(time.Second+30*time.Millisecond, 0)
+	inject(2*time.Second+20*time.Millisecond, 99) // a token is back
+	var at []time.Duration
+	for _, e := range l.eventsOf("w", "acquire") {
+		at = append(at, e.at)
+	}
+	want := []time.Duration{down100, time.Second, time.Second + 10*time.Millisecond, 2*time.Second + 20*time.Millisecond}
+	if !slices.Equal(at, want) {
+		t.Fatalf("w acquired at %v, want %v\n%s", at, want, l.dump())
+	}
+	if st := w.sp.Status(); st.State != StateActive {
+		t.Errorf("w state %v", st.State)
+	}
+}
