@@ -80,14 +80,20 @@ type MachineConfig struct {
 }
 
 // TieBreakDelay is a TieBreak for a router with this primary address: 0 to
-// 7 fiftieths of the interval (0 to 14ms at 100ms), shorter for a higher
-// last address byte, so the router that would win the RFC's tie-break on
-// equal priority also takes over first. Addresses whose last bytes agree
-// modulo 8 still tie; the split brain then resolves as the RFC says.
+// 7 steps, shorter for a higher last address byte, so the router that
+// would win the RFC's tie-break on equal priority also takes over first.
+// A step is 2ms (a fiftieth of the interval below 100ms): enough for the
+// first router's advert to cross a LAN and stop the next, and independent
+// of the interval, since a slower advert rhythm does not make the LAN
+// slower. Addresses whose last bytes agree modulo 8 still tie; the split
+// brain then resolves as the RFC says.
 func TieBreakDelay(primary netip.Addr, interval time.Duration) time.Duration {
 	last := primary.As16()[15]
-	return time.Duration(7-int(last%8)) * interval / 50
+	return time.Duration(7-int(last%8)) * min(tieBreakStep, interval/50)
 }
+
+// tieBreakStep is the TieBreakDelay step (see there).
+const tieBreakStep = 2 * time.Millisecond
 
 // Validate reports the first field out of range, wrapping ErrInvalidMachineConfig.
 func (c MachineConfig) Validate() error {

@@ -481,6 +481,13 @@ func TestTieBreak(t *testing.T) {
 	if d := TieBreakDelay(netip.MustParseAddr("2001:db8::f"), 100*ms); d != 0 {
 		t.Errorf("TieBreakDelay(::f) = %v, want 0", d)
 	}
+	// The step does not grow with the interval; it shrinks below 100ms.
+	if d := TieBreakDelay(low, time.Second); d != 8*ms {
+		t.Errorf("TieBreakDelay(.11, 1s) = %v, want 8ms", d)
+	}
+	if d := TieBreakDelay(low, 50*ms); d != 4*ms {
+		t.Errorf("TieBreakDelay(.11, 50ms) = %v, want 4ms", d)
+	}
 	start := time.Unix(0, 0)
 	deadline := func(primary netip.Addr) time.Time {
 		m := NewMachine(MachineConfig{VRID: 1, Priority: 100, Interval: 100 * ms, Version: Version3, Primary: primary,
