@@ -396,7 +396,7 @@ func (g *benchGroup) startCapture(t *testing.T) *runCapture {
 		return nil
 	}
 	c := &runCapture{g: g, path: fmt.Sprintf("%s/%s-%d.pcap", dir, g.impl, time.Now().UnixNano())}
-	c.cmd = g.lab.Client.Command(t.Context(), "tcpdump", "-i", "any", "-n", "-w", c.path,
+	c.cmd = g.lab.Client.Command(t.Context(), "tcpdump", "-i", "any", "-n", "--immediate-mode", "-U", "-w", c.path,
 		"arp or vrrp or (tcp port 7000 and tcp[tcpflags] & (tcp-syn|tcp-rst) != 0)")
 	if err := c.cmd.Start(); err != nil {
 		t.Fatalf("tcpdump: %v", err)
