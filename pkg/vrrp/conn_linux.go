@@ -72,6 +72,24 @@ func listen(network, ifname string) (net.PacketConn, error) {
 	return c, nil
 }
 
+// sockOpt is one socket setting made when a conn is opened.
+type sockOpt struct {
+	what string
+	set  func() error
+}
+
+// setOpts makes the settings in order; at the first failure it closes c
+// and names the setting and the interface.
+func setOpts(c net.PacketConn, ifname string, opts []sockOpt) error {
+	for _, o := range opts {
+		if err := o.set(); err != nil {
+			c.Close()
+			return fmt.Errorf("vrrp: %s on %s: %w", o.what, ifname, err)
+		}
+	}
+	return nil
+}
+
 // conn4 is the IPv4 packetConn.
 type conn4 struct {
 	c       net.PacketConn
@@ -86,34 +104,25 @@ func dial4(ifi *net.Interface, cfg ConnConfig) (*conn4, error) {
 		return nil, err
 	}
 	pc := ipv4.NewPacketConn(c)
-	fail := func(what string, err error) (*conn4, error) {
-		c.Close()
-		return nil, fmt.Errorf("vrrp: %s on %s: %w", what, ifi.Name, err)
-	}
 	// The TTL tells a link-local sender from a forwarded packet; the
 	// destination is in the VRRPv3 checksum; the interface is checked.
-	if err := pc.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
-		return fail("enable control messages", err)
-	}
-	if err := pc.SetTOS(dscpCS6); err != nil {
-		return fail("set TOS", err)
-	}
-	if err := pc.SetTTL(255); err != nil {
-		return fail("set TTL", err)
-	}
-	if err := pc.SetMulticastTTL(255); err != nil {
-		return fail("set multicast TTL", err)
-	}
-	if err := pc.SetMulticastInterface(ifi); err != nil {
-		return fail("set multicast interface", err)
-	}
-	if err := pc.SetMulticastLoopback(false); err != nil {
-		return fail("disable multicast loopback", err)
+	steps := []sockOpt{
+		{"enable control messages", func() error {
+			return pc.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst|ipv4.FlagInterface, true)
+		}},
+		{"set TOS", func() error { return pc.SetTOS(dscpCS6) }},
+		{"set TTL", func() error { return pc.SetTTL(255) }},
+		{"set multicast TTL", func() error { return pc.SetMulticastTTL(255) }},
+		{"set multicast interface", func() error { return pc.SetMulticastInterface(ifi) }},
+		{"disable multicast loopback", func() error { return pc.SetMulticastLoopback(false) }},
 	}
 	if len(cfg.Peers) == 0 {
-		if err := pc.JoinGroup(ifi, &net.IPAddr{IP: GroupIPv4.AsSlice()}); err != nil {
-			return fail("join 224.0.0.18", err)
-		}
+		steps = append(steps, sockOpt{"join 224.0.0.18", func() error {
+			return pc.JoinGroup(ifi, &net.IPAddr{IP: GroupIPv4.AsSlice()})
+		}})
+	}
+	if err := setOpts(c, ifi.Name, steps); err != nil {
+		return nil, err
 	}
 	return &conn4{c: c, pc: pc, src: cfg.Source.Unmap().AsSlice(), ifIndex: ifi.Index}, nil
 }
@@ -159,32 +168,23 @@ func dial6(ifi *net.Interface, cfg ConnConfig) (*conn6, error) {
 		return nil, err
 	}
 	pc := ipv6.NewPacketConn(c)
-	fail := func(what string, err error) (*conn6, error) {
-		c.Close()
-		return nil, fmt.Errorf("vrrp: %s on %s: %w", what, ifi.Name, err)
-	}
-	if err := pc.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
-		return fail("enable control messages", err)
-	}
-	if err := pc.SetTrafficClass(dscpCS6); err != nil {
-		return fail("set traffic class", err)
-	}
-	if err := pc.SetHopLimit(255); err != nil {
-		return fail("set hop limit", err)
-	}
-	if err := pc.SetMulticastHopLimit(255); err != nil {
-		return fail("set multicast hop limit", err)
-	}
-	if err := pc.SetMulticastInterface(ifi); err != nil {
-		return fail("set multicast interface", err)
-	}
-	if err := pc.SetMulticastLoopback(false); err != nil {
-		return fail("disable multicast loopback", err)
+	steps := []sockOpt{
+		{"enable control messages", func() error {
+			return pc.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst|ipv6.FlagInterface, true)
+		}},
+		{"set traffic class", func() error { return pc.SetTrafficClass(dscpCS6) }},
+		{"set hop limit", func() error { return pc.SetHopLimit(255) }},
+		{"set multicast hop limit", func() error { return pc.SetMulticastHopLimit(255) }},
+		{"set multicast interface", func() error { return pc.SetMulticastInterface(ifi) }},
+		{"disable multicast loopback", func() error { return pc.SetMulticastLoopback(false) }},
 	}
 	if len(cfg.Peers) == 0 {
-		if err := pc.JoinGroup(ifi, &net.IPAddr{IP: GroupIPv6.AsSlice()}); err != nil {
-			return fail("join ff02::12", err)
-		}
+		steps = append(steps, sockOpt{"join ff02::12", func() error {
+			return pc.JoinGroup(ifi, &net.IPAddr{IP: GroupIPv6.AsSlice()})
+		}})
+	}
+	if err := setOpts(c, ifi.Name, steps); err != nil {
+		return nil, err
 	}
 	return &conn6{c: c, pc: pc, src: cfg.Source.AsSlice(), ifIndex: ifi.Index}, nil
 }
