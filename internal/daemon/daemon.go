@@ -93,6 +93,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		VRID:      cfg.VRRP.VRID,
 		Version:   vrrp.Version(cfg.VRRP.Version),
 		Password:  password,
+		Interval:  cfg.VRRP.AdvertInterval,
 	})
 	if err != nil {
 		return fmt.Errorf("VRRP socket on %s: %w", ifname, err)

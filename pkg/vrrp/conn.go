@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Received is an advertisement that passed every receive check.
@@ -52,6 +53,9 @@ type ConnConfig struct {
 	// Password turns on VRRPv2 simple authentication (at most 8 bytes).
 	// Empty means auth type 0.
 	Password string
+	// Interval is our advert interval. VRRPv2 adverts with another one
+	// are dropped (RFC 3768 section 7.1); zero skips the check.
+	Interval time.Duration
 }
 
 // ErrUnimplemented is returned by Dial on systems other than Linux.
@@ -255,6 +259,9 @@ func (c *RawConn) check(b []byte, d datagram) (*Packet, *DropError) {
 		}
 		if want == AuthSimple && subtle.ConstantTimeCompare([]byte(p.Password), []byte(c.cfg.Password)) != 1 {
 			return nil, drop(DropAuth, "wrong password from %v", src)
+		}
+		if c.cfg.Interval > 0 && p.Interval != c.cfg.Interval {
+			return nil, drop(DropIntervalMismatch, "interval %v from %v, configured %v", p.Interval, src, c.cfg.Interval)
 		}
 	}
 	return p, nil

@@ -132,8 +132,10 @@ func TestReceiveChecks(t *testing.T) {
 		bad  []bad
 	}{
 		{
+			// VRRPv3 backups learn the active router's interval: another
+			// one than ours is not a drop.
 			name: "v3 multicast",
-			cfg:  ConnConfig{Interface: "x", Source: wSrc4, VRID: 51, Version: Version3},
+			cfg:  ConnConfig{Interface: "x", Source: wSrc4, VRID: 51, Version: Version3, Interval: 2 * time.Second},
 			ok:   v3,
 			bad: []bad{
 				{"other interface", pkt(v3, nil, wPeer4, GroupIPv4), dg(wPeer4, GroupIPv4, 255, 3), DropInterface},
@@ -172,10 +174,11 @@ func TestReceiveChecks(t *testing.T) {
 		},
 		{
 			name: "v2 no auth",
-			cfg:  ConnConfig{Interface: "x", Source: wSrc4, VRID: 51, Version: Version2},
+			cfg:  ConnConfig{Interface: "x", Source: wSrc4, VRID: 51, Version: Version2, Interval: time.Second},
 			ok:   v2,
 			bad: []bad{
 				{"password sent", pkt(v2pass, nil, wPeer4, GroupIPv4), dg(wPeer4, GroupIPv4, 255, wIfIndex), DropAuthType},
+				{"other interval", pkt(v2, func(p *Packet) { p.Interval = 3 * time.Second }, wPeer4, GroupIPv4), dg(wPeer4, GroupIPv4, 255, wIfIndex), DropIntervalMismatch},
 			},
 		},
 		{

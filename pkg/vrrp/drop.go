@@ -53,6 +53,11 @@ const (
 	DropAuthType
 	// DropAuth: the VRRPv2 simple password differs from the configured one.
 	DropAuth
+	// DropIntervalMismatch: a VRRPv2 advert whose interval differs from
+	// ours. RFC 3768 section 7.1 says to discard it: v2 routers time out on
+	// their own interval, so a mismatch is a misconfiguration that would
+	// otherwise end in takeovers. (VRRPv3 backups learn the interval.)
+	DropIntervalMismatch
 
 	numDropReasons // keep last: sizes the counters
 )
@@ -74,6 +79,8 @@ var dropNames = [numDropReasons]string{
 	DropVRID:        "vrid",
 	DropAuthType:    "auth_type",
 	DropAuth:        "auth",
+
+	DropIntervalMismatch: "interval_mismatch",
 }
 
 // String returns a short snake_case name, suitable as a metric label.
