@@ -463,7 +463,7 @@ func (c *statusCluster) hapodStatus(i int, args ...string) (string, string, int)
 
 // TestStatusCommandExitCodes checks that `hapod status` exits 0 on healthy
 // nodes (active and backup alike), non-zero with one line when every
-// backend is down, and non-zero when the daemon is gone.
+// backend is down (1), and 3 when the daemon is gone.
 func TestStatusCommandExitCodes(t *testing.T) {
 	c := newStatusCluster(t, 2)
 	holder := c.stableOneHolder(300 * time.Millisecond)
@@ -514,7 +514,7 @@ func TestStatusCommandExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, errOut, code := c.hapodStatus(h)
-	if code != 1 || out != "" || !strings.HasPrefix(errOut, "hapod: status server unreachable at 127.0.0.1:10270: ") || strings.Count(errOut, "\n") != 1 {
+	if code != 3 || out != "" || !strings.HasPrefix(errOut, "hapod: status server unreachable at 127.0.0.1:10270: ") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("no daemon: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

@@ -18,6 +18,6 @@ func main() {
 	app := cli.NewApp(os.Stdout, os.Stderr, cli.SystemHost)
 	if err := app.RunContext(ctx, os.Args); err != nil {
 		fmt.Fprintf(os.Stderr, "hapod: %v\n", err)
-		os.Exit(1)
+		os.Exit(cli.ExitCode(err))
 	}
 }

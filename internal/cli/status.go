@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -25,9 +26,10 @@ func statusCommand() *cli.Command {
 		Usage: "show the local hapod's VRRP state and backends; exit 0 only when healthy",
 		Description: `Reads /status from the status server of the hapod running on this node and
 prints it. The exit status is 0 when the node is healthy: VRRP runs (Backup or
-Active) and at least one backend passes its health checks. Otherwise, or when
-the status server cannot be reached, it prints one line saying why on stderr
-and exits 1, so it can gate scripts and kubeadm hooks:
+Active) and at least one backend passes its health checks. Otherwise it prints
+one line saying why on stderr and exits 1; when the status server cannot be
+reached (hapod not running) it exits 3, as an LSB init script's status does.
+So it can gate scripts and kubeadm hooks:
 
    hapod status || echo "not ready"
    hapod status -o json | jq .vrrp.state`,
@@ -53,7 +55,7 @@ and exits 1, so it can gate scripts and kubeadm hooks:
 			}
 			r, err := status.Fetch(c.Context, &http.Client{Timeout: c.Duration("timeout")}, addr)
 			if err != nil {
-				return err
+				return exitError{err, ExitNotRunning}
 			}
 			if format == outputJSON {
 				enc := json.NewEncoder(c.App.Writer)
@@ -82,4 +84,29 @@ func parseStatusAddr(s string) (netip.AddrPort, error) {
 		}
 	}
 	return netip.ParseAddrPort(s)
+}
+
+// ExitNotRunning is the exit status of `hapod status` when no status server
+// answers: LSB's "program is not running", so a script can tell a daemon
+// that is down from one that runs unhealthy (1).
+const ExitNotRunning = 3
+
+// exitError carries an exit status other than 1 for main.
+type exitError struct {
+	error
+	code int
+}
+
+func (e exitError) Unwrap() error { return e.error }
+
+// ExitCode is the process exit status for an error returned by the app: 0
+// for nil, the status an error carries, 1 for every other error.
+func ExitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if e, ok := errors.AsType[exitError](err); ok {
+		return e.code
+	}
+	return 1
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -100,6 +101,25 @@ func TestStatusUnreachable(t *testing.T) {
 	r := run(t, fakeHost(), "status", "--status-addr", addr)
 	if !errors.Is(r.err, status.ErrUnreachable) || strings.Contains(r.err.Error(), "\n") || r.stdout != "" {
 		t.Errorf("err = %v, stdout %q", r.err, r.stdout)
+	}
+	if c := ExitCode(r.err); c != ExitNotRunning {
+		t.Errorf("exit status %d, want %d", c, ExitNotRunning)
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{errors.New("bad flag"), 1},
+		{status.ErrUnhealthy, 1},
+		{fmt.Errorf("wrapped: %w", exitError{errors.New("gone"), 3}), 3},
+	} {
+		if got := ExitCode(tc.err); got != tc.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)
+		}
 	}
 }
 
