@@ -94,6 +94,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Version:   vrrp.Version(cfg.VRRP.Version),
 		Password:  password,
 		Interval:  cfg.VRRP.AdvertInterval,
+		OnDrop:    newMisconfigWarner(log, clk.Now).drop,
 	})
 	if err != nil {
 		return fmt.Errorf("VRRP socket on %s: %w", ifname, err)

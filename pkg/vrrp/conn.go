@@ -56,6 +56,9 @@ type ConnConfig struct {
 	// Interval is our advert interval. VRRPv2 adverts with another one
 	// are dropped (RFC 3768 section 7.1); zero skips the check.
 	Interval time.Duration
+	// OnDrop, if set, is called with every dropped packet's reason and
+	// detail, on the receiving goroutine: it must not block.
+	OnDrop func(*DropError)
 }
 
 // ErrUnimplemented is returned by Dial on systems other than Linux.
@@ -213,6 +216,9 @@ func (c *RawConn) Receive() (Received, error) {
 		p, de := c.check(c.buf[:n], d)
 		if de != nil {
 			c.drops[de.Reason].Add(1)
+			if c.cfg.OnDrop != nil {
+				c.cfg.OnDrop(de)
+			}
 			continue
 		}
 		return Received{Packet: p, Src: d.Src.Unmap().WithZone("")}, nil

@@ -195,6 +195,13 @@ func TestReceiveChecks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			reported := map[DropReason]uint64{}
+			tt.cfg.OnDrop = func(de *DropError) {
+				mu.Lock()
+				reported[de.Reason]++
+				mu.Unlock()
+			}
 			c, f := wNewConn(t, tt.cfg)
 			want := map[DropReason]uint64{}
 			for _, b := range tt.bad {
@@ -219,6 +226,11 @@ func TestReceiveChecks(t *testing.T) {
 			if got := c.Drops(); !maps.Equal(got, want) {
 				t.Errorf("drops %v, want %v", got, want)
 			}
+			mu.Lock()
+			if !maps.Equal(reported, want) {
+				t.Errorf("OnDrop saw %v, want %v", reported, want)
+			}
+			mu.Unlock()
 		})
 	}
 }
@@ -270,6 +282,13 @@ func TestSend(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			reported := map[DropReason]uint64{}
+			tt.cfg.OnDrop = func(de *DropError) {
+				mu.Lock()
+				reported[de.Reason]++
+				mu.Unlock()
+			}
 			c, f := wNewConn(t, tt.cfg)
 			orig := tt.p
 			if err := c.Send(&tt.p); err != nil {
@@ -386,5 +405,14 @@ func TestConnConfigValidate(t *testing.T) {
 	}
 	if _, err := newConn(ok, 1, wNewFakePC()); err != nil {
 		t.Errorf("valid config: %v", err)
+	}
+}
+func TestMisconfiguredReasons(t *testing.T) {
+	want := map[DropReason]bool{DropVersion: true, DropAuthType: true, DropAuth: true,
+		DropIntervalMismatch: true, DropUnknownPeer: true}
+	for _, r := range DropReasons() {
+		if r.Misconfigured() != want[r] {
+			t.Errorf("%v.Misconfigured() = %v", r, r.Misconfigured())
+		}
 	}
 }

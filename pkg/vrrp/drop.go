@@ -101,6 +101,19 @@ func DropReasons() []DropReason {
 	return rs
 }
 
+// Misconfigured reports whether a drop for this reason points at a peer
+// configured differently from us (another version, password, interval, or
+// a sender missing from --peer): what keeps two routers from hearing each
+// other and ends in two active ones. Other drops are normal on a shared
+// LAN (another VRID) or not a peer's fault.
+func (r DropReason) Misconfigured() bool {
+	switch r {
+	case DropVersion, DropAuthType, DropAuth, DropIntervalMismatch, DropUnknownPeer:
+		return true
+	}
+	return false
+}
+
 // DropError is the error Unmarshal returns for a packet that must be
 // discarded. Use errors.As to get the Reason.
 type DropError struct {

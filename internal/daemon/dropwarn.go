@@ -1,0 +1,51 @@
+package daemon
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hapod/hapod/pkg/vrrp"
+)
+
+// misconfigWarnEvery bounds the warnings per drop reason: a peer with the
+// wrong password sends ten adverts a second, and one line a minute says it.
+const misconfigWarnEvery = time.Minute
+
+// misconfigWarner turns drops that point at a differently configured peer
+// (another password, version or interval, a sender missing from --peer)
+// into a warning: those routers cannot hear each other and both end up
+// active, which the drop counter alone leaves for someone to notice.
+type misconfigWarner struct {
+	log *slog.Logger
+	now func() time.Time
+
+	mu      sync.Mutex
+	last    map[vrrp.DropReason]time.Time // last warning per reason
+	pending map[vrrp.DropReason]int       // drops since that warning
+}
+
+func newMisconfigWarner(log *slog.Logger, now func() time.Time) *misconfigWarner {
+	return &misconfigWarner{log: log, now: now,
+		last: map[vrrp.DropReason]time.Time{}, pending: map[vrrp.DropReason]int{}}
+}
+
+// drop is a vrrp.ConnConfig.OnDrop.
+func (w *misconfigWarner) drop(de *vrrp.DropError) {
+	if !de.Reason.Misconfigured() {
+		return
+	}
+	w.mu.Lock()
+	w.pending[de.Reason]++
+	now := w.now()
+	if last, ok := w.last[de.Reason]; ok && now.Sub(last) < misconfigWarnEvery {
+		w.mu.Unlock()
+		return
+	}
+	n := w.pending[de.Reason]
+	w.pending[de.Reason] = 0
+	w.last[de.Reason] = now
+	w.mu.Unlock()
+	w.log.Warn("VRRP advert from a differently configured router dropped",
+		"reason", de.Reason.String(), "detail", de.Detail, "dropped", n)
+}
