@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hapod/hapod/e2e/lab"
 )
 
 var variants = []struct {
@@ -93,5 +95,28 @@ func TestFailover(t *testing.T) {
 			c.stableOneHolder(time.Second)
 			c.reach(3 * time.Second)
 		})
+	}
+}
+
+// TestMisconfiguredPeerWarns: a node restarted with another VRRP version
+// cannot hear the others (nor they it), so both sides end up active; each
+// says why in one warning instead of leaving it to the drop counters.
+func TestMisconfiguredPeerWarns(t *testing.T) {
+	c := newCluster(t, clusterOptions{nodes: 2})
+	c.stableOneHolder(300 * time.Millisecond)
+	if err := c.kill(1, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	c.args[1] = append(c.args[1], "--vrrp-version=2", "--advert-interval=1s")
+	c.start(1)
+	const warning = `msg="VRRP advert from a differently configured router dropped" reason=version`
+	lab.WaitFor(t, 10*time.Second, "both nodes warn about the other's version", func() bool {
+		return strings.Contains(c.procs[0].Log(), warning+` detail="VRRPv2 from `) &&
+			strings.Contains(c.procs[1].Log(), warning+` detail="VRRPv3 from `)
+	})
+	for i, p := range c.procs {
+		if n := strings.Count(p.Log(), warning); n != 1 {
+			t.Errorf("node%d warned %d times, want once a minute:\n%s", i, n, p.Log())
+		}
 	}
 }
