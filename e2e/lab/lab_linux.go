@@ -26,8 +26,9 @@ const namePrefix = "hlab-"
 // New builds a lab with the given number of nodes plus one client and tears
 // it down in t.Cleanup, also when the test fails: processes in its
 // namespaces are killed, then the namespaces (the hub's takes the bridge
-// with it) are deleted. It skips the test when not root or when `ip` is
-// missing.
+// with it) are deleted. Labs left behind by a killed test (whose owner
+// process is gone) are torn down first. It skips the test when not root or
+// when `ip` is missing.
 func New(t T, nodes int) *Lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -38,6 +39,9 @@ func New(t T, nodes int) *Lab {
 	}
 	if nodes < 1 || nodes > maxNodes {
 		t.Fatalf("lab: %d nodes, want 1..%d", nodes, maxNodes)
+	}
+	if err := removeStaleLabs(); err != nil {
+		t.Logf("lab: %v", err)
 	}
 	var l *Lab
 	for {
@@ -50,10 +54,14 @@ func New(t T, nodes int) *Lab {
 			break
 		}
 	}
+	if err := claim(l.ID); err != nil {
+		t.Fatalf("lab %s: %v", l.ID, err)
+	}
 	t.Cleanup(func() {
 		if err := l.teardown(); err != nil {
 			t.Errorf("lab %s teardown: %v", l.ID, err)
 		}
+		release(l.ID)
 	})
 	if err := l.build(); err != nil {
 		t.Fatalf("lab %s: %v", l.ID, err)
