@@ -70,12 +70,16 @@ type MachineConfig struct {
 	// Primary is this router's own primary address: the source of its
 	// adverts, compared against the sender's to break priority ties.
 	Primary netip.Addr
-	// TieBreak is added to every backup down timer (default 0: RFC timing
-	// to the letter). Backups of equal priority arm their timers from the
-	// same advert, so they expire at the same instant and all take over;
-	// the losers step down a round trip later, but their announcements
-	// may already have drawn clients. A delay ranked by address (see
-	// TieBreakDelay) lets one take over first and its advert stop the rest.
+	// TieBreak is added to the down timers that every backup arms from
+	// the same event, where equal-priority backups would all expire at
+	// the same instant and all take over: at startup, and on a priority-0
+	// advert (a graceful handover, where the stepping-down router keeps
+	// serving, so the delay costs clients nothing). A delay ranked by
+	// address (see TieBreakDelay) lets one take over first and its advert
+	// stop the rest. After a crash (adverts simply stop) the RFC timing
+	// is kept: there every millisecond is outage, and should two backups
+	// both take over, the loser's priority-0 advert as it steps down makes
+	// the winner announce the VIP again. Default 0: RFC timing throughout.
 	TieBreak time.Duration
 }
 
@@ -335,12 +339,12 @@ func (m *Machine) startBackup(now time.Time, reason string) []Action {
 	m.activeInterval = m.cfg.Interval
 	m.state = StateBackup
 	m.activeRouter = netip.Addr{}
-	m.armDown(now, m.masterDown(), reasonMasterDown)
+	m.armDown(now, m.masterDown()+m.cfg.TieBreak, reasonMasterDown)
 	return []Action{Transition{From: StateInit, To: StateBackup, Reason: reason}}
 }
 
 func (m *Machine) armDown(now time.Time, d time.Duration, reason string) {
-	m.downAt = now.Add(d + m.cfg.TieBreak)
+	m.downAt = now.Add(d)
 	m.downReason = reason
 }
 
@@ -417,7 +421,7 @@ func (m *Machine) advert(now time.Time, a Advert) []Action {
 		switch {
 		case a.Priority == 0:
 			m.activeRouter = netip.Addr{}
-			m.armDown(now, SkewTime(m.cfg.Version, m.priority, m.activeInterval),
+			m.armDown(now, SkewTime(m.cfg.Version, m.priority, m.activeInterval)+m.cfg.TieBreak,
 				fmt.Sprintf("priority 0 advert from %s", a.From))
 		case !m.cfg.Preempt || a.Priority >= m.priority:
 			m.learnInterval(a)

@@ -501,4 +501,16 @@ func TestTieBreak(t *testing.T) {
 	if dl, dh := deadline(low), deadline(high); !dh.Before(dl) || dl.Sub(dh) != 2*ms || dh != start.Add(2*ms+skew100+6*ms) {
 		t.Errorf("deadlines: low %v high %v, want high = skew + 6ms, low 2ms later", dl.Sub(start), dh.Sub(start))
 	}
+	// At startup too; but after a normal advert (a crash shows as adverts
+	// stopping) the RFC's Master_Down_Interval is kept to the letter.
+	m := NewMachine(MachineConfig{VRID: 1, Priority: 100, Interval: 100 * ms, Version: Version3, Primary: low,
+		TieBreak: TieBreakDelay(low, 100*ms)})
+	m.Step(start, Startup{})
+	if got, want := m.NextDeadline(), start.Add(down100+8*ms); !got.Equal(want) {
+		t.Errorf("startup deadline %v, want %v", got.Sub(start), want.Sub(start))
+	}
+	m.Step(start.Add(ms), Advert{From: netip.MustParseAddr("198.18.0.20"), Priority: 100, Interval: 100 * ms})
+	if got, want := m.NextDeadline(), start.Add(ms+down100); !got.Equal(want) {
+		t.Errorf("deadline after an advert %v, want %v", got.Sub(start), want.Sub(start))
+	}
 }
