@@ -311,6 +311,8 @@ func TestDHCPVIP(t *testing.T) {
 	nextSecond(dl.Expiry - 120)
 	keeperA.SetActive(true)
 	dl = waitExpiryAfter(t, leaseFile, id, vip, dl.Expiry, "A's renewal on activation")
+	// dnsmasq writes its lease file before its ACK reaches A.
+	lab.WaitFor(t, 5*time.Second, "A bound", func() bool { return keeperA.Status().State == dhcpvip.StateBound })
 	st := keeperA.Status()
 	if st.Lease.Addr() != vip || st.Healthy() != nil {
 		t.Fatalf("A: %+v", st)
