@@ -130,7 +130,8 @@ func TestDryRunWritesNothing(t *testing.T) {
 }
 
 // TestBadInput: every bad input exits with one line naming what is wrong
-// and leaves the manifest directory untouched.
+// (a file once) and leaves the manifest directory untouched. A want
+// starting with "=" is the whole message.
 func TestBadInput(t *testing.T) {
 	tmp := t.TempDir()
 	pass := filepath.Join(tmp, "pass")
@@ -169,8 +170,11 @@ func TestBadInput(t *testing.T) {
 		{"unreadable kubeadm config", append(ok, "--kubeadm-config", tmp+"/missing.yaml"), tmp + "/missing.yaml"},
 		{"unknown kind", []string{"--backend", "198.18.0.11:6443", "--kubeadm-config", unknownKind}, "ResetConfigurationX"},
 		{"dns endpoint", []string{"--backend", "198.18.0.11:6443", "--kubeadm-config", dnsEndpoint}, "api.example.com"},
-		{"vip disagrees with kubeadm", append(ok, "--kubeadm-config", otherVIP), "198.18.0.99"},
-		{"port conflict", []string{"--kubeadm-config", conflict, "--port", "6443"}, "bind-address"},
+		{"vip disagrees with kubeadm", append(ok, "--kubeadm-config", otherVIP),
+			"=" + otherVIP + ": VIP disagrees with the kubeadm controlPlaneEndpoint: --vip 198.18.0.10 but ClusterConfiguration.controlPlaneEndpoint is 198.18.0.99:8443; make them the same address"},
+		{"port conflict", []string{"--kubeadm-config", conflict, "--port", "6443"},
+			"=" + conflict + ": frontend port conflicts with kube-apiserver: the proxy's frontend port 6443 is kube-apiserver's port (localAPIEndpoint.bindPort) and kube-apiserver listens on all addresses (no apiServer extraArgs bind-address), so one of them cannot bind: " +
+				"use a different frontend port (e.g. --port 8443 and controlPlaneEndpoint VIP:8443, as kubeadm's HA guide does) or set apiServer extraArgs bind-address=<node IP> in the kubeadm config"},
 		{"unwritable dir", append(ok, "--manifest-dir", filepath.Join(notDir, "sub")), notDir},
 		{"positional argument", append(ok, "extra"), "unexpected arguments: extra"},
 		{"unknown flag", append(ok, "--vipp", "x"), "flag provided but not defined: -vipp"},
@@ -183,8 +187,17 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("no error; stdout:\n%s", r.stdout)
 			}
 			msg := r.err.Error()
-			if !strings.Contains(msg, tc.want) {
+			if exact, ok := strings.CutPrefix(tc.want, "="); ok {
+				if msg != exact {
+					t.Errorf("error:\n%s\nwant:\n%s", msg, exact)
+				}
+			} else if !strings.Contains(msg, tc.want) {
 				t.Errorf("error %q lacks %q", msg, tc.want)
+			}
+			for i, a := range tc.args {
+				if a == "--kubeadm-config" && strings.Count(msg, tc.args[i+1]) > 1 {
+					t.Errorf("error names %s more than once: %q", tc.args[i+1], msg)
+				}
 			}
 			if strings.Contains(msg, "\n") {
 				t.Errorf("error spans lines: %q", msg)

@@ -376,7 +376,7 @@ func mergeKubeadm(c *cli.Context, cfg *config.Config, path string) error {
 		ep := s.Endpoint
 		if c.IsSet("vip") {
 			if err := kubeadm.CheckVIP(cfg.VIP.Prefix.Addr(), s); err != nil {
-				return fmt.Errorf("%s: %w", path, err)
+				return err // names the file already
 			}
 		} else {
 			cfg.VIP.Prefix = netip.PrefixFrom(ep.Addr(), ep.Addr().BitLen())
@@ -391,7 +391,7 @@ func mergeKubeadm(c *cli.Context, cfg *config.Config, path string) error {
 		cfg.Proxy.Backends = []netip.AddrPort{netip.AddrPortFrom(s.AdvertiseAddress, s.BindPort)}
 	}
 	if err := kubeadm.CheckPortConflict(cfg.Proxy.Port, s); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return err // names the file already
 	}
 	return nil
 }

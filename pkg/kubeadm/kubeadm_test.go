@@ -342,8 +342,11 @@ func TestCheckPortConflict(t *testing.T) {
 			if !errors.Is(err, ErrPortConflict) {
 				t.Fatalf("err = %v, want ErrPortConflict", err)
 			}
-			// One message naming the file and both ways out.
-			for _, m := range []string{"kubeadm.yaml", "--port 8443", "controlPlaneEndpoint VIP:8443", "bind-address=<node IP>"} {
+			// One message naming the file once, first, and both ways out.
+			if !strings.HasPrefix(err.Error(), "kubeadm.yaml: ") || strings.Count(err.Error(), "kubeadm.yaml") != 1 {
+				t.Errorf("error %q does not start with the file name, once", err)
+			}
+			for _, m := range []string{"--port 8443", "controlPlaneEndpoint VIP:8443", "bind-address=<node IP>"} {
 				if !strings.Contains(err.Error(), m) {
 					t.Errorf("error %q does not mention %q", err, m)
 				}
@@ -408,6 +411,9 @@ func TestCheckVIP(t *testing.T) {
 				if !strings.Contains(err.Error(), m) {
 					t.Errorf("error %q does not mention %q", err, m)
 				}
+			}
+			if err != nil && tt.s.Source != "" && strings.Count(err.Error(), tt.s.Source) != 1 {
+				t.Errorf("error %q does not name %s exactly once", err, tt.s.Source)
 			}
 		})
 	}
