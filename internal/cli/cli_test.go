@@ -147,6 +147,13 @@ func TestBadInput(t *testing.T) {
 	otherVIP := filepath.Join(tmp, "other.yaml")
 	os.WriteFile(otherVIP, []byte("apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.99:8443\n"), 0o600)
 
+	vipIsNode := filepath.Join(tmp, "vip-is-node.yaml")
+	os.WriteFile(vipIsNode, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 198.18.0.10\n---\n"+
+		"apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.10:8443\n"), 0o600)
+	advertiseOnly := filepath.Join(tmp, "advertise-only.yaml")
+	os.WriteFile(advertiseOnly, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 198.18.0.10\n"), 0o600)
+	vipIsNodeMsg := ": VIP is also this node's own address: VIP 198.18.0.10 is the localAPIEndpoint.advertiseAddress; the VIP must be an unused address, distinct from every node's"
+
 	ok := []string{"--vip", "198.18.0.10/24", "--backend", "198.18.0.11:6443"}
 	for _, tc := range []struct {
 		name string
@@ -172,6 +179,9 @@ func TestBadInput(t *testing.T) {
 		{"dns endpoint", []string{"--backend", "198.18.0.11:6443", "--kubeadm-config", dnsEndpoint}, "api.example.com"},
 		{"vip disagrees with kubeadm", append(ok, "--kubeadm-config", otherVIP),
 			"=" + otherVIP + ": VIP disagrees with the kubeadm controlPlaneEndpoint: --vip 198.18.0.10 but ClusterConfiguration.controlPlaneEndpoint is 198.18.0.99:8443; make them the same address"},
+		{"kubeadm VIP is advertiseAddress", []string{"--kubeadm-config", vipIsNode, "--backend", "198.18.0.11:6443"}, "=" + vipIsNode + vipIsNodeMsg},
+		{"kubeadm VIP is advertiseAddress, backend from kubeadm", []string{"--kubeadm-config", vipIsNode}, "=" + vipIsNode + vipIsNodeMsg},
+		{"--vip is kubeadm advertiseAddress", append(ok, "--kubeadm-config", advertiseOnly), "=" + advertiseOnly + vipIsNodeMsg},
 		{"port conflict", []string{"--kubeadm-config", conflict, "--port", "6443"},
 			"=" + conflict + ": frontend port conflicts with kube-apiserver: the proxy's frontend port 6443 is kube-apiserver's port (localAPIEndpoint.bindPort) and kube-apiserver listens on all addresses (no apiServer extraArgs bind-address), so one of them cannot bind: " +
 				"use a different frontend port (e.g. --port 8443 and controlPlaneEndpoint VIP:8443, as kubeadm's HA guide does) or set apiServer extraArgs bind-address=<node IP> in the kubeadm config"},

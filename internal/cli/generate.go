@@ -372,13 +372,13 @@ func mergeKubeadm(c *cli.Context, cfg *config.Config, path string) error {
 	if err != nil {
 		return err
 	}
-	if s.EndpointSet && !cfg.VIP.DHCP { // a lease decides the endpoint; init wrote it
+	check := s
+	if cfg.VIP.DHCP {
+		check.EndpointSet = false // a lease decides the endpoint; init wrote it
+	}
+	if check.EndpointSet {
 		ep := s.Endpoint
-		if c.IsSet("vip") {
-			if err := kubeadm.CheckVIP(cfg.VIP.Prefix.Addr(), s); err != nil {
-				return err // names the file already
-			}
-		} else {
+		if !c.IsSet("vip") {
 			cfg.VIP.Prefix = netip.PrefixFrom(ep.Addr(), ep.Addr().BitLen())
 		}
 		if c.IsSet("port") && cfg.Proxy.Port != ep.Port() {
@@ -386,6 +386,11 @@ func mergeKubeadm(c *cli.Context, cfg *config.Config, path string) error {
 				"differs from the port of controlPlaneEndpoint %s in %s: clients would reach the VIP on a port nobody listens on", ep, path)}
 		}
 		cfg.Proxy.Port = ep.Port()
+	}
+	// Whether the VIP came from --vip or from the file, it must not be a
+	// node's own address.
+	if err := kubeadm.CheckVIP(cfg.VIP.Prefix.Addr(), check); err != nil {
+		return err // names the file already
 	}
 	if !c.IsSet("backend") && s.AdvertiseAddress.IsValid() {
 		cfg.Proxy.Backends = []netip.AddrPort{netip.AddrPortFrom(s.AdvertiseAddress, s.BindPort)}
