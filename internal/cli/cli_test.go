@@ -177,6 +177,8 @@ func TestBadInput(t *testing.T) {
 		{"unreadable kubeadm config", append(ok, "--kubeadm-config", tmp+"/missing.yaml"), tmp + "/missing.yaml"},
 		{"unknown kind", []string{"--backend", "198.18.0.11:6443", "--kubeadm-config", unknownKind}, "ResetConfigurationX"},
 		{"dns endpoint", []string{"--backend", "198.18.0.11:6443", "--kubeadm-config", dnsEndpoint}, "api.example.com"},
+		{"dns endpoint, --vip, --port differs", append(ok, "--kubeadm-config", dnsEndpoint, "--port", "9443"),
+			"=--port 9443: differs from the port of controlPlaneEndpoint api.example.com:8443 in " + dnsEndpoint + ": clients would reach the VIP on a port nobody listens on"},
 		{"vip disagrees with kubeadm", append(ok, "--kubeadm-config", otherVIP),
 			"=" + otherVIP + ": VIP disagrees with the kubeadm controlPlaneEndpoint: --vip 198.18.0.10 but ClusterConfiguration.controlPlaneEndpoint is 198.18.0.99:8443; make them the same address"},
 		{"kubeadm VIP is advertiseAddress", []string{"--kubeadm-config", vipIsNode, "--backend", "198.18.0.11:6443"}, "=" + vipIsNode + vipIsNodeMsg},
@@ -363,6 +365,29 @@ func TestKubeadmConfigFillsVIPPortAndBackend(t *testing.T) {
 	data, _ := os.ReadFile(filepath.Join(tmp, manifest.FileName))
 	if !strings.Contains(string(data), "- --backend=198.18.0.11:6443") {
 		t.Errorf("backend from localAPIEndpoint missing:\n%s", data)
+	}
+}
+
+// TestKubeadmDNSEndpointWithVIP: a controlPlaneEndpoint that is a DNS
+// name works once --vip says which address it stands for; the port still
+// comes from the endpoint, and nothing is resolved.
+func TestKubeadmDNSEndpointWithVIP(t *testing.T) {
+	tmp := t.TempDir()
+	f := filepath.Join(tmp, "kubeadm.yaml")
+	os.WriteFile(f, []byte(strings.Replace(kubeadmV1beta4, "controlPlaneEndpoint: 198.18.0.10:8443", "controlPlaneEndpoint: api.lab.example:9443", 1)), 0o600)
+	r := run(t, fakeHost(), "init", "--manifest-dir", tmp, "--kubeadm-config", f, "--vip", "198.18.0.10/24")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	for _, want := range []string{"VIP 198.18.0.10/24 on eth0", "proxy port 9443 -> 1 backend"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	// Without --vip it still stops, and says to pass --vip.
+	r = run(t, fakeHost(), "init", "--manifest-dir", t.TempDir(), "--kubeadm-config", f)
+	if r.err == nil || !strings.Contains(r.err.Error(), "use --vip") {
+		t.Errorf("DNS endpoint without --vip: %v", r.err)
 	}
 }
 

@@ -369,21 +369,24 @@ func mergeKubeadm(c *cli.Context, cfg *config.Config, path string) error {
 		return err
 	}
 	s, err := f.Settings()
-	if err != nil {
+	// A DNS name is fine when --vip says which address it stands for;
+	// hapod does not resolve it (no network while making a manifest).
+	if err != nil && !(errors.Is(err, kubeadm.ErrDNSEndpoint) && c.IsSet("vip")) {
 		return err
 	}
 	check := s
 	if cfg.VIP.DHCP {
-		check.EndpointSet = false // a lease decides the endpoint; init wrote it
+		// A lease decides the endpoint; init wrote it.
+		check.EndpointSet, check.EndpointName = false, ""
 	}
-	if check.EndpointSet {
+	if check.EndpointSet || check.EndpointName != "" {
 		ep := s.Endpoint
-		if !c.IsSet("vip") {
+		if check.EndpointSet && !c.IsSet("vip") {
 			cfg.VIP.Prefix = netip.PrefixFrom(ep.Addr(), ep.Addr().BitLen())
 		}
 		if c.IsSet("port") && cfg.Proxy.Port != ep.Port() {
 			return &config.FieldError{Flag: "port", Value: fmt.Sprint(cfg.Proxy.Port), Err: fmt.Errorf(
-				"differs from the port of controlPlaneEndpoint %s in %s: clients would reach the VIP on a port nobody listens on", ep, path)}
+				"differs from the port of controlPlaneEndpoint %s in %s: clients would reach the VIP on a port nobody listens on", s.EndpointString(), path)}
 		}
 		cfg.Proxy.Port = ep.Port()
 	}

@@ -281,6 +281,22 @@ func TestParseSettings(t *testing.T) {
 	}
 }
 
+func TestEndpointString(t *testing.T) {
+	for _, tc := range []struct {
+		s    Settings
+		want string
+	}{
+		{Settings{}, ""},
+		{Settings{Endpoint: ap("198.18.0.10:8443"), EndpointSet: true}, "198.18.0.10:8443"},
+		{Settings{Endpoint: ap("[2001:db8::10]:8443"), EndpointSet: true}, "[2001:db8::10]:8443"},
+		{Settings{Endpoint: netip.AddrPortFrom(netip.Addr{}, 8443), EndpointName: "api.lab.example"}, "api.lab.example:8443"},
+	} {
+		if got := tc.s.EndpointString(); got != tc.want {
+			t.Errorf("%+v: EndpointString() = %q, want %q", tc.s, got, tc.want)
+		}
+	}
+}
+
 func TestArgs(t *testing.T) {
 	tests := []struct {
 		name, in string

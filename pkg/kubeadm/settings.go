@@ -72,6 +72,18 @@ type Settings struct {
 	CertSANs []string
 }
 
+// EndpointString is the endpoint as host:port, the host being the IP
+// address or the DNS name; "" when no endpoint is set.
+func (s Settings) EndpointString() string {
+	switch {
+	case s.EndpointSet:
+		return s.Endpoint.String()
+	case s.EndpointName != "":
+		return net.JoinHostPort(s.EndpointName, strconv.Itoa(int(s.Endpoint.Port())))
+	}
+	return ""
+}
+
 // Settings derives hapod's settings from the file. Errors name the file and
 // the field. On an ErrDNSEndpoint error the returned Settings are complete
 // but for the endpoint's address.
