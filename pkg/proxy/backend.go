@@ -136,11 +136,17 @@ func (b *Backend) oldest() *conn {
 	return nil
 }
 
-// closeAll aborts every established connection and returns how many.
+// closeAll aborts every established connection and returns how many it
+// aborted: one already being closed (idle, rebalanced) is left to the
+// reason that closes it, so no close counts twice.
 func (b *Backend) closeAll() int {
-	cs := b.conns()
-	for _, c := range cs {
+	n := 0
+	for _, c := range b.conns() {
+		if c.aborted.Load() {
+			continue
+		}
 		c.abort()
+		n++
 	}
-	return len(cs)
+	return n
 }

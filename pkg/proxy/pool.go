@@ -38,6 +38,7 @@ type Pool struct {
 	clock       clock.PassiveClock
 	log         *slog.Logger
 	closeOnDown bool
+	downClosed  *atomic.Uint64 // the proxy's count of CloseOnDown closes
 	onHealthy   func(n int)
 	onUp        func()
 }
@@ -80,7 +81,7 @@ func NewPool(addrs []netip.AddrPort, policy Policy) *Pool {
 // errPoolTaken is returned by New for a pool another proxy already uses.
 var errPoolTaken = errors.New("pool already belongs to a proxy")
 
-func (p *Pool) attach(cfg *Config, onUp func()) error {
+func (p *Pool) attach(cfg *Config, onUp func(), downClosed *atomic.Uint64) error {
 	if !p.attached.CompareAndSwap(false, true) {
 		return errPoolTaken
 	}
@@ -91,6 +92,7 @@ func (p *Pool) attach(cfg *Config, onUp func()) error {
 	p.closeOnDown = cfg.CloseOnDown
 	p.onHealthy = cfg.OnHealthy
 	p.onUp = onUp
+	p.downClosed = downClosed
 	return nil
 }
 
@@ -135,6 +137,7 @@ func (p *Pool) SetHealthy(addr netip.AddrPort, healthy bool) {
 		closed := 0
 		if p.closeOnDown {
 			closed = b.closeAll()
+			p.downClosed.Add(uint64(closed))
 		}
 		p.log.Warn("backend down", "backend", addr, "healthy", n, "closed", closed)
 	}

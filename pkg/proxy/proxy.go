@@ -177,6 +177,8 @@ type Proxy struct {
 	retries      atomic.Uint64
 	idleClosed   atomic.Uint64
 	rebalanced   atomic.Uint64
+	downClosed   atomic.Uint64 // CloseOnDown, counted by the pool
+	drainClosed  atomic.Uint64
 
 	rebalancing atomic.Bool
 }
@@ -202,7 +204,7 @@ func New(cfg Config, pool *Pool) (*Proxy, error) {
 		drained:   make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 	}
-	if err := pool.attach(&p.cfg, p.startRebalance); err != nil {
+	if err := pool.attach(&p.cfg, p.startRebalance, &p.downClosed); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return p, nil
@@ -385,6 +387,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	t.Stop()
 	if err != nil {
 		n := p.closeAll()
+		p.drainClosed.Add(uint64(n))
 		p.log.Info("drain ended, closed remaining connections", "closed", n)
 	}
 	for _, l := range p.loops {
@@ -421,6 +424,10 @@ type Stats struct {
 	// IdleClosed: closed by IdleTimeout; Rebalanced: closed to even out
 	// the spread.
 	IdleClosed, Rebalanced uint64
+	// DownClosed: closed because the health checker reported their
+	// backend down (CloseOnDown). DrainClosed: still open when the drain
+	// of Shutdown ended, and closed then (dials in progress included).
+	DownClosed, DrainClosed uint64
 	// Healthy backends.
 	Healthy int
 }
@@ -438,6 +445,8 @@ func (p *Proxy) Stats() Stats {
 		Retries:      p.retries.Load(),
 		IdleClosed:   p.idleClosed.Load(),
 		Rebalanced:   p.rebalanced.Load(),
+		DownClosed:   p.downClosed.Load(),
+		DrainClosed:  p.drainClosed.Load(),
 		Healthy:      p.pool.Healthy(),
 	}
 	for _, b := range p.pool.backends {

@@ -175,6 +175,12 @@ func TestSetHealthyDownClosesConnections(t *testing.T) {
 			roundTrip(t, c, "still here")
 		}
 	}
+	// Counted under their own reason, once (the repeated verdict is no
+	// transition and closes nothing).
+	if s := p.Stats(); s.DownClosed != 2 || s.IdleClosed != 0 || s.Rebalanced != 0 || s.DrainClosed != 0 {
+		t.Errorf("closed: backend down %d, idle %d, rebalance %d, drain %d; want 2 0 0 0",
+			s.DownClosed, s.IdleClosed, s.Rebalanced, s.DrainClosed)
+	}
 	for i := range 4 {
 		roundTrip(t, dial(t, p.Addr()), fmt.Sprint("new", i))
 	}
@@ -201,6 +207,9 @@ func TestCloseOnDownOff(t *testing.T) {
 	roundTrip(t, c, "a")
 	pool.SetHealthy(b1.addr, false)
 	roundTrip(t, c, "still relayed")
+	if n := p.Stats().DownClosed; n != 0 {
+		t.Errorf("DownClosed = %d with CloseOnDown off, want 0", n)
+	}
 	// No healthy backend: a new client is closed at once.
 	if !closedByPeer(dial(t, p.Addr())) {
 		t.Error("client not closed with no healthy backend")
@@ -324,6 +333,9 @@ func TestShutdownDrains(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown = %v, want nil after the drain", err)
 	}
+	if n := p.Stats().DrainClosed; n != 0 {
+		t.Errorf("DrainClosed = %d after a complete drain, want 0", n)
+	}
 }
 
 func TestShutdownDrainTimeout(t *testing.T) {
@@ -354,6 +366,9 @@ func TestShutdownDrainTimeout(t *testing.T) {
 	}
 	if !closedByPeer(c) {
 		t.Error("connection still open after the drain timed out")
+	}
+	if s := p.Stats(); s.DrainClosed != 1 || s.DownClosed != 0 || s.IdleClosed != 0 {
+		t.Errorf("closed: drain %d, backend down %d, idle %d; want 1 0 0", s.DrainClosed, s.DownClosed, s.IdleClosed)
 	}
 	if err := <-served; err != nil {
 		t.Errorf("Serve = %v", err)

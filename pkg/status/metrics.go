@@ -61,7 +61,7 @@ var (
 	descRefused = desc(subProxy, "refused_connections_total",
 		"Client connections closed without being served: max_conns (the connection limit was reached) or no_backend (no backend could be dialled).", "reason")
 	descClosed = desc(subProxy, "closed_connections_total",
-		"Client connections closed by the proxy while served: idle_timeout or rebalance (moved to even out the spread after a backend came back).", "reason")
+		"Client connections closed by the proxy while served: idle_timeout, rebalance (moved to even out the spread after a backend came back), backend_down (their backend failed its health checks, --close-on-down) or drain (still open when the shutdown drain ended).", "reason")
 	descRetries = desc(subProxy, "connect_retries_total",
 		"Backend dials repeated on another backend after a failure.")
 	descAcceptErrors = desc(subProxy, "accept_errors_total",
@@ -171,6 +171,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRefused, ps.NoBackend, "no_backend")
 		counter(descClosed, ps.IdleClosed, "idle_timeout")
 		counter(descClosed, ps.Rebalanced, "rebalance")
+		counter(descClosed, ps.DownClosed, "backend_down")
+		counter(descClosed, ps.DrainClosed, "drain")
 		counter(descRetries, ps.Retries)
 		counter(descAcceptErrors, ps.AcceptErrors)
 		gauge(descHealthyBackends, float64(ps.Healthy))

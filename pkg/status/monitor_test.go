@@ -83,7 +83,7 @@ func activeNode() *fakeSources {
 		drops: map[vrrp.DropReason]uint64{vrrp.DropVRID: 7, vrrp.DropAuth: 1},
 		proxy: proxy.Stats{
 			Listen: netip.MustParseAddrPort("198.18.0.10:8443"), Active: 5, Accepted: 40, Refused: 1,
-			NoBackend: 2, Retries: 3, IdleClosed: 4, Rebalanced: 6, AcceptErrors: 0, Healthy: 2,
+			NoBackend: 2, Retries: 3, IdleClosed: 4, Rebalanced: 6, DownClosed: 8, DrainClosed: 9, AcceptErrors: 0, Healthy: 2,
 			Backends: []proxy.BackendStats{
 				{Addr: be1, Healthy: true, Active: 3, Total: 20, BytesIn: 1000, BytesOut: 250000},
 				{Addr: be2, Healthy: true, Active: 2, Total: 18, BytesIn: 900, BytesOut: 2 << 20, Suspect: true, ConnectFailures: 1},
@@ -246,6 +246,8 @@ func TestMetricsReadTheSourcesAtScrapeTime(t *testing.T) {
 		"hapod_proxy_refused_connections_total{reason=no_backend}":                  2,
 		"hapod_proxy_closed_connections_total{reason=idle_timeout}":                 4,
 		"hapod_proxy_closed_connections_total{reason=rebalance}":                    6,
+		"hapod_proxy_closed_connections_total{reason=backend_down}":                 8,
+		"hapod_proxy_closed_connections_total{reason=drain}":                        9,
 		"hapod_proxy_connect_retries_total":                                         3,
 		"hapod_proxy_healthy_backends":                                              2,
 		"hapod_proxy_backend_active_connections{backend=198.18.0.11:6443}":          3,
