@@ -451,9 +451,7 @@ func TestBenchFailover(t *testing.T) {
 	if os.Getenv("HAPOD_BENCH") != "1" {
 		t.Skip("a benchmark: set HAPOD_BENCH=1 (make bench-failover)")
 	}
-	if _, err := exec.LookPath("keepalived"); err != nil {
-		t.Skip("keepalived not installed (apt-get install keepalived)")
-	}
+	lab.Tool(t, "keepalived", "keepalived")
 	runs := benchRuns(t)
 	var rows []*benchRow
 	for _, c := range benchCases {

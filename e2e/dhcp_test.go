@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -231,9 +230,7 @@ func startDHCPKeeper(t *testing.T, node *lab.Node, cfg dhcpvip.Config) *dhcpvip.
 // server's T1 of 4 s); B on a fake one, so the 2-minute lease (dnsmasq's
 // minimum) can run out without the test waiting for it.
 func TestDHCPVIP(t *testing.T) {
-	if _, err := exec.LookPath(dnsmasqBin); err != nil {
-		t.Skipf("%s missing (Debian package dnsmasq-base)", dnsmasqBin)
-	}
+	lab.Tool(t, dnsmasqBin, "dnsmasq-base")
 	l := lab.New(t, 3)
 	srvNode, nodeA, nodeB := l.Nodes[0], l.Nodes[1], l.Nodes[2]
 	leaseFile := filepath.Join(t.TempDir(), "dnsmasq.leases")

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -20,9 +19,7 @@ const soak = 60 * time.Second
 // router: the side with the higher priority wins, failover works both
 // ways, and there is never more than one holder.
 func TestKeepalivedInterop(t *testing.T) {
-	if _, err := exec.LookPath("keepalived"); err != nil {
-		t.Skip("keepalived not installed (apt-get install keepalived)")
-	}
+	lab.Tool(t, "keepalived", "keepalived")
 	for _, tc := range []struct {
 		name     string
 		version  int

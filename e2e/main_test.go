@@ -1,6 +1,7 @@
 // Package e2e runs hapod for real: hapod nodes, keepalived, haproxy,
 // tshark and podman in network namespaces built by package lab. The tests
-// need root and skip without it.
+// need root and those tools: without one they skip, except under CI (the CI
+// environment variable set), where they fail (lab.Unavailable).
 package e2e
 
 import (
@@ -20,7 +21,8 @@ var fakeAPIServerBin string
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() != 0 {
-		// Every test here skips without root; nothing to build.
+		// Every test here needs root (lab.New skips, or fails under CI);
+		// nothing to build.
 		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "hapod-e2e-")

@@ -523,10 +523,7 @@ func TestStatusCommandExitCodes(t *testing.T) {
 // Chromium, inside the node's namespace (the status server listens on the
 // node's loopback), and checks what a person would see.
 func TestStatusPageInChromium(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium not installed (apt-get install -y chromium)")
-	}
+	chromium := lab.Tool(t, "chromium", "chromium")
 	c := newStatusCluster(t, 3)
 	holder := c.stableOneHolder(500 * time.Millisecond)
 	h := c.index(holder)

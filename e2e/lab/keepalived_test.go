@@ -140,9 +140,7 @@ func TestKeepalivedValidate(t *testing.T) {
 func TestKeepalivedSyntaxCheck(t *testing.T) {
 	// keepalived's own parser, when installed: --config-test needs no root
 	// and touches no network.
-	if _, err := lookPath("keepalived"); err != nil {
-		t.Skip("keepalived is not installed")
-	}
+	Tool(t, "keepalived", "keepalived")
 	for name, c := range map[string]KeepalivedConfig{"v2": v2Unicast(), "v3": v3Multicast6()} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "keepalived.conf")
@@ -157,7 +155,4 @@ func TestKeepalivedSyntaxCheck(t *testing.T) {
 	}
 }
 
-var (
-	lookPath = exec.LookPath
-	command  = exec.Command
-)
+var command = exec.Command

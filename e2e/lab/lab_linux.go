@@ -27,16 +27,12 @@ const namePrefix = "hlab-"
 // it down in t.Cleanup, also when the test fails: processes in its
 // namespaces are killed, then the namespaces (the hub's takes the bridge
 // with it) are deleted. Labs left behind by a killed test (whose owner
-// process is gone) are torn down first. It skips the test when not root or
-// when `ip` is missing.
+// process is gone) are torn down first. Without root or `ip` it ends the
+// test with Unavailable: a skip, or a failure under CI.
 func New(t T, nodes int) *Lab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skipf("lab: needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skipf("lab: the ip command (iproute2) is missing")
-	}
+	RequireRoot(t)
+	Tool(t, "ip", "iproute2")
 	if nodes < 1 || nodes > maxNodes {
 		t.Fatalf("lab: %d nodes, want 1..%d", nodes, maxNodes)
 	}

@@ -19,9 +19,7 @@ const waitLong = 20 * time.Second
 
 func skipUnlessRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
+	RequireRoot(t)
 }
 
 // pings reports whether one echo from n to a is answered.
@@ -190,9 +188,7 @@ func TestLab(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := exec.LookPath("keepalived"); err != nil {
-				t.Skip("keepalived is not installed")
-			}
+			Tool(t, "keepalived", "keepalived")
 			l := track(New(t, 2))
 			vip := tc.vip(l)
 			target := netip.AddrPortFrom(vip, 7000)

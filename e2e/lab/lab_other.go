@@ -10,10 +10,11 @@ import (
 	"time"
 )
 
-// New skips the test: the lab needs Linux network namespaces.
+// New ends the test with Unavailable: the lab needs Linux network
+// namespaces.
 func New(t T, nodes int) *Lab {
 	t.Helper()
-	t.Skipf("lab: network namespaces need Linux")
+	Unavailable(t, "lab: network namespaces need Linux")
 	return nil
 }
 
