@@ -178,9 +178,9 @@ func TestBadInput(t *testing.T) {
 		{"unknown kind", []string{"--backend", "198.18.0.11:6443", "--kubeadm-config", unknownKind}, "ResetConfigurationX"},
 		{"dns endpoint", []string{"--backend", "198.18.0.11:6443", "--kubeadm-config", dnsEndpoint}, "api.example.com"},
 		{"dns endpoint, --vip, --port differs", append(ok, "--kubeadm-config", dnsEndpoint, "--port", "9443"),
-			"=--port 9443: differs from the port of controlPlaneEndpoint api.example.com:8443 in " + dnsEndpoint + ": clients would reach the VIP on a port nobody listens on"},
+			"=--port 9443: differs from the port of ClusterConfiguration.controlPlaneEndpoint api.example.com:8443 in " + dnsEndpoint + ": clients would reach the VIP on a port nobody listens on"},
 		{"vip disagrees with kubeadm", append(ok, "--kubeadm-config", otherVIP),
-			"=" + otherVIP + ": VIP disagrees with the kubeadm controlPlaneEndpoint: --vip 198.18.0.10 but ClusterConfiguration.controlPlaneEndpoint is 198.18.0.99:8443; make them the same address"},
+			"=" + otherVIP + ": VIP disagrees with the kubeadm endpoint: --vip 198.18.0.10 but ClusterConfiguration.controlPlaneEndpoint is 198.18.0.99:8443; make them the same address"},
 		{"kubeadm VIP is advertiseAddress", []string{"--kubeadm-config", vipIsNode, "--backend", "198.18.0.11:6443"}, "=" + vipIsNode + vipIsNodeMsg},
 		{"kubeadm VIP is advertiseAddress, backend from kubeadm", []string{"--kubeadm-config", vipIsNode}, "=" + vipIsNode + vipIsNodeMsg},
 		{"--vip is kubeadm advertiseAddress", append(ok, "--kubeadm-config", advertiseOnly), "=" + advertiseOnly + vipIsNodeMsg},
@@ -389,6 +389,65 @@ func TestKubeadmDNSEndpointWithVIP(t *testing.T) {
 	if r.err == nil || !strings.Contains(r.err.Error(), "use --vip") {
 		t.Errorf("DNS endpoint without --vip: %v", r.err)
 	}
+}
+
+// TestJoinKubeadmConfigOnly: a file with only a JoinConfiguration gives
+// the VIP and port (discovery.bootstrapToken.apiServerEndpoint) and this
+// node's backend (controlPlane.localAPIEndpoint), in v1beta3 and v1beta4.
+func TestJoinKubeadmConfigOnly(t *testing.T) {
+	node3 := Host{
+		RouteInterface: func(netip.Addr) (string, error) { return "ens3", nil },
+		Addrs: func() ([]hostnet.Addr, error) {
+			return []hostnet.Addr{{Prefix: netip.MustParsePrefix("198.18.0.13/24"), Interface: "ens3"}}, nil
+		},
+	}
+	join := func(version, endpoint string) string {
+		return "apiVersion: kubeadm.k8s.io/" + version + "\nkind: JoinConfiguration\n" +
+			"discovery:\n  bootstrapToken:\n    apiServerEndpoint: " + endpoint + "\n    token: abcdef.0123456789abcdef\n    unsafeSkipCAVerification: true\n" +
+			"controlPlane:\n  localAPIEndpoint:\n    advertiseAddress: 198.18.0.13\n    bindPort: 6443\n"
+	}
+	for _, version := range []string{"v1beta3", "v1beta4"} {
+		t.Run(version, func(t *testing.T) {
+			dir := t.TempDir()
+			f := filepath.Join(dir, "join.yaml")
+			os.WriteFile(f, []byte(join(version, "198.18.0.10:8443")), 0o600)
+			r := run(t, node3, "join", "--manifest-dir", dir, "--kubeadm-config", f)
+			if r.err != nil {
+				t.Fatalf("%v\n%s", r.err, r.stderr)
+			}
+			if want := "VIP 198.18.0.10/32 on ens3 (VRRPv3, VRID 10), proxy port 8443 -> 1 backend(s)"; !strings.Contains(r.stdout, want) {
+				t.Errorf("output lacks %q:\n%s", want, r.stdout)
+			}
+			data, _ := os.ReadFile(filepath.Join(dir, manifest.FileName))
+			if !strings.Contains(string(data), "- --backend=198.18.0.13:6443") {
+				t.Errorf("backend from localAPIEndpoint missing:\n%s", data)
+			}
+		})
+	}
+	t.Run("DNS name", func(t *testing.T) {
+		dir := t.TempDir()
+		f := filepath.Join(dir, "join.yaml")
+		os.WriteFile(f, []byte(join("v1beta4", "api.lab.example:9443")), 0o600)
+		r := run(t, node3, "join", "--manifest-dir", dir, "--kubeadm-config", f)
+		if r.err == nil || !strings.Contains(r.err.Error(), "use --vip with the address api.lab.example resolves to") {
+			t.Fatalf("without --vip: %v", r.err)
+		}
+		r = run(t, node3, "join", "--manifest-dir", dir, "--kubeadm-config", f, "--vip", "198.18.0.10/24")
+		if r.err != nil || !strings.Contains(r.stdout, "VIP 198.18.0.10/24 on ens3 (VRRPv3, VRID 10), proxy port 9443") {
+			t.Fatalf("with --vip: %v\n%s", r.err, r.stdout)
+		}
+	})
+	t.Run("discovery at a node", func(t *testing.T) {
+		dir := t.TempDir()
+		f := filepath.Join(dir, "join.yaml")
+		os.WriteFile(f, []byte(join("v1beta4", "198.18.0.11:6443")), 0o600)
+		r := run(t, node3, append([]string{"join", "--manifest-dir", dir, "--kubeadm-config", f}, backends...)...)
+		want := f + ": VIP is also this node's own address: JoinConfiguration.discovery.bootstrapToken.apiServerEndpoint 198.18.0.11:6443 is also --backend 198.18.0.11:6443; " +
+			"hapod takes the VIP from it, so it must be the VIP, not a kube-apiserver's own address (or pass --vip)"
+		if r.err == nil || r.err.Error() != want {
+			t.Fatalf("error:\n%v\nwant:\n%s", r.err, want)
+		}
+	})
 }
 
 func TestVersionAndHelp(t *testing.T) {

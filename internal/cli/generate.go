@@ -35,7 +35,7 @@ func defaultImage() string { return ImageRepository + ":" + Version }
 
 func generateFlags(write bool) []cli.Flag {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: flagKubeadmConfig, Usage: "kubeadm config file (v1beta3 or v1beta4): the VIP and port come from controlPlaneEndpoint, this node's backend from localAPIEndpoint", Category: "Manifest", TakesFile: true},
+		&cli.StringFlag{Name: flagKubeadmConfig, Usage: "kubeadm config file (v1beta3 or v1beta4): the VIP and port come from controlPlaneEndpoint (in a join file: discovery.bootstrapToken.apiServerEndpoint), this node's backend from localAPIEndpoint", Category: "Manifest", TakesFile: true},
 		&cli.StringFlag{Name: flagImage, Usage: "container image of the pod", Value: defaultImage(), Category: "Manifest"},
 	}
 	if write {
@@ -76,9 +76,12 @@ func joinCommand(host Host) *cli.Command {
 		Description: `Run the command 'hapod init' printed. A --peer that is one of this host's own
 addresses is dropped, so the same command works on every node.
 
-Example:
+Examples:
    hapod join ` + exampleFlags + `
-   kubeadm join 198.18.0.10:8443 --control-plane --token ... --discovery-token-ca-cert-hash ... --certificate-key ...`,
+   kubeadm join 198.18.0.10:8443 --control-plane --token ... --discovery-token-ca-cert-hash ... --certificate-key ...
+
+   hapod join --kubeadm-config join.yaml --backend ... # VIP:port from discovery.bootstrapToken.apiServerEndpoint
+   kubeadm join --config join.yaml`,
 		Flags:  generateFlags(true),
 		Action: func(c *cli.Context) error { return generate(c, host, modeJoin) },
 	}
@@ -386,9 +389,18 @@ func mergeKubeadm(c *cli.Context, cfg *config.Config, path string) error {
 		}
 		if c.IsSet("port") && cfg.Proxy.Port != ep.Port() {
 			return &config.FieldError{Flag: "port", Value: fmt.Sprint(cfg.Proxy.Port), Err: fmt.Errorf(
-				"differs from the port of controlPlaneEndpoint %s in %s: clients would reach the VIP on a port nobody listens on", s.EndpointString(), path)}
+				"differs from the port of %s %s in %s: clients would reach the VIP on a port nobody listens on", s.EndpointField, s.EndpointString(), path)}
 		}
 		cfg.Proxy.Port = ep.Port()
+	}
+	if !c.IsSet("vip") && cfg.VIP.Prefix.IsValid() {
+		// Most likely a join file whose discovery points at one node.
+		for _, b := range cfg.Proxy.Backends {
+			if b.Addr() == cfg.VIP.Prefix.Addr() {
+				return fmt.Errorf("%s: %w: %s %s is also --backend %s; hapod takes the VIP from it, so it must be the VIP, not a kube-apiserver's own address (or pass --vip)",
+					path, kubeadm.ErrVIPIsNodeAddress, s.EndpointField, s.EndpointString(), b)
+			}
+		}
 	}
 	// Whether the VIP came from --vip or from the file, it must not be a
 	// node's own address.

@@ -11,9 +11,9 @@ var (
 	// ErrPortConflict: the proxy's frontend port is kube-apiserver's port
 	// and kube-apiserver listens on every address.
 	ErrPortConflict = errors.New("frontend port conflicts with kube-apiserver")
-	// ErrVIPMismatch: --vip and controlPlaneEndpoint name different
-	// addresses.
-	ErrVIPMismatch = errors.New("VIP disagrees with the kubeadm controlPlaneEndpoint")
+	// ErrVIPMismatch: --vip and the kubeadm endpoint (controlPlaneEndpoint
+	// or the join discovery apiServerEndpoint) name different addresses.
+	ErrVIPMismatch = errors.New("VIP disagrees with the kubeadm endpoint")
 	// ErrVIPIsNodeAddress: the VIP is also an address this node's
 	// kube-apiserver uses as its own.
 	ErrVIPIsNodeAddress = errors.New("VIP is also this node's own address")
@@ -56,8 +56,12 @@ func CheckPortConflict(frontendPort uint16, s Settings) error {
 func CheckVIP(vip netip.Addr, s Settings) error {
 	vip = vip.Unmap()
 	if vip.IsValid() && s.EndpointSet && vip != s.Endpoint.Addr() {
+		field := s.EndpointField
+		if field == "" {
+			field = fieldEndpoint
+		}
 		return fmt.Errorf("%s%w: --vip %s but %s is %s; make them the same address",
-			prefix(s.Source), ErrVIPMismatch, vip, fieldEndpoint, s.Endpoint)
+			prefix(s.Source), ErrVIPMismatch, vip, field, s.Endpoint)
 	}
 	if !vip.IsValid() && s.EndpointSet {
 		vip = s.Endpoint.Addr()

@@ -18,6 +18,15 @@ var (
 
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
+// withField fills in the EndpointField of an expected Settings: the tables
+// name it only when the endpoint is not controlPlaneEndpoint.
+func withField(s Settings) Settings {
+	if (s.EndpointSet || s.EndpointName != "") && s.EndpointField == "" {
+		s.EndpointField = fieldEndpoint
+	}
+	return s
+}
+
 // TestLoadFixtures reads every file in testdata: the files modelled on the
 // kubeadm reference examples give Settings, the broken ones the right error.
 func TestLoadFixtures(t *testing.T) {
@@ -33,6 +42,8 @@ func TestLoadFixtures(t *testing.T) {
 			CertSANs: []string{"198.18.0.10", "api.lab.example"},
 		}},
 		{file: "v1beta3-join-controlplane.yaml", want: Settings{
+			// The VIP and port from discovery.bootstrapToken.apiServerEndpoint.
+			Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, EndpointField: fieldDiscovery,
 			AdvertiseAddress: netip.MustParseAddr("198.18.0.12"), BindPort: 6443,
 		}},
 		{file: "v1beta4-init.yaml", want: Settings{
@@ -42,6 +53,7 @@ func TestLoadFixtures(t *testing.T) {
 			CertSANs:    []string{"198.18.0.10"},
 		}},
 		{file: "v1beta4-join.yaml", want: Settings{
+			Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, EndpointField: fieldDiscovery,
 			AdvertiseAddress: netip.MustParseAddr("198.18.0.13"), BindPort: 7443,
 		}},
 		{file: "with-component-configs.yaml", want: Settings{
@@ -93,7 +105,7 @@ func TestLoadFixtures(t *testing.T) {
 			if !errors.Is(err, tt.settingsErr) {
 				t.Fatalf("Settings: err = %v, want %v", err, tt.settingsErr)
 			}
-			want := tt.want
+			want := withField(tt.want)
 			want.Source = path
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Settings:\n got %+v\nwant %+v", got, want)
@@ -180,6 +192,23 @@ func TestParseErrors(t *testing.T) {
 		{name: "endpoint URL", in: cluster4 + "controlPlaneEndpoint: https://198.18.0.10:8443\n", err: ErrBadEndpoint},
 		{name: "endpoint DNS without port", in: cluster4 + "controlPlaneEndpoint: API.lab.example\n",
 			err: ErrDNSEndpoint, mention: []string{"--vip", "API.lab.example"}},
+		{name: "join discovery endpoint without port", in: join4 + "discovery:\n  bootstrapToken:\n    apiServerEndpoint: 198.18.0.10\n",
+			err: ErrBadEndpoint, mention: []string{"JoinConfiguration.discovery.bootstrapToken.apiServerEndpoint", "HOST:PORT"}},
+		{name: "join discovery endpoint with empty port", in: join4 + "discovery:\n  bootstrapToken:\n    apiServerEndpoint: \"198.18.0.10:\"\n",
+			err: ErrBadEndpoint},
+		{name: "join discovery endpoint port zero", in: join4 + "discovery:\n  bootstrapToken:\n    apiServerEndpoint: 198.18.0.10:0\n",
+			err: ErrBadEndpoint, mention: []string{"apiServerEndpoint"}},
+		{name: "join discovery endpoint is a DNS name", in: join4 + "discovery:\n  bootstrapToken:\n    apiServerEndpoint: api.lab.example:8443\n",
+			err: ErrDNSEndpoint, mention: []string{"--vip", "put the VIP in JoinConfiguration.discovery.bootstrapToken.apiServerEndpoint"}},
+		{name: "endpoints agree, DNS name case aside", in: cluster4 + "controlPlaneEndpoint: API.lab.example:8443\n---\n" +
+			join4 + "discovery:\n  bootstrapToken:\n    apiServerEndpoint: api.lab.example:8443\n",
+			err: ErrDNSEndpoint, mention: []string{"ClusterConfiguration.controlPlaneEndpoint"}},
+		{name: "endpoints disagree", in: cluster4 + "controlPlaneEndpoint: 198.18.0.10:8443\n---\n" +
+			join4 + "discovery:\n  bootstrapToken:\n    apiServerEndpoint: 198.18.0.11:6443\n",
+			err: ErrEndpointMismatch, mention: []string{`"198.18.0.10:8443"`, `"198.18.0.11:6443"`}},
+		{name: "endpoints disagree on the port", in: cluster4 + "controlPlaneEndpoint: 198.18.0.10\n---\n" +
+			join4 + "discovery:\n  bootstrapToken:\n    apiServerEndpoint: 198.18.0.10:8443\n",
+			err: ErrEndpointMismatch},
 		{name: "init and join disagree", in: init4 + "localAPIEndpoint:\n  advertiseAddress: 198.18.0.11\n---\n" +
 			join4 + "controlPlane:\n  localAPIEndpoint:\n    advertiseAddress: 198.18.0.12\n",
 			err: ErrInitJoinMismatch, mention: []string{"198.18.0.11:6443", "198.18.0.12:6443"}},
@@ -246,7 +275,15 @@ func TestParseSettings(t *testing.T) {
 		{name: "unknown fields ignored", in: cluster4 + "futureField: {a: [1, 2]}\napiServer:\n  timeoutForControlPlane: 4m0s\n",
 			want: Settings{}},
 		{name: "worker join has no local endpoint", in: join4 + "discovery:\n  bootstrapToken:\n    apiServerEndpoint: 198.18.0.10:8443\n",
+			want: Settings{Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, EndpointField: fieldDiscovery}},
+		{name: "join discovery IPv6 endpoint", in: join4 + "discovery:\n  bootstrapToken:\n    apiServerEndpoint: \"[2001:db8::10]:8443\"\n",
+			want: Settings{Endpoint: ap("[2001:db8::10]:8443"), EndpointSet: true, EndpointField: fieldDiscovery}},
+		{name: "join discovery file: no endpoint", in: join4 + "discovery:\n  file:\n    kubeConfigPath: /etc/kubernetes/discovery.conf\n",
 			want: Settings{}},
+		{name: "init and join files agree on the endpoint", in: cluster4 + "controlPlaneEndpoint: 198.18.0.10:8443\n---\n" +
+			join4 + "discovery:\n  bootstrapToken:\n    apiServerEndpoint: \"[::ffff:198.18.0.10]:8443\"\n",
+			want: Settings{Endpoint: ap("198.18.0.10:8443"), EndpointSet: true}},
+
 		{name: "init and join agree", in: init3 + "localAPIEndpoint:\n  advertiseAddress: 198.18.0.11\n---\n" +
 			"apiVersion: kubeadm.k8s.io/v1beta3\nkind: JoinConfiguration\ncontrolPlane:\n  localAPIEndpoint:\n    advertiseAddress: 198.18.0.11\n    bindPort: 6443\n",
 			want: Settings{AdvertiseAddress: node1}},
@@ -269,7 +306,7 @@ func TestParseSettings(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Settings: %v", err)
 			}
-			want := tt.want
+			want := withField(tt.want)
 			want.Source = "t"
 			if want.BindPort == 0 {
 				want.BindPort = DefaultBindPort
@@ -410,6 +447,9 @@ func TestCheckVIP(t *testing.T) {
 		{name: "nothing", s: Settings{}},
 		{name: "differ", vip: netip.MustParseAddr("198.18.0.20"), s: withEndpoint, err: ErrVIPMismatch,
 			mention: []string{"k.yaml", "198.18.0.20", "198.18.0.10:8443", "ClusterConfiguration.controlPlaneEndpoint"}},
+		{name: "differ from the join endpoint", vip: netip.MustParseAddr("198.18.0.20"),
+			s:   Settings{Source: "j.yaml", Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, EndpointField: fieldDiscovery},
+			err: ErrVIPMismatch, mention: []string{"JoinConfiguration.discovery.bootstrapToken.apiServerEndpoint is 198.18.0.10:8443"}},
 		{name: "--vip is the advertiseAddress", vip: node1, s: Settings{AdvertiseAddress: node1}, err: ErrVIPIsNodeAddress,
 			mention: []string{"advertiseAddress"}},
 		{name: "endpoint is the advertiseAddress", s: Settings{Endpoint: ap("198.18.0.11:6443"), EndpointSet: true, AdvertiseAddress: node1},

@@ -17,6 +17,7 @@ const DefaultBindPort = 6443
 // Field paths used in messages.
 const (
 	fieldEndpoint     = KindCluster + ".controlPlaneEndpoint"
+	fieldDiscovery    = KindJoin + ".discovery.bootstrapToken.apiServerEndpoint"
 	fieldBindAddress  = KindCluster + ".apiServer.extraArgs bind-address"
 	fieldInitEndpoint = KindInit + ".localAPIEndpoint"
 	fieldJoinEndpoint = KindJoin + ".controlPlane.localAPIEndpoint"
@@ -24,13 +25,18 @@ const (
 
 // Errors returned, wrapped with the file and the field, by File.Settings.
 var (
-	// ErrDNSEndpoint: controlPlaneEndpoint names a host instead of an IP.
-	// hapod must know the VIP itself to hold it. Settings still returns
+	// ErrDNSEndpoint: the endpoint (controlPlaneEndpoint or the join
+	// discovery apiServerEndpoint) names a host instead of an IP. hapod
+	// must know the VIP itself to hold it. Settings still returns
 	// everything else, so a caller given --vip may go on.
-	ErrDNSEndpoint = errors.New("controlPlaneEndpoint is a DNS name")
+	ErrDNSEndpoint = errors.New("the endpoint is a DNS name")
 	// ErrBadEndpoint: controlPlaneEndpoint is neither IP[:port] nor
-	// name[:port].
-	ErrBadEndpoint = errors.New("malformed controlPlaneEndpoint")
+	// name[:port], or apiServerEndpoint is not IP:port or name:port.
+	ErrBadEndpoint = errors.New("malformed endpoint")
+	// ErrEndpointMismatch: the file has both a controlPlaneEndpoint and a
+	// join discovery apiServerEndpoint, and they differ, so which one is
+	// the VIP is unclear.
+	ErrEndpointMismatch = errors.New("ClusterConfiguration and JoinConfiguration endpoints disagree")
 	// ErrBadAddress: an advertiseAddress or bind-address is not an IP.
 	ErrBadAddress = errors.New("malformed IP address")
 	// ErrBadPort: a port outside 1-65535.
@@ -45,16 +51,21 @@ var (
 type Settings struct {
 	// Source is the file they came from, for messages.
 	Source string
-	// Endpoint is ClusterConfiguration.controlPlaneEndpoint: the VIP and
-	// the frontend port. Without a port there, kubeadm uses BindPort, and
-	// so does Endpoint. When the host is a DNS name, Endpoint holds only
-	// the port (its Addr is invalid) and EndpointName the name.
+	// Endpoint is ClusterConfiguration.controlPlaneEndpoint or, in a file
+	// without one, JoinConfiguration.discovery.bootstrapToken.apiServerEndpoint:
+	// the VIP and the frontend port. Without a port in controlPlaneEndpoint,
+	// kubeadm uses BindPort, and so does Endpoint (apiServerEndpoint must
+	// have one). When the host is a DNS name, Endpoint holds only the port
+	// (its Addr is invalid) and EndpointName the name.
 	Endpoint netip.AddrPort
-	// EndpointSet says controlPlaneEndpoint is set and is an IP address.
+	// EndpointSet says the endpoint is set and is an IP address.
 	EndpointSet bool
-	// EndpointName is the host of a controlPlaneEndpoint that is a DNS
-	// name; empty otherwise.
+	// EndpointName is the host of an endpoint that is a DNS name; empty
+	// otherwise.
 	EndpointName string
+	// EndpointField is the field the endpoint was read from, for
+	// messages; empty when no endpoint is set.
+	EndpointField string
 	// AdvertiseAddress is this node's kube-apiserver address, from
 	// InitConfiguration.localAPIEndpoint or
 	// JoinConfiguration.controlPlane.localAPIEndpoint. Invalid when unset
@@ -109,38 +120,95 @@ func (f *File) Settings() (Settings, error) {
 		}
 	}
 
-	if f.Cluster == nil {
-		return s, nil
-	}
-	s.CertSANs = slices.Clone(f.Cluster.APIServer.CertSANs)
-	if v, ok := f.Cluster.APIServer.ExtraArgs.Get("bind-address"); ok {
-		// An invalid value would stop kube-apiserver from starting; say
-		// so now rather than guess what it binds.
-		if s.BindAddress, err = f.parseAddr(fieldBindAddress, v); err != nil {
-			return Settings{}, err
+	if f.Cluster != nil {
+		s.CertSANs = slices.Clone(f.Cluster.APIServer.CertSANs)
+		if v, ok := f.Cluster.APIServer.ExtraArgs.Get("bind-address"); ok {
+			// An invalid value would stop kube-apiserver from starting; say
+			// so now rather than guess what it binds.
+			if s.BindAddress, err = f.parseAddr(fieldBindAddress, v); err != nil {
+				return Settings{}, err
+			}
 		}
 	}
-	if f.Cluster.ControlPlaneEndpoint != "" {
-		host, port, err := splitEndpoint(f.Cluster.ControlPlaneEndpoint, s.BindPort)
-		if err != nil {
-			return Settings{}, fmt.Errorf("%s: %s %q: %w", f.Name, fieldEndpoint, f.Cluster.ControlPlaneEndpoint, err)
-		}
-		addr, err := netip.ParseAddr(host)
-		switch {
-		case err == nil && addr.Zone() == "":
-			s.Endpoint = netip.AddrPortFrom(addr.Unmap(), port)
-			s.EndpointSet = true
-		case isDNSName(host):
-			s.Endpoint = netip.AddrPortFrom(netip.Addr{}, port)
-			s.EndpointName = host
-			return s, fmt.Errorf("%s: %s %q: %w; hapod needs an IP address VIP: use --vip with the address %s resolves to, or put the VIP in controlPlaneEndpoint",
-				f.Name, fieldEndpoint, f.Cluster.ControlPlaneEndpoint, ErrDNSEndpoint, host)
-		default:
-			return Settings{}, fmt.Errorf("%s: %s %q: %w: host %q is neither an IP address (without zone) nor a DNS name",
-				f.Name, fieldEndpoint, f.Cluster.ControlPlaneEndpoint, ErrBadEndpoint, host)
-		}
+
+	ep, err := f.endpoint(s.BindPort)
+	if err != nil || ep == nil {
+		return s, err
+	}
+	s.EndpointField = ep.field
+	addr, err := netip.ParseAddr(ep.host)
+	switch {
+	case err == nil && addr.Zone() == "":
+		s.Endpoint = netip.AddrPortFrom(addr.Unmap(), ep.port)
+		s.EndpointSet = true
+	case isDNSName(ep.host):
+		s.Endpoint = netip.AddrPortFrom(netip.Addr{}, ep.port)
+		s.EndpointName = ep.host
+		return s, fmt.Errorf("%s: %s %q: %w; hapod needs an IP address VIP: use --vip with the address %s resolves to, or put the VIP in %s",
+			f.Name, ep.field, ep.raw, ErrDNSEndpoint, ep.host, ep.field)
+	default:
+		return Settings{}, fmt.Errorf("%s: %s %q: %w: host %q is neither an IP address (without zone) nor a DNS name",
+			f.Name, ep.field, ep.raw, ErrBadEndpoint, ep.host)
 	}
 	return s, nil
+}
+
+// rawEndpoint is an endpoint split into host and port, with the field and
+// the text it was read from.
+type rawEndpoint struct {
+	field, raw, host string
+	port             uint16
+}
+
+// endpoint picks the endpoint the VIP comes from: controlPlaneEndpoint,
+// which is what kubeadm puts in every kubeconfig, or, in a join file, the
+// discovery apiServerEndpoint, which is the VIP:port of the 'kubeadm join'
+// command. A file holding both (one file kept for init and join) must
+// give the same endpoint twice. Nil when neither is set.
+func (f *File) endpoint(bindPort uint16) (*rawEndpoint, error) {
+	var cpe, disc *rawEndpoint
+	if f.Cluster != nil && f.Cluster.ControlPlaneEndpoint != "" {
+		raw := f.Cluster.ControlPlaneEndpoint
+		host, port, err := splitEndpoint(raw, bindPort)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s %q: %w", f.Name, fieldEndpoint, raw, err)
+		}
+		cpe = &rawEndpoint{fieldEndpoint, raw, host, port}
+	}
+	if f.Join != nil && f.Join.Discovery.BootstrapToken != nil && f.Join.Discovery.BootstrapToken.APIServerEndpoint != "" {
+		raw := f.Join.Discovery.BootstrapToken.APIServerEndpoint
+		// kubeadm requires host:port here (net.SplitHostPort), unlike
+		// controlPlaneEndpoint.
+		host, portStr, err := net.SplitHostPort(raw)
+		if err != nil || portStr == "" {
+			return nil, fmt.Errorf("%s: %s %q: %w: kubeadm wants HOST:PORT here", f.Name, fieldDiscovery, raw, ErrBadEndpoint)
+		}
+		_, port, err := splitEndpoint(raw, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s %q: %w", f.Name, fieldDiscovery, raw, err)
+		}
+		disc = &rawEndpoint{fieldDiscovery, raw, host, port}
+	}
+	switch {
+	case cpe == nil:
+		return disc, nil
+	case disc == nil || sameEndpoint(*cpe, *disc):
+		return cpe, nil
+	}
+	return nil, fmt.Errorf("%s: %w: %s is %q and %s is %q; hapod takes the VIP from them: make them equal, or keep one",
+		f.Name, ErrEndpointMismatch, fieldEndpoint, cpe.raw, fieldDiscovery, disc.raw)
+}
+
+func sameEndpoint(a, b rawEndpoint) bool {
+	if a.port != b.port {
+		return false
+	}
+	x, errx := netip.ParseAddr(a.host)
+	y, erry := netip.ParseAddr(b.host)
+	if errx == nil && erry == nil {
+		return x.Unmap() == y.Unmap()
+	}
+	return strings.EqualFold(a.host, b.host)
 }
 
 // namedEndpoint is a localAPIEndpoint with the path it was read from.

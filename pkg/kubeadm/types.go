@@ -49,6 +49,24 @@ type JoinConfiguration struct {
 	// ControlPlane is set when the node joins as a control-plane node; nil
 	// for a worker.
 	ControlPlane *JoinControlPlane `json:"controlPlane,omitempty"`
+	// Discovery is how the node finds the cluster.
+	Discovery Discovery `json:"discovery,omitempty"`
+}
+
+// Discovery is JoinConfiguration.discovery (the same shape in v1beta3 and
+// v1beta4). hapod reads only token discovery: a discovery file (a
+// kubeconfig) is not read.
+type Discovery struct {
+	// BootstrapToken is token-based discovery; nil when a file is used.
+	BootstrapToken *BootstrapTokenDiscovery `json:"bootstrapToken,omitempty"`
+}
+
+// BootstrapTokenDiscovery is JoinConfiguration.discovery.bootstrapToken.
+type BootstrapTokenDiscovery struct {
+	// APIServerEndpoint is the "host:port" the joining node first talks
+	// to: with hapod, the VIP and the frontend port, as in the
+	// 'kubeadm join VIP:PORT' command kubeadm init prints.
+	APIServerEndpoint string `json:"apiServerEndpoint,omitempty"`
 }
 
 // JoinControlPlane is JoinConfiguration.controlPlane.
