@@ -37,6 +37,8 @@ func report(healthy bool) status.Report {
 		VRRP: status.VRRPReport{
 			State: "Active", VIP: netip.MustParsePrefix("198.18.0.10/24"), HoldsVIP: true,
 			BasePriority: 100, EffectivePriority: 100, Since: time.Now().Add(-time.Minute), LastReason: "master down timer expired",
+			Peers: []status.PeerReport{{Address: netip.MustParseAddr("198.18.0.12"), Priority: 0, IntervalSeconds: 1,
+				LastHeard: time.Now().Add(-time.Minute), LastHeardSecondsAgo: 60, Adverts: 3000}},
 		},
 		Backends: []status.BackendReport{
 			{Address: netip.MustParseAddrPort("198.18.0.11:6443"), Health: status.HealthUp, Checks: 3, ActiveConnections: 4, TotalConnections: 9},
@@ -58,7 +60,8 @@ func TestStatusHealthy(t *testing.T) {
 		t.Fatalf("healthy node: %v", r.err)
 	}
 	for _, s := range []string{"cp1", "healthy", "ACTIVE", "198.18.0.10/24", "held here: yes",
-		"198.18.0.11:6443  up", "198.18.0.12:6443  down", "connection refused"} {
+		"198.18.0.11:6443  up", "198.18.0.12:6443  down", "connection refused",
+		"PEER", "priority 0 (leaving), every 1.0 s, heard 1m 00s ago, 3000 adverts\n"} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("output lacks %q:\n%s", s, r.stdout)
 		}

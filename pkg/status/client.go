@@ -49,6 +49,22 @@ func Fetch(ctx context.Context, client *http.Client, addr netip.AddrPort) (Repor
 	return r, nil
 }
 
+// peerLine describes a peer for the table: its last advert and when it
+// came.
+func peerLine(p PeerReport) string {
+	prio := fmt.Sprintf("priority %d", p.Priority)
+	if p.Priority == 0 {
+		prio += " (leaving)"
+	}
+	s := fmt.Sprintf("%s, every %s, heard %s ago, %d adverts", prio,
+		humanDuration(time.Duration(p.IntervalSeconds*float64(time.Second))),
+		humanDuration(time.Duration(p.LastHeardSecondsAgo*float64(time.Second))), p.Adverts)
+	if p.Active {
+		s += ", active router"
+	}
+	return s
+}
+
 // WriteTable prints r compactly for a terminal: the node and VIP lines,
 // then one row per backend.
 func WriteTable(w io.Writer, r Report) error {
@@ -75,6 +91,12 @@ func WriteTable(w io.Writer, r Report) error {
 		humanDuration(time.Duration(v.SinceSeconds*float64(time.Second))), v.Since.Local().Format(time.DateTime), v.LastReason)
 	fmt.Fprintf(tw, "VIP\t%s\theld here: %s, active router: %s\n", v.VIP, holder, active)
 	fmt.Fprintf(tw, "PRIORITY\t%d\t%s\n", v.EffectivePriority, prio)
+	if len(v.Peers) == 0 {
+		fmt.Fprintf(tw, "PEERS\tnone heard\t\n")
+	}
+	for _, p := range v.Peers {
+		fmt.Fprintf(tw, "PEER\t%s\t%s\n", p.Address, peerLine(p))
+	}
 	fmt.Fprintf(tw, "PROXY\t%s\tactive %d, accepted %d\n", r.Proxy.Listen, r.Proxy.Active, r.Proxy.Accepted)
 	if err := tw.Flush(); err != nil {
 		return err

@@ -79,6 +79,9 @@ func activeNode() *fakeSources {
 			State: vrrp.StateActive, Since: t0.Add(-90 * time.Second), LastReason: "master down timer expired",
 			BasePriority: 100, EffectivePriority: 100, ActiveRouter: testInfo.Address, VIPHeld: true,
 			AdvertsSent: 900, AdvertsReceived: 12, Transitions: 2,
+			// The router active before this one, silent since it crashed.
+			Peers: []vrrp.Peer{{Addr: netip.MustParseAddr("198.18.0.12"), Priority: 150, Interval: time.Second,
+				LastHeard: t0.Add(-93 * time.Second), Adverts: 12}},
 		},
 		drops: map[vrrp.DropReason]uint64{vrrp.DropVRID: 7, vrrp.DropAuth: 1},
 		proxy: proxy.Stats{
@@ -434,7 +437,7 @@ func TestServeStatusJSONAndPage(t *testing.T) {
 	for _, s := range []string{
 		`<meta http-equiv="refresh" content="2">`, "cp1", "Active", "This node holds", "198.18.0.10/24",
 		"198.18.0.11:6443", "198.18.0.13:6443", "connection refused", "suspect", "vrrp state change",
-		"master down timer expired", "Healthy",
+		"master down timer expired", "Healthy", "Peers heard", "198.18.0.12</td>", "1m 33s ago",
 	} {
 		if !strings.Contains(page, s) {
 			t.Errorf("page lacks %q", s)

@@ -59,6 +59,23 @@ type VRRPReport struct {
 	AdvertsReceived   uint64            `json:"advertsReceived"`
 	Transitions       uint64            `json:"transitions"`
 	Drops             map[string]uint64 `json:"drops,omitempty"`
+	// Peers are the other routers heard advertising for this VRID, by
+	// address (at most vrrp.MaxPeers, the longest silent forgotten first).
+	Peers []PeerReport `json:"peers"`
+}
+
+// PeerReport is another router heard advertising for this VRID.
+type PeerReport struct {
+	Address netip.Addr `json:"address"`
+	// Priority of its last advert; 0 means it said it was leaving.
+	Priority        uint8   `json:"priority"`
+	IntervalSeconds float64 `json:"intervalSeconds"`
+	// LastHeard is when its last advert arrived; Adverts counts them.
+	LastHeard           time.Time `json:"lastHeard"`
+	LastHeardSecondsAgo float64   `json:"lastHeardSecondsAgo"`
+	Adverts             uint64    `json:"adverts"`
+	// Active: this node believes the peer holds the VIP (ActiveRouter).
+	Active bool `json:"active,omitempty"`
 }
 
 // ProxyReport is the proxy part of a Report.
@@ -163,6 +180,7 @@ func BuildReport(now time.Time, info Info, snap Snapshot) Report {
 			AdvertsSent:       v.AdvertsSent,
 			AdvertsReceived:   v.AdvertsReceived,
 			Transitions:       v.Transitions,
+			Peers:             []PeerReport{},
 		},
 		Proxy: ProxyReport{
 			Listen:          snap.Proxy.Listen,
@@ -181,6 +199,17 @@ func BuildReport(now time.Time, info Info, snap Snapshot) Report {
 	}
 	if !v.Since.IsZero() {
 		r.VRRP.SinceSeconds = now.Sub(v.Since).Seconds()
+	}
+	for _, p := range v.Peers {
+		r.VRRP.Peers = append(r.VRRP.Peers, PeerReport{
+			Address:             p.Addr,
+			Priority:            p.Priority,
+			IntervalSeconds:     p.Interval.Seconds(),
+			LastHeard:           p.LastHeard,
+			LastHeardSecondsAgo: max(now.Sub(p.LastHeard).Seconds(), 0),
+			Adverts:             p.Adverts,
+			Active:              v.ActiveRouter.IsValid() && p.Addr == v.ActiveRouter,
+		})
 	}
 	if len(snap.Drops) > 0 {
 		r.VRRP.Drops = make(map[string]uint64, len(snap.Drops))

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,6 +79,68 @@ type Status struct {
 	AdvertsReceived uint64
 	// Transitions counts state changes.
 	Transitions uint64
+	// Peers are the other routers heard advertising for this virtual
+	// router, by address; at most MaxPeers, the longest silent forgotten
+	// first.
+	Peers []Peer
+}
+
+// MaxPeers is how many routers a Speaker remembers having heard. A VRRP
+// group has a handful; the bound keeps a LAN full of (authenticated, or
+// unauthenticated v3) senders from growing the table without end.
+const MaxPeers = 32
+
+// Peer is another router heard advertising for this virtual router: an
+// advert that passed the Conn's checks and carried our VRID and version.
+type Peer struct {
+	// Addr is the advert's source address.
+	Addr netip.Addr
+	// Priority and Interval are those of its last advert; priority 0 means
+	// it said it was leaving.
+	Priority uint8
+	Interval time.Duration
+	// LastHeard is when its last advert arrived; Adverts counts them.
+	LastHeard time.Time
+	Adverts   uint64
+}
+
+// peerTable is the Speaker's record of the routers it heard, bounded by
+// MaxPeers. Guarded by Speaker.mu.
+type peerTable map[netip.Addr]*Peer
+
+// heard records an advert from addr at now. A new router in a full table
+// takes the place of the one heard least recently.
+func (t peerTable) heard(now time.Time, addr netip.Addr, prio uint8, interval time.Duration) {
+	p := t[addr]
+	if p == nil {
+		if len(t) >= MaxPeers {
+			var oldest *Peer
+			for _, q := range t {
+				if oldest == nil || q.LastHeard.Before(oldest.LastHeard) ||
+					(q.LastHeard.Equal(oldest.LastHeard) && q.Addr.Less(oldest.Addr)) {
+					oldest = q
+				}
+			}
+			delete(t, oldest.Addr)
+		}
+		p = &Peer{Addr: addr}
+		t[addr] = p
+	}
+	p.Priority, p.Interval, p.LastHeard = prio, interval, now
+	p.Adverts++
+}
+
+// list returns copies of the peers, by address.
+func (t peerTable) list() []Peer {
+	if len(t) == 0 {
+		return nil
+	}
+	out := make([]Peer, 0, len(t))
+	for _, p := range t {
+		out = append(out, *p)
+	}
+	slices.SortFunc(out, func(a, b Peer) int { return a.Addr.Compare(b.Addr) })
+	return out
 }
 
 // vipState is what the Speaker knows about the addresses on this node.
@@ -105,7 +168,8 @@ type Speaker struct {
 	mu      sync.Mutex // guards the fields below
 	adjust  map[string]int
 	linkUp  bool
-	status  Status
+	status  Status // Peers left nil: Status() fills them from peers
+	peers   peerTable
 	running bool
 
 	// Owned by the Run goroutine.
@@ -162,6 +226,7 @@ func NewSpeaker(cfg SpeakerConfig, conn Conn, vip VIP) *Speaker {
 		wake:  make(chan struct{}, 1),
 		// Not adjusted: no map entry until the first AdjustPriority.
 		linkUp: true,
+		peers:  make(peerTable),
 		status: Status{
 			State:             StateInit,
 			Since:             cfg.Clock.Now(),
@@ -218,7 +283,9 @@ func (s *Speaker) poke() {
 func (s *Speaker) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.status
+	st := s.status
+	st.Peers = s.peers.list()
+	return st
 }
 
 // Ready reports that the speaker runs the protocol: it left Init, so it
@@ -404,11 +471,20 @@ func (s *Speaker) packet(now time.Time, r Received) {
 	if p == nil || p.VRID != s.cfg.Machine.VRID || p.Version != s.cfg.Machine.Version {
 		return
 	}
-	s.mu.Lock()
-	s.status.AdvertsReceived++
-	s.mu.Unlock()
+	s.received(now, r)
 	s.log.Debug("vrrp advert received", "from", r.Src, "priority", p.Priority, "interval", p.Interval)
 	s.do(now, s.m.Step(now, Advert{From: r.Src, Priority: p.Priority, Interval: p.Interval}), false)
+}
+
+// received counts an advert for this virtual router and, unless it is
+// our own looped back, records its sender as a peer.
+func (s *Speaker) received(now time.Time, r Received) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status.AdvertsReceived++
+	if r.Src != s.cfg.Machine.Primary {
+		s.peers.heard(now, r.Src, r.Packet.Priority, r.Packet.Interval)
+	}
 }
 
 // do performs the machine's actions in order. With keepVIP a ReleaseVIP
@@ -572,9 +648,7 @@ func (s *Speaker) awaitSuccessor(now time.Time, pkts <-chan Received, recvErr <-
 			if p == nil || p.VRID != s.cfg.Machine.VRID || p.Version != s.cfg.Machine.Version || p.Priority == 0 || r.Src == s.cfg.Machine.Primary {
 				continue
 			}
-			s.mu.Lock()
-			s.status.AdvertsReceived++
-			s.mu.Unlock()
+			s.received(s.clock.Now(), r)
 			s.log.Info("vrrp handover done", "to", r.Src, "priority", p.Priority,
 				"after", s.clock.Since(now).String())
 			return

@@ -1185,3 +1185,92 @@ func TestSpeakerReannounceBudget(t *testing.T) {
 		t.Errorf("w state %v", st.State)
 	}
 }
+
+// Each speaker keeps the routers it heard for its VRID: their last
+// priority and interval, when and how often. Backups are silent (v3), so
+// only the active router is heard until it hands over.
+func TestSpeakerPeersHeard(t *testing.T) {
+	l, a, b, c := threeNodes(t, nil)
+	l.runUntil(time.Second)
+	l.requireOneActive(a)
+	fromA := l.eventsOf("a", "advert")
+	wantA := Peer{Addr: a.addr, Priority: 150, Interval: 100 * time.Millisecond,
+		LastHeard: l.t0.Add(fromA[len(fromA)-1].at), Adverts: uint64(len(fromA))}
+	for _, n := range []*lnode{b, c} {
+		if got := n.sp.Status().Peers; !slices.Equal(got, []Peer{wantA}) {
+			t.Errorf("%s heard %+v, want %+v", n.name, got, wantA)
+		}
+	}
+	if got := a.sp.Status().Peers; len(got) != 0 {
+		t.Errorf("a heard %+v from silent backups", got)
+	}
+
+	// a leaves with a priority-0 advert at 1s; b takes over and a, which
+	// waits for b's advert before it lets go, hears b once.
+	a.stop()
+	l.runUntil(2 * time.Second)
+	if err := a.wait(); err != nil {
+		t.Fatal(err)
+	}
+	l.requireOneActive(b)
+	bye := Peer{Addr: a.addr, Priority: 0, Interval: 100 * time.Millisecond,
+		LastHeard: l.t0.Add(time.Second), Adverts: wantA.Adverts + 1}
+	fromB := l.eventsOf("b", "advert")
+	wantB := Peer{Addr: b.addr, Priority: 120, Interval: 100 * time.Millisecond,
+		LastHeard: l.t0.Add(fromB[len(fromB)-1].at), Adverts: uint64(len(fromB))}
+	if got := b.sp.Status().Peers; !slices.Equal(got, []Peer{bye}) {
+		t.Errorf("b heard %+v, want %+v", got, bye)
+	}
+	if got := c.sp.Status().Peers; !slices.Equal(got, []Peer{bye, wantB}) {
+		t.Errorf("c heard %+v, want %+v", got, []Peer{bye, wantB})
+	}
+	take := l.t0.Add(time.Second + skew120)
+	if got := a.sp.Status().Peers; len(got) != 1 || got[0].Addr != b.addr || got[0].Adverts != 1 || !got[0].LastHeard.Equal(take) {
+		t.Errorf("a heard %+v, want b once at %v", got, take)
+	}
+	// Nothing about peers is logged at Info.
+	for _, n := range []*lnode{a, b, c} {
+		for _, m := range n.logs.messages(slog.LevelInfo) {
+			if strings.Contains(m, "advert received") {
+				t.Errorf("%s logged %q at Info", n.name, m)
+			}
+		}
+	}
+}
+
+// The table holds at most MaxPeers routers; a new one replaces the one
+// heard least recently, and a router heard again is fresh.
+func TestPeerTableBounded(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 1, byte(i)}) }
+	tab := make(peerTable)
+	for i := range MaxPeers {
+		tab.heard(t0.Add(time.Duration(i)*time.Second), addr(i), 100, time.Second)
+	}
+	tab.heard(t0.Add(100*time.Second), addr(0), 0, time.Second) // 0 is now the freshest
+	for i := MaxPeers; i < MaxPeers+8; i++ {
+		tab.heard(t0.Add(time.Duration(100+i)*time.Second), addr(i), 50, 2*time.Second)
+	}
+	got := tab.list()
+	if len(got) != MaxPeers {
+		t.Fatalf("%d peers, want %d", len(got), MaxPeers)
+	}
+	var want []netip.Addr
+	want = append(want, addr(0))
+	for i := 9; i < MaxPeers+8; i++ {
+		want = append(want, addr(i))
+	}
+	var addrs []netip.Addr
+	for _, p := range got {
+		addrs = append(addrs, p.Addr)
+	}
+	if !slices.Equal(addrs, want) {
+		t.Errorf("kept %v, want %v (1..8 evicted)", addrs, want)
+	}
+	if p := got[0]; p.Adverts != 2 || p.Priority != 0 || !p.LastHeard.Equal(t0.Add(100*time.Second)) {
+		t.Errorf("peer heard twice: %+v", p)
+	}
+	if p := got[len(got)-1]; p.Adverts != 1 || p.Priority != 50 || p.Interval != 2*time.Second {
+		t.Errorf("newest peer: %+v", p)
+	}
+}
