@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -187,13 +190,20 @@ func TestBadInput(t *testing.T) {
 		{"port conflict", []string{"--kubeadm-config", conflict, "--port", "6443"},
 			"=" + conflict + ": frontend port conflicts with kube-apiserver: the proxy's frontend port 6443 is kube-apiserver's port (localAPIEndpoint.bindPort) and kube-apiserver listens on all addresses (no apiServer extraArgs bind-address), so one of them cannot bind: " +
 				"use a different frontend port (e.g. --port 8443 and controlPlaneEndpoint VIP:8443, as kubeadm's HA guide does) or set apiServer extraArgs bind-address=<node IP> in the kubeadm config"},
-		{"unwritable dir", append(ok, "--manifest-dir", filepath.Join(notDir, "sub")), notDir},
+		{"unwritable dir", append(ok, "--manifest-dir", filepath.Join(notDir, "sub")),
+			"=read existing manifest: open " + filepath.Join(notDir, "sub", manifest.FileName) + ": not a directory"},
 		{"positional argument", append(ok, "extra"), "unexpected arguments: extra"},
 		{"unknown flag", append(ok, "--vipp", "x"), "flag provided but not defined: -vipp"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "manifests")
 			args := append([]string{"init", "--manifest-dir", dir}, tc.args...)
+			for i, a := range args {
+				if a == "--manifest-dir" {
+					dir = args[i+1] // the last one given is the one used
+				}
+			}
+			before := snapshot(t, tmp)
 			r := run(t, fakeHost(), args...)
 			if r.err == nil {
 				t.Fatalf("no error; stdout:\n%s", r.stdout)
@@ -211,14 +221,51 @@ func TestBadInput(t *testing.T) {
 					t.Errorf("error names %s more than once: %q", tc.args[i+1], msg)
 				}
 			}
+			if m := filepath.Join(dir, manifest.FileName); strings.Count(msg, m) > 1 {
+				t.Errorf("error names %s more than once: %q", m, msg)
+			}
 			if strings.Contains(msg, "\n") {
 				t.Errorf("error spans lines: %q", msg)
 			}
-			if _, err := os.Stat(dir); !os.IsNotExist(err) {
-				t.Errorf("manifest dir was touched")
+			if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+				t.Errorf("manifest dir %s was created", dir)
+			}
+			// The input files (a kubeadm config above all) are byte for
+			// byte what they were, and nothing was added next to them.
+			if after := snapshot(t, tmp); !maps.Equal(before, after) {
+				t.Errorf("files changed:\nbefore %v\nafter  %v", before, after)
 			}
 		})
 	}
+}
+
+// snapshot maps every file under root to its mode and content.
+func snapshot(t *testing.T, root string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		content := ""
+		if d.Type().IsRegular() {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			content = string(data)
+		}
+		files[path] = fmt.Sprintf("%v %q", info.Mode(), content)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }
 
 // captureRun parses args exactly as `hapod run` does.

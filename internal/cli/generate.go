@@ -200,7 +200,10 @@ func writeManifest(c *cli.Context, cfg config.Config, data []byte, m mode, host 
 		return err
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		if !strings.Contains(err.Error(), path) { // most errors name it already
+			err = fmt.Errorf("%s: %w", path, err)
+		}
+		return err
 	}
 	fmt.Fprintf(out, "hapod: %s %s: VIP %s on %s (VRRPv%d, VRID %d), proxy port %d -> %d backend(s)\n",
 		outcome, path, cfg.VIP.Prefix, cfg.VIP.Interface, cfg.VRRP.Version, cfg.VRRP.VRID, cfg.Proxy.Port, len(cfg.Proxy.Backends))
