@@ -88,34 +88,6 @@ func TestClientResetClosesBackend(t *testing.T) {
 	eventually(t, "no connection left", func() bool { return p.Stats().Active == 0 })
 }
 
-func TestPickLoop(t *testing.T) {
-	p := &Proxy{}
-	for range 3 {
-		p.loops = append(p.loops, &loop{})
-	}
-	set := func(loads ...int32) {
-		for i, n := range loads {
-			p.loops[i].load.Store(n)
-		}
-	}
-	for _, tc := range []struct {
-		loads []int32
-		from  int
-		want  int
-	}{
-		{[]int32{0, 0, 0}, 0, 0},
-		{[]int32{1, 0, 0}, 0, 0}, // one more is tolerated: a hand-over costs a wake-up
-		{[]int32{2, 0, 1}, 0, 1},
-		{[]int32{5, 4, 2}, 1, 2},
-		{[]int32{3, 3, 3}, 2, 2},
-	} {
-		set(tc.loads...)
-		if got := slices.Index(p.loops, p.pickLoop(p.loops[tc.from])); got != tc.want {
-			t.Errorf("loads %v from %d: picked %d, want %d", tc.loads, tc.from, got, tc.want)
-		}
-	}
-}
-
 func TestTimerHeap(t *testing.T) {
 	var h timerHeap
 	var cs []*conn
