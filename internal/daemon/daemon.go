@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -26,14 +27,16 @@ import (
 
 // NewLogger returns the logger cfg asks for, writing to stderr (kubelet
 // keeps container logs).
-func NewLogger(cfg config.Log) *slog.Logger {
+func NewLogger(cfg config.Log) *slog.Logger { return newLogger(os.Stderr, cfg) }
+
+func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Level)) // validated already
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // Run runs hapod until ctx ends, then hands the VIP over and drains the
