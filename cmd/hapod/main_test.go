@@ -2,20 +2,55 @@ package main
 
 import (
 	"errors"
+	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/hapod/hapod/internal/cli/clitest"
 )
 
-// TestExitStatusAndOneLine runs the real binary: bad input exits 1 with
-// exactly one line on stderr naming what is wrong, and writes nothing.
-func TestExitStatusAndOneLine(t *testing.T) {
+// buildHapod builds the binary under test.
+func buildHapod(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "hapod")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// runHapod runs the binary and checks that it failed the way a bad command
+// line must: exit status 1, stdout empty, exactly one line on stderr. It
+// returns that line.
+func runHapod(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("%q: exit %v, want status 1", args, err)
+	}
+	if stdout.Len() > 0 {
+		t.Errorf("%q: stdout %q, want nothing", args, stdout.String())
+	}
+	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+	if len(lines) != 1 || !strings.HasSuffix(stderr.String(), "\n") {
+		t.Errorf("%q: stderr %q, want exactly one line", args, stderr.String())
+	}
+	return lines[0]
+}
+
+// TestExitStatusAndOneLine runs the real binary: bad input exits 1 with
+// exactly one line on stderr naming what is wrong, and writes nothing.
+func TestExitStatusAndOneLine(t *testing.T) {
+	bin := buildHapod(t)
 	dir := filepath.Join(t.TempDir(), "manifests")
 	for _, tc := range []struct {
 		args []string
@@ -27,17 +62,8 @@ func TestExitStatusAndOneLine(t *testing.T) {
 		{[]string{"nosuchcommand"}, "hapod: unknown command"},
 		{[]string{"run", "--vip", "198.18.0.10"}, "hapod: --backend: at least one"},
 	} {
-		cmd := exec.Command(bin, tc.args...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-			t.Errorf("%q: exit %v, want status 1", tc.args, err)
-		}
-		lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
-		if len(lines) != 1 || !strings.HasPrefix(lines[0], tc.want) {
-			t.Errorf("%q: stderr %q, want one line starting %q", tc.args, stderr.String(), tc.want)
+		if line := runHapod(t, bin, tc.args...); !strings.HasPrefix(line, tc.want) {
+			t.Errorf("%q: stderr %q, want it to start %q", tc.args, line, tc.want)
 		}
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
@@ -45,5 +71,51 @@ func TestExitStatusAndOneLine(t *testing.T) {
 	}
 	if out, err := exec.Command(bin, "version").Output(); err != nil || !strings.HasPrefix(string(out), "hapod ") {
 		t.Errorf("version: %q %v", out, err)
+	}
+}
+
+// TestBadInputTable runs internal/cli's whole bad-input table through the
+// binary: exit status 1, one stderr line ("hapod: " and the error), no
+// stdout, no file created or changed. Cases that depend on the in-process
+// test's fake host (its addresses, its DHCP server) are skipped; --interface
+// is given so that no case depends on this host's routes.
+func TestBadInputTable(t *testing.T) {
+	bin := buildHapod(t)
+	tmp := t.TempDir()
+	cases, err := clitest.BadInput(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			if tc.FakeHost {
+				t.Skip("depends on the in-process test's fake host")
+			}
+			dir := filepath.Join(t.TempDir(), "manifests")
+			args := append([]string{"init", "--manifest-dir", dir, "--interface", "eth9"}, tc.Args...)
+			for i, a := range args {
+				if a == "--manifest-dir" {
+					dir = args[i+1]
+				}
+			}
+			before, err := clitest.Snapshot(tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := runHapod(t, bin, args...)
+			if exact, ok := strings.CutPrefix(tc.Want, "="); ok {
+				if line != "hapod: "+exact {
+					t.Errorf("stderr:\n%s\nwant:\nhapod: %s", line, exact)
+				}
+			} else if !strings.HasPrefix(line, "hapod: ") || !strings.Contains(line, tc.Want) {
+				t.Errorf("stderr %q, want \"hapod: \" and %q", line, tc.Want)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+				t.Errorf("manifest dir %s was created", dir)
+			}
+			if after, err := clitest.Snapshot(tmp); err != nil || !maps.Equal(before, after) {
+				t.Errorf("files changed (%v):\nbefore %v\nafter  %v", err, before, after)
+			}
+		})
 	}
 }

@@ -82,6 +82,12 @@ proxies VIP:PORT to every healthy kube-apiserver. 'hapod init' prints the
 		// Errors are returned to main, which prints one line and exits 1.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
+	for _, cmd := range app.Commands {
+		// A bad flag is one line too, not the command's whole help.
+		if cmd.OnUsageError == nil {
+			cmd.OnUsageError = usageError
+		}
+	}
 	return app
 }
 

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/hapod/hapod/internal/cli/clitest"
 	"github.com/hapod/hapod/internal/hostnet"
 	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/dhcpvip"
@@ -133,92 +134,44 @@ func TestDryRunWritesNothing(t *testing.T) {
 }
 
 // TestBadInput: every bad input exits with one line naming what is wrong
-// (a file once) and leaves the manifest directory untouched. A want
-// starting with "=" is the whole message.
+// (a file once), prints nothing else, and changes no file: the manifest
+// directory actually given stays absent and the input files, a kubeadm
+// config above all, stay byte-identical. cmd/hapod runs the same table
+// through the binary.
 func TestBadInput(t *testing.T) {
 	tmp := t.TempDir()
-	pass := filepath.Join(tmp, "pass")
-	os.WriteFile(pass, []byte("secret\n"), 0o600)
-	notDir := filepath.Join(tmp, "file")
-	os.WriteFile(notDir, nil, 0o600)
-	conflict := filepath.Join(tmp, "conflict.yaml")
-	os.WriteFile(conflict, []byte(kubeadmV1beta4Conflict), 0o600)
-	unknownKind := filepath.Join(tmp, "unknown.yaml")
-	os.WriteFile(unknownKind, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfigurationX\n"), 0o600)
-	dnsEndpoint := filepath.Join(tmp, "dns.yaml")
-	os.WriteFile(dnsEndpoint, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: api.example.com:8443\n"), 0o600)
-	otherVIP := filepath.Join(tmp, "other.yaml")
-	os.WriteFile(otherVIP, []byte("apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.99:8443\n"), 0o600)
-
-	vipIsNode := filepath.Join(tmp, "vip-is-node.yaml")
-	os.WriteFile(vipIsNode, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 198.18.0.10\n---\n"+
-		"apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.10:8443\n"), 0o600)
-	advertiseOnly := filepath.Join(tmp, "advertise-only.yaml")
-	os.WriteFile(advertiseOnly, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 198.18.0.10\n"), 0o600)
-	vipIsNodeMsg := ": VIP is also this node's own address: VIP 198.18.0.10 is the localAPIEndpoint.advertiseAddress; the VIP must be an unused address, distinct from every node's"
-
-	ok := []string{"--vip", "198.18.0.10/24", "--backend", "198.18.0.11:6443"}
-	for _, tc := range []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"bad ip", []string{"--vip", "198.18.0.300", "--backend", "198.18.0.11:6443"}, "--vip 198.18.0.300: not an IP address"},
-		{"no vip", []string{"--backend", "198.18.0.11:6443"}, "--vip: required"},
-		{"vip is node address", []string{"--vip", "198.18.0.11/24", "--backend", "198.18.0.12:6443"}, "--vip 198.18.0.11: already an address of eth0"},
-		{"vrid 0", append(ok, "--vrid", "0"), "--vrid 0: must be a whole number from 1 to 255"},
-		{"vrid 256", append(ok, "--vrid", "256"), "--vrid 256"},
-		{"priority 255", append(ok, "--priority", "255"), "--priority 255: 255 is reserved"},
-		{"v3 interval too long", append(ok, "--advert-interval", "50s"), "--advert-interval 50s: VRRPv3 allows 10ms to 40.95s"},
-		{"v2 interval too short", append(ok, "--vrrp-version", "2", "--advert-interval", "100ms"), "--advert-interval 100ms: VRRPv2 allows 1s"},
-		{"v2 with ipv6", []string{"--vip", "2001:db8::10/64", "--backend", "[2001:db8::11]:6443", "--vrrp-version", "2"}, "--vrrp-version 2: VRRPv2 is IPv4 only"},
-		{"auth with v3", append(ok, "--auth-pass-file", pass), "--auth-pass-file " + pass + ": VRRPv3 has no authentication"},
-		{"missing password file", append(ok, "--vrrp-version", "2", "--auth-pass-file", tmp+"/nope"), "--auth-pass-file " + tmp + "/nope: no such file"},
-		{"backend without port", []string{"--vip", "198.18.0.10", "--backend", "198.18.0.11"}, "--backend 198.18.0.11: missing port"},
-		{"no backend", []string{"--vip", "198.18.0.10"}, "--backend: at least one"},
-		{"peer is self", append(ok, "--peer", "198.18.0.11"), "--peer 198.18.0.11: is this host's own address"},
-		{"unreadable kubeadm config", append(ok, "--kubeadm-config", tmp+"/missing.yaml"), tmp + "/missing.yaml"},
-		{"unknown kind", []string{"--backend", "198.18.0.11:6443", "--kubeadm-config", unknownKind}, "ResetConfigurationX"},
-		{"dns endpoint", []string{"--backend", "198.18.0.11:6443", "--kubeadm-config", dnsEndpoint}, "api.example.com"},
-		{"dns endpoint, --vip, --port differs", append(ok, "--kubeadm-config", dnsEndpoint, "--port", "9443"),
-			"=--port 9443: differs from the port of ClusterConfiguration.controlPlaneEndpoint api.example.com:8443 in " + dnsEndpoint + ": clients would reach the VIP on a port nobody listens on"},
-		{"vip disagrees with kubeadm", append(ok, "--kubeadm-config", otherVIP),
-			"=" + otherVIP + ": VIP disagrees with the kubeadm endpoint: --vip 198.18.0.10 but ClusterConfiguration.controlPlaneEndpoint is 198.18.0.99:8443; make them the same address"},
-		{"kubeadm VIP is advertiseAddress", []string{"--kubeadm-config", vipIsNode, "--backend", "198.18.0.11:6443"}, "=" + vipIsNode + vipIsNodeMsg},
-		{"kubeadm VIP is advertiseAddress, backend from kubeadm", []string{"--kubeadm-config", vipIsNode}, "=" + vipIsNode + vipIsNodeMsg},
-		{"--vip is kubeadm advertiseAddress", append(ok, "--kubeadm-config", advertiseOnly), "=" + advertiseOnly + vipIsNodeMsg},
-		{"port conflict", []string{"--kubeadm-config", conflict, "--port", "6443"},
-			"=" + conflict + ": frontend port conflicts with kube-apiserver: the proxy's frontend port 6443 is kube-apiserver's port (localAPIEndpoint.bindPort) and kube-apiserver listens on all addresses (no apiServer extraArgs bind-address), so one of them cannot bind: " +
-				"use a different frontend port (e.g. --port 8443 and controlPlaneEndpoint VIP:8443, as kubeadm's HA guide does) or set apiServer extraArgs bind-address=<node IP> in the kubeadm config"},
-		{"unwritable dir", append(ok, "--manifest-dir", filepath.Join(notDir, "sub")),
-			"=read existing manifest: open " + filepath.Join(notDir, "sub", manifest.FileName) + ": not a directory"},
-		{"positional argument", append(ok, "extra"), "unexpected arguments: extra"},
-		{"unknown flag", append(ok, "--vipp", "x"), "flag provided but not defined: -vipp"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	cases, err := clitest.BadInput(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "manifests")
-			args := append([]string{"init", "--manifest-dir", dir}, tc.args...)
+			args := append([]string{"init", "--manifest-dir", dir}, tc.Args...)
 			for i, a := range args {
 				if a == "--manifest-dir" {
 					dir = args[i+1] // the last one given is the one used
 				}
 			}
-			before := snapshot(t, tmp)
+			before, err := clitest.Snapshot(tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
 			r := run(t, fakeHost(), args...)
 			if r.err == nil {
 				t.Fatalf("no error; stdout:\n%s", r.stdout)
 			}
 			msg := r.err.Error()
-			if exact, ok := strings.CutPrefix(tc.want, "="); ok {
+			if exact, ok := strings.CutPrefix(tc.Want, "="); ok {
 				if msg != exact {
 					t.Errorf("error:\n%s\nwant:\n%s", msg, exact)
 				}
-			} else if !strings.Contains(msg, tc.want) {
-				t.Errorf("error %q lacks %q", msg, tc.want)
+			} else if !strings.Contains(msg, tc.Want) {
+				t.Errorf("error %q lacks %q", msg, tc.Want)
 			}
-			for i, a := range tc.args {
-				if a == "--kubeadm-config" && strings.Count(msg, tc.args[i+1]) > 1 {
-					t.Errorf("error names %s more than once: %q", tc.args[i+1], msg)
+			for i, a := range tc.Args {
+				if a == "--kubeadm-config" && strings.Count(msg, tc.Args[i+1]) > 1 {
+					t.Errorf("error names %s more than once: %q", tc.Args[i+1], msg)
 				}
 			}
 			if m := filepath.Join(dir, manifest.FileName); strings.Count(msg, m) > 1 {
@@ -227,45 +180,31 @@ func TestBadInput(t *testing.T) {
 			if strings.Contains(msg, "\n") {
 				t.Errorf("error spans lines: %q", msg)
 			}
+			// main prints the error; the command itself says nothing,
+			// no warning or note ahead of it.
+			if r.stdout != "" || r.stderr != "" {
+				t.Errorf("output besides the error:\nstdout: %q\nstderr: %q", r.stdout, r.stderr)
+			}
 			if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 				t.Errorf("manifest dir %s was created", dir)
 			}
-			// The input files (a kubeadm config above all) are byte for
-			// byte what they were, and nothing was added next to them.
-			if after := snapshot(t, tmp); !maps.Equal(before, after) {
-				t.Errorf("files changed:\nbefore %v\nafter  %v", before, after)
+			if after, err := clitest.Snapshot(tmp); err != nil || !maps.Equal(before, after) {
+				t.Errorf("files changed (%v):\nbefore %v\nafter  %v", err, before, after)
 			}
 		})
 	}
 }
 
-// snapshot maps every file under root to its mode and content.
-func snapshot(t *testing.T, root string) map[string]string {
-	t.Helper()
-	files := map[string]string{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		content := ""
-		if d.Type().IsRegular() {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			content = string(data)
-		}
-		files[path] = fmt.Sprintf("%v %q", info.Mode(), content)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+// TestPortShareWarning: the warning about a frontend port shared with the
+// apiservers comes out on success, after the checks.
+func TestPortShareWarning(t *testing.T) {
+	r := run(t, fakeHost(), "init", "--manifest-dir", t.TempDir(), "--vip", "198.18.0.10/24", "--port", "6443", "--backend", "198.18.0.11:6443")
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
-	return files
+	if !strings.HasPrefix(r.stderr, "hapod: warning: --port 6443 is also the kube-apiservers' port") {
+		t.Errorf("stderr %q lacks the warning", r.stderr)
+	}
 }
 
 // captureRun parses args exactly as `hapod run` does.
@@ -373,28 +312,7 @@ func TestReinitOnVIPHolder(t *testing.T) {
 	}
 }
 
-const kubeadmV1beta4Conflict = `apiVersion: kubeadm.k8s.io/v1beta4
-kind: InitConfiguration
-localAPIEndpoint:
-  advertiseAddress: 198.18.0.11
-  bindPort: 6443
----
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: ClusterConfiguration
-controlPlaneEndpoint: 198.18.0.10:6443
-`
-
-const kubeadmV1beta4 = `apiVersion: kubeadm.k8s.io/v1beta4
-kind: InitConfiguration
-localAPIEndpoint:
-  advertiseAddress: 198.18.0.11
-  bindPort: 6443
----
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: ClusterConfiguration
-kubernetesVersion: v1.34.0
-controlPlaneEndpoint: 198.18.0.10:8443
-`
+const kubeadmV1beta4 = clitest.Kubeadm
 
 func TestKubeadmConfigFillsVIPPortAndBackend(t *testing.T) {
 	tmp := t.TempDir()

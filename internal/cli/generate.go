@@ -107,7 +107,9 @@ const (
 )
 
 // generate makes the manifest and prints or writes it. Every check runs
-// before the first byte is written.
+// before the first byte is written. What it has to say besides the
+// manifest (a lease taken, a warning) waits in notes until every check
+// has passed, so a failing run prints its one error line and nothing else.
 func generate(c *cli.Context, host Host, m mode) error {
 	if err := noArgs(c); err != nil {
 		return err
@@ -117,14 +119,17 @@ func generate(c *cli.Context, host Host, m mode) error {
 		return err
 	}
 	leased := false
+	var notes []string
 	if cfg.VIP.DHCP && !cfg.VIP.Prefix.IsValid() {
 		if m == modeJoin {
 			return &config.FieldError{Flag: "vip", Value: "dhcp", Err: errors.New(
 				"only 'hapod init' leases the VIP; run the join command it printed (--vip=ADDR --vip-dhcp)")}
 		}
-		if err := leaseVIP(c, &cfg, host); err != nil {
+		note, err := leaseVIP(c, &cfg, host)
+		if err != nil {
 			return err
 		}
+		notes = append(notes, note)
 		leased = true
 	}
 	kubeadmFile := c.String(flagKubeadmConfig)
@@ -136,8 +141,8 @@ func generate(c *cli.Context, host Host, m mode) error {
 				return err
 			}
 			if changed {
-				fmt.Fprintf(c.App.ErrWriter, "hapod: set controlPlaneEndpoint %s in %s (original kept as %s%s)\n",
-					netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port), kubeadmFile, kubeadmFile, kubeadm.BackupSuffix)
+				notes = append(notes, fmt.Sprintf("set controlPlaneEndpoint %s in %s (original kept as %s%s)",
+					netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port), kubeadmFile, kubeadmFile, kubeadm.BackupSuffix))
 			}
 		}
 		if err := mergeKubeadm(c, &cfg, kubeadmFile); err != nil {
@@ -150,9 +155,6 @@ func generate(c *cli.Context, host Host, m mode) error {
 	cfg.Complete()
 	if err := cfg.Validate(); err != nil {
 		return err
-	}
-	if kubeadmFile == "" {
-		warnPortShare(c.App.ErrWriter, cfg)
 	}
 	// The node needs a readable password file; `hapod manifest` may run
 	// anywhere (a workstation, GitOps), so it does not read it.
@@ -169,17 +171,33 @@ func generate(c *cli.Context, host Host, m mode) error {
 	if err != nil {
 		return err
 	}
-	if m == modePrint {
-		_, err := c.App.Writer.Write(data)
-		return err
+	if kubeadmFile == "" {
+		if w := portShareWarning(cfg); w != "" {
+			notes = append(notes, w)
+		}
 	}
-	return writeManifest(c, cfg, data, m, host)
+	if m == modePrint {
+		if _, err := c.App.Writer.Write(data); err != nil {
+			return err
+		}
+		printNotes(c.App.ErrWriter, notes)
+		return nil
+	}
+	return writeManifest(c, cfg, data, m, host, notes)
 }
 
-func writeManifest(c *cli.Context, cfg config.Config, data []byte, m mode, host Host) error {
+// printNotes prints what a successful run has to say besides its output.
+func printNotes(w io.Writer, notes []string) {
+	for _, n := range notes {
+		fmt.Fprintf(w, "hapod: %s\n", n)
+	}
+}
+
+func writeManifest(c *cli.Context, cfg config.Config, data []byte, m mode, host Host, notes []string) error {
 	dir := c.String(flagManifestDir)
 	out, errOut := c.App.Writer, c.App.ErrWriter
 	if c.Bool(flagDryRun) {
+		printNotes(errOut, notes)
 		path := filepath.Join(dir, manifest.FileName)
 		old, err := os.ReadFile(path)
 		switch {
@@ -205,6 +223,7 @@ func writeManifest(c *cli.Context, cfg config.Config, data []byte, m mode, host 
 		}
 		return err
 	}
+	printNotes(errOut, notes)
 	fmt.Fprintf(out, "hapod: %s %s: VIP %s on %s (VRRPv%d, VRID %d), proxy port %d -> %d backend(s)\n",
 		outcome, path, cfg.VIP.Prefix, cfg.VIP.Interface, cfg.VRRP.Version, cfg.VRRP.VRID, cfg.Proxy.Port, len(cfg.Proxy.Backends))
 	if m != modeInit {
@@ -263,11 +282,12 @@ func JoinCommand(cfg config.Config, image string, self netip.Addr) []string {
 // leaseVIP leases the VIP from the site's DHCP server with the cluster's
 // identity (a virtual MAC and client ID derived from the VRID and the
 // cluster name, the same on every node), before anything else is decided.
-func leaseVIP(c *cli.Context, cfg *config.Config, host Host) error {
+// It returns a note saying what it leased.
+func leaseVIP(c *cli.Context, cfg *config.Config, host Host) (string, error) {
 	if cfg.VIP.Interface == "" {
 		ifname, err := host.DefaultInterface()
 		if err != nil {
-			return &config.FieldError{Flag: "interface", Err: fmt.Errorf("not given and not detected for --vip dhcp: %v", err)}
+			return "", &config.FieldError{Flag: "interface", Err: fmt.Errorf("not given and not detected for --vip dhcp: %v", err)}
 		}
 		cfg.VIP.Interface = ifname
 	}
@@ -279,12 +299,11 @@ func leaseVIP(c *cli.Context, cfg *config.Config, host Host) error {
 		Hostname:  "hapod-" + cfg.VIP.ClusterName,
 	})
 	if err != nil {
-		return &config.FieldError{Flag: "vip", Value: "dhcp", Err: err}
+		return "", &config.FieldError{Flag: "vip", Value: "dhcp", Err: err}
 	}
 	cfg.VIP.Prefix = lease.Prefix
-	fmt.Fprintf(c.App.ErrWriter, "hapod: leased VIP %s on %s from DHCP server %s for %v (client %s, cluster %q, VRID %d)\n",
-		lease.Prefix, cfg.VIP.Interface, lease.Server, lease.Duration, id.MAC, cfg.VIP.ClusterName, cfg.VRRP.VRID)
-	return nil
+	return fmt.Sprintf("leased VIP %s on %s from DHCP server %s for %v (client %s, cluster %q, VRID %d)",
+		lease.Prefix, cfg.VIP.Interface, lease.Server, lease.Duration, id.MAC, cfg.VIP.ClusterName, cfg.VRRP.VRID), nil
 }
 
 // completeFromHost fills the interface from the route to the VIP, refuses a
@@ -419,13 +438,14 @@ func mergeKubeadm(c *cli.Context, cfg *config.Config, path string) error {
 	return nil
 }
 
-// warnPortShare warns when, without a kubeadm config to tell, the proxy's
-// port equals a backend's: kube-apiserver binds the wildcard by default.
-func warnPortShare(w io.Writer, cfg config.Config) {
+// portShareWarning warns when, without a kubeadm config to tell, the
+// proxy's port equals a backend's: kube-apiserver binds the wildcard by
+// default.
+func portShareWarning(cfg config.Config) string {
 	for _, b := range cfg.Proxy.Backends {
 		if b.Port() == cfg.Proxy.Port {
-			fmt.Fprintf(w, "hapod: warning: --port %d is also the kube-apiservers' port; unless they bind a specific address (apiServer extraArgs bind-address), kube-apiserver and kubeadm's Port-%d preflight check collide with the proxy on the VIP\n", cfg.Proxy.Port, cfg.Proxy.Port)
-			return
+			return fmt.Sprintf("warning: --port %d is also the kube-apiservers' port; unless they bind a specific address (apiServer extraArgs bind-address), kube-apiserver and kubeadm's Port-%d preflight check collide with the proxy on the VIP", cfg.Proxy.Port, cfg.Proxy.Port)
 		}
 	}
+	return ""
 }

@@ -1,0 +1,143 @@
+// Package clitest holds the bad-input table of 'hapod init', so that the
+// in-process CLI test and the test of the built binary run the same cases
+// and cannot drift apart. Only tests import it.
+package clitest
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Case is one bad 'hapod init' command line.
+type Case struct {
+	// Name names the case in test output.
+	Name string
+	// Args follow "hapod init --manifest-dir DIR"; a later --manifest-dir
+	// in Args is the one used.
+	Args []string
+	// Want is a substring of the error, or, with a leading "=", the whole
+	// error (without main's "hapod: " prefix).
+	Want string
+	// FakeHost says the case depends on the in-process test's fake host:
+	// node 1 of the lab, 198.18.0.11/24 and 2001:db8::11/64 on eth0, whose
+	// DHCP server leases 198.18.0.164/24. The binary asks the real host
+	// and network, so it skips these.
+	FakeHost bool
+}
+
+// KubeadmConflict is a kubeadm config whose frontend port (6443, from
+// controlPlaneEndpoint) is kube-apiserver's, with no bind-address.
+const KubeadmConflict = `apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: 198.18.0.11
+  bindPort: 6443
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+controlPlaneEndpoint: 198.18.0.10:6443
+`
+
+// Kubeadm is a good kubeadm config: VIP 198.18.0.10, frontend port 8443,
+// this node 198.18.0.11:6443.
+const Kubeadm = `apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: 198.18.0.11
+  bindPort: 6443
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: v1.34.0
+controlPlaneEndpoint: 198.18.0.10:8443
+`
+
+// BadInput writes the files the cases read into dir (which must exist)
+// and returns the cases. No case may change anything under dir.
+func BadInput(dir string) ([]Case, error) {
+	files := map[string]string{
+		"pass":                "secret\n",
+		"file":                "", // a file where a directory is wanted
+		"conflict.yaml":       KubeadmConflict,
+		"unknown.yaml":        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfigurationX\n",
+		"dns.yaml":            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: api.example.com:8443\n",
+		"other.yaml":          "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.99:8443\n",
+		"advertise-only.yaml": "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 198.18.0.10\n",
+		"vip-is-node.yaml": "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 198.18.0.10\n---\n" +
+			"apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.10:8443\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	f := func(name string) string { return filepath.Join(dir, name) }
+	ok := func(more ...string) []string {
+		return append([]string{"--vip", "198.18.0.10/24", "--backend", "198.18.0.11:6443"}, more...)
+	}
+	const vipIsNode = ": VIP is also this node's own address: VIP 198.18.0.10 is the localAPIEndpoint.advertiseAddress; the VIP must be an unused address, distinct from every node's"
+	const portConflict = ": frontend port conflicts with kube-apiserver: the proxy's frontend port 6443 is kube-apiserver's port (localAPIEndpoint.bindPort) and kube-apiserver listens on all addresses (no apiServer extraArgs bind-address), so one of them cannot bind: " +
+		"use a different frontend port (e.g. --port 8443 and controlPlaneEndpoint VIP:8443, as kubeadm's HA guide does) or set apiServer extraArgs bind-address=<node IP> in the kubeadm config"
+	return []Case{
+		{Name: "bad ip", Args: []string{"--vip", "198.18.0.300", "--backend", "198.18.0.11:6443"}, Want: "--vip 198.18.0.300: not an IP address"},
+		{Name: "no vip", Args: []string{"--backend", "198.18.0.11:6443"}, Want: "--vip: required"},
+		{Name: "vip is node address", Args: []string{"--vip", "198.18.0.11/24", "--backend", "198.18.0.12:6443"}, Want: "--vip 198.18.0.11: already an address of eth0", FakeHost: true},
+		{Name: "vrid 0", Args: ok("--vrid", "0"), Want: "--vrid 0: must be a whole number from 1 to 255"},
+		{Name: "vrid 256", Args: ok("--vrid", "256"), Want: "--vrid 256"},
+		{Name: "priority 255", Args: ok("--priority", "255"), Want: "--priority 255: 255 is reserved"},
+		{Name: "v3 interval too long", Args: ok("--advert-interval", "50s"), Want: "--advert-interval 50s: VRRPv3 allows 10ms to 40.95s"},
+		{Name: "v2 interval too short", Args: ok("--vrrp-version", "2", "--advert-interval", "100ms"), Want: "--advert-interval 100ms: VRRPv2 allows 1s"},
+		{Name: "v2 with ipv6", Args: []string{"--vip", "2001:db8::10/64", "--backend", "[2001:db8::11]:6443", "--vrrp-version", "2"}, Want: "--vrrp-version 2: VRRPv2 is IPv4 only"},
+		{Name: "auth with v3", Args: ok("--auth-pass-file", f("pass")), Want: "--auth-pass-file " + f("pass") + ": VRRPv3 has no authentication"},
+		{Name: "missing password file", Args: ok("--vrrp-version", "2", "--auth-pass-file", f("nope")), Want: "--auth-pass-file " + f("nope") + ": no such file"},
+		// The port-share warning must not come out before a later error.
+		{Name: "port shared, then missing password file", Args: []string{"--vip", "198.18.0.10/24", "--port", "6443", "--backend", "198.18.0.11:6443", "--vrrp-version", "2", "--auth-pass-file", f("nope")},
+			Want: "--auth-pass-file " + f("nope") + ": no such file"},
+		{Name: "backend without port", Args: []string{"--vip", "198.18.0.10", "--backend", "198.18.0.11"}, Want: "--backend 198.18.0.11: missing port"},
+		{Name: "no backend", Args: []string{"--vip", "198.18.0.10"}, Want: "--backend: at least one"},
+		{Name: "peer is self", Args: ok("--peer", "198.18.0.11"), Want: "--peer 198.18.0.11: is this host's own address", FakeHost: true},
+		{Name: "unreadable kubeadm config", Args: ok("--kubeadm-config", f("missing.yaml")), Want: f("missing.yaml")},
+		{Name: "unknown kind", Args: []string{"--backend", "198.18.0.11:6443", "--kubeadm-config", f("unknown.yaml")}, Want: "ResetConfigurationX"},
+		{Name: "dns endpoint", Args: []string{"--backend", "198.18.0.11:6443", "--kubeadm-config", f("dns.yaml")}, Want: "api.example.com"},
+		{Name: "dns endpoint, --vip, --port differs", Args: ok("--kubeadm-config", f("dns.yaml"), "--port", "9443"),
+			Want: "=--port 9443: differs from the port of ClusterConfiguration.controlPlaneEndpoint api.example.com:8443 in " + f("dns.yaml") + ": clients would reach the VIP on a port nobody listens on"},
+		{Name: "vip disagrees with kubeadm", Args: ok("--kubeadm-config", f("other.yaml")),
+			Want: "=" + f("other.yaml") + ": VIP disagrees with the kubeadm endpoint: --vip 198.18.0.10 but ClusterConfiguration.controlPlaneEndpoint is 198.18.0.99:8443; make them the same address"},
+		{Name: "kubeadm VIP is advertiseAddress", Args: []string{"--kubeadm-config", f("vip-is-node.yaml"), "--backend", "198.18.0.11:6443"}, Want: "=" + f("vip-is-node.yaml") + vipIsNode},
+		{Name: "kubeadm VIP is advertiseAddress, backend from kubeadm", Args: []string{"--kubeadm-config", f("vip-is-node.yaml")}, Want: "=" + f("vip-is-node.yaml") + vipIsNode},
+		{Name: "--vip is kubeadm advertiseAddress", Args: ok("--kubeadm-config", f("advertise-only.yaml")), Want: "=" + f("advertise-only.yaml") + vipIsNode},
+		{Name: "port conflict", Args: []string{"--kubeadm-config", f("conflict.yaml"), "--port", "6443"}, Want: "=" + f("conflict.yaml") + portConflict},
+		{Name: "unwritable dir", Args: ok("--manifest-dir", f("file/sub")),
+			Want: "=read existing manifest: open " + filepath.Join(f("file/sub"), "hapod.yaml") + ": not a directory"},
+		{Name: "positional argument", Args: ok("extra"), Want: "unexpected arguments: extra"},
+		{Name: "unknown flag", Args: ok("--vipp", "x"), Want: "flag provided but not defined: -vipp"},
+	}, nil
+}
+
+// Snapshot maps every file and directory under root to its mode and
+// content, to show that a failed run changed nothing.
+func Snapshot(root string) (map[string]string, error) {
+	files := map[string]string{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		content := ""
+		if d.Type().IsRegular() {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			content = string(data)
+		}
+		files[path] = fmt.Sprintf("%v %q", info.Mode(), content)
+		return nil
+	})
+	return files, err
+}
