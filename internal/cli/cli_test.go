@@ -24,6 +24,7 @@ import (
 	"github.com/hapod/hapod/internal/hostnet"
 	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/dhcpvip"
+	"github.com/hapod/hapod/pkg/kubeadm"
 	"github.com/hapod/hapod/pkg/manifest"
 )
 
@@ -461,6 +462,38 @@ func TestInitVIPFromDHCP(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(kcfg + ".hapod-backup"); string(b) != kubeadmV1beta4 {
 		t.Errorf("no backup of the original kubeadm config")
+	}
+
+	// Re-running init where hapod runs takes the printed address, not a
+	// new lease; it sets the endpoint in a kubeadm config that lacks it.
+	k3 := filepath.Join(t.TempDir(), "kubeadm.yaml")
+	os.WriteFile(k3, []byte(kubeadmV1beta4), 0o600)
+	noLease := fakeHost()
+	noLease.LeaseVIP = func(context.Context, dhcpvip.Config) (dhcpvip.Lease, error) {
+		t.Error("a re-run with --vip=ADDR --vip-dhcp leased")
+		return dhcpvip.Lease{}, errors.New("no")
+	}
+	r = run(t, noLease, "init", "--manifest-dir", dir, "--vip=198.18.0.164/24", "--vip-dhcp", "--kubeadm-config", k3, "--cluster-name", "prod")
+	if r.err != nil || !strings.Contains(r.stdout, "unchanged") {
+		t.Errorf("re-run: %v\n%s", r.err, r.stdout)
+	}
+	if k, _ := os.ReadFile(k3); !strings.Contains(string(k), `controlPlaneEndpoint: "198.18.0.164:8443"`) {
+		t.Errorf("re-run did not set the endpoint:\n%s", k)
+	}
+
+	// A run that fails at the manifest (a different one is there, no
+	// --force) leaves its kubeadm config alone: no endpoint, no backup.
+	k2 := filepath.Join(t.TempDir(), "kubeadm.yaml")
+	os.WriteFile(k2, []byte(kubeadmV1beta4), 0o600)
+	r = run(t, fakeHost(), "init", "--manifest-dir", dir, "--vip", "dhcp", "--kubeadm-config", k2, "--cluster-name", "other")
+	if !errors.Is(r.err, manifest.ErrExists) {
+		t.Errorf("init over a different manifest: %v", r.err)
+	}
+	if k, _ := os.ReadFile(k2); string(k) != kubeadmV1beta4 {
+		t.Errorf("refused init changed the kubeadm config:\n%s", k)
+	}
+	if _, err := os.Stat(k2 + kubeadm.BackupSuffix); err == nil {
+		t.Error("refused init made a backup of the kubeadm config")
 	}
 
 	// join never leases.

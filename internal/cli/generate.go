@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -118,7 +119,6 @@ func generate(c *cli.Context, host Host, m mode) error {
 	if err != nil {
 		return err
 	}
-	leased := false
 	var notes []string
 	if cfg.VIP.DHCP && !cfg.VIP.Prefix.IsValid() {
 		if m == modeJoin {
@@ -130,22 +130,14 @@ func generate(c *cli.Context, host Host, m mode) error {
 			return err
 		}
 		notes = append(notes, note)
-		leased = true
 	}
 	kubeadmFile := c.String(flagKubeadmConfig)
+	// On init, a leased VIP (just now, or the first time: --vip=ADDR
+	// --vip-dhcp) decides the endpoint, and kubeadm must use it: init
+	// sets it in the kubeadm config, right before writing the manifest.
+	setEndpoint := kubeadmFile != "" && cfg.VIP.DHCP && m == modeInit
 	if kubeadmFile != "" {
-		if leased && m == modeInit && !c.Bool(flagDryRun) {
-			// The lease decides the endpoint: kubeadm must use it.
-			changed, err := kubeadm.WriteEndpoint(kubeadmFile, netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port))
-			if err != nil {
-				return err
-			}
-			if changed {
-				notes = append(notes, fmt.Sprintf("set controlPlaneEndpoint %s in %s (original kept as %s%s)",
-					netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port), kubeadmFile, kubeadmFile, kubeadm.BackupSuffix))
-			}
-		}
-		if err := mergeKubeadm(c, &cfg, kubeadmFile); err != nil {
+		if err := mergeKubeadm(c, &cfg, kubeadmFile, setEndpoint); err != nil {
 			return err
 		}
 	}
@@ -171,6 +163,14 @@ func generate(c *cli.Context, host Host, m mode) error {
 	if err != nil {
 		return err
 	}
+	var edit *kubeadm.EndpointEdit
+	if setEndpoint {
+		// Checked now, written only once everything else has passed.
+		edit, err = kubeadm.PlanEndpoint(kubeadmFile, netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port))
+		if err != nil {
+			return err
+		}
+	}
 	if kubeadmFile == "" {
 		if w := portShareWarning(cfg); w != "" {
 			notes = append(notes, w)
@@ -183,7 +183,7 @@ func generate(c *cli.Context, host Host, m mode) error {
 		printNotes(c.App.ErrWriter, notes)
 		return nil
 	}
-	return writeManifest(c, cfg, data, m, host, notes)
+	return writeManifest(c, cfg, data, m, host, edit, notes)
 }
 
 // printNotes prints what a successful run has to say besides its output.
@@ -193,12 +193,19 @@ func printNotes(w io.Writer, notes []string) {
 	}
 }
 
-func writeManifest(c *cli.Context, cfg config.Config, data []byte, m mode, host Host, notes []string) error {
+// writeManifest writes the manifest, and before it the kubeadm config's
+// endpoint edit (nil: none), which it undoes if the manifest cannot be
+// written. Under --dry-run it says what it would do.
+func writeManifest(c *cli.Context, cfg config.Config, data []byte, m mode, host Host, edit *kubeadm.EndpointEdit, notes []string) error {
 	dir := c.String(flagManifestDir)
+	path := filepath.Join(dir, manifest.FileName)
+	force := c.Bool(flagForce)
 	out, errOut := c.App.Writer, c.App.ErrWriter
 	if c.Bool(flagDryRun) {
 		printNotes(errOut, notes)
-		path := filepath.Join(dir, manifest.FileName)
+		if edit != nil {
+			fmt.Fprintf(errOut, "hapod: dry run: would set controlPlaneEndpoint %s in %s (keeping the original as %s)\n", edit.Endpoint, edit.Path, edit.Backup())
+		}
 		old, err := os.ReadFile(path)
 		switch {
 		case err != nil:
@@ -211,7 +218,25 @@ func writeManifest(c *cli.Context, cfg config.Config, data []byte, m mode, host 
 		_, err = out.Write(data)
 		return err
 	}
-	path, outcome, err := manifest.Write(dir, data, c.Bool(flagForce))
+	// A different manifest stops the run without --force: find out before
+	// the kubeadm config is touched.
+	if old, err := os.ReadFile(path); err == nil && !bytes.Equal(old, data) && !force {
+		err := &manifest.DiffError{Path: path, Diff: manifest.Diff(string(old), string(data))}
+		fmt.Fprintf(errOut, "hapod: %s differs from what these settings produce:\n%s", err.Path, err.Diff)
+		return err
+	}
+	if edit != nil {
+		if err := edit.Apply(); err != nil {
+			return err
+		}
+		notes = append(notes, fmt.Sprintf("set controlPlaneEndpoint %s in %s (original kept as %s)", edit.Endpoint, edit.Path, edit.Backup()))
+	}
+	path, outcome, err := manifest.Write(dir, data, force)
+	if err != nil && edit != nil {
+		if uerr := edit.Undo(); uerr != nil {
+			err = fmt.Errorf("%w; and restoring the kubeadm config failed: %v", err, uerr)
+		}
+	}
 	var de *manifest.DiffError
 	if errors.As(err, &de) {
 		fmt.Fprintf(errOut, "hapod: %s differs from what these settings produce:\n%s", de.Path, de.Diff)
@@ -387,8 +412,9 @@ func primaryAddr(host Host, cfg config.Config) netip.Addr {
 
 // mergeKubeadm takes the VIP, port and this node's backend from a kubeadm
 // config where the flags left them unset, and refuses disagreements and
-// the port-6443 conflict.
-func mergeKubeadm(c *cli.Context, cfg *config.Config, path string) error {
+// the port-6443 conflict. With setEndpoint the file's endpoint is about
+// to be replaced by the leased VIP, so it is neither used nor compared.
+func mergeKubeadm(c *cli.Context, cfg *config.Config, path string, setEndpoint bool) error {
 	f, err := kubeadm.Load(path)
 	if err != nil {
 		return err
@@ -400,8 +426,8 @@ func mergeKubeadm(c *cli.Context, cfg *config.Config, path string) error {
 		return err
 	}
 	check := s
-	if cfg.VIP.DHCP {
-		// A lease decides the endpoint; init wrote it.
+	if setEndpoint {
+		// The lease decides the endpoint; init will set it.
 		check.EndpointSet, check.EndpointName = false, ""
 	}
 	if check.EndpointSet || check.EndpointName != "" {

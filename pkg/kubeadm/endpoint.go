@@ -17,48 +17,112 @@ import (
 const BackupSuffix = ".hapod-backup"
 
 // WriteEndpoint sets ClusterConfiguration.controlPlaneEndpoint in the file
-// at path to ep: `hapod init --vip dhcp` learns the VIP only from its lease
-// and kubeadm must use it. Every other byte of the file is kept: the
-// endpoint line is replaced, or added after the ClusterConfiguration's kind
-// line, or a ClusterConfiguration document is appended. Before the first
-// change the original is copied to path+BackupSuffix (an existing backup,
-// the true original, is never overwritten); the new file replaces the old
-// one atomically, and is parsed back to prove kubeadm will read ep. It
-// reports whether the file changed.
+// at path to ep: PlanEndpoint, then Apply. It reports whether the file
+// changed.
 func WriteEndpoint(path string, ep netip.AddrPort) (bool, error) {
+	e, err := PlanEndpoint(path, ep)
+	if err != nil || e == nil {
+		return false, err
+	}
+	return true, e.Apply()
+}
+
+// An EndpointEdit is a checked, not yet written change of a kubeadm
+// config's ClusterConfiguration.controlPlaneEndpoint: `hapod init --vip
+// dhcp` learns the VIP only from its lease and kubeadm must use it. The
+// edit is planned while hapod checks everything else, applied just before
+// the manifest is written, and undone if that write fails, so a failing
+// run leaves the file as it was.
+type EndpointEdit struct {
+	// Path is the kubeadm config.
+	Path string
+	// Endpoint is the controlPlaneEndpoint the edit sets.
+	Endpoint netip.AddrPort
+
+	orig, updated []byte
+	mode          fs.FileMode
+	backupMade    bool // by Apply; Undo removes it
+}
+
+// PlanEndpoint reads the file at path and prepares setting its
+// controlPlaneEndpoint to ep, writing nothing. Every other byte of the
+// file is kept: the endpoint line is replaced, or added after the
+// ClusterConfiguration's kind line, or a ClusterConfiguration document is
+// appended; the result is parsed back to prove kubeadm will read ep. It
+// returns nil when the file already says ep.
+func PlanEndpoint(path string, ep netip.AddrPort) (*EndpointEdit, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("kubeadm config: %w", err) // the *PathError names the file
 	}
 	f, err := Parse(data, path)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	if s, err := f.Settings(); err == nil && s.EndpointSet && s.Endpoint == ep {
-		return false, nil
+	if s, err := f.Settings(); err == nil && s.EndpointSet && s.EndpointField == fieldEndpoint && s.Endpoint == ep {
+		return nil, nil
 	}
 	updated := setEndpoint(data, ep, f.Version)
 	check, err := Parse(updated, path)
 	if err != nil {
-		return false, fmt.Errorf("%s: setting controlPlaneEndpoint broke the file: %w", path, err)
+		return nil, fmt.Errorf("%s: setting controlPlaneEndpoint broke the file: %w", path, err)
 	}
 	if s, err := check.Settings(); err != nil || s.Endpoint != ep {
-		return false, fmt.Errorf("%s: could not set ClusterConfiguration.controlPlaneEndpoint to %s (%v)", path, ep, err)
+		return nil, fmt.Errorf("%s: could not set %s to %s (%v)", path, fieldEndpoint, ep, err)
 	}
 	info, err := os.Stat(path)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	backup := path + BackupSuffix
-	if _, err := os.Stat(backup); errors.Is(err, fs.ErrNotExist) {
-		if err := writeAtomic(backup, data, info.Mode().Perm()); err != nil {
-			return false, fmt.Errorf("back up %s: %w", path, err)
+	return &EndpointEdit{Path: path, Endpoint: ep, orig: data, updated: updated, mode: info.Mode().Perm()}, nil
+}
+
+// Backup is where Apply keeps the original: an existing backup, the true
+// original, is never overwritten.
+func (e *EndpointEdit) Backup() string { return e.Path + BackupSuffix }
+
+// Apply writes the edit: the original goes to Backup unless one exists,
+// and the new content replaces the file atomically. It refuses a file
+// changed since PlanEndpoint read it.
+func (e *EndpointEdit) Apply() error {
+	now, err := os.ReadFile(e.Path)
+	if err != nil {
+		return fmt.Errorf("kubeadm config: %w", err)
+	}
+	if !bytes.Equal(now, e.orig) {
+		return fmt.Errorf("%s: changed while hapod was checking it; run again", e.Path)
+	}
+	if _, err := os.Stat(e.Backup()); errors.Is(err, fs.ErrNotExist) {
+		if err := writeAtomic(e.Backup(), e.orig, e.mode); err != nil {
+			return fmt.Errorf("back up %s: %w", e.Path, err)
 		}
+		e.backupMade = true
 	}
-	if err := writeAtomic(path, updated, info.Mode().Perm()); err != nil {
-		return false, fmt.Errorf("%s: %w", path, err)
+	if err := writeAtomic(e.Path, e.updated, e.mode); err != nil {
+		e.removeBackup()
+		return fmt.Errorf("%s: %w", e.Path, err)
 	}
-	return true, nil
+	return nil
+}
+
+// Undo puts the original content back and removes a backup Apply made.
+// A file changed since Apply is left alone.
+func (e *EndpointEdit) Undo() error {
+	if now, err := os.ReadFile(e.Path); err != nil || !bytes.Equal(now, e.updated) {
+		return fmt.Errorf("%s: changed since hapod set its controlPlaneEndpoint; not restored (the original is in %s)", e.Path, e.Backup())
+	}
+	if err := writeAtomic(e.Path, e.orig, e.mode); err != nil {
+		return fmt.Errorf("%s: %w", e.Path, err)
+	}
+	e.removeBackup()
+	return nil
+}
+
+func (e *EndpointEdit) removeBackup() {
+	if e.backupMade {
+		os.Remove(e.Backup())
+		e.backupMade = false
+	}
 }
 
 // setEndpoint edits the YAML stream line by line, so comments and layout

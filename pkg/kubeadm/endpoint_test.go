@@ -65,3 +65,70 @@ func TestWriteEndpointRefusesBadFile(t *testing.T) {
 		t.Error("a refused file got a backup")
 	}
 }
+
+// TestEndpointEdit: a planned edit writes nothing; Apply writes it and a
+// backup; Undo restores the file byte for byte and removes only a backup
+// it made.
+func TestEndpointEdit(t *testing.T) {
+	ep := netip.MustParseAddrPort("198.18.0.164:8443")
+	const orig = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.99:8443\n"
+	for _, oldBackup := range []bool{false, true} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "kubeadm.yaml")
+		os.WriteFile(path, []byte(orig), 0o640)
+		if oldBackup {
+			os.WriteFile(path+BackupSuffix, []byte("the true original"), 0o600)
+		}
+		e, err := PlanEndpoint(path, ep)
+		if err != nil || e == nil {
+			t.Fatalf("PlanEndpoint: %v %v", e, err)
+		}
+		if got, _ := os.ReadFile(path); string(got) != orig {
+			t.Fatal("PlanEndpoint wrote the file")
+		}
+		if _, err := os.Stat(path + BackupSuffix); err == nil != oldBackup {
+			t.Fatal("PlanEndpoint made a backup")
+		}
+		if err := e.Apply(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(path); !strings.Contains(string(got), `controlPlaneEndpoint: "198.18.0.164:8443"`) {
+			t.Fatalf("Apply did not set the endpoint:\n%s", got)
+		}
+		if err := e.Undo(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(path); string(got) != orig {
+			t.Errorf("after Undo:\n%s\nwant the original", got)
+		}
+		if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+			t.Errorf("mode %v after Undo, want 0640", fi.Mode().Perm())
+		}
+		b, err := os.ReadFile(path + BackupSuffix)
+		switch {
+		case oldBackup && string(b) != "the true original":
+			t.Errorf("Undo touched the older backup: %q %v", b, err)
+		case !oldBackup && err == nil:
+			t.Error("Undo left the backup Apply made")
+		}
+	}
+
+	// Nothing to do when the file says ep already; a file changed after
+	// planning is refused.
+	path := filepath.Join(t.TempDir(), "kubeadm.yaml")
+	os.WriteFile(path, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.164:8443\n"), 0o600)
+	if e, err := PlanEndpoint(path, ep); e != nil || err != nil {
+		t.Errorf("PlanEndpoint of an unchanged endpoint: %v %v", e, err)
+	}
+	e, err := PlanEndpoint(path, netip.MustParseAddrPort("198.18.0.165:8443"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, []byte("# edited meanwhile\n"), 0o600)
+	if err := e.Apply(); err == nil || !strings.Contains(err.Error(), "changed while") {
+		t.Errorf("Apply over a changed file: %v", err)
+	}
+	if _, err := os.Stat(path + BackupSuffix); err == nil {
+		t.Error("a refused Apply made a backup")
+	}
+}

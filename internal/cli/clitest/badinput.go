@@ -58,9 +58,14 @@ controlPlaneEndpoint: 198.18.0.10:8443
 // and returns the cases. No case may change anything under dir.
 func BadInput(dir string) ([]Case, error) {
 	files := map[string]string{
-		"pass":                "secret\n",
-		"file":                "", // a file where a directory is wanted
-		"conflict.yaml":       KubeadmConflict,
+		"pass":          "secret\n",
+		"file":          "", // a file where a directory is wanted
+		"conflict.yaml": KubeadmConflict,
+		// One kubeadm config per --vip dhcp case, so that a case
+		// changing its file cannot hide another case's change.
+		"dhcp-conflict.yaml":  KubeadmConflict,
+		"dhcp-checks.yaml":    Kubeadm,
+		"dhcp-write.yaml":     Kubeadm,
 		"unknown.yaml":        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfigurationX\n",
 		"dns.yaml":            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: api.example.com:8443\n",
 		"other.yaml":          "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.99:8443\n",
@@ -111,6 +116,15 @@ func BadInput(dir string) ([]Case, error) {
 		{Name: "port conflict", Args: []string{"--kubeadm-config", f("conflict.yaml"), "--port", "6443"}, Want: "=" + f("conflict.yaml") + portConflict},
 		{Name: "unwritable dir", Args: ok("--manifest-dir", f("file/sub")),
 			Want: "=read existing manifest: open " + filepath.Join(f("file/sub"), "hapod.yaml") + ": not a directory"},
+		// --vip dhcp leases first, and init sets the leased endpoint in the
+		// kubeadm config only once everything else has passed: a failure
+		// leaves the file as it was, with no backup made.
+		{Name: "dhcp, kubeadm config, bad setting", Args: []string{"--vip", "dhcp", "--kubeadm-config", f("dhcp-checks.yaml"), "--health-timeout", "3s"},
+			Want: "=--health-timeout 3s: must be positive and at most --health-interval (2s)", FakeHost: true},
+		{Name: "dhcp, kubeadm port conflict", Args: []string{"--vip", "dhcp", "--kubeadm-config", f("dhcp-conflict.yaml"), "--port", "6443"},
+			Want: "=" + f("dhcp-conflict.yaml") + portConflict, FakeHost: true},
+		{Name: "dhcp, kubeadm config, unwritable dir", Args: []string{"--vip", "dhcp", "--kubeadm-config", f("dhcp-write.yaml"), "--manifest-dir", f("file/sub")},
+			Want: "=read existing manifest: open " + filepath.Join(f("file/sub"), "hapod.yaml") + ": not a directory", FakeHost: true},
 		{Name: "positional argument", Args: ok("extra"), Want: "unexpected arguments: extra"},
 		{Name: "unknown flag", Args: ok("--vipp", "x"), Want: "flag provided but not defined: -vipp"},
 	}, nil
