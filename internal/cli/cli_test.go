@@ -134,6 +134,52 @@ func TestDryRunWritesNothing(t *testing.T) {
 	}
 }
 
+// TestDryRunVIPFromDHCP: a dry run with --vip dhcp leases (the manifest
+// needs an address), says plainly that the lease is real, and writes
+// nothing: no manifest, no kubeadm config change, no backup.
+func TestDryRunVIPFromDHCP(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "manifests")
+	kcfg := filepath.Join(tmp, "kubeadm.yaml")
+	os.WriteFile(kcfg, []byte(kubeadmV1beta4), 0o600)
+	host := fakeHost()
+	leases := 0
+	lease := host.LeaseVIP
+	host.LeaseVIP = func(ctx context.Context, cfg dhcpvip.Config) (dhcpvip.Lease, error) {
+		leases++
+		return lease(ctx, cfg)
+	}
+	r := run(t, host, "init", "--dry-run", "--manifest-dir", dir, "--vip", "dhcp", "--kubeadm-config", kcfg)
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.stderr)
+	}
+	if leases != 1 {
+		t.Errorf("%d leases, want 1", leases)
+	}
+	for _, want := range []string{
+		"hapod: dry run: leased VIP 198.18.0.164/24 on eth0 from DHCP server 198.18.0.1",
+		"this is a real lease, taken to render the manifest",
+		"hapod: dry run: would set controlPlaneEndpoint 198.18.0.164:8443 in " + kcfg,
+		"hapod: dry run: would create " + filepath.Join(dir, manifest.FileName),
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if !strings.Contains(r.stdout, "- --vip=198.18.0.164/24") {
+		t.Errorf("printed manifest lacks the leased VIP:\n%s", r.stdout)
+	}
+	if k, _ := os.ReadFile(kcfg); string(k) != kubeadmV1beta4 {
+		t.Errorf("dry run changed the kubeadm config:\n%s", k)
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 1 {
+		t.Errorf("dry run left files: %v", entries)
+	}
+	if h := run(t, host, "init", "--help"); !strings.Contains(h.stdout, "with --vip dhcp it still takes a real lease") {
+		t.Errorf("init --help does not say a dry run leases:\n%s", h.stdout)
+	}
+}
+
 // TestBadInput: every bad input exits with one line naming what is wrong
 // (a file once), prints nothing else, and changes no file: the manifest
 // directory actually given stays absent and the input files, a kubeadm

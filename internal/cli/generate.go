@@ -42,7 +42,7 @@ func generateFlags(write bool) []cli.Flag {
 	if write {
 		flags = append(flags,
 			&cli.StringFlag{Name: flagManifestDir, Usage: "directory kubelet watches for static pods", Value: DefaultManifestDir, Category: "Manifest", TakesFile: true},
-			&cli.BoolFlag{Name: flagDryRun, Usage: "print the manifest and what would happen; write nothing", Category: "Manifest"},
+			&cli.BoolFlag{Name: flagDryRun, Usage: "print the manifest and what would happen; write nothing (with --vip dhcp it still takes a real lease, to have an address to render, and says so)", Category: "Manifest"},
 			&cli.BoolFlag{Name: flagForce, Usage: "replace a different existing hapod.yaml (without it hapod shows the difference and stops)", Category: "Manifest"},
 		)
 	}
@@ -58,6 +58,8 @@ func initCommand(host Host) *cli.Command {
 		Description: `Writes <manifest-dir>/hapod.yaml atomically and prints the 'hapod join' command
 for the other control-plane nodes. Re-running with the same settings changes
 nothing; different settings need --force, and the difference is shown.
+--dry-run writes nothing, but with --vip dhcp it still takes a real lease
+(the manifest needs the address) and says so.
 
 Examples:
    hapod init ` + exampleFlags + `
@@ -128,6 +130,11 @@ func generate(c *cli.Context, host Host, m mode) error {
 		note, err := leaseVIP(c, &cfg, host)
 		if err != nil {
 			return err
+		}
+		if c.Bool(flagDryRun) {
+			// The manifest cannot be rendered without the address, so a
+			// dry run leases too; it must not look like a side-effect-free run.
+			note = "dry run: " + note + "; this is a real lease, taken to render the manifest: the server keeps the address for this cluster's client identity, so 'hapod init' without --dry-run normally gets the same one"
 		}
 		notes = append(notes, note)
 	}
