@@ -62,7 +62,13 @@ func NewApp(stdout, stderr io.Writer, host Host) *cli.App {
 /etc/kubernetes/manifests/hapod.yaml. Kubelet starts that pod together with the
 control plane; it holds the virtual IP with VRRP (keepalived-compatible) and
 proxies VIP:PORT to every healthy kube-apiserver. 'hapod init' prints the
-'hapod join' command to run before 'kubeadm join --control-plane' on the others.`,
+'hapod join' command to run before 'kubeadm join --control-plane' on the others.
+
+Example, on the first of three control-plane nodes (VIP 198.18.0.10):
+   hapod init ` + exampleFlags + `
+   kubeadm init --control-plane-endpoint 198.18.0.10:8443 --upload-certs
+
+See 'hapod init --help' for a kubeadm config file or a VIP from DHCP.`,
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

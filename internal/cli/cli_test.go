@@ -466,7 +466,13 @@ func TestVersionAndHelp(t *testing.T) {
 	if r := run(t, fakeHost(), "version"); r.err != nil || r.stdout != "hapod dev\n" {
 		t.Errorf("version: %q %v", r.stdout, r.err)
 	}
-	r := run(t, fakeHost(), "init", "--help")
+	r := run(t, fakeHost(), "--help")
+	for _, want := range []string{"Example", "hapod init " + exampleFlags + "\n", "kubeadm init --control-plane-endpoint 198.18.0.10:8443"} {
+		if r.err != nil || !strings.Contains(r.stdout, want) {
+			t.Errorf("hapod --help lacks %q: %v\n%s", want, r.err, r.stdout)
+		}
+	}
+	r = run(t, fakeHost(), "init", "--help")
 	for _, want := range []string{"--vip", "--backend", "--kubeadm-config", "Examples:", `(default: "8443")`} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("init --help lacks %q", want)

@@ -3,8 +3,11 @@ package cli
 import (
 	"flag"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 )
 
 var updateReadme = flag.Bool("update", false, "rewrite the README's flag reference")
@@ -39,4 +42,31 @@ func TestREADMEFlagReference(t *testing.T) {
 		return
 	}
 	t.Errorf("README.md's flag reference is stale: run go test ./internal/cli -update")
+}
+
+// TestFlagSets keeps the README's words about the flag table true:
+// `hapod manifest` takes init's flags but --manifest-dir, --dry-run and
+// --force, and `hapod run` takes the flags from --vip on.
+func TestFlagSets(t *testing.T) {
+	names := func(flags []cli.Flag) []string {
+		var out []string
+		for _, f := range flags {
+			out = append(out, f.Names()[0])
+		}
+		return out
+	}
+	all := names(generateFlags(true))
+	var withoutWrite []string
+	for _, n := range all {
+		if n != flagManifestDir && n != flagDryRun && n != flagForce {
+			withoutWrite = append(withoutWrite, n)
+		}
+	}
+	if got := names(manifestCommand(fakeHost()).Flags); !slices.Equal(got, withoutWrite) {
+		t.Errorf("hapod manifest flags:\n%v\nwant init's but --manifest-dir, --dry-run, --force:\n%v", got, withoutWrite)
+	}
+	i := slices.Index(all, "vip")
+	if got := names(runCommand().Flags); i < 0 || !slices.Equal(got, all[i:]) {
+		t.Errorf("hapod run flags:\n%v\nwant init's from --vip on:\n%v", got, all[i:])
+	}
 }
