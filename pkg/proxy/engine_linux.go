@@ -77,7 +77,7 @@ func listenFD(addr netip.AddrPort) (int, netip.AddrPort, error) {
 	if err := setFreebind(fd, family == unix.AF_INET6); err != nil {
 		return fail("set freebind", err)
 	}
-	if err := setConnOpts(fd, true); err != nil {
+	if err := setConnOpts(fd); err != nil {
 		return fail("set socket options", err)
 	}
 	if err := unix.Bind(fd, sockaddr(addr)); err != nil {
@@ -107,16 +107,13 @@ func setFreebind(fd int, v6 bool) error {
 }
 
 // setConnOpts sets TCP_NODELAY (relayed requests must not wait for
-// Nagle) and, with keepAlive, TCP keep-alive (a dead peer is found within
-// a minute and a half).
-func setConnOpts(fd int, keepAlive bool) error {
-	if err := rawSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != 0 {
-		return err
-	}
-	if !keepAlive {
-		return nil
-	}
+// Nagle) and TCP keep-alive (a dead peer is found within a minute and a
+// half, and middleboxes keep the state of a quiet watch). Both sides of
+// every connection get the same: the listener, whose accepted sockets
+// inherit it, and each backend socket.
+func setConnOpts(fd int) error {
 	for _, o := range [...]struct{ level, opt, val int }{
+		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
 		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
 		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int(KeepAliveIdle / time.Second)},
 		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(KeepAliveInterval / time.Second)},
@@ -582,10 +579,14 @@ func (l *loop) connect(c *conn, b *Backend) error {
 	if errno != 0 {
 		return errno
 	}
-	// Keep-alive towards backends only matters when CloseOnDown is off:
-	// otherwise the health checker closes connections to a dead backend
-	// within seconds, and four setsockopt calls per connection are saved.
-	if err := setConnOpts(fd, !l.p.cfg.CloseOnDown); err != nil {
+	// Keep-alive towards backends whatever CloseOnDown says. The health
+	// checker only finds a backend that is dead as a whole; a single
+	// connection can die alone (a NAT or firewall between the nodes drops
+	// its state during a long quiet watch, or the backend's host reboots
+	// faster than fall x interval), and keep-alive probes are what keep
+	// such state alive and find such a peer. Four raw setsockopt calls
+	// per dial cost next to nothing beside the connect.
+	if err := setConnOpts(fd); err != nil {
 		rawClose(fd)
 		return err
 	}
