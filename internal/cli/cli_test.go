@@ -254,6 +254,54 @@ func TestPortShareWarning(t *testing.T) {
 	}
 }
 
+// TestConfigWarnings: a valid but self-defeating setting (--preempt=false
+// with a no-backend weight) succeeds and says so on stderr, one line,
+// after the checks; init, join and manifest alike. Without the weight,
+// or with a failing check, there is no warning.
+func TestConfigWarnings(t *testing.T) {
+	const want = "hapod: warning: --preempt=false makes --no-backend-weight 50 useless"
+	for _, cmd := range []string{"init", "join", "manifest"} {
+		t.Run(cmd, func(t *testing.T) {
+			argsFor := func(extra ...string) []string {
+				args := []string{cmd, "--vip", "198.18.0.10/24", "--preempt=false"}
+				if cmd != "manifest" {
+					args = append(args, "--manifest-dir", t.TempDir())
+				}
+				return append(append(args, backends...), extra...)
+			}
+			r := run(t, fakeHost(), argsFor()...)
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			var warnings []string
+			for _, l := range strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n") {
+				if strings.Contains(l, "warning:") {
+					warnings = append(warnings, l)
+				}
+			}
+			if len(warnings) != 1 || !strings.HasPrefix(warnings[0], want) {
+				t.Errorf("warning lines %q, want one starting %q", warnings, want)
+			}
+			if strings.Contains(r.stdout, "warning") {
+				t.Errorf("a warning went to stdout: %q", r.stdout)
+			}
+
+			r = run(t, fakeHost(), argsFor("--no-backend-weight=0")...)
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if strings.Contains(r.stderr, "warning") {
+				t.Errorf("--no-backend-weight=0: stderr %q, want no warning", r.stderr)
+			}
+		})
+	}
+	// A failing run prints its error and no warning.
+	r := run(t, fakeHost(), append([]string{"manifest", "--vip", "198.18.0.10/24", "--preempt=false", "--health-fall=0"}, backends...)...)
+	if r.err == nil || r.stderr != "" {
+		t.Errorf("bad --health-fall: err %v, stderr %q; want an error and nothing on stderr", r.err, r.stderr)
+	}
+}
+
 // captureRun parses args exactly as `hapod run` does.
 func captureRun(t *testing.T, args []string) config.Config {
 	t.Helper()

@@ -183,6 +183,9 @@ func generate(c *cli.Context, host Host, m mode) error {
 			notes = append(notes, w)
 		}
 	}
+	for _, w := range cfg.Warnings() {
+		notes = append(notes, "warning: "+w)
+	}
 	if m == modePrint {
 		if _, err := c.App.Writer.Write(data); err != nil {
 			return err
