@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hapod/hapod/e2e/lab"
-	"github.com/hapod/hapod/pkg/config"
 )
 
 // frontendPort is hapod's proxy port on the VIP in these tests.
@@ -217,11 +216,10 @@ func (c *cluster) kill(i int, sig syscall.Signal) error {
 	if err := c.procs[i].Signal(sig); err != nil {
 		return err
 	}
-	// After SIGTERM the proxy drains for up to --drain-timeout (5s): a
-	// connection the client opened just before the VIP moved can be
-	// stranded on this node (the client's FIN now reaches the new holder)
-	// and is closed only when the drain ends.
-	return c.procs[i].Wait(config.DefaultDrainTimeout + 5*time.Second)
+	// hapod exits within a second of SIGTERM (the handover takes at most
+	// 0.8 s, then the connections through the VIP are closed at once);
+	// callers that care check the time, this only bounds a hang.
+	return c.procs[i].Wait(5 * time.Second)
 }
 
 func names(ns []*lab.Node) string {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -52,4 +53,57 @@ func TestUpgradeRestart(t *testing.T) {
 			t.Fatalf("round %d: restarted %s took the VIP back", round, holder.Name)
 		}
 	}
+}
+
+// TestShutdownClosesConnectionsAndExits: SIGTERM of the holder while
+// clients hold API watches through the VIP. Once the VIP is handed over
+// those connections are unreachable (the clients' packets reach the new
+// holder), so hapod closes them at once and exits within a second instead
+// of draining them; the clients re-open their watches through the new
+// holder. The nodes run with --drain-timeout, which manifests written by
+// earlier builds pass: it must be accepted (and ignored), not crash-loop
+// the pod after an image upgrade.
+func TestShutdownClosesConnectionsAndExits(t *testing.T) {
+	c := newCluster(t, clusterOptions{apiservers: true, extra: []string{"--drain-timeout=5s"}})
+	holder := c.stableOneHolder(500 * time.Millisecond)
+	i := c.index(holder)
+	lab.WaitFor(t, 10*time.Second, "the holder's log warns about --drain-timeout", func() bool {
+		return strings.Contains(c.procs[i].Log(), "drain-timeout is obsolete and ignored")
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var watches []*watch
+	lab.WaitFor(t, 10*time.Second, "3 watches open through the VIP", func() bool {
+		w, err := c.openWatch(ctx)
+		if err == nil {
+			watches = append(watches, w)
+		}
+		return len(watches) == 3
+	})
+
+	start := time.Now()
+	if err := c.kill(i, syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM with open connections: hapod did not exit 0: %v", err)
+	}
+	exited := time.Since(start)
+	t.Logf("SIGTERM of %s with %d watches open: exited after %v", holder.Name, len(watches), exited.Round(time.Millisecond))
+	if exited > 1500*time.Millisecond {
+		t.Errorf("exit took %v, want about a second at most", exited)
+	}
+	// Closed before the VIP left (their FINs must come from it): without
+	// that, an idle watch hangs until its keepalive gives up, minutes.
+	for k, w := range watches {
+		select {
+		case <-w.ended:
+		case <-time.After(time.Second):
+			t.Errorf("watch %d (via %s) still open a second after the holder exited", k, w.server)
+		}
+	}
+	next, _ := c.waitOneHolder(3*time.Second, holder)
+	w, err := c.openWatch(ctx)
+	if err != nil {
+		t.Fatalf("re-opening a watch through %s: %v", next.Name, err)
+	}
+	t.Logf("watch re-opened through new holder %s, served by %s", next.Name, w.server)
 }

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"sync/atomic"
-	"time"
 
 	"k8s.io/utils/clock"
 
@@ -88,6 +87,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		defer leased.close()
 		held = leasedVIP{VIP: addr, lease: leased}
 	}
+	// The proxy, created below, closes its connections before the VIP goes.
+	closing := &closingVIP{VIP: held, log: log}
 
 	conn, err := vrrp.Dial(vrrp.ConnConfig{
 		Interface: ifname,
@@ -117,7 +118,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Password: password,
 		Clock:    clk,
 		Logger:   log,
-	}, conn, held)
+	}, conn, closing)
 
 	// The proxy, listening on the VIP before this node holds it.
 	policy, err := proxy.PolicyByName(cfg.Proxy.Balance)
@@ -132,7 +133,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		MaxConns:       cfg.Proxy.MaxConns,
 		CloseOnDown:    cfg.Proxy.CloseOnDown,
 		Rebalance:      cfg.Proxy.Rebalance,
-		DrainTimeout:   cfg.Proxy.DrainTimeout,
 		Clock:          clk,
 		Logger:         proxyLogger(log),
 		OnHealthy: func(n int) {
@@ -151,6 +151,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := px.Listen(); err != nil {
 		return err
 	}
+	closing.px = px
 
 	tlsConf, err := health.TLSConfig(cfg.Health.CAFile, "")
 	if err != nil {
@@ -226,42 +227,56 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	linkLost := make(chan struct{})
 	go func() {
 		for up := range links {
 			speaker.SetLink(up)
+		}
+		if bgCtx.Err() == nil {
+			close(linkLost) // netlink failed for good: see supervise
 		}
 	}()
 
 	// The speaker runs in the foreground: on ctx's end it sends priority 0
 	// and keeps the VIP (and the proxy on it serving) until a new holder
 	// is heard, then releases it and returns.
+	speakerCtx, stopSpeaker := context.WithCancel(ctx)
+	defer stopSpeaker()
 	speakerErr := make(chan error, 1)
-	go func() { speakerErr <- speaker.Run(ctx) }()
-
-	var runErr error
-	select {
-	case runErr = <-speakerErr:
-		speakerDone.Store(true)
-	case runErr = <-proxyErr:
-		proxyDone.Store(true)
-		log.Error("proxy stopped", "err", runErr)
-		// Hand the VIP over: the speaker stops on the same context.
-		stopBackground()
+	go func() { speakerErr <- speaker.Run(speakerCtx) }()
+	runErr := supervise(speakerErr, proxyErr, linkLost, stopSpeaker, log)
+	speakerDone.Store(true)
+	// The VIP is gone from this node and the connections through it were
+	// closed as it went (closingVIP): stop at once, so that the pod exits
+	// within a second of SIGTERM.
+	closeNow, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := px.Shutdown(closeNow); err != nil && !errors.Is(err, context.Canceled) {
+		log.Warn("proxy shutdown", "err", err)
 	}
-	if ctx.Err() != nil {
-		log.Info("shutting down: VIP handed over, draining connections", "grace", cfg.Proxy.DrainTimeout)
-	}
-	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Proxy.DrainTimeout)
-	defer cancel()
-	start := time.Now()
-	if err := px.Shutdown(drainCtx); err != nil {
-		log.Warn("drain incomplete", "err", err)
-	}
-	log.Info("stopped", "drain", time.Since(start).Round(time.Millisecond))
-	if ctx.Err() != nil && runErr == nil {
-		return nil
-	}
+	log.Info("stopped")
 	return runErr
+}
+
+// closingVIP closes the proxy's connections right before the VIP leaves
+// this node, whatever the reason (shutdown, a stronger router, a healed
+// split brain, link down): their FINs must still leave from the VIP. Once
+// it is gone, clients' packets reach the new holder, and an idle watch
+// would hang on this node until its keepalive gave up.
+type closingVIP struct {
+	vrrp.VIP
+	px  *proxy.Proxy // set before the speaker runs
+	log *slog.Logger
+}
+
+func (v *closingVIP) Release() error {
+	if v.px == nil {
+		return v.VIP.Release()
+	}
+	if n := v.px.CloseAll(); n > 0 {
+		v.log.Info("closed the connections through the VIP before releasing it", "closed", n)
+	}
+	return v.VIP.Release()
 }
 
 // primaryAddr is this node's own address on ifname in the VIP's family:

@@ -89,9 +89,6 @@ type Proxy struct {
 	// IdleTimeout closes a connection with no traffic either way
 	// (--idle-timeout, default 1h: watches can be quiet for long).
 	IdleTimeout time.Duration
-	// DrainTimeout is how long in-flight connections may finish on
-	// shutdown (--drain-timeout, default 5s).
-	DrainTimeout time.Duration
 	// MaxConns caps concurrent client connections; excess ones are
 	// refused (--max-conns, default 20000).
 	MaxConns int
@@ -157,7 +154,6 @@ const (
 	DefaultBalance         = "least-conn"
 	DefaultConnectTimeout  = 3 * time.Second
 	DefaultIdleTimeout     = time.Hour
-	DefaultDrainTimeout    = 5 * time.Second
 	DefaultMaxConns        = 20000
 	DefaultHealthCheck     = string(health.KindHTTPS)
 	DefaultHealthPath      = health.DefaultPath
@@ -190,7 +186,6 @@ func Default() Config {
 			Balance:        DefaultBalance,
 			ConnectTimeout: DefaultConnectTimeout,
 			IdleTimeout:    DefaultIdleTimeout,
-			DrainTimeout:   DefaultDrainTimeout,
 			MaxConns:       DefaultMaxConns,
 			CloseOnDown:    true,
 		},

@@ -300,15 +300,6 @@ func Fields() []Field {
 			},
 		},
 		{
-			Name: "drain-timeout", Kind: KindValue, Category: CategoryProxy,
-			Usage: "on shutdown, time in-flight connections get to finish",
-			get:   func(c *Config) []string { return []string{durationString(c.Proxy.DrainTimeout)} },
-			set: func(c *Config, s string) (err error) {
-				c.Proxy.DrainTimeout, err = parseDuration(s)
-				return err
-			},
-		},
-		{
 			Name: "max-conns", Kind: KindValue, Category: CategoryProxy,
 			Usage: "maximum concurrent client connections; excess ones are refused and counted",
 			get:   func(c *Config) []string { return []string{intString(c.Proxy.MaxConns)} },

@@ -151,7 +151,7 @@ func (c *Config) validateProxy() error {
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"connect-timeout", p.ConnectTimeout}, {"idle-timeout", p.IdleTimeout}, {"drain-timeout", p.DrainTimeout}} {
+	}{{"connect-timeout", p.ConnectTimeout}, {"idle-timeout", p.IdleTimeout}} {
 		if d.v <= 0 {
 			return fieldErr(d.flag, durationString(d.v), "must be positive")
 		}

@@ -9,7 +9,6 @@ package manifest
 import (
 	"bytes"
 	"fmt"
-	"math"
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +34,14 @@ const BinaryPath = "/hapod"
 // admission plugin that would fill it in.
 const systemNodeCritical = 2000001000
 
+// gracePeriodSeconds is the pod's terminationGracePeriodSeconds. On
+// SIGTERM `hapod run` hands the VIP over (at most 0.8 s without a
+// successor), closes the connections that arrived through it and exits,
+// well within a second; the rest is slack for a loaded node. Should
+// kubelet's SIGKILL come first, the VIP left behind is removed by the
+// next start.
+const gracePeriodSeconds int64 = 5
+
 // Pod returns hapod's static pod for cfg, which must be completed and
 // valid. The container runs `hapod run` with cfg.Args().
 func Pod(cfg config.Config, image string) *corev1.Pod {
@@ -59,9 +66,6 @@ func Pod(cfg config.Config, image string) *corev1.Pod {
 			}},
 		})
 	}
-	// hapod run exits within a second of SIGTERM plus the drain of
-	// in-flight proxy connections; leave kubelet a little slack on top.
-	grace := int64(math.Ceil(cfg.Proxy.DrainTimeout.Seconds())) + 2
 
 	return &corev1.Pod{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
@@ -74,7 +78,7 @@ func Pod(cfg config.Config, image string) *corev1.Pod {
 			HostNetwork:                   true,
 			PriorityClassName:             "system-node-critical",
 			Priority:                      ptr(int32(systemNodeCritical)),
-			TerminationGracePeriodSeconds: &grace,
+			TerminationGracePeriodSeconds: ptr(gracePeriodSeconds),
 			SecurityContext: &corev1.PodSecurityContext{
 				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},

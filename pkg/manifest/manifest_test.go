@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
@@ -149,10 +148,12 @@ func TestPodLowPortAddsBindCapability(t *testing.T) {
 	}
 }
 
-func TestPodGracePeriodCoversDrain(t *testing.T) {
-	c := cfg(t, func(c *config.Config) { c.Proxy.DrainTimeout = 2500 * time.Millisecond })
-	if g := *Pod(c, testImage).Spec.TerminationGracePeriodSeconds; g != 5 {
-		t.Errorf("grace = %d, want 5 (ceil(2.5s) + 2s)", g)
+func TestPodGracePeriodCoversShutdown(t *testing.T) {
+	// hapod run exits within a second of SIGTERM (e2e TestFailover checks
+	// it); the grace period leaves slack, but not kubelet's default 30 s,
+	// which would keep a hung pod's node out of the group that long.
+	if g := *Pod(cfg(t, nil), testImage).Spec.TerminationGracePeriodSeconds; g < 2 || g > 10 {
+		t.Errorf("grace = %ds, want a few seconds", g)
 	}
 }
 

@@ -179,6 +179,7 @@ type Proxy struct {
 	rebalanced   atomic.Uint64
 	downClosed   atomic.Uint64 // CloseOnDown, counted by the pool
 	drainClosed  atomic.Uint64
+	vipClosed    atomic.Uint64 // CloseAll
 
 	rebalancing atomic.Bool
 }
@@ -428,6 +429,8 @@ type Stats struct {
 	// backend down (CloseOnDown). DrainClosed: still open when the drain
 	// of Shutdown ended, and closed then (dials in progress included).
 	DownClosed, DrainClosed uint64
+	// VIPReleased: closed by CloseAll, when this node gave the VIP up.
+	VIPReleased uint64
 	// Healthy backends.
 	Healthy int
 }
@@ -447,6 +450,7 @@ func (p *Proxy) Stats() Stats {
 		Rebalanced:   p.rebalanced.Load(),
 		DownClosed:   p.downClosed.Load(),
 		DrainClosed:  p.drainClosed.Load(),
+		VIPReleased:  p.vipClosed.Load(),
 		Healthy:      p.pool.Healthy(),
 	}
 	for _, b := range p.pool.backends {

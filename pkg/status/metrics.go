@@ -61,7 +61,7 @@ var (
 	descRefused = desc(subProxy, "refused_connections_total",
 		"Client connections closed without being served: max_conns (the connection limit was reached) or no_backend (no backend could be dialled).", "reason")
 	descClosed = desc(subProxy, "closed_connections_total",
-		"Client connections closed by the proxy while served: idle_timeout, rebalance (moved to even out the spread after a backend came back), backend_down (their backend failed its health checks, --close-on-down) or drain (still open when the shutdown drain ended).", "reason")
+		"Client connections closed by the proxy while served: idle_timeout, rebalance (moved to even out the spread after a backend came back), backend_down (their backend failed its health checks, --close-on-down), vip_released (closed as this node gave the VIP up, so that their clients reconnect through the new holder at once) or drain (still open when the proxy stopped).", "reason")
 	descRetries = desc(subProxy, "connect_retries_total",
 		"Backend dials repeated on another backend after a failure.")
 	descAcceptErrors = desc(subProxy, "accept_errors_total",
@@ -173,6 +173,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descClosed, ps.Rebalanced, "rebalance")
 		counter(descClosed, ps.DownClosed, "backend_down")
 		counter(descClosed, ps.DrainClosed, "drain")
+		counter(descClosed, ps.VIPReleased, "vip_released")
 		counter(descRetries, ps.Retries)
 		counter(descAcceptErrors, ps.AcceptErrors)
 		gauge(descHealthyBackends, float64(ps.Healthy))
