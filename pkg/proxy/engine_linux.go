@@ -471,17 +471,9 @@ func (l *loop) accept() {
 			// Out of descriptors or memory: stop accepting for a while
 			// rather than spin on a listener that stays readable.
 			p.acceptErrors.Add(1)
-			l.acceptPause = acceptBackoff(l.acceptPause)
-			if l.acceptPause == time.Second {
-				p.log.Warn("accept failing, backing off", "err", err, "backoff", l.acceptPause)
-			} else {
-				p.log.Debug("accept failed", "err", err, "backoff", l.acceptPause)
-			}
-			l.unlisten()
-			l.resumeAt = time.Now().Add(l.acceptPause).UnixNano()
+			l.pauseAccepting("accept", err)
 			return
 		}
-		l.acceptPause = 0
 		if p.active.Load() >= int64(p.cfg.MaxConns) {
 			p.refused.Add(1)
 			rawClose(nfd)
@@ -498,7 +490,30 @@ func (l *loop) accept() {
 		// 0.4 context switches per short request, and no gain on long
 		// streams (bench/proxy).
 		l.adopt(nfd, client)
+		if !l.listening {
+			return // its backend socket could not be opened: paused
+		}
 	}
+}
+
+// pauseAccepting stops accepting for a back-off (5ms doubling to 1s) after
+// running out of descriptors or memory, in accept or in opening a backend
+// socket: the listener stays readable, and taking clients that cannot be
+// served would only close them one by one (a warning each) while the
+// backlog holds them until descriptors are free. A backend socket opened
+// ends the back-off (see connect); a paused or stopped loop stays as it is.
+func (l *loop) pauseAccepting(what string, err error) {
+	if !l.listening {
+		return
+	}
+	l.acceptPause = acceptBackoff(l.acceptPause)
+	if l.acceptPause == time.Second {
+		l.p.log.Warn(what+" failing, backing off", "err", err, "backoff", l.acceptPause)
+	} else {
+		l.p.log.Debug(what+" failed, backing off", "err", err, "backoff", l.acceptPause)
+	}
+	l.unlisten()
+	l.resumeAt = time.Now().Add(l.acceptPause).UnixNano()
 }
 
 // adopt takes an accepted client socket.
@@ -552,12 +567,13 @@ func (l *loop) dial(c *conn) {
 			return
 		}
 		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
-			// Our own limit, not the backend's fault.
-			p.log.Warn("cannot open a backend socket", "err", err)
+			// Our own limit, not the backend's fault: this client is
+			// lost, the ones behind it wait in the backlog.
 			b.active.Add(-1)
 			c.b = nil
 			p.noBackend.Add(1)
 			l.finish(c)
+			l.pauseAccepting("opening a backend socket", err)
 			return
 		}
 		l.dialError(c, err)
@@ -579,6 +595,7 @@ func (l *loop) connect(c *conn, b *Backend) error {
 	if errno != 0 {
 		return errno
 	}
+	l.acceptPause = 0 // descriptors to spare again
 	// Keep-alive towards backends whatever CloseOnDown says. The health
 	// checker only finds a backend that is dead as a whole; a single
 	// connection can die alone (a NAT or firewall between the nodes drops
