@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -10,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -341,9 +344,10 @@ func TestProxyFailoverUnderLoad(t *testing.T) {
 	}
 }
 
-// TestProxyLimits: the connection limit refuses excess clients cleanly and
-// file-descriptor exhaustion does not stop the proxy: both serve again
-// afterwards.
+// TestProxyLimits: the connection limit refuses excess clients cleanly
+// and counts them; file-descriptor exhaustion makes accept fail, which is
+// counted and backed off from (the proxy does not spin on a listener that
+// stays readable); both serve again once the pressure is gone.
 func TestProxyLimits(t *testing.T) {
 	// 48 descriptors: hapod's own sockets plus a few proxied connections.
 	c := newCluster(t, clusterOptions{nodes: 1, apiservers: true,
@@ -352,6 +356,7 @@ func TestProxyLimits(t *testing.T) {
 	hc := c.apiClient()
 	lab.WaitFor(t, 5*time.Second, "the VIP answers", func() bool { _, err := c.whoami(hc); return err == nil })
 	target := netip.AddrPortFrom(c.vip.Addr(), frontendPort).String()
+	sc := &statusCluster{cluster: c}
 
 	// Connection limit: 10 held, the next ones are closed at once.
 	var held []net.Conn
@@ -362,7 +367,8 @@ func TestProxyLimits(t *testing.T) {
 		}
 		held = append(held, conn)
 	}
-	time.Sleep(200 * time.Millisecond)
+	sc.waitMetric(0, "hapod_proxy_active_connections", "= 10", func(v float64) bool { return v == 10 })
+	before := sc.mustMetrics(0)[`hapod_proxy_refused_connections_total{reason="max_conns"}`]
 	refused := 0
 	for i := 0; i < 5; i++ {
 		conn, err := c.lab.Client.Dial(context.Background(), "tcp", target)
@@ -379,6 +385,9 @@ func TestProxyLimits(t *testing.T) {
 	if refused != 5 {
 		t.Errorf("%d of 5 connections over --max-conns=10 were refused", refused)
 	}
+	if got := sc.mustMetrics(0)[`hapod_proxy_refused_connections_total{reason="max_conns"}`] - before; got != 5 {
+		t.Errorf("refused_connections_total{reason=max_conns} grew by %v, want 5", got)
+	}
 	for _, conn := range held {
 		conn.Close()
 	}
@@ -392,7 +401,19 @@ func TestProxyLimits(t *testing.T) {
 	c.start(0)
 	c.waitOneHolder(5 * time.Second)
 	lab.WaitFor(t, 5*time.Second, "the VIP answers", func() bool { _, err := c.whoami(hc); return err == nil })
+	pid := c.procs[0].Pid()
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil || strings.TrimSpace(string(comm)) != "hapod" {
+		t.Fatalf("pid %d is %q (%v), not hapod: the CPU reading would measure something else", pid, comm, err)
+	}
+	if n := sc.mustMetrics(0)["hapod_proxy_accept_errors_total"]; n != 0 {
+		t.Fatalf("accept_errors_total %v before any pressure", n)
+	}
 	held = nil
+	defer func() {
+		for _, conn := range held {
+			conn.Close()
+		}
+	}()
 	for i := 0; i < 40; i++ {
 		conn, err := c.lab.Client.Dial(context.Background(), "tcp", target)
 		if err != nil {
@@ -400,14 +421,68 @@ func TestProxyLimits(t *testing.T) {
 		}
 		held = append(held, conn)
 	}
-	time.Sleep(time.Second)
+	// Proxied clients take descriptors two at a time (client and backend
+	// socket); one left over would be taken by each accept and given back
+	// when the backend socket fails, and accept itself would never fail.
+	// Idle connections to the status server take the last ones, one each
+	// (its ReadHeaderTimeout, 5s, outlasts the window below).
+	for i := 0; i < 20; i++ {
+		conn, err := c.lab.Nodes[0].Dial(context.Background(), "tcp", "127.0.0.1:10270")
+		if err != nil {
+			break
+		}
+		held = append(held, conn)
+	}
+	// Clients keep arriving for 2s while no descriptor is free.
+	cpu0, wall0 := cpuTicks(t, pid), time.Now()
+	for time.Since(wall0) < 2*time.Second {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		if conn, err := c.lab.Client.Dial(ctx, "tcp", target); err == nil {
+			held = append(held, conn)
+		}
+		cancel()
+		time.Sleep(20 * time.Millisecond)
+	}
+	cpu, wall := cpuTicks(t, pid)-cpu0, time.Since(wall0)
+	// /proc counts in USER_HZ, 100 per second on Linux.
+	busy := float64(cpu) / 100 / wall.Seconds()
+	t.Logf("exhausted for %v with %d client connections: hapod used %.0f%% of a core", wall.Round(time.Millisecond), len(held), 100*busy)
+	if busy > 0.5 {
+		t.Errorf("hapod used %.0f%% of a core while out of descriptors: spinning on accept?", 100*busy)
+	}
 	for _, conn := range held {
 		conn.Close()
 	}
+	held = nil
 	lab.WaitFor(t, 10*time.Second, "the proxy serves after descriptor exhaustion", func() bool { _, err := c.whoami(hc); return err == nil })
-	if !strings.Contains(c.procs[0].Log(), "accept") {
-		t.Logf("hapod log does not mention accept errors:\n%s", lastLines(c.procs[0].Log(), 10))
+	m := sc.mustMetrics(0)
+	t.Logf("after: accept_errors_total %v, refused{no_backend} %v, accepted %v", m["hapod_proxy_accept_errors_total"],
+		m[`hapod_proxy_refused_connections_total{reason="no_backend"}`], m["hapod_proxy_accepted_connections_total"])
+	if m["hapod_proxy_accept_errors_total"] == 0 {
+		t.Errorf("no accept error counted while out of descriptors:\n%s", lastLines(c.procs[0].Log(), 10))
 	}
+	// Every client is still served, one new connection each.
+	got := c.spread(hc, 20)
+	t.Logf("20 requests after the pressure: %v", got)
+}
+
+// cpuTicks is the user plus system CPU time of process pid, in USER_HZ
+// ticks, from /proc/PID/stat.
+func cpuTicks(t *testing.T, pid int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name may hold spaces: fields count from after its ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("/proc/%d/stat: %v %v", pid, err1, err2)
+	}
+	return utime + stime
 }
 
 func isTimeout(err error) bool {
