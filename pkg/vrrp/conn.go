@@ -56,6 +56,13 @@ type ConnConfig struct {
 	// Interval is our advert interval. VRRPv2 adverts with another one
 	// are dropped (RFC 3768 section 7.1); zero skips the check.
 	Interval time.Duration
+	// Addrs are the virtual addresses this router protects, of the family
+	// of Source. An advert of our VRID that does not list every one of
+	// them is dropped (DropAddrMismatch): it comes from another virtual
+	// router that happens to share the VRID, and obeying it would leave
+	// our addresses unheld. Extra addresses in the advert are accepted.
+	// Empty skips the check.
+	Addrs []netip.Addr
 	// OnDrop, if set, is called with every dropped packet's reason and
 	// detail, on the receiving goroutine: it must not block.
 	OnDrop func(*DropError)
@@ -93,6 +100,11 @@ func (c *ConnConfig) validate() error {
 			return bad("peer %v is not of the family of source %v", p, c.Source)
 		}
 	}
+	for _, a := range c.Addrs {
+		if !a.IsValid() || a.Unmap().Is4() != src.Is4() {
+			return bad("virtual address %v is not of the family of source %v", a, c.Source)
+		}
+	}
 	return nil
 }
 
@@ -126,6 +138,7 @@ type RawConn struct {
 	pc      packetConn
 	dsts    []netip.Addr
 	peers   map[netip.Addr]bool // nil in multicast mode
+	addrs   []netip.Addr        // cfg.Addrs without zone or 4-in-6 mapping
 
 	rmu sync.Mutex // serialises Receive, which reuses buf
 	buf []byte
@@ -148,6 +161,10 @@ func newConn(cfg ConnConfig, ifIndex int, pc packetConn) (*RawConn, error) {
 		buf:     make([]byte, MaxLen+1), // +1: an oversized message shows up as DropLength
 	}
 	c.cfg.Peers = slices.Clone(cfg.Peers)
+	c.cfg.Addrs = slices.Clone(cfg.Addrs)
+	for _, a := range cfg.Addrs {
+		c.addrs = append(c.addrs, a.Unmap().WithZone(""))
+	}
 	if len(cfg.Peers) == 0 {
 		if c.src.Is4() {
 			c.dsts = []netip.Addr{GroupIPv4}
@@ -225,12 +242,24 @@ func (c *RawConn) Receive() (Received, error) {
 	}
 }
 
-// check applies every receive check to message b with IP facts d, in the
-// order of RFC 9568 section 7.1 after the cheap IP-header ones.
+// check applies every receive check to message b with IP facts d: the
+// arrival interface, then the VRID, then the cheap IP-header ones, then
+// those of RFC 9568 section 7.1 in its order.
+//
+// The VRID comes first because an advert of another virtual router is no
+// business of ours whatever else is wrong with it: a VRRPv2 router on the
+// same LAN is not a version mismatch, nor is another group's sender in
+// unicast mode a peer missing from --peer, and neither must be counted or
+// warned about as one. It is byte 1 of the message in both versions (the
+// packetConn has removed the IP header); a message too short for a VRRP
+// header is left to Unmarshal, which calls it truncated.
 func (c *RawConn) check(b []byte, d datagram) (*Packet, *DropError) {
 	src := d.Src.Unmap().WithZone("")
 	if d.IfIndex != 0 && c.ifIndex != 0 && d.IfIndex != c.ifIndex {
 		return nil, drop(DropInterface, "arrived on interface %d, want %d", d.IfIndex, c.ifIndex)
+	}
+	if len(b) >= headerLen && b[1] != c.cfg.VRID {
+		return nil, drop(DropVRID, "VRID %d from %v", b[1], src)
 	}
 	if src == c.src {
 		return nil, drop(DropOwn, "from our own address %v", src)
@@ -252,9 +281,6 @@ func (c *RawConn) check(b []byte, d datagram) (*Packet, *DropError) {
 	if p.Version != c.cfg.Version {
 		return nil, drop(DropVersion, "%v from %v, configured %v", p.Version, src, c.cfg.Version)
 	}
-	if p.VRID != c.cfg.VRID {
-		return nil, drop(DropVRID, "VRID %d from %v", p.VRID, src)
-	}
 	if p.Version == Version2 {
 		want := AuthNone
 		if c.cfg.Password != "" {
@@ -268,6 +294,18 @@ func (c *RawConn) check(b []byte, d datagram) (*Packet, *DropError) {
 		}
 		if c.cfg.Interval > 0 && p.Interval != c.cfg.Interval {
 			return nil, drop(DropIntervalMismatch, "interval %v from %v, configured %v", p.Interval, src, c.cfg.Interval)
+		}
+	}
+	// RFC 9568 and RFC 3768 section 7.1 let a router check the address
+	// list, log a mismatch as a misconfiguration, and drop the advert
+	// unless it comes from the address owner (priority 255). hapod drops
+	// it whatever the priority: it never owns its VIP, so the sender is
+	// another virtual router that shares our VRID (two clusters whose VIPs
+	// end in the same byte), and obeying it would leave our VIP unheld.
+	// keepalived drops such adverts too.
+	for _, a := range c.addrs {
+		if !slices.Contains(p.Addrs, a) {
+			return nil, drop(DropAddrMismatch, "VRID %d from %v lists %v, configured %v", p.VRID, src, p.Addrs, c.addrs)
 		}
 	}
 	return p, nil

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,6 +147,9 @@ func TestReceiveChecks(t *testing.T) {
 				{"ttl unknown", pkt(v3, nil, wPeer4, GroupIPv4), dg(wPeer4, GroupIPv4, -1, wIfIndex), DropTTL},
 				{"checksum for another destination", pkt(v3, nil, wPeer4, wSrc4), dg(wPeer4, GroupIPv4, 255, wIfIndex), DropChecksum},
 				{"v2 packet", pkt(v2, nil, wPeer4, GroupIPv4), dg(wPeer4, GroupIPv4, 255, wIfIndex), DropVersion},
+				// Another virtual router speaking VRRPv2 on the LAN: not ours,
+				// so not a version mismatch either.
+				{"v2 packet of another VRID", pkt(v2, func(p *Packet) { p.VRID = 9 }, wPeer4, GroupIPv4), dg(wPeer4, GroupIPv4, 255, wIfIndex), DropVRID},
 				{"other VRID", pkt(v3, func(p *Packet) { p.VRID = 52 }, wPeer4, GroupIPv4), dg(wPeer4, GroupIPv4, 255, wIfIndex), DropVRID},
 				{"other VRID again", pkt(v3, func(p *Packet) { p.VRID = 1 }, wPeer4, GroupIPv4), dg(wPeer4, GroupIPv4, 255, wIfIndex), DropVRID},
 				{"truncated", func(t *testing.T) []byte { return advert(t, v3, wPeer4, GroupIPv4)[:10] }, dg(wPeer4, GroupIPv4, 255, wIfIndex), DropTruncated},
@@ -157,6 +162,7 @@ func TestReceiveChecks(t *testing.T) {
 			ok:   v3,
 			bad: []bad{
 				{"stranger", pkt(v3, nil, stranger, wSrc4), dg(stranger, wSrc4, 255, wIfIndex), DropUnknownPeer},
+				{"stranger of another VRID", pkt(v3, func(p *Packet) { p.VRID = 9 }, stranger, wSrc4), dg(stranger, wSrc4, 255, wIfIndex), DropVRID},
 				{"own", pkt(v3, nil, wSrc4, wPeer4), dg(wSrc4, wPeer4, 255, wIfIndex), DropOwn},
 				{"ttl 64", pkt(v3, nil, wPeer4, wSrc4), dg(wPeer4, wSrc4, 64, wIfIndex), DropTTL},
 			},
@@ -390,6 +396,8 @@ func TestConnConfigValidate(t *testing.T) {
 		{"long password", func(c *ConnConfig) { c.Version = Version2; c.Password = "123456789" }},
 		{"peer of other family", func(c *ConnConfig) { c.Peers = wAddrs("2001:db8::1") }},
 		{"zero peer", func(c *ConnConfig) { c.Peers = []netip.Addr{{}} }},
+		{"virtual address of other family", func(c *ConnConfig) { c.Addrs = wAddrs("198.18.0.100", "2001:db8::100") }},
+		{"zero virtual address", func(c *ConnConfig) { c.Addrs = []netip.Addr{{}} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -406,13 +414,157 @@ func TestConnConfigValidate(t *testing.T) {
 	if _, err := newConn(ok, 1, wNewFakePC()); err != nil {
 		t.Errorf("valid config: %v", err)
 	}
+	ok.Addrs = []netip.Addr{netip.AddrFrom16(netip.MustParseAddr("198.18.0.100").As16())} // 4-in-6 is IPv4
+	if _, err := newConn(ok, 1, wNewFakePC()); err != nil {
+		t.Errorf("valid config with a 4-in-6 virtual address: %v", err)
+	}
 }
+
 func TestMisconfiguredReasons(t *testing.T) {
 	want := map[DropReason]bool{DropVersion: true, DropAuthType: true, DropAuth: true,
-		DropIntervalMismatch: true, DropUnknownPeer: true}
+		DropIntervalMismatch: true, DropUnknownPeer: true, DropAddrMismatch: true}
 	for _, r := range DropReasons() {
 		if r.Misconfigured() != want[r] {
 			t.Errorf("%v.Misconfigured() = %v", r, r.Misconfigured())
 		}
+	}
+}
+
+// TestOtherVRIDFirst: an advert of another virtual router is dropped as
+// vrid whatever else would fail on it, so that OnDrop never reports it as
+// a misconfiguration (the daemon warns on those) and the other counters
+// keep meaning what they say.
+func TestOtherVRIDFirst(t *testing.T) {
+	v2 := Packet{Version: Version2, VRID: 9, Priority: 100, Interval: time.Second, Addrs: wAddrs("198.18.0.9")}
+	v3 := Packet{Version: Version3, VRID: 9, Priority: 100, Interval: time.Second, Addrs: wAddrs("198.18.0.9")}
+	stranger := netip.MustParseAddr("198.18.0.9")
+	v3conn := ConnConfig{Interface: "x", Source: wSrc4, VRID: 51, Version: Version3, Addrs: wAddrs("198.18.0.100")}
+	unicast := v3conn
+	unicast.Peers = []netip.Addr{wPeer4}
+	v2conn := ConnConfig{Interface: "x", Source: wSrc4, VRID: 51, Version: Version2, Password: "secret",
+		Interval: 3 * time.Second, Addrs: wAddrs("198.18.0.100")}
+	tests := []struct {
+		name string
+		cfg  ConnConfig
+		p    Packet
+		from netip.Addr
+		ttl  int
+		// what the same advert with our VRID is dropped as: the check
+		// the VRID must come before.
+		ours DropReason
+	}{
+		{"v2 advert to a v3 conn", v3conn, v2, wPeer4, 255, DropVersion},
+		{"v3 advert to a v2 conn", v2conn, v3, wPeer4, 255, DropVersion},
+		{"unknown unicast sender", unicast, v3, stranger, 255, DropUnknownPeer},
+		{"v2 without password to a v2 conn with one", v2conn, v2, wPeer4, 255, DropAuthType},
+		{"other v2 interval", v2conn, func() Packet { p := v2; p.AuthType, p.Password = AuthSimple, "secret"; return p }(), wPeer4, 255, DropIntervalMismatch},
+		{"other addresses", v3conn, v3, wPeer4, 255, DropAddrMismatch},
+		{"forwarded (TTL 64)", v3conn, v3, wPeer4, 64, DropTTL},
+		{"from our own address", v3conn, v3, wSrc4, 255, DropOwn},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var reported []*DropError
+			tt.cfg.OnDrop = func(de *DropError) {
+				mu.Lock()
+				reported = append(reported, de)
+				mu.Unlock()
+			}
+			c, f := wNewConn(t, tt.cfg)
+			ours := tt.p
+			ours.VRID = tt.cfg.VRID
+			d := datagram{Src: tt.from, Dst: GroupIPv4, HopLimit: tt.ttl, IfIndex: wIfIndex}
+			if _, de := c.check(advert(t, ours, tt.from, GroupIPv4), d); de == nil || de.Reason != tt.ours {
+				t.Fatalf("control: with our VRID: %v, want %v", de, tt.ours)
+			}
+			f.in <- wFakeDatagram{b: advert(t, tt.p, tt.from, GroupIPv4), d: d}
+			ok := Packet{Version: tt.cfg.Version, VRID: tt.cfg.VRID, Priority: 100, Interval: time.Second, Addrs: tt.cfg.Addrs}
+			if tt.cfg.Version == Version2 {
+				ok.Interval, ok.AuthType, ok.Password = tt.cfg.Interval, AuthSimple, tt.cfg.Password
+			}
+			to := GroupIPv4
+			if len(tt.cfg.Peers) > 0 {
+				to = wSrc4
+			}
+			f.in <- wFakeDatagram{b: advert(t, ok, wPeer4, to), d: datagram{Src: wPeer4, Dst: to, HopLimit: 255, IfIndex: wIfIndex}}
+			wReceive(t, c)
+			if got := c.Drops(); !maps.Equal(got, map[DropReason]uint64{DropVRID: 1}) {
+				t.Errorf("drops %v, want vrid 1", got)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(reported) != 1 || reported[0].Reason != DropVRID || reported[0].Reason.Misconfigured() {
+				t.Errorf("OnDrop saw %v, want one vrid drop, not a misconfiguration", reported)
+			}
+		})
+	}
+	// A message too short to hold a VRRP header stays truncated, even
+	// though byte 1 is there.
+	c, _ := wNewConn(t, v3conn)
+	short := advert(t, v3, wPeer4, GroupIPv4)[:headerLen-1]
+	if _, de := c.check(short, datagram{Src: wPeer4, Dst: GroupIPv4, HopLimit: 255}); de == nil || de.Reason != DropTruncated {
+		t.Errorf("%d-byte message of another VRID: %v, want truncated", len(short), de)
+	}
+}
+
+// TestAddrCheck: an advert of our VRID must list every virtual address we
+// protect; extra ones (keepalived may protect more) and any order are fine.
+func TestAddrCheck(t *testing.T) {
+	v3 := func(prio uint8, addrs ...string) Packet {
+		return Packet{Version: Version3, VRID: 51, Priority: prio, Interval: 100 * time.Millisecond, Addrs: wAddrs(addrs...)}
+	}
+	peer6 := netip.MustParseAddr("fe80::2")
+	tests := []struct {
+		name  string
+		addrs []netip.Addr // ConnConfig.Addrs
+		p     Packet
+		want  DropReason // DropUnknown: accepted
+	}{
+		{"same address", wAddrs("198.18.0.100"), v3(100, "198.18.0.100"), DropUnknown},
+		{"extra addresses", wAddrs("198.18.0.100"), v3(100, "198.18.0.99", "198.18.0.100", "198.18.0.101"), DropUnknown},
+		{"both, other order", wAddrs("198.18.0.100", "198.18.0.101"), v3(100, "198.18.0.101", "198.18.0.100"), DropUnknown},
+		{"4-in-6 configured", []netip.Addr{netip.AddrFrom16(netip.MustParseAddr("198.18.0.100").As16())}, v3(100, "198.18.0.100"), DropUnknown},
+		{"no check configured", nil, v3(100, "198.18.1.100"), DropUnknown},
+		// Another cluster whose VIP ends in the same byte: same default VRID.
+		{"another VIP", wAddrs("198.18.0.100"), v3(100, "198.18.1.100"), DropAddrMismatch},
+		{"another VIP stepping down", wAddrs("198.18.0.100"), v3(0, "198.18.1.100"), DropAddrMismatch},
+		// RFC 9568 would let an address owner's advert through; hapod
+		// never owns its VIP, so an owner of other addresses is another
+		// virtual router.
+		{"another VIP's owner", wAddrs("198.18.0.100"), v3(255, "198.18.1.100"), DropAddrMismatch},
+		{"one of two missing", wAddrs("198.18.0.100", "198.18.0.101"), v3(100, "198.18.0.100"), DropAddrMismatch},
+		{"IPv6 same", wAddrs("2001:db8::100"), v3(100, "2001:db8::100"), DropUnknown},
+		{"IPv6 another", wAddrs("2001:db8::100"), v3(100, "2001:db8:1::100"), DropAddrMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := ConnConfig{Interface: "x", Source: wSrc4, VRID: 51, Version: Version3, Addrs: tt.addrs}
+			from, to := wPeer4, GroupIPv4
+			if tt.p.Addrs[0].Is6() {
+				cfg.Source, from, to = wSrc6, peer6, GroupIPv6
+			}
+			c, _ := wNewConn(t, cfg)
+			p, de := c.check(advert(t, tt.p, from, to), datagram{Src: from, Dst: to, HopLimit: 255, IfIndex: wIfIndex})
+			if tt.want == DropUnknown {
+				if de != nil {
+					t.Fatalf("dropped: %v", de)
+				}
+				if !slices.Equal(p.Addrs, tt.p.Addrs) {
+					t.Errorf("addresses %v, want %v", p.Addrs, tt.p.Addrs)
+				}
+				return
+			}
+			if de == nil || de.Reason != tt.want {
+				t.Fatalf("got %v, want %v", de, tt.want)
+			}
+			// The warning names both lists, so whoever reads it can tell
+			// the clusters apart.
+			for _, a := range append(slices.Clone(tt.addrs), tt.p.Addrs...) {
+				if !strings.Contains(de.Detail, a.Unmap().String()) {
+					t.Errorf("detail %q does not name %v", de.Detail, a)
+				}
+			}
+		})
 	}
 }

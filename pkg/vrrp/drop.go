@@ -46,7 +46,9 @@ const (
 	// DropInterval: the advertisement interval is zero.
 	DropInterval
 	// DropVRID: the packet is for another virtual router. Normal on a LAN
-	// with several virtual routers, so the counter is informational.
+	// with several virtual routers, so the counter is informational. It is
+	// checked first, right after the interface, so that another virtual
+	// router's adverts never count as any other reason.
 	DropVRID
 	// DropAuthType: the VRRPv2 authentication type is unknown or differs
 	// from the configured one.
@@ -58,6 +60,12 @@ const (
 	// their own interval, so a mismatch is a misconfiguration that would
 	// otherwise end in takeovers. (VRRPv3 backups learn the interval.)
 	DropIntervalMismatch
+	// DropAddrMismatch: an advert of our VRID that does not list every
+	// virtual address we protect (ConnConfig.Addrs). Another virtual
+	// router shares our VRID, typically a second cluster on the LAN whose
+	// VIP ends in the same byte (the default VRID); obeying it would merge
+	// the two and leave one VIP unheld (RFC 9568 section 7.1).
+	DropAddrMismatch
 
 	numDropReasons // keep last: sizes the counters
 )
@@ -81,6 +89,7 @@ var dropNames = [numDropReasons]string{
 	DropAuth:        "auth",
 
 	DropIntervalMismatch: "interval_mismatch",
+	DropAddrMismatch:     "addr_mismatch",
 }
 
 // String returns a short snake_case name, suitable as a metric label.
@@ -102,13 +111,14 @@ func DropReasons() []DropReason {
 }
 
 // Misconfigured reports whether a drop for this reason points at a peer
-// configured differently from us (another version, password, interval, or
-// a sender missing from --peer): what keeps two routers from hearing each
-// other and ends in two active ones. Other drops are normal on a shared
-// LAN (another VRID) or not a peer's fault.
+// configured differently from us (another version, password, interval or
+// virtual address, or a sender missing from --peer): what keeps two routers
+// from hearing each other and ends in two active ones, or, for another
+// virtual router on our VRID, what would merge the two. Other drops are
+// normal on a shared LAN (another VRID) or not a peer's fault.
 func (r DropReason) Misconfigured() bool {
 	switch r {
-	case DropVersion, DropAuthType, DropAuth, DropIntervalMismatch, DropUnknownPeer:
+	case DropVersion, DropAuthType, DropAuth, DropIntervalMismatch, DropUnknownPeer, DropAddrMismatch:
 		return true
 	}
 	return false

@@ -388,6 +388,7 @@ func TestStrings(t *testing.T) {
 		{AuthType(2).String(), "AuthType(2)"},
 		{(&DropError{Reason: DropTTL, Detail: "ttl 64"}).Error(), "vrrp: drop ttl: ttl 64"},
 		{(&DropError{Reason: DropOwn}).Error(), "vrrp: drop own"},
+		{DropAddrMismatch.String(), "addr_mismatch"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
@@ -440,6 +441,23 @@ func TestKeepalivedSamples(t *testing.T) {
 			}
 			if !bytes.Equal(mine, b) {
 				t.Errorf("we encode %x, keepalived sent %x", mine, b)
+			}
+			// The address check lets keepalived's advert through when it
+			// lists our VIP, with others or alone, and drops it when not.
+			cfg := ConnConfig{Interface: "x", Source: netip.MustParseAddr("198.18.0.1"), VRID: s.want.VRID,
+				Version: s.want.Version, Password: s.want.Password, Interval: s.want.Interval}
+			d := datagram{Src: s.src, Dst: s.dst, HopLimit: 255}
+			for _, vip := range s.want.Addrs {
+				cfg.Addrs = []netip.Addr{vip}
+				c, _ := wNewConn(t, cfg)
+				if _, de := c.check(b, d); de != nil {
+					t.Errorf("protecting %v: %v", vip, de)
+				}
+			}
+			cfg.Addrs = wAddrs("198.18.1.100")
+			c, _ := wNewConn(t, cfg)
+			if _, de := c.check(b, d); de == nil || de.Reason != DropAddrMismatch {
+				t.Errorf("protecting 198.18.1.100: %v, want addr_mismatch", de)
 			}
 		})
 	}
