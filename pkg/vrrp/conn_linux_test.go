@@ -47,14 +47,58 @@ type wLab struct {
 	sw, a, b string // namespace names
 }
 
+// wInCI reports whether the CI environment variable is set to something
+// other than a false value ("", "0", "false"), as CI systems set CI=true.
+// The same rule as e2e/lab.InCI, which a package test should not import.
+func wInCI() bool {
+	v, ok := os.LookupEnv("CI")
+	if !ok || v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	return err != nil || b
+}
+
+// wUnavailable ends a test this machine can't run: a skip on a developer's
+// machine, a failure under CI, which is root and installs every tool
+// (.ci/run), so that a run proving nothing does not pass.
+func wUnavailable(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if wInCI() {
+		t.Fatalf(format+" (CI is set: a missing prerequisite fails the test instead of skipping it)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// wTool ends the test with wUnavailable unless the command name is
+// installed, naming the Debian package that has it.
+func wTool(t *testing.T, name, debianPackage string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		wUnavailable(t, "%s is not installed (Debian package %s: apt-get install %s)", name, debianPackage, debianPackage)
+	}
+}
+
+func TestInCIRule(t *testing.T) {
+	for v, want := range map[string]bool{"": false, "false": false, "0": false, "true": true, "1": true, "yes": true} {
+		t.Setenv("CI", v)
+		if got := wInCI(); got != want {
+			t.Errorf("CI=%q: wInCI() = %v, want %v", v, got, want)
+		}
+	}
+	t.Setenv("CI", "") // restores CI at the end
+	os.Unsetenv("CI")
+	if wInCI() {
+		t.Error("CI unset: wInCI() = true")
+	}
+}
+
 func wRequireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces and raw sockets")
+		wUnavailable(t, "needs root for network namespaces and raw sockets")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip")
-	}
+	wTool(t, "ip", "iproute2")
 }
 
 func wRun(t *testing.T, args ...string) {
@@ -446,9 +490,7 @@ func wCapture(t *testing.T, ns, filter string) (wait func() map[string]string) {
 // wire: well formed, checksum good, fields as sent, TTL 255, DSCP CS6.
 func TestTshark(t *testing.T) {
 	wRequireRoot(t)
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("tshark not installed")
-	}
+	wTool(t, "tshark", "tshark")
 	l := wNewLab(t)
 	tests := []struct {
 		name     string
@@ -549,9 +591,7 @@ func TestTshark(t *testing.T) {
 // kinds.
 func TestTsharkBadChecksum(t *testing.T) {
 	wRequireRoot(t)
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("tshark not installed")
-	}
+	wTool(t, "tshark", "tshark")
 	l := wNewLab(t)
 	for _, tt := range []struct {
 		name     string
@@ -629,7 +669,9 @@ var wKeepalivedCaptures = []wKeepalivedCapture{
     198.18.0.100/24
     198.18.0.101/24
   }`,
-		cfg: ConnConfig{Interface: wLabIf, Source: wLabA4, VRID: 61, Version: Version3},
+		// We protect one of keepalived's two addresses: extra ones pass
+		// the address check.
+		cfg: ConnConfig{Interface: wLabIf, Source: wLabA4, VRID: 61, Version: Version3, Addrs: wAddrs("198.18.0.100")},
 	},
 	{
 		wKeepalivedSample: wKeepalivedSamples[1],
@@ -642,7 +684,7 @@ var wKeepalivedCaptures = []wKeepalivedCapture{
   virtual_ipaddress {
     198.18.0.100/24
   }`,
-		cfg: ConnConfig{Interface: wLabIf, Source: wLabA4, VRID: 61, Version: Version2, Password: "secret"},
+		cfg: ConnConfig{Interface: wLabIf, Source: wLabA4, VRID: 61, Version: Version2, Password: "secret", Addrs: wAddrs("198.18.0.100")},
 	},
 }
 
@@ -687,9 +729,7 @@ vrrp_instance VI_TEST {
 // testdata (rewrite with -update).
 func TestKeepalived(t *testing.T) {
 	wRequireRoot(t)
-	if _, err := exec.LookPath("keepalived"); err != nil {
-		t.Skip("keepalived not installed")
-	}
+	wTool(t, "keepalived", "keepalived")
 	for _, kc := range wKeepalivedCaptures {
 		t.Run(kc.file, func(t *testing.T) {
 			l := wNewLab(t)
