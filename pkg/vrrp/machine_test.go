@@ -197,6 +197,14 @@ func TestActiveReceivesAdverts(t *testing.T) {
 			[]Action{SendAdvert{100}, AnnounceVIP{}}, StateActive, next},
 		{"priority 0: reassert, re-announce and restart the advert timer", Advert{From: mAddrHigh, Priority: 0, Interval: 100 * ms},
 			[]Action{SendAdvert{100}, AnnounceVIP{}}, StateActive, at + 100*ms},
+		// Stepping down sends a priority-0 advert between the transition
+		// and the release, exactly these three actions. RFC 9568 section
+		// 6.4.3 only says to become a backup; hapod adds the advert on
+		// purpose: two active routers mean a split brain healing (or a
+		// preemption), our gratuitous ARPs may have drawn clients here,
+		// and a priority-0 advert makes the winner reassert and announce
+		// the VIP again at once (see the StateActive priority-0 case). The
+		// README's "Choices and their reasons" names this deviation.
 		{"higher priority: step down", Advert{From: mAddrLow, Priority: 101, Interval: 100 * ms},
 			[]Action{tr(StateActive, StateBackup, "higher priority advert from 198.18.0.10 (prio 101)"), SendAdvert{0}, ReleaseVIP{}}, StateBackup, at + down100},
 		{"equal priority, higher address: step down", Advert{From: mAddrHigh, Priority: 100, Interval: 100 * ms},
