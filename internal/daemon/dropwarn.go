@@ -15,7 +15,10 @@ const misconfigWarnEvery = time.Minute
 // misconfigWarner turns drops that point at a differently configured peer
 // (another password, version or interval, a sender missing from --peer)
 // into a warning: those routers cannot hear each other and both end up
-// active, which the drop counter alone leaves for someone to notice.
+// active, which the drop counter alone leaves for someone to notice. It
+// also warns about another virtual router on our VRID (addr_mismatch): a
+// second cluster on the LAN whose VIP ends in the same byte, which would
+// have merged with ours; both keep working, but one needs another --vrid.
 type misconfigWarner struct {
 	log *slog.Logger
 	now func() time.Time
@@ -46,6 +49,14 @@ func (w *misconfigWarner) drop(de *vrrp.DropError) {
 	w.pending[de.Reason] = 0
 	w.last[de.Reason] = now
 	w.mu.Unlock()
-	w.log.Warn("VRRP advert from a differently configured router dropped",
-		"reason", de.Reason.String(), "detail", de.Detail, "dropped", n)
+	args := []any{"reason", de.Reason.String(), "detail", de.Detail, "dropped", n}
+	if h := dropHints[de.Reason]; h != "" {
+		args = append(args, "hint", h)
+	}
+	w.log.Warn("VRRP advert from a differently configured router dropped", args...)
+}
+
+// dropHints say what to do where the detail alone does not.
+var dropHints = map[vrrp.DropReason]string{
+	vrrp.DropAddrMismatch: "another virtual router on this LAN uses our VRID (the default VRID is the VIP's last byte): give one of the clusters another --vrid, or make --vip agree if it is a node of ours",
 }

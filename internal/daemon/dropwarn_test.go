@@ -32,6 +32,9 @@ func TestMisconfigWarner(t *testing.T) {
 		{time.Second, &vrrp.DropError{Reason: vrrp.DropIntervalMismatch, Detail: "interval 3s"}}, // its own budget
 		{30 * time.Second, auth}, // held back
 		{30 * time.Second, auth}, // a minute after the first: warned, counting the held ones
+		// Another cluster on our VRID: warned, with what to do about it.
+		{0, &vrrp.DropError{Reason: vrrp.DropAddrMismatch, Detail: "VRID 200 from 198.18.0.12 lists [198.18.0.201], configured [198.18.0.200]"}},
+		{time.Second, &vrrp.DropError{Reason: vrrp.DropAddrMismatch, Detail: "VRID 200 from 198.18.0.13 lists [198.18.0.201], configured [198.18.0.200]"}},
 	}
 	for _, s := range steps {
 		now = now.Add(s.after)
@@ -41,6 +44,7 @@ func TestMisconfigWarner(t *testing.T) {
 		`level=WARN msg="VRRP advert from a differently configured router dropped" reason=auth detail="wrong password from 198.18.0.12" dropped=1`,
 		`level=WARN msg="VRRP advert from a differently configured router dropped" reason=interval_mismatch detail="interval 3s" dropped=1`,
 		`level=WARN msg="VRRP advert from a differently configured router dropped" reason=auth detail="wrong password from 198.18.0.12" dropped=3`,
+		`level=WARN msg="VRRP advert from a differently configured router dropped" reason=addr_mismatch detail="VRID 200 from 198.18.0.12 lists [198.18.0.201], configured [198.18.0.200]" dropped=1 hint="another virtual router on this LAN uses our VRID (the default VRID is the VIP's last byte): give one of the clusters another --vrid, or make --vip agree if it is a node of ours"`,
 	}
 	got := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
