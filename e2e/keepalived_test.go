@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -12,7 +14,8 @@ import (
 	"github.com/hapod/hapod/e2e/lab"
 )
 
-// soak is how long a mixed group must keep exactly one holder.
+// soak is how long a mixed group must keep exactly one holder: half of it
+// with keepalived holding, half with hapod holding.
 const soak = 60 * time.Second
 
 // TestKeepalivedInterop puts hapod and Debian's keepalived in one virtual
@@ -39,6 +42,9 @@ func TestKeepalivedInterop(t *testing.T) {
 			for _, n := range l.Nodes {
 				n.ServeTCP(t, netip.AddrPortFrom(n.IPv4, backendPort))
 			}
+			// keepalived has no proxy: a listener on the VIP's frontend port
+			// (IP_FREEBIND) answers the client while keepalived holds it.
+			kn.ServeTCP(t, netip.AddrPortFrom(vip.Addr(), frontendPort))
 			hapodArgs := func(prio int) []string {
 				args := []string{"run", "--vip=" + vip.String(), "--interface=" + hn.Iface,
 					fmt.Sprintf("--vrid=%d", vrid), fmt.Sprintf("--priority=%d", prio),
@@ -93,7 +99,7 @@ func TestKeepalivedInterop(t *testing.T) {
 			ka.Wait(5 * time.Second)
 			hp.Signal(syscall.SIGTERM)
 			hp.Wait(3 * time.Second)
-			hn.Start(t, hapodBin, hapodArgs(100)...)
+			hp = hn.Start(t, hapodBin, hapodArgs(100)...)
 			waitHolder(t, l, vip.Addr(), hn, wait)
 			ka = kn.StartKeepalived(t, kaConfig(150))
 			waitHolder(t, l, vip.Addr(), kn, wait)
@@ -109,20 +115,82 @@ func TestKeepalivedInterop(t *testing.T) {
 			kn.Run(t, "ip", "addr", "del", vip.String(), "dev", kn.Iface) // the VIP a SIGKILLed keepalived leaves behind
 
 			// Soak: keepalived back with the higher priority; exactly one
-			// holder at every look for the whole soak.
+			// holder at every look for the first half of the soak.
 			ka = kn.StartKeepalived(t, kaConfig(150))
 			waitHolder(t, l, vip.Addr(), kn, wait)
-			end := time.Now().Add(soak)
-			looks := 0
-			for time.Now().Before(end) {
-				if h := l.Holders(vip.Addr()); len(h) != 1 || h[0] != kn {
-					t.Fatalf("after %d looks: holders %s, want only %s", looks, names(h), kn.Name)
-				}
-				looks++
-				time.Sleep(50 * time.Millisecond)
+			soakHolder(t, l, vip.Addr(), kn, soak/2)
+
+			// hapod higher and holding, keepalived the backup.
+			ka.Signal(syscall.SIGTERM)
+			ka.Wait(5 * time.Second)
+			hp.Signal(syscall.SIGTERM)
+			hp.Wait(3 * time.Second)
+			hp = hn.Start(t, hapodBin, hapodArgs(150)...)
+			waitHolder(t, l, vip.Addr(), hn, wait)
+			kn.StartKeepalived(t, kaConfig(100))
+			waitHolder(t, l, vip.Addr(), hn, wait)
+
+			// hapod fails hard while it holds: no goodbye, the VIP stays on
+			// its interface; keepalived takes over and the client reaches the
+			// VIP on keepalived's node (its stand-in listener greets as kn).
+			if err := hp.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
 			}
-			t.Logf("soak: %d looks over %v, one holder (keepalived) each time", looks, soak)
+			start = time.Now()
+			lab.WaitFor(t, wait, "keepalived takes over from a dead hapod", func() bool { return kn.HasAddr(vip.Addr()) })
+			t.Logf("keepalived took over %v after hapod was killed", time.Since(start))
+			if err := hp.Wait(3 * time.Second); err == nil {
+				t.Fatal("SIGKILLed hapod exited 0")
+			}
+			if !hn.HasAddr(vip.Addr()) {
+				t.Fatalf("SIGKILLed hapod's VIP is gone from %s: the restart below would prove nothing", hn.Name)
+			}
+			reachVIP(t, l, vip.Addr(), kn.Name, wait)
+
+			// hapod restarted with the higher priority: it removes the VIP
+			// its dead predecessor left, then takes the VIP back.
+			hp = hn.Start(t, hapodBin, hapodArgs(150)...)
+			lab.WaitFor(t, wait, "restarted hapod removes the stale VIP", func() bool {
+				return strings.Contains(hp.Log(), "removed the VIP left on the interface by a previous holder")
+			})
+			waitHolder(t, l, vip.Addr(), hn, wait)
+			reachVIP(t, l, vip.Addr(), "", wait)
+
+			// Soak, second half: hapod holds alone at every look.
+			soakHolder(t, l, vip.Addr(), hn, soak/2)
 		})
+	}
+}
+
+// soakHolder checks, every 50 ms for d, that want and nobody else holds vip.
+func soakHolder(t *testing.T, l *lab.Lab, vip netip.Addr, want *lab.Node, d time.Duration) {
+	t.Helper()
+	looks := 0
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if h := l.Holders(vip); len(h) != 1 || h[0] != want {
+			t.Fatalf("after %d looks: holders %s, want only %s", looks, names(h), want.Name)
+		}
+		looks++
+	}
+	t.Logf("soak: %d looks over %v, one holder (%s) each time", looks, d, want.Name)
+}
+
+// reachVIP connects from the client to vip's frontend port until a server
+// greets, and checks the greeting is from node want (any node when want is
+// empty: hapod's proxy picks a backend).
+func reachVIP(t *testing.T, l *lab.Lab, vip netip.Addr, want string, timeout time.Duration) {
+	t.Helper()
+	target := netip.AddrPortFrom(vip, frontendPort)
+	var got string
+	var err error
+	lab.WaitFor(t, timeout, "the client to reach "+target.String(), func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		got, err = l.Client.WhoServes(ctx, target)
+		return err == nil
+	})
+	if want != "" && got != want {
+		t.Fatalf("the client reached %s, served by %s; want %s", target, got, want)
 	}
 }
 
