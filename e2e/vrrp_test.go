@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"encoding/json"
+	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/pkg/status"
 )
 
 var variants = []struct {
@@ -87,12 +90,26 @@ func TestFailover(t *testing.T) {
 			if !holder.HasAddr(c.vip.Addr()) {
 				t.Errorf("partitioned %s gave up the VIP though it hears nobody", holder.Name)
 			}
-			healed := time.Now()
-			c.lab.Heal(t, holder)
-			// The bound: one holder within 3 advert intervals.
-			one, _ := c.waitOneHolder(3 * 100 * time.Millisecond)
-			t.Logf("heal: one holder (%s) %v after the heal", one.Name, time.Since(healed))
-			c.stableOneHolder(time.Second)
+			want := c.healActive(holder, next)
+
+			// A partitioned backup hears nobody and takes the VIP in its
+			// isolation. The lowest-addressed backup: at the heal it meets
+			// the holder, usually of a higher address, and is the one that
+			// must yield (above, the partitioned one usually won).
+			var backup *lab.Node
+			for _, n := range c.lab.Nodes {
+				if n != want && (backup == nil || c.primary(n).Less(c.primary(backup))) {
+					backup = n
+				}
+			}
+			c.lab.Partition(t, backup)
+			lab.WaitFor(t, 3*time.Second, "partitioned backup "+backup.Name+" takes the VIP", func() bool {
+				return backup.HasAddr(c.vip.Addr())
+			})
+			if !want.HasAddr(c.vip.Addr()) {
+				t.Fatalf("%s lost the VIP when %s was partitioned", want.Name, backup.Name)
+			}
+			c.healActive(backup, want)
 			c.reach(3 * time.Second)
 		})
 	}
@@ -119,4 +136,92 @@ func TestMisconfiguredPeerWarns(t *testing.T) {
 			t.Errorf("node%d warned %d times, want once a minute:\n%s", i, n, p.Log())
 		}
 	}
+}
+
+// healActive heals the partitioned node, active on its side, while other
+// is active on the rest of the lab. Two active routers of equal priority
+// meet: RFC 9568 section 6.4.3 keeps the one whose primary address is
+// higher, within the bound of 3 advert intervals; the other holds
+// no VIP and is a backup. It returns the winner.
+func (c *cluster) healActive(partitioned, other *lab.Node) *lab.Node {
+	c.t.Helper()
+	want, lose := partitioned, other
+	if c.primary(other).Compare(c.primary(partitioned)) > 0 {
+		want, lose = other, partitioned
+	}
+	healed := time.Now()
+	c.lab.Heal(c.t, partitioned)
+	one, _ := c.waitOneHolder(3 * 100 * time.Millisecond)
+	c.t.Logf("heal of %s: one holder (%s) %v after the heal; primaries %s %s, %s %s", partitioned.Name, one.Name,
+		time.Since(healed), partitioned.Name, c.primary(partitioned), other.Name, c.primary(other))
+	if one != want {
+		c.t.Fatalf("heal: %s kept the VIP, want %s (primary %s beats %s's %s)",
+			one.Name, want.Name, c.primary(want), lose.Name, c.primary(lose))
+	}
+	if c.stableOneHolder(time.Second) != want {
+		c.t.Fatalf("heal: the VIP left %s", want.Name)
+	}
+	if lose.HasAddr(c.vip.Addr()) {
+		c.t.Errorf("heal: %s still holds the VIP", lose.Name)
+	}
+	for _, n := range []*lab.Node{want, lose} {
+		st := map[bool]string{true: "Active", false: "Backup"}[n == want]
+		if r := c.vrrpStatus(c.index(n)); r.State != st || r.HoldsVIP != (n == want) {
+			c.t.Errorf("heal: %s reports state %s, holdsVIP %v; want %s", n.Name, r.State, r.HoldsVIP, st)
+		}
+	}
+	return want
+}
+
+// primary is n's VRRP primary address in the VIP's family, the source of
+// its adverts and its tie-breaker: the IPv4 address; for IPv6 the
+// link-local one with multicast (RFC 9568 sends from it), the global one
+// with unicast peers (as hapod's daemon picks it). It must match what n's
+// hapod reports in /status.
+func (c *cluster) primary(n *lab.Node) netip.Addr {
+	c.t.Helper()
+	want := n.Addr(c.vip.Addr())
+	if want.Is6() && !c.unicast() {
+		list, err := n.Addrs()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		want = netip.Addr{}
+		for _, p := range list {
+			if p.Addr().Is6() && p.Addr().IsLinkLocalUnicast() {
+				want = p.Addr()
+			}
+		}
+		if !want.IsValid() {
+			c.t.Fatalf("%s has no IPv6 link-local address: %v", n.Name, list)
+		}
+	}
+	if got := c.vrrpStatus(c.index(n)).Address; got != want {
+		c.t.Fatalf("%s's hapod reports primary address %s, want %s", n.Name, got, want)
+	}
+	return want
+}
+
+// unicast reports whether the cluster's nodes advertise to unicast peers.
+func (c *cluster) unicast() bool {
+	for _, a := range c.args[0] {
+		if strings.HasPrefix(a, "--peer=") {
+			return true
+		}
+	}
+	return false
+}
+
+// vrrpStatus is the VRRP part of node i's GET /status.
+func (c *cluster) vrrpStatus(i int) status.VRRPReport {
+	c.t.Helper()
+	code, body, err := c.status(i, "/status")
+	if err != nil || code != 200 {
+		c.t.Fatalf("node%d GET /status: %d %v", i, code, err)
+	}
+	var r status.Report
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		c.t.Fatalf("node%d GET /status: %v\n%s", i, err, body)
+	}
+	return r.VRRP
 }
