@@ -3,7 +3,9 @@
 
 SHELL    := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
-GO       ?= go
+# go from PATH, else where the official tarball puts it: sudo's secure_path
+# (`sudo make demo`, `sudo make e2e`) lacks /usr/local/go/bin.
+GO       ?= $(or $(shell command -v go 2>/dev/null),$(wildcard /usr/local/go/bin/go),go)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMAGE    ?= localhost/hapod:$(VERSION)
 CONTAINER ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
