@@ -9,6 +9,7 @@
 //
 //	sudo make demo           # builds bin/hapod-static, then go run ./e2e/demo
 //	sudo go run ./e2e/demo -v  # with the lab's own log lines
+//	sudo go run ./e2e/demo -hapod /path/to/hapod  # another binary (e2e's TestDemo)
 //
 // Everything it starts is stopped by PID and its namespaces are deleted at
 // the end, on an error and on Ctrl-C.
@@ -49,19 +50,22 @@ const (
 
 func main() {
 	verbose := flag.Bool("v", false, "also print the lab's log lines")
+	bin := flag.String("hapod", "", "the hapod binary to run (default: "+binary+" of the repository holding the working directory)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "the demo needs root: sudo make demo")
 		os.Exit(1)
 	}
-	bin, err := findBinary()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
-		os.Exit(1)
+	if *bin == "" {
+		var err error
+		if *bin, err = findBinary(); err != nil {
+			fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+			os.Exit(1)
+		}
 	}
 	s := lab.NewScript(os.Stdout)
 	s.Verbose = *verbose
-	d := &demo{s: s, out: os.Stdout, bin: bin, start: time.Now()}
+	d := &demo{s: s, out: os.Stdout, bin: *bin, start: time.Now()}
 	d.run()
 	s.Close()
 	if s.Failed() {
