@@ -60,6 +60,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 	}
 	mon, log := newMonitor(cfg, ifname, source, log)
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
 	if n, err := proxy.RaiseNoFile(); err != nil {
 		log.Warn("could not raise the open-file limit", "err", err)
 	} else {
@@ -98,6 +101,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Version:   vrrp.Version(cfg.VRRP.Version),
 		Password:  password,
 		Interval:  cfg.VRRP.AdvertInterval,
+		Addrs:     []netip.Addr{cfg.VIP.Prefix.Addr()},
 		OnDrop:    newMisconfigWarner(log, clk.Now).drop,
 	})
 	if err != nil {
