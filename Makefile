@@ -68,14 +68,15 @@ manifests:
 	$(EXAMPLE) --vip 198.18.0.10/24 --vrrp-version 2 --auth-pass-file /etc/hapod/vrrp-pass $(NODES4) > $(MANIFESTS_DIR)/vrrpv2-password.yaml
 
 check-manifests:
-	@tmp=$$(mktemp -d) && $(MAKE) -s manifests MANIFESTS_DIR=$$tmp >/dev/null && \
-	  if ! diff -ru manifests $$tmp; then echo "manifests/ differ from the generator's output: run make manifests"; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	  $(MAKE) -s manifests MANIFESTS_DIR=$$tmp >/dev/null && \
+	  if ! diff -ru manifests $$tmp; then echo "manifests/ differ from the generator's output: run make manifests"; exit 1; fi
 
 image: static
 	$(CONTAINER) build --build-arg VERSION=$(VERSION) -t $(IMAGE) -f Dockerfile .
 
 demo: static
-	$(GO) run ./e2e/demo
+	$(GO) run ./e2e/demo $(DEMO_FLAGS)
 
 clean:
 	rm -rf bin

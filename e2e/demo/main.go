@@ -7,9 +7,12 @@
 // It runs the binary that `make static` built (bin/hapod-static) and needs
 // root for the namespaces:
 //
-//	sudo make demo           # builds bin/hapod-static, then go run ./e2e/demo
-//	sudo go run ./e2e/demo -v  # with the lab's own log lines
-//	sudo go run ./e2e/demo -hapod /path/to/hapod  # another binary (e2e's TestDemo)
+//	sudo make demo                    # builds bin/hapod-static, then runs the demo
+//	sudo make demo DEMO_FLAGS=-v      # with the lab's own log lines
+//	sudo make demo DEMO_FLAGS='-hapod /path/to/hapod'  # another binary (e2e's TestDemo)
+//
+// (make finds go even where sudo's PATH lacks it; a plain `sudo go run
+// ./e2e/demo` needs go in root's PATH.)
 //
 // Everything it starts is stopped by PID and its namespaces are deleted at
 // the end, on an error and on Ctrl-C.
