@@ -243,6 +243,18 @@ func (b *bench) cleanup() {
 	for _, c := range procs {
 		terminate(c)
 	}
+	if *verbose {
+		// hapodproxy's exit summary: dial retries, refusals, accept errors.
+		logs, _ := filepath.Glob(b.path("hapodproxy-*.log"))
+		for _, f := range logs {
+			out, _ := os.ReadFile(f)
+			for line := range strings.Lines(string(out)) {
+				if strings.HasPrefix(line, "hapodproxy: ") {
+					fmt.Fprint(os.Stderr, line)
+				}
+			}
+		}
+	}
 	if b.dir != "" && !*keep {
 		os.RemoveAll(b.dir)
 	}

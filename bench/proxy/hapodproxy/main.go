@@ -105,6 +105,11 @@ func run(rs routes, maxConns int) error {
 	}
 	wg.Wait()
 	close(errc)
+	for _, p := range proxies {
+		s := p.Stats()
+		fmt.Fprintf(os.Stderr, "hapodproxy: %s: accepted %d, refused %d, no backend %d, dial retries %d, accept errors %d\n",
+			s.Listen, s.Accepted, s.Refused, s.NoBackend, s.Retries, s.AcceptErrors)
+	}
 	for err := range errc {
 		if err != nil && !errors.Is(err, proxy.ErrDrainTimeout) {
 			return err
