@@ -46,8 +46,9 @@ func TestUpgradeRestart(t *testing.T) {
 		// connect. Measured from the SIGTERM instead, one connect failing
 		// as the VIP moves, 60 ms after the signal while the old holder
 		// still served, would count as 80 ms (seen in CI) though the
-		// client missed a single 10 ms probe. The outage must still start
-		// after the fault: one before it is not the handover's.
+		// client missed a single 10 ms probe. The outage taken is the one
+		// containing or following the SIGTERM; one that had ended before
+		// it is not the handover's.
 		var outage time.Duration
 		if o, ok := res.OutageAt(fault); ok {
 			outage = o.Duration
