@@ -120,3 +120,34 @@ func TestTimerHeap(t *testing.T) {
 		t.Errorf("heap order %v, want %v", got, want)
 	}
 }
+
+// TestYieldDue: a loop that keeps finding events yields once per
+// yieldAfter of running; parking restarts the count.
+func TestYieldDue(t *testing.T) {
+	ms := int64(time.Millisecond)
+	l := &loop{parked: true}
+	steps := []struct {
+		now    int64
+		parked bool // the wait before this batch parked
+		want   bool
+	}{
+		{now: 100 * ms, parked: true, want: false}, // woke from a park: count from here
+		{now: 100*ms + ms/2, want: false},
+		{now: 101*ms - 1, want: false},
+		{now: 101 * ms, want: true}, // 1 ms without parking
+		{now: 101*ms + ms/2, want: false},
+		{now: 102 * ms, want: true},
+		{now: 102*ms + ms/2, parked: true, want: false}, // parked: count again
+		{now: 103 * ms, want: false},
+		{now: 103*ms + ms/2, want: true},
+	}
+	for i, s := range steps {
+		l.parked = s.parked
+		if got := l.yieldDue(s.now); got != s.want {
+			t.Errorf("step %d (t=%v parked=%v): yield %v, want %v", i, time.Duration(s.now), s.parked, got, s.want)
+		}
+		if l.parked {
+			t.Errorf("step %d: parked flag not consumed", i)
+		}
+	}
+}

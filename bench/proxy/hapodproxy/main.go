@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,7 +35,19 @@ func main() {
 	flag.Var(&rs, "route", "LISTEN=BACKEND[,BACKEND...] (repeatable)")
 	maxConns := flag.Int("max-conns", 60000, "max concurrent connections per route")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here until exit")
+	traceFile := flag.String("trace", "", "write a runtime execution trace here until exit (go tool trace)")
 	flag.Parse()
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hapodproxy:", err)
+			os.Exit(1)
+		}
+		defer trace.Stop()
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -49,6 +62,7 @@ func main() {
 	if err := run(rs, *maxConns); err != nil {
 		fmt.Fprintln(os.Stderr, "hapodproxy:", err)
 		pprof.StopCPUProfile()
+		trace.Stop()
 		os.Exit(1)
 	}
 }
