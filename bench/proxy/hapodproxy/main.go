@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -37,34 +38,48 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here until exit")
 	traceFile := flag.String("trace", "", "write a runtime execution trace here until exit (go tool trace)")
 	flag.Parse()
-	if *traceFile != "" {
-		f, err := os.Create(*traceFile)
-		if err == nil {
-			err = trace.Start(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "hapodproxy:", err)
-			os.Exit(1)
-		}
-		defer trace.Stop()
+	stop, err := startProfiles(*cpuProfile, *traceFile)
+	if err == nil {
+		err = run(rs, *maxConns)
+		stop()
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "hapodproxy:", err)
-			os.Exit(1)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	if err := run(rs, *maxConns); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "hapodproxy:", err)
-		pprof.StopCPUProfile()
-		trace.Stop()
 		os.Exit(1)
 	}
+}
+
+// startProfiles starts a CPU profile and a runtime execution trace into
+// the files named ("": not that one) and returns what stops both.
+func startProfiles(cpuFile, traceFile string) (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for _, f := range stops {
+			f()
+		}
+	}
+	for _, p := range []struct {
+		file  string
+		start func(io.Writer) error
+		stop  func()
+	}{
+		{cpuFile, pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{traceFile, trace.Start, trace.Stop},
+	} {
+		if p.file == "" {
+			continue
+		}
+		f, err := os.Create(p.file)
+		if err == nil {
+			err = p.start(f)
+		}
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		stops = append(stops, p.stop)
+	}
+	return stop, nil
 }
 
 func run(rs routes, maxConns int) error {
