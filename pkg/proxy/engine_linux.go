@@ -41,16 +41,17 @@ const (
 )
 
 // yieldAfter is how long a loop may keep finding events without parking
-// before it lets other goroutines run (runtime.Gosched). Its system calls
-// are raw, so a busy loop never enters the scheduler by itself, and a
-// goroutine queued behind it on its P (another loop the netpoller readied,
-// or the VRRP speaker) waits until it parks: the runtime's preemption comes
-// from sysmon, which sleeps until the next timer once every P was idle.
-// With a new connection per request, 1-2% of requests waited 20-750 ms
-// (a loop woke to find an event on each of its connections); yielding
-// after 1 ms of running left none over 30 ms and cost nothing measurable
-// with keep-alive, where yielding after every batch cost 5-10% of the rate
-// (bench/proxy).
+// before it yields (runtime.Gosched, which also wakes an idle P). Its
+// system calls are raw, so a busy loop never enters the scheduler by
+// itself, and whatever needs the scheduler waits until it parks: a
+// goroutine queued behind it on its P (another loop, the VRRP speaker),
+// or the other loop's wake-up from the netpoller while no idle thread is
+// polling. The runtime's backstop is sysmon, which sleeps until the next
+// timer once every P was idle. With a new connection per request, 1-2% of
+// requests waited 20-750 ms for that (a stalled loop woke to find an event
+// on each of its connections); yielding after 1 ms of running left none
+// over 30 ms and cost nothing measurable with keep-alive, where yielding
+// after every batch cost 5-10% of the rate (bench/proxy).
 const yieldAfter = int64(time.Millisecond)
 
 const (
