@@ -134,9 +134,26 @@ func TestInitJoinRunWithDHCPVIP(t *testing.T) {
 			i = k
 		}
 	}
+	const granted = "DHCP VIP lease granted"
+	grants := make([]int, len(procs))
+	for k, p := range procs {
+		grants[k] = strings.Count(p.Log(), granted)
+	}
 	procs[i].Signal(syscall.SIGKILL)
 	procs[i].Wait(5 * time.Second)
 	next := holderOf(holder)
+	// The outage below must start after the new holder's own renewal. Two
+	// backups of equal priority can both take over for a moment, both ask,
+	// and the one that lost may be the one answered (the lease file changes
+	// all the same); the holder then asks again after its retransmission
+	// time. dnsmasq writes the lease file before it sends the ACK.
+	for k, n := range nodes {
+		if n == next {
+			lab.WaitFor(t, 15*time.Second, next.Name+"'s own renewal", func() bool {
+				return strings.Count(procs[k].Log(), granted) > grants[k]
+			})
+		}
+	}
 	renewed := waitExpiryAfter(t, leaseFile, id, vip, lease.Expiry, "the new holder's renewal")
 	t.Logf("SIGKILL of %s: %s took the VIP and renewed the same lease (expiry %d -> %d)", holder.Name, next.Name, lease.Expiry, renewed.Expiry)
 	if strings.Contains(server.Log(), "DHCPRELEASE") {
