@@ -339,7 +339,7 @@ func (k *Keeper) handle(now time.Time, b []byte) {
 	if err != nil {
 		return // not DHCP, or not for anyone: the segment is shared
 	}
-	in, ok, err := decodeReply(k.cfg.Identity, k.xids[:], p)
+	in, ok, err := decodeReply(k.cfg.Identity, k.xids[:], k.m.Want(), p)
 	if !ok {
 		return
 	}

@@ -23,6 +23,7 @@ const (
 	silent                      // nothing
 	nak                         // NAK every Request
 	otherAddr                   // offer and ACK another address
+	otherXID                    // answer as if to another transaction
 )
 
 // fakeServer is a DHCP server on a loopback UDP socket: enough to drive a
@@ -123,6 +124,11 @@ func (s *fakeServer) serve(done chan<- struct{}) {
 		if err != nil {
 			s.t.Errorf("fake server: %v", err)
 			continue
+		}
+		if mode == otherXID {
+			for i := range resp.TransactionID {
+				resp.TransactionID[i] ^= 0xff
+			}
 		}
 		if _, err := s.conn.WriteTo(resp.ToBytes(), from); err != nil {
 			return
@@ -369,6 +375,33 @@ func TestKeeperRenewsAndFailsOver(t *testing.T) {
 	}
 	if a.Status().Healthy() != nil {
 		t.Fatal("a backup reported a problem")
+	}
+}
+
+// TestKeeperTakesClusterAck: two nodes that take the VIP over at once
+// both ask for the lease with the cluster's identity, and the server may
+// answer the other's request only. Its ACK for the VIP is the cluster's
+// lease: the holder takes it. An offer to another transaction is not.
+func TestKeeperTakesClusterAck(t *testing.T) {
+	srv := newFakeServer(t)
+	srv.set(otherXID)
+	clk := clocktesting.NewFakeClock(t0)
+	k := startKeeper(t, srv, clk, vip)
+	k.SetActive(true)
+	st := k.waitState(t, StateBound)
+	if st.Lease.Addr() != vip || st.Lease.Duration != 120*time.Second || st.Healthy() != nil {
+		t.Fatalf("status %+v", st)
+	}
+
+	// Without a VIP to want, nothing to another transaction is taken.
+	srv2 := newFakeServer(t)
+	srv2.set(otherXID)
+	k2 := startKeeper(t, srv2, clk, netip.Addr{})
+	k2.SetActive(true)
+	waitFor(t, "k2's discover answered", func() bool { return k2.Status().Received == 0 && len(srv2.messages()) > 0 })
+	time.Sleep(50 * time.Millisecond)
+	if st := k2.Status(); st.Received != 0 || st.State == StateBound {
+		t.Fatalf("k2 took a reply to another transaction: %+v", st)
 	}
 }
 

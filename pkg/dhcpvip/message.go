@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -64,19 +65,14 @@ func buildMessage(id Identity, msg Message, xid dhcpv4.TransactionID, hostname s
 
 // decodeReply turns a received packet into a Machine input. ok is false
 // for a packet that is not a reply to this client's transaction xid (other
-// clients' replies on a broadcast segment are normal and dropped quietly);
-// err is set for a reply to us that can't be used.
-func decodeReply(id Identity, xids []dhcpv4.TransactionID, p *dhcpv4.DHCPv4) (in Input, ok bool, err error) {
+// clients' replies on a broadcast segment are normal and dropped quietly),
+// except the cluster's ACK for want (see clusterAck); err is set for a
+// reply to us that can't be used.
+func decodeReply(id Identity, xids []dhcpv4.TransactionID, want netip.Addr, p *dhcpv4.DHCPv4) (in Input, ok bool, err error) {
 	if p.OpCode != dhcpv4.OpcodeBootReply || !sameMAC(p.ClientHWAddr, id.MAC) {
 		return nil, false, nil
 	}
-	mine := false
-	for _, x := range xids {
-		if p.TransactionID == x {
-			mine = true
-			break
-		}
-	}
+	mine := slices.Contains(xids, p.TransactionID) || clusterAck(p, want)
 	if !mine || !id.matchesClientID(p.Options.Get(dhcpv4.OptionClientIdentifier)) {
 		return nil, false, nil
 	}
@@ -113,6 +109,22 @@ func decodeReply(id Identity, xids []dhcpv4.TransactionID, p *dhcpv4.DHCPv4) (in
 	default:
 		return nil, false, nil
 	}
+}
+
+// clusterAck reports whether p, a reply to another transaction with this
+// cluster's identity, is an ACK for want, the VIP. Every node asks for the
+// lease with the same identity, and when two take the VIP over for a moment
+// both ask: the ACK the one that keeps it sees may answer the other's
+// request, its own going unanswered. That ACK is the cluster's lease all
+// the same. Dropping it left the holder in CI with no lease of its own
+// while the server was down: no T2 warning, and no report of the lease's
+// end. Offers and NAKs to other transactions stay someone else's.
+func clusterAck(p *dhcpv4.DHCPv4, want netip.Addr) bool {
+	if !want.IsValid() || p.MessageType() != dhcpv4.MessageTypeAck {
+		return false
+	}
+	a, ok := ipToAddr4(p.YourIPAddr)
+	return ok && a == want
 }
 
 func sameMAC(chaddr net.HardwareAddr, mac net.HardwareAddr) bool {

@@ -127,6 +127,11 @@ func TestDecodeReply(t *testing.T) {
 		{"offer of a multicast address", reply(t, dhcpv4.MessageTypeOffer, dhcpv4.WithYourIP(net.IPv4(224, 0, 0, 1))), nil, nil, true, ErrMalformedReply},
 		{"other client's MAC", reply(t, dhcpv4.MessageTypeOffer, dhcpv4.WithHwAddr(net.HardwareAddr{2, 1, 1, 1, 1, 1})), nil, nil, false, nil},
 		{"other transaction", reply(t, dhcpv4.MessageTypeOffer, dhcpv4.WithTransactionID(dhcpv4.TransactionID{9, 9, 9, 9})), nil, nil, false, nil},
+		{"other transaction's ACK for the VIP: the cluster's lease", reply(t, dhcpv4.MessageTypeAck, leaseOpt, dhcpv4.WithTransactionID(dhcpv4.TransactionID{9, 9, 9, 9})), nil,
+			AckReceived{Addr: vip, PrefixLen: -1, Server: server, Lease: 120 * time.Second}, true, nil},
+		{"other transaction's ACK for another address", reply(t, dhcpv4.MessageTypeAck, leaseOpt, dhcpv4.WithTransactionID(dhcpv4.TransactionID{9, 9, 9, 9}), dhcpv4.WithYourIP(net.IP(server2.AsSlice()))), nil, nil, false, nil},
+		{"other transaction's NAK", reply(t, dhcpv4.MessageTypeNak, dhcpv4.WithYourIP(net.IPv4zero), dhcpv4.WithTransactionID(dhcpv4.TransactionID{9, 9, 9, 9})), nil, nil, false, nil},
+		{"other client's ACK for the VIP", reply(t, dhcpv4.MessageTypeAck, leaseOpt, dhcpv4.WithTransactionID(dhcpv4.TransactionID{9, 9, 9, 9}), dhcpv4.WithHwAddr(net.HardwareAddr{2, 1, 1, 1, 1, 1})), nil, nil, false, nil},
 		{"other client ID echoed", reply(t, dhcpv4.MessageTypeOffer, dhcpv4.WithOption(dhcpv4.OptClientIdentifier([]byte{1, 2, 3}))), nil, nil, false, nil},
 		{"a request, not a reply", func() *dhcpv4.DHCPv4 {
 			p := reply(t, dhcpv4.MessageTypeOffer)
@@ -145,7 +150,7 @@ func TestDecodeReply(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			in, ok, err := decodeReply(testID, xids, p)
+			in, ok, err := decodeReply(testID, xids, vip, p)
 			if ok != tc.ok || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
 				t.Fatalf("ok %v err %v, want ok %v err %v", ok, err, tc.ok, tc.wantErr)
 			}
@@ -198,7 +203,7 @@ func FuzzDecodeReply(f *testing.F) {
 		p.OpCode = dhcpv4.OpcodeBootReply
 		p.ClientHWAddr = append(net.HardwareAddr(nil), testID.MAC...)
 		p.TransactionID = testXID
-		in, ok, err := decodeReply(testID, []dhcpv4.TransactionID{testXID}, p)
+		in, ok, err := decodeReply(testID, []dhcpv4.TransactionID{testXID}, vip, p)
 		if !ok || err != nil {
 			if in != nil {
 				t.Fatalf("input %#v with ok %v err %v", in, ok, err)
