@@ -142,11 +142,12 @@ func TestInitJoinRunWithDHCPVIP(t *testing.T) {
 	procs[i].Signal(syscall.SIGKILL)
 	procs[i].Wait(5 * time.Second)
 	next := holderOf(holder)
-	// The outage below must start after the new holder's own renewal. Two
-	// backups of equal priority can both take over for a moment, both ask,
-	// and the one that lost may be the one answered (the lease file changes
-	// all the same); the holder then asks again after its retransmission
-	// time. dnsmasq writes the lease file before it sends the ACK.
+	// The outage below must start once the new holder has the lease. Two
+	// backups of equal priority can both take over for a moment and both
+	// ask; the lease file changes at the first ACK, whoever asked. The
+	// holder takes an ACK to the other's request too (the cluster's lease),
+	// and asks again after its retransmission time if it saw none. dnsmasq
+	// writes the lease file before it sends the ACK.
 	for k, n := range nodes {
 		if n == next {
 			lab.WaitFor(t, 15*time.Second, next.Name+"'s own renewal", func() bool {
