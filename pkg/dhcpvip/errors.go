@@ -20,6 +20,10 @@ var (
 	// decides whether to keep serving the address (hapod keeps the VIP: it
 	// has nothing better) but must say so loudly.
 	ErrLeaseExpired = errors.New("DHCP lease expired")
+	// ErrNoLease: a node that took the VIP over without ever seeing its
+	// lease asked for it and no server acknowledged it. The node keeps the
+	// VIP and keeps asking, but cannot tell when the lease ends.
+	ErrNoLease = errors.New("no DHCP lease known for the VIP")
 	// ErrShortLease is a warning: the server grants less than the safe
 	// minimum, so a short outage of the server loses the VIP.
 	ErrShortLease = errors.New("DHCP lease shorter than the safe minimum")

@@ -542,7 +542,16 @@ func (m *Machine) tick(now time.Time) []Action {
 		if m.attempts >= tries {
 			what := "no ACK for " + m.message().Requested.String()
 			m.clearOffer()
-			return append(m.enter(StateSelecting, what+": discovering again"), m.send(now)...)
+			acts := m.enter(StateSelecting, what+": discovering again")
+			if m.want.IsValid() && !m.lease.Valid() {
+				// A lease the node knows of is reported when it ends; one
+				// it never saw, only here: it may already have ended.
+				err := fmt.Errorf("%w: %s, taken over without its lease, was not acknowledged by any DHCP server after %d requests; asking again",
+					ErrNoLease, m.want, tries)
+				m.problem = err
+				acts = append(acts, Alert{Severity: Error, Err: err})
+			}
+			return append(acts, m.send(now)...)
 		}
 		return m.retransmit(now)
 	case StateExpired:

@@ -247,12 +247,38 @@ func TestMachineDifferentOfferNotRequested(t *testing.T) {
 		{0, Activate{}, []Action{trans(StateInit, StateRequesting), request(vip, netip.Addr{})}, StateRequesting, 4 * time.Second},
 		{4 * time.Second, Tick{}, []Action{alert(Warning, ErrNoReply), request(vip, netip.Addr{})}, StateRequesting, 12 * time.Second},
 		// Two unanswered INIT-REBOOT Requests: discover, hinting the VIP.
-		{12 * time.Second, Tick{}, []Action{trans(StateRequesting, StateSelecting), discover(vip)}, StateSelecting, 16 * time.Second},
+		{12 * time.Second, Tick{}, []Action{trans(StateRequesting, StateSelecting), alert(Error, ErrNoLease), discover(vip)}, StateSelecting, 16 * time.Second},
 		{13 * time.Second, OfferReceived{Addr: other, Server: server}, []Action{alert(Error, ErrDifferentAddress)}, StateSelecting, 16 * time.Second},
 		{14 * time.Second, OfferReceived{Addr: vip, Server: server2}, []Action{trans(StateSelecting, StateRequesting), request(vip, server2)}, StateRequesting, 18 * time.Second},
 	})
 	if !errors.Is(m.Problem(), ErrDifferentAddress) {
 		t.Fatal(m.Problem())
+	}
+}
+
+// TestMachineTakenOverWithoutLease: a node that took the VIP over without
+// ever seeing its lease, while no server answers, says so as a problem:
+// it cannot tell whether the lease still runs. An ACK clears it.
+func TestMachineTakenOverWithoutLease(t *testing.T) {
+	m := NewMachine(MachineConfig{Want: vip})
+	run(t, m, []step{
+		{0, Activate{}, []Action{trans(StateInit, StateRequesting), request(vip, netip.Addr{})}, StateRequesting, 4 * time.Second},
+		{4 * time.Second, Tick{}, []Action{alert(Warning, ErrNoReply), request(vip, netip.Addr{})}, StateRequesting, 12 * time.Second},
+		{12 * time.Second, Tick{}, []Action{trans(StateRequesting, StateSelecting), alert(Error, ErrNoLease), discover(vip)}, StateSelecting, 16 * time.Second},
+	})
+	if !errors.Is(m.Problem(), ErrNoLease) {
+		t.Fatalf("problem %v", m.Problem())
+	}
+	run(t, m, []step{
+		{16 * time.Second, Tick{}, []Action{alert(Warning, ErrNoReply), discover(vip)}, StateSelecting, 24 * time.Second},
+		{17 * time.Second, OfferReceived{Addr: vip, Server: server}, []Action{trans(StateSelecting, StateRequesting), request(vip, server)}, StateRequesting, 21 * time.Second},
+	})
+	if !errors.Is(m.Problem(), ErrNoLease) {
+		t.Fatalf("problem cleared by an offer: %v", m.Problem())
+	}
+	m.Step(t0.Add(18*time.Second), ack(vip, 120*time.Second, 0, 0))
+	if m.State() != StateBound || m.Problem() != nil {
+		t.Fatalf("after the ACK: state %v problem %v", m.State(), m.Problem())
 	}
 }
 

@@ -89,7 +89,7 @@ var (
 	descLeaseActive = desc(subDHCP, "lease_active",
 		"1 while this node renews the VIP's lease (it holds the VIP), 0 while it stays silent.")
 	descLeaseProblem = desc(subDHCP, "lease_problem",
-		"1 while the active node's lease has a problem (NAK, a different address, expiry), 0 otherwise.")
+		"1 while the active node's lease has a problem (NAK, a different address, expiry, no lease known after a takeover), 0 otherwise.")
 )
 
 var allDescs = []*prometheus.Desc{
