@@ -241,13 +241,19 @@ func TestMachineDifferentAddressIsAnErrorAndIgnored(t *testing.T) {
 	}
 }
 
+// unansweredTakeover: a node that took the VIP over without its lease
+// asks for it twice (INIT-REBOOT), unanswered, then discovers, hinting the
+// VIP, and reports that it knows no lease for it.
+var unansweredTakeover = []step{
+	{0, Activate{}, []Action{trans(StateInit, StateRequesting), request(vip, netip.Addr{})}, StateRequesting, 4 * time.Second},
+	{4 * time.Second, Tick{}, []Action{alert(Warning, ErrNoReply), request(vip, netip.Addr{})}, StateRequesting, 12 * time.Second},
+	{12 * time.Second, Tick{}, []Action{trans(StateRequesting, StateSelecting), alert(Error, ErrNoLease), discover(vip)}, StateSelecting, 16 * time.Second},
+}
+
 func TestMachineDifferentOfferNotRequested(t *testing.T) {
 	m := NewMachine(MachineConfig{Want: vip})
+	run(t, m, unansweredTakeover)
 	run(t, m, []step{
-		{0, Activate{}, []Action{trans(StateInit, StateRequesting), request(vip, netip.Addr{})}, StateRequesting, 4 * time.Second},
-		{4 * time.Second, Tick{}, []Action{alert(Warning, ErrNoReply), request(vip, netip.Addr{})}, StateRequesting, 12 * time.Second},
-		// Two unanswered INIT-REBOOT Requests: discover, hinting the VIP.
-		{12 * time.Second, Tick{}, []Action{trans(StateRequesting, StateSelecting), alert(Error, ErrNoLease), discover(vip)}, StateSelecting, 16 * time.Second},
 		{13 * time.Second, OfferReceived{Addr: other, Server: server}, []Action{alert(Error, ErrDifferentAddress)}, StateSelecting, 16 * time.Second},
 		{14 * time.Second, OfferReceived{Addr: vip, Server: server2}, []Action{trans(StateSelecting, StateRequesting), request(vip, server2)}, StateRequesting, 18 * time.Second},
 	})
@@ -261,11 +267,7 @@ func TestMachineDifferentOfferNotRequested(t *testing.T) {
 // it cannot tell whether the lease still runs. An ACK clears it.
 func TestMachineTakenOverWithoutLease(t *testing.T) {
 	m := NewMachine(MachineConfig{Want: vip})
-	run(t, m, []step{
-		{0, Activate{}, []Action{trans(StateInit, StateRequesting), request(vip, netip.Addr{})}, StateRequesting, 4 * time.Second},
-		{4 * time.Second, Tick{}, []Action{alert(Warning, ErrNoReply), request(vip, netip.Addr{})}, StateRequesting, 12 * time.Second},
-		{12 * time.Second, Tick{}, []Action{trans(StateRequesting, StateSelecting), alert(Error, ErrNoLease), discover(vip)}, StateSelecting, 16 * time.Second},
-	})
+	run(t, m, unansweredTakeover)
 	if !errors.Is(m.Problem(), ErrNoLease) {
 		t.Fatalf("problem %v", m.Problem())
 	}
