@@ -128,12 +128,7 @@ func TestInitJoinRunWithDHCPVIP(t *testing.T) {
 	// The holder renewed at once on taking the VIP: one lease, ours.
 	lease := oneLease(t, leaseFile, id, vip)
 	nextSecond(time.Now().Unix())
-	i := -1
-	for k, n := range nodes {
-		if n == holder {
-			i = k
-		}
-	}
+	i := slices.Index(nodes, holder)
 	const granted = "DHCP VIP lease granted"
 	grants := make([]int, len(procs))
 	for k, p := range procs {
@@ -148,13 +143,10 @@ func TestInitJoinRunWithDHCPVIP(t *testing.T) {
 	// holder takes an ACK to the other's request too (the cluster's lease),
 	// and asks again after its retransmission time if it saw none. dnsmasq
 	// writes the lease file before it sends the ACK.
-	for k, n := range nodes {
-		if n == next {
-			lab.WaitFor(t, 15*time.Second, next.Name+"'s own renewal", func() bool {
-				return strings.Count(procs[k].Log(), granted) > grants[k]
-			})
-		}
-	}
+	j := slices.Index(nodes, next)
+	lab.WaitFor(t, 15*time.Second, next.Name+"'s own renewal", func() bool {
+		return strings.Count(procs[j].Log(), granted) > grants[j]
+	})
 	renewed := waitExpiryAfter(t, leaseFile, id, vip, lease.Expiry, "the new holder's renewal")
 	t.Logf("SIGKILL of %s: %s took the VIP and renewed the same lease (expiry %d -> %d)", holder.Name, next.Name, lease.Expiry, renewed.Expiry)
 	if strings.Contains(server.Log(), "DHCPRELEASE") {
@@ -162,12 +154,7 @@ func TestInitJoinRunWithDHCPVIP(t *testing.T) {
 	}
 
 	c := &statusCluster{cluster: &cluster{t: t, lab: l, vip: cfg.VIP.Prefix, procs: procs}}
-	for k, n := range nodes {
-		if n == next {
-			i = k
-		}
-	}
-	server = dhcpServerOutage(t, c, i, server, func() *lab.Process {
+	server = dhcpServerOutage(t, c, j, server, func() *lab.Process {
 		// The same lease file; T1 4 s, so a regular renewal follows soon.
 		return startDnsmasq(t, l, srvNode, leaseFile, 4, 7)
 	}, leaseFile, id, renewed)
