@@ -1,7 +1,8 @@
 // Command proxy benchmarks hapod's L4 proxy (pkg/proxy, run by
 // bench/proxy/hapodproxy) against haproxy `mode tcp` side by side on
 // loopback, with the same backends for both, and prints a Markdown table
-// of medians with the ratio per row. `make bench-proxy` runs it (root, for
+// of medians with two ratios per row: of the medians, and the median of
+// each run's ratio. `make bench-proxy` runs it (root, for
 // the 20,000-connection row's file limits).
 //
 // Needs: haproxy, iperf3, wrk, nginx (Debian: nginx-light). Each case runs
@@ -16,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -753,21 +755,37 @@ func (b *bench) print() {
 	hver, _, _ := strings.Cut(string(hv), "\n")
 	fmt.Printf("## hapod proxy vs haproxy (loopback, %d CPUs, median of %d runs each, alternating)\n\n", runtime.NumCPU(), *runs)
 	fmt.Printf("haproxy: %s; nginx workers: %d; wrk -t%d -c%d -d%v; iperf3 -t %v.\n", strings.TrimSpace(hver), *nginxProcs, *wrkThreads, *wrkConns, *wrkDur, *iperfDur)
-	fmt.Printf("ratio > 1 means hapod is better (hapod/haproxy for throughput, haproxy/hapod for time, latency, CPU, memory).\n\n")
-	fmt.Println("| case | unit | hapod | haproxy | ratio |")
-	fmt.Println("|---|---|---:|---:|---:|")
+	fmt.Printf("ratio > 1 means hapod is better (hapod/haproxy for throughput, haproxy/hapod for time, latency, CPU, memory).\n")
+	fmt.Printf("ratio: of the two medians; paired: the median of each run's ratio (both proxies back to back), which cancels the machine's drift between runs.\n\n")
+	fmt.Println("| case | unit | hapod | haproxy | ratio | paired |")
+	fmt.Println("|---|---|---:|---:|---:|---:|")
 	for _, r := range b.results {
 		h, x := median(r.vals[0]), median(r.vals[1])
-		ratio := h / x
-		if !r.higherBetter {
-			ratio = x / h
+		var paired []float64
+		for i := range min(len(r.vals[0]), len(r.vals[1])) {
+			paired = append(paired, r.ratio(r.vals[0][i], r.vals[1][i]))
 		}
-		rs := strconv.FormatFloat(ratio, 'f', 2, 64)
-		if h <= 0 || x <= 0 {
-			rs = "n/a"
-		}
-		fmt.Printf("| %s | %s | %s | %s | %s |\n", r.name, r.unit, num(h), num(x), rs)
+		fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", r.name, r.unit, num(h), num(x), ratioString(r.ratio(h, x)), ratioString(median(paired)))
 	}
+}
+
+// ratio is hapod's value h against haproxy's x, > 1 when hapod is better;
+// NaN when either is not positive.
+func (r *row) ratio(h, x float64) float64 {
+	if h <= 0 || x <= 0 {
+		return math.NaN()
+	}
+	if r.higherBetter {
+		return h / x
+	}
+	return x / h
+}
+
+func ratioString(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
 }
 
 func num(v float64) string {
