@@ -54,7 +54,6 @@ func TestFailover(t *testing.T) {
 
 			// Link down: the holder must let go; another takes over.
 			holder = next
-			i = c.index(holder)
 			holder.LinkDown(t)
 			next, took = c.waitOneHolder(3*time.Second, holder)
 			t.Logf("link down on %s: %s took over after %v", holder.Name, next.Name, took)
