@@ -565,11 +565,15 @@ func (r *row) add(p int, v float64) { r.vals[p] = append(r.vals[p], v) }
 
 var wrkLatency = map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}
 
+// parseWrkDuration turns wrk's "828.00us", "1.11ms" or "2.00s" into µs.
 func parseWrkDuration(s string) (float64, error) {
 	for _, u := range []string{"us", "ms", "s"} {
 		if v, ok := strings.CutSuffix(s, u); ok {
 			f, err := strconv.ParseFloat(v, 64)
-			return f * float64(wrkLatency[u]) / float64(time.Microsecond), err
+			if err != nil {
+				return 0, fmt.Errorf("wrk duration %q", s)
+			}
+			return f * float64(wrkLatency[u]) / float64(time.Microsecond), nil
 		}
 	}
 	return 0, fmt.Errorf("wrk duration %q", s)
@@ -593,34 +597,53 @@ func (b *bench) wrk(p int, close bool) error {
 	if err != nil {
 		return fmt.Errorf("wrk: %v: %s", err, out)
 	}
-	var rps, p50, p99 float64
-	for line := range strings.Lines(string(out)) {
-		f := strings.Fields(line)
-		switch {
-		case len(f) == 2 && f[0] == "Requests/sec:":
-			rps, err = strconv.ParseFloat(f[1], 64)
-		case len(f) == 2 && f[0] == "50%":
-			p50, err = parseWrkDuration(f[1])
-		case len(f) == 2 && f[0] == "99%":
-			p99, err = parseWrkDuration(f[1])
-		case len(f) > 0 && (f[0] == "Socket" || f[0] == "Non-2xx"):
-			fmt.Fprintf(os.Stderr, "warning: %s via %s: %s", name, proxyNames[p], line)
-		}
-		if err != nil {
-			return fmt.Errorf("wrk output %q: %w", line, err)
-		}
+	res, err := parseWrk(string(out))
+	if err != nil {
+		return err
 	}
-	if rps == 0 {
-		return fmt.Errorf("wrk: no result: %s", out)
+	for _, w := range res.warnings {
+		fmt.Fprintf(os.Stderr, "warning: %s via %s: %s\n", name, proxyNames[p], w)
 	}
-	b.row(name+": requests", "req/s", true).add(p, rps)
-	b.row(name+": p50 latency", "µs", false).add(p, p50)
-	b.row(name+": p99 latency", "µs", false).add(p, p99)
+	b.row(name+": requests", "req/s", true).add(p, res.rps)
+	b.row(name+": p50 latency", "µs", false).add(p, res.p50)
+	b.row(name+": p99 latency", "µs", false).add(p, res.p99)
 	// CPU% is a share of a fixed wall time: per request it compares
 	// proxies that served different rates.
-	b.row(name+": proxy CPU per request", "µs", false).add(p, cpu/100*1e6/rps)
-	b.logf("%s %s: %.0f req/s p50 %.0fµs p99 %.0fµs CPU %.0f%%", proxyNames[p], name, rps, p50, p99, cpu)
+	b.row(name+": proxy CPU per request", "µs", false).add(p, cpu/100*1e6/res.rps)
+	b.logf("%s %s: %.0f req/s p50 %.0fµs p99 %.0fµs CPU %.0f%%", proxyNames[p], name, res.rps, res.p50, res.p99, cpu)
 	return nil
+}
+
+// wrkResult is what a wrk --latency run reports: requests per second,
+// p50 and p99 latency in µs, and its lines about failed requests.
+type wrkResult struct {
+	rps, p50, p99 float64
+	warnings      []string
+}
+
+func parseWrk(out string) (wrkResult, error) {
+	var r wrkResult
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		var err error
+		switch {
+		case len(f) == 2 && f[0] == "Requests/sec:":
+			r.rps, err = strconv.ParseFloat(f[1], 64)
+		case len(f) == 2 && f[0] == "50%":
+			r.p50, err = parseWrkDuration(f[1])
+		case len(f) == 2 && f[0] == "99%":
+			r.p99, err = parseWrkDuration(f[1])
+		case len(f) > 0 && (f[0] == "Socket" || f[0] == "Non-2xx"):
+			r.warnings = append(r.warnings, strings.TrimSpace(line))
+		}
+		if err != nil {
+			return wrkResult{}, fmt.Errorf("wrk output %q: %w", strings.TrimSpace(line), err)
+		}
+	}
+	if r.rps == 0 || r.p50 == 0 || r.p99 == 0 {
+		return wrkResult{}, fmt.Errorf("wrk: no result (run with --latency): %s", out)
+	}
+	return r, nil
 }
 
 // transfer times 10 MiB downloads through the proxy.
@@ -761,12 +784,18 @@ func (b *bench) print() {
 	fmt.Println("|---|---|---:|---:|---:|---:|")
 	for _, r := range b.results {
 		h, x := median(r.vals[0]), median(r.vals[1])
-		var paired []float64
-		for i := range min(len(r.vals[0]), len(r.vals[1])) {
-			paired = append(paired, r.ratio(r.vals[0][i], r.vals[1][i]))
-		}
-		fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", r.name, r.unit, num(h), num(x), ratioString(r.ratio(h, x)), ratioString(median(paired)))
+		fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", r.name, r.unit, num(h), num(x), ratioString(r.ratio(h, x)), ratioString(r.paired()))
 	}
+}
+
+// paired is the median of each run's ratio: run i of hapod against run i
+// of haproxy, measured back to back.
+func (r *row) paired() float64 {
+	var rs []float64
+	for i := range min(len(r.vals[0]), len(r.vals[1])) {
+		rs = append(rs, r.ratio(r.vals[0][i], r.vals[1][i]))
+	}
+	return median(rs)
 }
 
 // ratio is hapod's value h against haproxy's x, > 1 when hapod is better;
