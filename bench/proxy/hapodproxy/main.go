@@ -94,21 +94,9 @@ func run(rs routes, maxConns int) error {
 	defer stop()
 	var proxies []*proxy.Proxy
 	for _, r := range rs {
-		listen, backends, ok := strings.Cut(r, "=")
-		if !ok {
-			return fmt.Errorf("route %q: want LISTEN=BACKEND", r)
-		}
-		l, err := netip.ParseAddrPort(listen)
+		l, bs, err := parseRoute(r)
 		if err != nil {
-			return fmt.Errorf("route %q: %w", r, err)
-		}
-		var bs []netip.AddrPort
-		for _, b := range strings.Split(backends, ",") {
-			a, err := netip.ParseAddrPort(b)
-			if err != nil {
-				return fmt.Errorf("route %q: %w", r, err)
-			}
-			bs = append(bs, a)
+			return err
 		}
 		cfg := proxy.DefaultConfig(l)
 		cfg.MaxConns = maxConns
@@ -145,4 +133,25 @@ func run(rs routes, maxConns int) error {
 		}
 	}
 	return nil
+}
+
+// parseRoute reads LISTEN=BACKEND[,BACKEND...], each an IP:PORT.
+func parseRoute(r string) (netip.AddrPort, []netip.AddrPort, error) {
+	listen, backends, ok := strings.Cut(r, "=")
+	if !ok {
+		return netip.AddrPort{}, nil, fmt.Errorf("route %q: want LISTEN=BACKEND[,BACKEND...]", r)
+	}
+	l, err := netip.ParseAddrPort(listen)
+	if err != nil {
+		return netip.AddrPort{}, nil, fmt.Errorf("route %q: %w", r, err)
+	}
+	var bs []netip.AddrPort
+	for _, b := range strings.Split(backends, ",") {
+		a, err := netip.ParseAddrPort(b)
+		if err != nil {
+			return netip.AddrPort{}, nil, fmt.Errorf("route %q: %w", r, err)
+		}
+		bs = append(bs, a)
+	}
+	return l, bs, nil
 }
