@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"reflect"
@@ -72,28 +73,38 @@ func TestArgsRoundTrip(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("test config invalid: %v", err)
 		}
-		got := Default()
-		values := map[string][]string{}
-		for _, a := range c.Args() {
-			name, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-			if !ok || !strings.HasPrefix(a, "--") {
-				t.Fatalf("arg %q is not --name=value", a)
-			}
-			values[name] = append(values[name], v)
-		}
-		for name, vs := range values {
-			f, ok := Lookup(name)
-			if !ok {
-				t.Fatalf("Args emitted unknown flag %q", name)
-			}
-			if err := f.Apply(&got, vs); err != nil {
-				t.Fatalf("Apply(%s): %v", name, err)
-			}
+		got, err := parseArgs(c.Args())
+		if err != nil {
+			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got, c) {
 			t.Errorf("round trip changed the config\n got: %+v\nwant: %+v\nargs: %q", got, c, c.Args())
 		}
 	}
+}
+
+// parseArgs applies `hapod run` arguments, "--name=value" each, to the
+// defaults the way the run command's flags do.
+func parseArgs(args []string) (Config, error) {
+	c := Default()
+	values := map[string][]string{}
+	for _, a := range args {
+		name, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if !ok || !strings.HasPrefix(a, "--") {
+			return c, fmt.Errorf("arg %q is not --name=value", a)
+		}
+		values[name] = append(values[name], v)
+	}
+	for name, vs := range values {
+		f, ok := Lookup(name)
+		if !ok {
+			return c, fmt.Errorf("Args emitted unknown flag %q", name)
+		}
+		if err := f.Apply(&c, vs); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
 }
 
 func TestArgsStable(t *testing.T) {

@@ -2,7 +2,6 @@ package config
 
 import (
 	"reflect"
-	"strings"
 	"testing"
 )
 
@@ -33,27 +32,9 @@ func FuzzArgsRoundTrip(f *testing.F) {
 		if c.Validate() != nil {
 			return
 		}
-		got := Default()
-		byName := map[string][]string{}
-		var order []string
-		for _, a := range c.Args() {
-			name, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-			if !ok {
-				t.Fatalf("arg %q is not --name=value", a)
-			}
-			if _, seen := byName[name]; !seen {
-				order = append(order, name)
-			}
-			byName[name] = append(byName[name], v)
-		}
-		for _, name := range order {
-			f, ok := Lookup(name)
-			if !ok {
-				t.Fatalf("Args emitted unknown flag %q", name)
-			}
-			if err := f.Apply(&got, byName[name]); err != nil {
-				t.Fatalf("--%s %q accepted, but its rendering %q is refused: %v", fl.Name, values, byName[name], err)
-			}
+		got, err := parseArgs(c.Args())
+		if err != nil {
+			t.Fatalf("--%s %q accepted, but its rendering %q is refused: %v", fl.Name, values, c.Args(), err)
 		}
 		if !reflect.DeepEqual(got, c) {
 			t.Fatalf("--%s %q: the round trip changed the config\n got: %+v\nwant: %+v\nargs: %q", fl.Name, values, got, c, c.Args())
