@@ -563,17 +563,18 @@ func (b *bench) iperfOnce(p, streams int) error {
 
 func (r *row) add(p int, v float64) { r.vals[p] = append(r.vals[p], v) }
 
-var wrkLatency = map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}
-
 // parseWrkDuration turns wrk's "828.00us", "1.11ms" or "2.00s" into µs.
 func parseWrkDuration(s string) (float64, error) {
-	for _, u := range []string{"us", "ms", "s"} {
-		if v, ok := strings.CutSuffix(s, u); ok {
+	for _, u := range [...]struct {
+		suffix string
+		us     float64
+	}{{"us", 1}, {"ms", 1e3}, {"s", 1e6}} { // "s" last: it ends the others
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				return 0, fmt.Errorf("wrk duration %q", s)
 			}
-			return f * float64(wrkLatency[u]) / float64(time.Microsecond), nil
+			return f * u.us, nil
 		}
 	}
 	return 0, fmt.Errorf("wrk duration %q", s)
