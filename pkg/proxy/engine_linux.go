@@ -682,6 +682,7 @@ func (l *loop) event(s *side, ev uint32) {
 	}
 	if ev&evHup != 0 {
 		s.hup = true
+		s.fin = s.fin || ev&unix.EPOLLRDHUP != 0
 	}
 	if ev&evWrite != 0 {
 		s.writable = true
@@ -809,16 +810,24 @@ func (l *loop) pump(src, dst *side) bool {
 			if src.fullReads++; src.fullReads >= spliceAfter {
 				src.bulk = true
 			}
+		} else if src.fin {
+			// A short read drained the socket, and nothing comes after
+			// the peer's FIN: skip the read that would return 0.
+			src.eof = true
 		} else if !src.hup {
 			// A short read drained the socket: with edge-triggered epoll
 			// the next arrival raises a new event, so skip the read that
-			// would only say EAGAIN. Not after a FIN or reset was
-			// signalled: that event may already be consumed.
+			// would only say EAGAIN. Not after a reset was signalled:
+			// that event may already be consumed.
 			src.readable = false
 		}
 		w := 0
 		if dst.writable {
-			w, err = rawWrite(dst.fd, l.scratch[:n])
+			// The last data before a FIN that this call passes on goes
+			// out corked (MSG_MORE): the shutdown or close that follows
+			// sends data and FIN in one segment, as haproxy does, instead
+			// of two segments and two wake-ups of the peer.
+			w, err = rawSend(dst.fd, l.scratch[:n], src.eof && !dst.shut)
 			if err != 0 {
 				if err != unix.EAGAIN {
 					return false

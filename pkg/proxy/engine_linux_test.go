@@ -3,13 +3,17 @@ package proxy
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestBulkBothWays pushes 32 MiB each way at once through an echo
@@ -150,4 +154,110 @@ func TestYieldDue(t *testing.T) {
 			t.Errorf("step %d: parked flag not consumed", i)
 		}
 	}
+}
+
+// TestFINRidesWithLastData: data read up to a FIN that had already
+// arrived goes out with that FIN in one segment, and data without a FIN
+// behind it is not held back.
+func TestFINRidesWithLastData(t *testing.T) {
+	for _, finArrived := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fin=%v", finArrived), func(t *testing.T) {
+			srcFD, srcPeer := tcpPair(t)
+			dstFD, dstPeer := tcpPair(t)
+			if _, err := io.WriteString(srcPeer, "reply"); err != nil {
+				t.Fatal(err)
+			}
+			if finArrived {
+				srcPeer.CloseWrite()
+				waitPoll(t, srcFD, unix.POLLRDHUP)
+			} else {
+				waitPoll(t, srcFD, unix.POLLIN)
+			}
+			var in, out atomic.Int64
+			src := &side{fd: srcFD, readable: true, hup: finArrived, fin: finArrived, count: &in, pipeR: -1, pipeW: -1}
+			dst := &side{fd: dstFD, writable: true, count: &out, pipeR: -1, pipeW: -1}
+			src.peer, dst.peer = dst, src
+			before := segsIn(t, dstPeer)
+			l := &loop{scratch: make([]byte, scratchSize)}
+			if !l.pump(src, dst) {
+				t.Fatal("pump failed")
+			}
+			if src.eof != finArrived || dst.shut != finArrived {
+				t.Fatalf("src eof %v, dst shut %v; want both %v", src.eof, dst.shut, finArrived)
+			}
+			dstPeer.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got := make([]byte, 5)
+			if _, err := io.ReadFull(dstPeer, got); err != nil || string(got) != "reply" {
+				t.Fatalf("read %q, %v", got, err)
+			}
+			if !finArrived {
+				return
+			}
+			if n, err := dstPeer.Read(got); n != 0 || err != io.EOF {
+				t.Fatalf("after the data: %d bytes, %v; want EOF", n, err)
+			}
+			if segs := segsIn(t, dstPeer) - before; segs != 1 {
+				t.Errorf("data and FIN came in %d segments, want 1", segs)
+			}
+		})
+	}
+}
+
+// tcpPair returns a connected loopback TCP pair: a raw non-blocking fd
+// for the side under test (closed at cleanup) and the peer.
+func tcpPair(t *testing.T) (int, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.DialTCP("tcp4", nil, ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := ln.AcceptTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.File() // a duplicate descriptor, in non-blocking mode
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd); peer.Close() })
+	return fd, peer
+}
+
+func waitPoll(t *testing.T, fd int, ev int16) {
+	t.Helper()
+	fds := []unix.PollFd{{Fd: int32(fd), Events: ev}}
+	if n, err := unix.Poll(fds, 5000); n != 1 || err != nil || fds[0].Revents&ev == 0 {
+		t.Fatalf("poll for %#x: %d, %v, revents %#x", ev, n, err, fds[0].Revents)
+	}
+}
+
+func segsIn(t *testing.T, c *net.TCPConn) uint32 {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info *unix.TCPInfo
+	var ierr error
+	if err := rc.Control(func(fd uintptr) { info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); err != nil {
+		t.Fatal(err)
+	}
+	if ierr != nil {
+		t.Fatal(ierr)
+	}
+	return info.Segs_in
 }

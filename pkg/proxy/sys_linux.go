@@ -29,9 +29,17 @@ func rawRead(fd int, p []byte) (int, unix.Errno) {
 
 // rawWrite sends with MSG_NOSIGNAL: a peer that reset gives EPIPE
 // without a SIGPIPE delivered to the thread.
-func rawWrite(fd int, p []byte) (int, unix.Errno) {
-	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
-		unix.MSG_NOSIGNAL, 0, 0)
+func rawWrite(fd int, p []byte) (int, unix.Errno) { return rawSend(fd, p, false) }
+
+// rawSend is rawWrite, with MSG_MORE when more is set: the data waits in
+// the socket for what follows (a FIN from shutdown or close, or another
+// send without it), which must come at once.
+func rawSend(fd int, p []byte, more bool) (int, unix.Errno) {
+	flags := uintptr(unix.MSG_NOSIGNAL)
+	if more {
+		flags |= unix.MSG_MORE
+	}
+	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), flags, 0, 0)
 	return int(n), e
 }
 
