@@ -8,7 +8,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -260,4 +263,28 @@ func segsIn(t *testing.T, c *net.TCPConn) uint32 {
 		t.Fatal(ierr)
 	}
 	return info.Segs_in
+}
+
+// TestTakePipeSize: splice pipes get pipeSize where the system allows it.
+func TestTakePipeSize(t *testing.T) {
+	max, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
+	if err != nil {
+		t.Skip(err)
+	}
+	if n, _ := strconv.Atoi(strings.TrimSpace(string(max))); n < pipeSize && os.Geteuid() != 0 {
+		t.Skipf("fs.pipe-max-size is %d", n)
+	}
+	l := &loop{}
+	s := &side{pipeR: -1, pipeW: -1, peer: &side{}}
+	if !l.takePipe(s) {
+		t.Fatal("no pipe")
+	}
+	defer func() { unix.Close(s.pipeR); unix.Close(s.pipeW) }()
+	got, err := unix.FcntlInt(uintptr(s.pipeW), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != pipeSize {
+		t.Errorf("pipe size %d, want %d", got, pipeSize)
+	}
 }
