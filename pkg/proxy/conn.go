@@ -28,7 +28,7 @@ type side struct {
 	readable bool // edge-triggered readiness as last reported
 	writable bool
 	hup      bool // peer closed or reset: read on to EOF or an error
-	fin      bool // the peer's FIN arrived (EPOLLRDHUP): a short read took the last data
+	fin      bool // the peer's FIN arrived (EPOLLRDHUP, no error): a short read took the last data
 	eof      bool // everything up to the peer's FIN has been read
 	shut     bool // FIN sent (shutdown SHUT_WR) on this socket
 

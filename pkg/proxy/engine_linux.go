@@ -640,7 +640,7 @@ func (l *loop) connect(c *conn, b *Backend) error {
 	c.mu.Lock()
 	c.be.fd = fd
 	c.mu.Unlock()
-	c.be.readable, c.be.writable, c.be.hup = false, false, false
+	c.be.readable, c.be.writable, c.be.hup, c.be.fin = false, false, false, false
 	if err := l.register(&c.be); err != nil {
 		c.mu.Lock()
 		c.be.fd = -1
@@ -688,7 +688,8 @@ func (l *loop) event(s *side, ev uint32) {
 	}
 	if ev&evHup != 0 {
 		s.hup = true
-		s.fin = s.fin || ev&unix.EPOLLRDHUP != 0
+		// A reset (EPOLLERR) is no FIN: its read fails instead.
+		s.fin = s.fin || ev&(unix.EPOLLRDHUP|unix.EPOLLERR) == unix.EPOLLRDHUP
 	}
 	if ev&evWrite != 0 {
 		s.writable = true

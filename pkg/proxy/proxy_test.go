@@ -224,7 +224,12 @@ func TestDeadBackendRetried(t *testing.T) {
 	pool := NewPool([]netip.AddrPort{dead, live.addr}, &RoundRobin{})
 	p := startProxy(t, pool, nil)
 	for i := range 6 {
-		roundTrip(t, dial(t, p.Addr()), fmt.Sprint("retry", i))
+		// Two round trips: the failed attempt's reset must leave nothing
+		// behind on the connection that carries on (a FIN taken as seen
+		// once ended it after its first answer).
+		c := dial(t, p.Addr())
+		roundTrip(t, c, fmt.Sprint("retry", i))
+		roundTrip(t, c, fmt.Sprint("again", i))
 	}
 	s := p.Stats()
 	if s.Backends[0].ConnectFailures != 1 || !s.Backends[0].Suspect {
