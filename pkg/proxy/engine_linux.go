@@ -41,8 +41,8 @@ const (
 	// pipeSize is the capacity asked for each splice pipe (F_SETPIPE_SZ),
 	// so one splice pair moves up to 1 MiB instead of the default 64 KiB.
 	// Only page references sit in it. A single iperf3 stream went from
-	// 12.0 Gbit/s (haproxy 14.0) to 15.5 (haproxy 14.0), and the proxy's
-	// CPU per GB from 403 to 222 ms (bench/proxy).
+	// 0.86 of haproxy's rate to 1.21, and the proxy's CPU per GB from 403
+	// to 231 ms (bench/proxy, 8 runs each).
 	pipeSize = 1 << 20
 )
 

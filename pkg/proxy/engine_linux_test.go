@@ -223,7 +223,9 @@ func tcpPair(t *testing.T) (int, *net.TCPConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := c.File() // a duplicate descriptor, in non-blocking mode
+	// A descriptor of our own: File duplicates it, Fd makes that one
+	// blocking, so take a duplicate of it and make that non-blocking.
+	f, err := c.File()
 	c.Close()
 	if err != nil {
 		t.Fatal(err)
