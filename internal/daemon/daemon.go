@@ -135,6 +135,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		ConnectTimeout: cfg.Proxy.ConnectTimeout,
 		IdleTimeout:    cfg.Proxy.IdleTimeout,
 		MaxConns:       cfg.Proxy.MaxConns,
+		RecvBuffer:     cfg.Proxy.RecvBuffer,
 		CloseOnDown:    cfg.Proxy.CloseOnDown,
 		Rebalance:      cfg.Proxy.Rebalance,
 		Clock:          clk,

@@ -92,6 +92,10 @@ type Proxy struct {
 	// MaxConns caps concurrent client connections; excess ones are
 	// refused (--max-conns, default 20000).
 	MaxConns int
+	// RecvBuffer is the receive buffer of every proxied socket in bytes
+	// (--recv-buffer, default 1 MiB); 0 leaves it to the kernel's
+	// autotuning. See proxy.Config.RecvBuffer.
+	RecvBuffer int
 	// CloseOnDown closes a backend's established connections when its
 	// health check fails (--close-on-down, default true), so clients
 	// reconnect instead of hanging on a dead peer.
@@ -155,6 +159,7 @@ const (
 	DefaultConnectTimeout  = 3 * time.Second
 	DefaultIdleTimeout     = time.Hour
 	DefaultMaxConns        = 20000
+	DefaultRecvBuffer      = 1 << 20
 	DefaultHealthCheck     = string(health.KindHTTPS)
 	DefaultHealthPath      = health.DefaultPath
 	DefaultHealthInterval  = health.DefaultInterval
@@ -187,6 +192,7 @@ func Default() Config {
 			ConnectTimeout: DefaultConnectTimeout,
 			IdleTimeout:    DefaultIdleTimeout,
 			MaxConns:       DefaultMaxConns,
+			RecvBuffer:     DefaultRecvBuffer,
 			CloseOnDown:    true,
 		},
 		Health: Health{

@@ -28,6 +28,7 @@ func full() Config {
 			ConnectTimeout: 1500 * time.Millisecond,
 			IdleTimeout:    90 * time.Minute,
 			MaxConns:       1000,
+			RecvBuffer:     0,
 			CloseOnDown:    false,
 			Rebalance:      true,
 		},
@@ -114,7 +115,7 @@ func TestArgsStable(t *testing.T) {
 		"--vrrp-version=2", "--preempt=false", "--peer=198.18.0.12", "--peer=198.18.0.13",
 		"--auth-pass-file=/etc/hapod/vrrp-pass", "--port=9443", "--backend=198.18.0.11:6443",
 		"--backend=198.18.0.12:6443", "--balance=round-robin", "--connect-timeout=1.5s",
-		"--idle-timeout=1h30m", "--max-conns=1000", "--close-on-down=false",
+		"--idle-timeout=1h30m", "--max-conns=1000", "--recv-buffer=0", "--close-on-down=false",
 		"--rebalance=true", "--health-check=tls", "--health-path=/livez", "--health-interval=5s",
 		"--health-timeout=2s", "--health-rise=4", "--health-fall=5", "--health-ca-file=/etc/kubernetes/pki/ca.crt",
 		"--no-backend-weight=0", "--status-addr=[::1]:9999", "--log-format=json", "--log-level=debug",
@@ -218,6 +219,8 @@ func TestApplyErrors(t *testing.T) {
 		{"preempt", "maybe", "--preempt maybe"},
 		{"status-addr", "localhost:1", "host names are not supported"},
 		{"log-format", "xml", "must be one of text, json"},
+		{"recv-buffer", "-1", "--recv-buffer -1: must be a whole number from 0 to 1073741824"},
+		{"recv-buffer", "2MiB", "--recv-buffer 2MiB: must be a whole number"},
 	} {
 		c := Default()
 		f, ok := Lookup(tc.flag)
@@ -278,6 +281,7 @@ func TestValidate(t *testing.T) {
 		}, "backend", "given twice"},
 		{"timeout above interval", func(c *Config) { c.Health.Timeout = 3 * time.Second }, "health-timeout", "at most --health-interval"},
 		{"weight above priority", func(c *Config) { c.Health.Weight = 100 }, "no-backend-weight", "must be 0-99"},
+		{"tiny receive buffer", func(c *Config) { c.Proxy.RecvBuffer = 100 }, "recv-buffer", "at least 4096"},
 		{"status collides", func(c *Config) { c.Status.Addr = netip.MustParseAddrPort("0.0.0.0:8443") }, "status-addr", "collides"},
 	} {
 		c := base()

@@ -310,6 +310,16 @@ func Fields() []Field {
 			},
 		},
 		{
+			Name: "recv-buffer", Kind: KindValue, Category: CategoryProxy,
+			Usage: "receive buffer of each proxied socket in bytes; 0 leaves it to the kernel's autotuning (which gives distant clients a larger window)",
+			get:   func(c *Config) []string { return []string{strconv.Itoa(c.Proxy.RecvBuffer)} },
+			set: func(c *Config, s string) error {
+				n, err := parseUint(s, 0, 1<<30)
+				c.Proxy.RecvBuffer = int(n)
+				return err
+			},
+		},
+		{
 			Name: "close-on-down", Kind: KindBool, Category: CategoryProxy,
 			Usage: "close a backend's connections when it fails its health check, so clients reconnect at once",
 			get:   func(c *Config) []string { return []string{strconv.FormatBool(c.Proxy.CloseOnDown)} },

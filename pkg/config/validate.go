@@ -159,6 +159,9 @@ func (c *Config) validateProxy() error {
 	if p.MaxConns < 1 {
 		return fieldErr("max-conns", p.MaxConns, "must be at least 1")
 	}
+	if p.RecvBuffer != 0 && p.RecvBuffer < 4096 {
+		return fieldErr("recv-buffer", p.RecvBuffer, "must be 0 (kernel autotuning) or at least 4096")
+	}
 	return nil
 }
 

@@ -69,21 +69,23 @@ const (
 )
 
 // listenFD is the listening socket, bound with IP_FREEBIND. Accepted
-// sockets inherit TCP_NODELAY and the keep-alive settings from it
-// (checked on Linux), which saves five setsockopt calls per connection.
-func listenFD(addr netip.AddrPort) (int, netip.AddrPort, error) {
+// sockets inherit TCP_NODELAY, the keep-alive settings and the receive
+// buffer (recvBuf bytes, 0: autotuned) from it (checked on Linux), which
+// saves six setsockopt calls per connection. recvOpt is the option that
+// set the buffer, for the backend sockets (see setRecvBuf).
+func listenFD(addr netip.AddrPort, recvBuf int) (fd int, bound netip.AddrPort, recvOpt int, err error) {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	family := unix.AF_INET
 	if addr.Addr().Is6() {
 		family = unix.AF_INET6
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return -1, netip.AddrPort{}, fmt.Errorf("socket: %w", err)
+		return -1, netip.AddrPort{}, 0, fmt.Errorf("socket: %w", err)
 	}
-	fail := func(what string, err error) (int, netip.AddrPort, error) {
+	fail := func(what string, err error) (int, netip.AddrPort, int, error) {
 		unix.Close(fd)
-		return -1, netip.AddrPort{}, fmt.Errorf("%s: %w", what, err)
+		return -1, netip.AddrPort{}, 0, fmt.Errorf("%s: %w", what, err)
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 		return fail("set SO_REUSEADDR", err)
@@ -100,6 +102,13 @@ func listenFD(addr netip.AddrPort) (int, netip.AddrPort, error) {
 	if err := setConnOpts(fd); err != nil {
 		return fail("set socket options", err)
 	}
+	if recvBuf > 0 {
+		// Set before listen: the window scale of accepted connections
+		// is chosen from it.
+		if recvOpt, err = setRecvBuf(fd, recvBuf); err != nil {
+			return fail("set receive buffer", err)
+		}
+	}
 	if err := unix.Bind(fd, sockaddr(addr)); err != nil {
 		return fail("bind "+addr.String(), err)
 	}
@@ -111,7 +120,21 @@ func listenFD(addr netip.AddrPort) (int, netip.AddrPort, error) {
 	if err != nil {
 		return fail("getsockname", err)
 	}
-	return fd, addrPort(sa), nil
+	return fd, addrPort(sa), recvOpt, nil
+}
+
+// setRecvBuf sets fd's receive buffer to size with SO_RCVBUFFORCE, which
+// needs CAP_NET_ADMIN and ignores net.core.rmem_max, or else with
+// SO_RCVBUF. It returns the option that worked, for the backend sockets.
+func setRecvBuf(fd, size int) (int, error) {
+	err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size)
+	if err == nil {
+		return unix.SO_RCVBUFFORCE, nil
+	}
+	if err != unix.EPERM {
+		return 0, err
+	}
+	return unix.SO_RCVBUF, unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, size)
 }
 
 // setFreebind sets IPV6_FREEBIND on IPv6 sockets (Linux 4.15+) and falls
@@ -627,11 +650,19 @@ func (l *loop) connect(c *conn, b *Backend) error {
 	// connection can die alone (a NAT or firewall between the nodes drops
 	// its state during a long quiet watch, or the backend's host reboots
 	// faster than fall x interval), and keep-alive probes are what keep
-	// such state alive and find such a peer. Four raw setsockopt calls
-	// per dial cost next to nothing beside the connect.
+	// such state alive and find such a peer. The raw setsockopt calls
+	// per dial cost next to nothing beside the connect: without the four
+	// keep-alive ones, new connections ran at the same rate (0.950 of
+	// haproxy's against 0.945, 10 paired rounds).
 	if err := setConnOpts(fd); err != nil {
 		rawClose(fd)
 		return err
+	}
+	if o := l.p.recvOpt; o != 0 {
+		if err := rawSetsockoptInt(fd, unix.SOL_SOCKET, o, l.p.cfg.RecvBuffer); err != 0 {
+			rawClose(fd)
+			return err
+		}
 	}
 	if err := rawConnect(fd, b.Addr); err != 0 && err != unix.EINPROGRESS {
 		rawClose(fd)

@@ -16,8 +16,8 @@ type loop struct {
 	err  error
 }
 
-func listenFD(netip.AddrPort) (int, netip.AddrPort, error) {
-	return -1, netip.AddrPort{}, errUnimplemented
+func listenFD(netip.AddrPort, int) (int, netip.AddrPort, int, error) {
+	return -1, netip.AddrPort{}, 0, errUnimplemented
 }
 
 func closeFD(int) {}

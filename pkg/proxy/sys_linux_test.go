@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +173,68 @@ func TestBlackholedBackendRetried(t *testing.T) {
 	if s := p.Stats(); s.Backends[0].ConnectFailures != 1 || s.Backends[1].Active != 4 {
 		t.Errorf("after the first: blackholed failures %d (want 1: skipped while suspect), live active %d (want 4)",
 			s.Backends[0].ConnectFailures, s.Backends[1].Active)
+	}
+}
+
+// TestRecvBufferBothSides checks that Config.RecvBuffer reaches the
+// accepted client socket (inherited from the listener) and the backend
+// socket, and that 0 leaves both at the kernel's autotuned default.
+func TestRecvBufferBothSides(t *testing.T) {
+	for _, size := range []int{DefaultRecvBuffer, 256 << 10, 0} {
+		t.Run(fmt.Sprint("RecvBuffer=", size), func(t *testing.T) {
+			b := startBackend(t, echo)
+			pool := NewPool([]netip.AddrPort{b.addr}, nil)
+			p := startProxy(t, pool, func(c *Config) { c.RecvBuffer = size })
+			client := dial(t, p.Addr())
+			roundTrip(t, client, "ping")
+
+			// Linux reports double what was set (its bookkeeping
+			// overhead); SO_RCVBUF alone is capped at net.core.rmem_max.
+			want := 2 * size
+			switch p.recvOpt {
+			case unix.SO_RCVBUF:
+				data, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+				if err != nil {
+					t.Fatal(err)
+				}
+				rmemMax, err := strconv.Atoi(strings.TrimSpace(string(data)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = 2 * min(size, rmemMax)
+			case 0:
+				if size != 0 {
+					t.Fatalf("RecvBuffer %d set no option for backend sockets", size)
+				}
+				// An untouched loopback socket: the test's own client.
+				rc, err := client.SyscallConn()
+				if err != nil {
+					t.Fatal(err)
+				}
+				rc.Control(func(fd uintptr) { want, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			cs := pool.backends[0].conns()
+			if len(cs) != 1 {
+				t.Fatalf("%d established connections, want 1", len(cs))
+			}
+			c := cs[0]
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			for _, s := range []struct {
+				name string
+				fd   int
+			}{{"client side", c.cl.fd}, {"backend side", c.be.fd}} {
+				got, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+				if err != nil {
+					t.Fatalf("%s: getsockopt SO_RCVBUF: %v", s.name, err)
+				}
+				if got != want {
+					t.Errorf("%s: SO_RCVBUF = %d, want %d", s.name, got, want)
+				}
+			}
+		})
 	}
 }

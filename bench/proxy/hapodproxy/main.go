@@ -35,12 +35,13 @@ func main() {
 	var rs routes
 	flag.Var(&rs, "route", "LISTEN=BACKEND[,BACKEND...] (repeatable)")
 	maxConns := flag.Int("max-conns", 60000, "max concurrent connections per route")
+	recvBuf := flag.Int("recv-buffer", proxy.DefaultRecvBuffer, "receive buffer per socket in bytes; 0: kernel autotuning")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here until exit")
 	traceFile := flag.String("trace", "", "write a runtime execution trace here until exit (go tool trace)")
 	flag.Parse()
 	stop, err := startProfiles(*cpuProfile, *traceFile)
 	if err == nil {
-		err = run(rs, *maxConns)
+		err = run(rs, *maxConns, *recvBuf)
 		stop()
 	}
 	if err != nil {
@@ -82,7 +83,7 @@ func startProfiles(cpuFile, traceFile string) (stop func(), err error) {
 	return stop, nil
 }
 
-func run(rs routes, maxConns int) error {
+func run(rs routes, maxConns, recvBuf int) error {
 	if len(rs) == 0 {
 		return errors.New("no -route given")
 	}
@@ -100,6 +101,7 @@ func run(rs routes, maxConns int) error {
 		}
 		cfg := proxy.DefaultConfig(l)
 		cfg.MaxConns = maxConns
+		cfg.RecvBuffer = recvBuf
 		cfg.DrainTimeout = time.Second
 		cfg.Logger = log
 		p, err := proxy.New(cfg, proxy.NewPool(bs, proxy.LeastConn{}))
