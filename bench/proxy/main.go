@@ -73,9 +73,9 @@ type bench struct {
 	// iperf2 is a second iperf3 server (one serves one test at a time)
 	// for the case with two client processes.
 	ports struct {
-		iperf, iperf2, nginx, blob, sink int
+		iperf, iperf2, nginx, blob int
 	}
-	front [2]struct{ iperf, iperf2, nginx, blob, sink int }
+	front [2]struct{ iperf, iperf2, nginx, blob int }
 	pid   [2]int
 
 	results []*row
@@ -280,7 +280,7 @@ const blobSize = 10 << 20
 
 func (b *bench) startBackends() error {
 	p := &b.ports
-	if err := freePorts(&p.iperf, &p.iperf2, &p.nginx, &p.blob, &p.sink); err != nil {
+	if err := freePorts(&p.iperf, &p.iperf2, &p.nginx, &p.blob); err != nil {
 		return err
 	}
 	for _, port := range []int{p.iperf, p.iperf2} {
@@ -321,10 +321,7 @@ http {
 	if _, err := b.start("nginx", "server", nil, "-p", b.dir, "-c", b.path("nginx.conf"), "-e", b.path("nginx.err")); err != nil {
 		return err
 	}
-	if err := serve(p.blob, serveBlob); err != nil {
-		return err
-	}
-	if err := serve(p.sink, serveSink); err != nil {
+	if _, err := serve(p.blob, serveBlob); err != nil {
 		return err
 	}
 	for _, port := range []int{p.iperf, p.iperf2, p.nginx} {
@@ -336,10 +333,10 @@ http {
 }
 
 // serve runs an in-process backend.
-func serve(port int, h func(*net.TCPConn)) error {
+func serve(port int, h func(*net.TCPConn)) (net.Listener, error) {
 	ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	go func() {
 		for {
@@ -353,7 +350,7 @@ func serve(port int, h func(*net.TCPConn)) error {
 			}()
 		}
 	}()
-	return nil
+	return ln, nil
 }
 
 var blob = make([]byte, blobSize)
@@ -375,12 +372,12 @@ func serveSink(c *net.TCPConn) {
 func (b *bench) startProxies() error {
 	for i := range b.front {
 		f := &b.front[i]
-		if err := freePorts(&f.iperf, &f.iperf2, &f.nginx, &f.blob, &f.sink); err != nil {
+		if err := freePorts(&f.iperf, &f.iperf2, &f.nginx, &f.blob); err != nil {
 			return err
 		}
 		cmd, err := b.startProxy(i, "main", []route{
 			{"iperf", f.iperf, b.ports.iperf}, {"iperf2", f.iperf2, b.ports.iperf2}, {"nginx", f.nginx, b.ports.nginx},
-			{"blob", f.blob, b.ports.blob}, {"sink", f.sink, b.ports.sink},
+			{"blob", f.blob, b.ports.blob},
 		})
 		if err != nil {
 			return err
@@ -714,11 +711,23 @@ func (b *bench) transfer(p int) error {
 // left), each proven end to end by the sink's greeting byte, holds them,
 // and reads the proxy's RSS and CPU time.
 func (b *bench) idle(p int) error {
-	port, err := freePort()
+	// A sink of its own per run: the proxy closes first towards the sink,
+	// so each run leaves its connections in TIME_WAIT on the proxy's
+	// side, for a minute. Connecting to the same sink port again, every
+	// ephemeral port tried collides with one of those, and the kernel's
+	// port search (__inet_check_established in perf) then cost more CPU
+	// than the proxy itself: hapod spent 260 ms to open 9,700
+	// connections in a first run and 1.1 s in each run after it.
+	var port, sinkPort int
+	if err := freePorts(&port, &sinkPort); err != nil {
+		return err
+	}
+	sink, err := serve(sinkPort, serveSink)
 	if err != nil {
 		return err
 	}
-	cmd, err := b.startProxy(p, "idle", []route{{"sink", port, b.ports.sink}})
+	defer sink.Close()
+	cmd, err := b.startProxy(p, "idle", []route{{"sink", port, sinkPort}})
 	if err != nil {
 		return err
 	}
