@@ -25,17 +25,7 @@ func TestKeepAliveBothSides(t *testing.T) {
 			p := startProxy(t, pool, func(c *Config) { c.CloseOnDown = closeOnDown })
 			roundTrip(t, dial(t, p.Addr()), "ping")
 
-			cs := pool.backends[0].conns()
-			if len(cs) != 1 {
-				t.Fatalf("%d established connections, want 1", len(cs))
-			}
-			c := cs[0]
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			for _, s := range []struct {
-				name string
-				fd   int
-			}{{"client side", c.cl.fd}, {"backend side", c.be.fd}} {
+			eachSide(t, pool, func(side string, fd int) {
 				for _, o := range []struct {
 					name       string
 					level, opt int
@@ -47,17 +37,32 @@ func TestKeepAliveBothSides(t *testing.T) {
 					{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT, KeepAliveCount},
 					{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
 				} {
-					got, err := unix.GetsockoptInt(s.fd, o.level, o.opt)
+					got, err := unix.GetsockoptInt(fd, o.level, o.opt)
 					if err != nil {
-						t.Fatalf("%s: getsockopt %s: %v", s.name, o.name, err)
+						t.Fatalf("%s: getsockopt %s: %v", side, o.name, err)
 					}
 					if got != o.want {
-						t.Errorf("%s: %s = %d, want %d", s.name, o.name, got, o.want)
+						t.Errorf("%s: %s = %d, want %d", side, o.name, got, o.want)
 					}
 				}
-			}
+			})
 		})
 	}
+}
+
+// eachSide calls f with both sockets of pool's one relayed connection:
+// the accepted client socket and the backend socket.
+func eachSide(t *testing.T, pool *Pool, f func(side string, fd int)) {
+	t.Helper()
+	cs := pool.backends[0].conns()
+	if len(cs) != 1 {
+		t.Fatalf("%d established connections, want 1", len(cs))
+	}
+	c := cs[0]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f("client side", c.cl.fd)
+	f("backend side", c.be.fd)
 }
 
 // TestRaiseNoFile lowers the soft open-file limit a little, raises it
@@ -216,25 +221,15 @@ func TestRecvBufferBothSides(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			cs := pool.backends[0].conns()
-			if len(cs) != 1 {
-				t.Fatalf("%d established connections, want 1", len(cs))
-			}
-			c := cs[0]
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			for _, s := range []struct {
-				name string
-				fd   int
-			}{{"client side", c.cl.fd}, {"backend side", c.be.fd}} {
-				got, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+			eachSide(t, pool, func(side string, fd int) {
+				got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
 				if err != nil {
-					t.Fatalf("%s: getsockopt SO_RCVBUF: %v", s.name, err)
+					t.Fatalf("%s: getsockopt SO_RCVBUF: %v", side, err)
 				}
 				if got != want {
-					t.Errorf("%s: SO_RCVBUF = %d, want %d", s.name, got, want)
+					t.Errorf("%s: SO_RCVBUF = %d, want %d", side, got, want)
 				}
-			}
+			})
 		})
 	}
 }
