@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,6 +48,29 @@ func TestKeepAliveBothSides(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestRecvBufferWithoutNetAdmin reruns TestRecvBufferBothSides in a
+// child without CAP_NET_ADMIN (setpriv drops it from the bounding set),
+// where SO_RCVBUFFORCE fails with EPERM and SO_RCVBUF must take over.
+func TestRecvBufferWithoutNetAdmin(t *testing.T) {
+	if os.Getenv("HAPOD_TEST_RECV_OPT") != "" {
+		t.Skip("already the child")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop CAP_NET_ADMIN from")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	cmd := exec.Command(setpriv, "--bounding-set", "-net_admin", os.Args[0],
+		"-test.run", "^TestRecvBufferBothSides$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "HAPOD_TEST_RECV_OPT=SO_RCVBUF")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestRecvBufferBothSides/RecvBuffer=8388608") {
+		t.Fatalf("without CAP_NET_ADMIN: %v\n%s", err, out)
 	}
 }
 
@@ -184,14 +208,22 @@ func TestBlackholedBackendRetried(t *testing.T) {
 // TestRecvBufferBothSides checks that Config.RecvBuffer reaches the
 // accepted client socket (inherited from the listener) and the backend
 // socket, and that 0 leaves both at the kernel's autotuned default.
+//
+// Run as root it takes the SO_RCVBUFFORCE path; TestRecvBufferWithoutNetAdmin
+// runs it again without CAP_NET_ADMIN for the SO_RCVBUF fallback, where
+// 8 MiB is above this machine's net.core.rmem_max.
 func TestRecvBufferBothSides(t *testing.T) {
-	for _, size := range []int{DefaultRecvBuffer, 256 << 10, 0} {
+	wantOpt := map[string]int{"": 0, "SO_RCVBUF": unix.SO_RCVBUF}[os.Getenv("HAPOD_TEST_RECV_OPT")]
+	for _, size := range []int{DefaultRecvBuffer, 256 << 10, 8 << 20, 0} {
 		t.Run(fmt.Sprint("RecvBuffer=", size), func(t *testing.T) {
 			b := startBackend(t, echo)
 			pool := NewPool([]netip.AddrPort{b.addr}, nil)
 			p := startProxy(t, pool, func(c *Config) { c.RecvBuffer = size })
 			client := dial(t, p.Addr())
 			roundTrip(t, client, "ping")
+			if wantOpt != 0 && size != 0 && p.recvOpt != wantOpt {
+				t.Fatalf("receive buffer set with option %d, want %d", p.recvOpt, wantOpt)
+			}
 
 			// Linux reports double what was set (its bookkeeping
 			// overhead); SO_RCVBUF alone is capped at net.core.rmem_max.
