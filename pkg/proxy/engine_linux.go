@@ -23,8 +23,10 @@ import (
 // loops, measured 0.65x haproxy's rate for a new connection per request
 // and twice its memory per idle connection (bench/proxy).
 //
-// Loops park in Go's netpoller on their epoll fd (nested epoll) and make
-// only raw non-blocking system calls; see wait, yieldAfter and sys_linux.go.
+// Loops make only raw system calls and wait for events in one of two
+// ways, picked by how many connections they accept (see pickWait):
+// parked in Go's netpoller on their epoll fd, or in epoll_wait on it like
+// haproxy's threads. See also yieldAfter and sys_linux.go.
 
 const (
 	// scratchSize is the loop's read buffer; data stays in it only until
@@ -209,7 +211,8 @@ type loop struct {
 	mu   sync.Mutex
 	cmds []func(*loop) bool // true: exit the loop
 
-	// The epoll fd itself is waited on through Go's netpoller (see wait).
+	// Waiting in the netpoller: file is a duplicate of epfd registered
+	// there (see attach). nil: the loop waits in epoll_wait (rawWait).
 	file     *os.File
 	rc       syscall.RawConn
 	deadline time.Time // read deadline set on file; zero: none
@@ -217,8 +220,11 @@ type loop struct {
 	pollEvs  []unix.EpollEvent
 	pollN    int
 	pollErr  error
-	parked   bool  // the last wait parked in the netpoller
+	parked   bool  // the last wait parked (gave its P back to the runtime)
 	ranSince int64 // unix ns since the loop has run without parking or yielding
+
+	accepts  int64 // accepted since winStart
+	winStart int64 // unix ns: start of the accept-rate window (see pickWait)
 
 	done chan struct{}
 	err  error
@@ -226,6 +232,9 @@ type loop struct {
 
 // startLoops creates one loop per GOMAXPROCS and starts them.
 func (p *Proxy) startLoops() error {
+	if p.rawAbove == 0 {
+		p.rawAbove, p.rawBelow = rawAbove, rawBelow
+	}
 	n := runtime.GOMAXPROCS(0)
 	for range n {
 		l, err := newLoop(p)
@@ -264,26 +273,134 @@ func newLoop(p *Proxy) (*loop, error) {
 		l.closeFDs()
 		return nil, err
 	}
-	// Loops wait for their epoll fd in Go's netpoller rather than in a
-	// blocking epoll_wait: a goroutine blocked in a system call keeps the
-	// runtime's sysmon thread waking every 20µs to hand its P over, which
-	// gave up the keep-alive lead (0.95 of haproxy's rate instead of 1.29,
-	// bench/proxy); parked in the netpoller it costs nothing.
+	// Non-blocking, so that os.NewFile puts its duplicates in the
+	// netpoller; it does not change how epoll_wait waits.
 	if err := unix.SetNonblock(epfd, true); err != nil {
 		l.closeFDs()
 		return nil, fmt.Errorf("epoll fd non-blocking: %w", err)
 	}
-	l.file = os.NewFile(uintptr(epfd), "epoll")
-	if l.rc, err = l.file.SyscallConn(); err != nil {
-		l.closeFDs()
-		return nil, err
-	}
 	l.pollFn = l.poll
+	l.winStart = time.Now().UnixNano()
+	if p.rawAbove > 0 {
+		if err := l.attach(); err != nil {
+			l.closeFDs()
+			return nil, err
+		}
+	}
 	return l, nil
 }
 
-// wait returns the next batch of events; none when a timer is due.
+// How a loop waits for events is picked by its accept rate.
+//
+// Parked in Go's netpoller (epfd nested in the runtime's epoll instance),
+// the default, is best for long-lived connections: the runtime often runs
+// both loops on one thread, and keep-alive requests ran at 1.09 of
+// haproxy's rate against 0.97 when each loop waited in epoll_wait.
+//
+// With many new connections it is the other way round: 0.995 of haproxy's
+// rate in epoll_wait against 0.948 in the netpoller (paired runs of wrk
+// with a new connection per request, 8 rounds). An event on a nested
+// epoll instance wakes the runtime's poller thread, which hands the loop
+// to whichever thread holds a free P: three times haproxy's cross-CPU
+// wake-up interrupts, the CPUs idle 5-7% of the time against 1-3%, and
+// more CPU per request in client and server too.
+//
+// A loop accepting rawAbove connections a second or more over a
+// waitWindow waits in epoll_wait; under rawBelow it returns to the
+// netpoller. Kubernetes clients mostly hold their connections (watches,
+// HTTP/2), so loops spend most of their life in the netpoller.
+const (
+	rawAbove   = 1000
+	rawBelow   = 250
+	waitWindow = int64(100 * time.Millisecond)
+)
+
+// holdWait is how long, in milliseconds, a loop waiting in epoll_wait
+// keeps its P (rawEpollWait) before it waits on in an ordinary system
+// call that gives the P back to the runtime. Under load every wait ends
+// within it, without the runtime handing the P to another thread and
+// back (waiting in the ordinary call from the start: 0.98 against 1.00
+// of haproxy's rate with new connections). An idle loop ends up in the
+// ordinary call, where neither sysmon nor the garbage collector has to
+// interrupt it.
+const holdWait = 2
+
+// spinFor is how long a loop waiting in epoll_wait polls, yielding the
+// CPU between polls (sched_yield), before it sleeps. Without it a loop
+// slept about once per request and was woken, often onto a CPU that had
+// gone idle meanwhile: the proxy's threads slept three times as often as
+// haproxy's, whose threads were mostly preempted while runnable, and the
+// CPUs idled 5-7% of the time against 1-3%. A 20µs spin took the idle
+// time to 3% without more CPU per request (37.9 against 38.0 µs) and the
+// rate from 0.991 to 1.020 of haproxy's (paired runs of wrk, a new
+// connection per request, 6 rounds). It costs a busy loop at most spinFor
+// per wake-up, and loops spin only at the accept rates that put them in
+// epoll_wait (rawAbove).
+const spinFor = 20 * time.Microsecond
+
+// waitRaw reports whether a loop that accepted n connections in el
+// nanoseconds should wait in epoll_wait rather than in the netpoller;
+// raw is how it waits now, above and below the switching rates.
+func waitRaw(raw bool, n, el, above, below int64) bool {
+	rate := n * int64(time.Second) / max(el, 1)
+	if raw {
+		return rate >= below
+	}
+	return rate >= above
+}
+
+// pickWait switches the loop's wait once per waitWindow (see rawAbove).
+func (l *loop) pickWait(now int64) {
+	el := now - l.winStart
+	if el < waitWindow {
+		return
+	}
+	raw := l.file == nil
+	want := waitRaw(raw, l.accepts, el, l.p.rawAbove, l.p.rawBelow)
+	l.accepts, l.winStart = 0, now
+	switch {
+	case want && !raw:
+		l.detach()
+	case !want && raw:
+		if err := l.attach(); err != nil {
+			// Out of descriptors: epoll_wait serves as well.
+			l.p.log.Debug("event loop stays out of the netpoller", "err", err)
+		}
+	}
+}
+
+// attach puts a duplicate of the epoll fd in the netpoller; the loop
+// parks there from its next wait. The duplicate lets detach take it out
+// again by closing it, while epfd stays open.
+func (l *loop) attach() error {
+	fd, err := unix.FcntlInt(uintptr(l.epfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("dup epoll fd: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	l.file, l.rc, l.deadline = f, rc, time.Time{}
+	return nil
+}
+
+// detach takes the epoll fd out of the netpoller; the loop waits in
+// epoll_wait from its next wait. Left registered, every event would also
+// wake the runtime's poller thread.
+func (l *loop) detach() {
+	l.file.Close()
+	l.file, l.rc = nil, nil
+}
+
+// wait returns the next batch of events; none when a timer is due or a
+// signal interrupted the wait.
 func (l *loop) wait(events []unix.EpollEvent) (int, error) {
+	if l.file == nil {
+		return l.rawWait(events)
+	}
 	var want time.Time
 	if next := l.nextTimer(); next != 0 {
 		want = time.Unix(0, next)
@@ -306,10 +423,62 @@ func (l *loop) wait(events []unix.EpollEvent) (int, error) {
 	return l.pollN, l.pollErr
 }
 
+// rawWait is wait in epoll_wait: a spin of polls (see spinFor), up to
+// holdWait holding the P, then as an ordinary system call.
+func (l *loop) rawWait(events []unix.EpollEvent) (int, error) {
+	timeout := -1
+	if next := l.nextTimer(); next != 0 {
+		// Round up: waking a little late is harmless, early is a spin.
+		timeout = int(max(0, (next-time.Now().UnixNano()+int64(time.Millisecond)-1)/int64(time.Millisecond)))
+	}
+	if timeout != 0 {
+		if n, err := l.spin(events); n != 0 || err != 0 {
+			return epollResult(n, err)
+		}
+	}
+	if timeout >= 0 && timeout <= holdWait {
+		return epollResult(rawEpollWait(l.epfd, events, timeout))
+	}
+	if n, err := rawEpollWait(l.epfd, events, holdWait); n != 0 || err != 0 {
+		return epollResult(n, err)
+	}
+	if timeout > 0 {
+		timeout -= holdWait
+	}
+	n, err := unix.EpollWait(l.epfd, events, timeout)
+	l.parked = true
+	if err == unix.EINTR {
+		return 0, nil
+	}
+	return n, err
+}
+
+// spin polls the epoll instance for up to spinFor, giving the CPU to
+// whatever else is runnable on it between polls.
+func (l *loop) spin(events []unix.EpollEvent) (int, unix.Errno) {
+	end := time.Now().UnixNano() + int64(spinFor)
+	for {
+		if n, err := rawEpollWait(l.epfd, events, 0); n != 0 || err != 0 {
+			return n, err
+		}
+		if time.Now().UnixNano() >= end {
+			return 0, 0
+		}
+		rawSchedYield()
+	}
+}
+
+func epollResult(n int, err unix.Errno) (int, error) {
+	if err == unix.EINTR {
+		return 0, nil
+	}
+	return n, errnoErr(err)
+}
+
 // poll is the RawConn callback: false parks the loop until the epoll fd
 // is readable, i.e. some registered socket has an event.
 func (l *loop) poll(uintptr) bool {
-	n, err := rawEpollPoll(l.epfd, l.pollEvs)
+	n, err := rawEpollWait(l.epfd, l.pollEvs, 0)
 	if err == unix.EINTR {
 		l.pollN, l.pollErr = 0, nil
 		return true
@@ -342,9 +511,8 @@ func (l *loop) closeFDs() {
 	unix.Close(l.evfd)
 	if l.file != nil {
 		l.file.Close()
-	} else {
-		unix.Close(l.epfd)
 	}
+	unix.Close(l.epfd)
 }
 
 // listen registers the listener, exclusive so a connection wakes one loop.
@@ -444,6 +612,7 @@ func (l *loop) run() {
 		if len(l.timers) > 0 || l.resumeAt != 0 {
 			l.expire(now)
 		}
+		l.pickWait(now)
 		if l.yieldDue(now) {
 			runtime.Gosched()
 		}
@@ -530,6 +699,7 @@ func (l *loop) accept() {
 		}
 		p.active.Add(1)
 		p.accepted.Add(1)
+		l.accepts++
 		// The loop keeps what it accepts. The listener wakes one parked
 		// loop per connection (EPOLLEXCLUSIVE), so while one loop is busy
 		// the next connection goes to another: connections spread by how

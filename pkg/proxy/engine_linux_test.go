@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -289,4 +291,131 @@ func TestTakePipeSize(t *testing.T) {
 	if got != pipeSize {
 		t.Errorf("pipe size %d, want %d", got, pipeSize)
 	}
+}
+
+// TestWaitRaw: a loop moves into epoll_wait at rawAbove accepts a second
+// and back to the netpoller under rawBelow, and stays put in between.
+func TestWaitRaw(t *testing.T) {
+	sec := int64(time.Second)
+	for _, c := range []struct {
+		raw  bool
+		n    int64
+		el   int64
+		want bool
+	}{
+		{raw: false, n: 0, el: sec, want: false},
+		{raw: false, n: 99, el: sec / 10, want: false}, // 990/s
+		{raw: false, n: 100, el: sec / 10, want: true}, // 1000/s
+		{raw: false, n: 500, el: sec, want: false},     // between: stays
+		{raw: true, n: 500, el: sec, want: true},       // between: stays
+		{raw: true, n: 250, el: sec, want: true},       // at rawBelow
+		{raw: true, n: 24, el: sec / 10, want: false},  // 240/s
+		{raw: true, n: 0, el: 10 * sec, want: false},   // idle
+		{raw: true, n: 1, el: 0, want: true},           // no time passed
+		{raw: false, n: 10, el: 3 * sec, want: false},  // 3.3/s
+		{raw: true, n: 1000, el: 3 * sec, want: true},  // 333/s
+		{raw: true, n: 3 * 250, el: 3*sec + 1, want: false},
+	} {
+		if got := waitRaw(c.raw, c.n, c.el, rawAbove, rawBelow); got != c.want {
+			t.Errorf("waitRaw(raw=%v, %d accepts in %v) = %v, want %v", c.raw, c.n, time.Duration(c.el), got, c.want)
+		}
+	}
+}
+
+// rawLoops returns how many of p's loops wait in epoll_wait, and how
+// many loops it has (none before Serve started them).
+func rawLoops(p *Proxy) (raw, n int) {
+	p.mu.Lock() // orders this after startLoops, as CloseAll does
+	serving := p.serving
+	p.mu.Unlock()
+	if !serving {
+		return 0, 0
+	}
+	var mu sync.Mutex
+	p.postWait(func(l *loop) {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		if l.file == nil {
+			raw++
+		}
+	})
+	return raw, n
+}
+
+// TestWaitFollowsAcceptRate: a burst of new connections moves a loop
+// into epoll_wait and a quiet spell moves it back to the netpoller, while
+// a connection held across both switches keeps working.
+func TestWaitFollowsAcceptRate(t *testing.T) {
+	b := startBackend(t, echo)
+	pool := NewPool([]netip.AddrPort{b.addr}, nil)
+	// Rates this machine reaches even when loaded; the defaults are
+	// tested in TestWaitRaw.
+	p := startProxy(t, pool, nil, func(p *Proxy) { p.rawAbove, p.rawBelow = 50, 10 })
+	held := dial(t, p.Addr())
+	roundTrip(t, held, "before")
+	if raw, n := rawLoops(p); n == 0 || raw != 0 {
+		t.Fatalf("%d of %d loops in epoll_wait before any burst", raw, n)
+	}
+
+	// Connections for three windows: at least 50/s reach some loop.
+	n := 0
+	for start := time.Now(); time.Since(start) < 3*time.Duration(waitWindow); n++ {
+		c := dial(t, p.Addr())
+		roundTrip(t, c, "burst")
+		c.Close()
+	}
+	raw, loops := rawLoops(p)
+	if raw == 0 {
+		t.Fatalf("no loop in epoll_wait after %d connections in %v", n, 3*time.Duration(waitWindow))
+	}
+	roundTrip(t, held, "during")
+
+	// Quiet: a posted command wakes each loop after a window. The first
+	// wake-up may still count the end of the burst; after the second,
+	// the loop has seen a window without accepts.
+	for range 2 {
+		time.Sleep(3 * time.Duration(waitWindow) / 2)
+		p.postWait(func(*loop) {})
+	}
+	if raw, _ := rawLoops(p); raw != 0 {
+		t.Fatalf("%d of %d loops still in epoll_wait after a quiet spell", raw, loops)
+	}
+	roundTrip(t, held, "after")
+}
+
+// TestEpollWaitSuite runs every other test of the package again with its
+// proxies' loops in epoll_wait from the start (rawAbove -1), so both ways
+// of waiting get the whole suite: timers, drains, rebalancing, bulk.
+func TestEpollWaitSuite(t *testing.T) {
+	if os.Getenv(waitEnv) != "" {
+		t.Skip("already the child")
+	}
+	if testing.Short() {
+		t.Skip("runs the package's tests again")
+	}
+	cmd := exec.Command(os.Args[0], "-test.count=1", "-test.v",
+		"-test.skip", "^(TestEpollWaitSuite|TestRecvBufferWithoutNetAdmin|TestWaitFollowsAcceptRate)$")
+	cmd.Env = append(os.Environ(), waitEnv+"=epoll_wait")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestBulkBothWays") {
+		t.Fatalf("with every loop in epoll_wait: %v\n%s", err, out)
+	}
+}
+
+// waitEnv set makes every proxy of the tests keep its loops in epoll_wait.
+const waitEnv = "HAPOD_TEST_WAIT"
+
+func init() {
+	if os.Getenv(waitEnv) == "" {
+		return
+	}
+	startHooks = append(startHooks, func(t *testing.T, p *Proxy) func() {
+		p.rawAbove, p.rawBelow = -1, -1
+		return func() {
+			if raw, n := rawLoops(p); raw != n {
+				t.Errorf("%d of %d loops in epoll_wait, want all", raw, n)
+			}
+		}
+	})
 }

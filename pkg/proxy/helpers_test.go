@@ -79,6 +79,11 @@ func deadAddr(t *testing.T) netip.AddrPort {
 	return a
 }
 
+// startHooks run on every proxy startProxy makes, before its own hooks;
+// each may return a check to run when the test ends, before the proxy
+// stops.
+var startHooks []func(*testing.T, *Proxy) func()
+
 // startProxy runs a proxy on 127.0.0.1:0 until the test ends.
 func startProxy(t *testing.T, pool *Pool, mod func(*Config), hooks ...func(*Proxy)) *Proxy {
 	t.Helper()
@@ -89,6 +94,12 @@ func startProxy(t *testing.T, pool *Pool, mod func(*Config), hooks ...func(*Prox
 	p, err := New(cfg, pool)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var checks []func()
+	for _, h := range startHooks {
+		if check := h(t, p); check != nil {
+			checks = append(checks, check)
+		}
 	}
 	for _, h := range hooks {
 		h(p)
@@ -106,6 +117,9 @@ func startProxy(t *testing.T, pool *Pool, mod func(*Config), hooks ...func(*Prox
 			t.Errorf("Serve: %v", err)
 		}
 	})
+	for _, check := range checks {
+		t.Cleanup(check) // before the proxy stops: cleanups run last first
+	}
 	return p
 }
 

@@ -8,11 +8,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The event loops make only non-blocking system calls, so they use raw
-// calls: no entersyscall/exitsyscall, and no P for the runtime's sysmon
-// to take away and hand to another thread in the middle of a close(2)
-// that runs the TCP teardown inline. Measured with perf, the scheduler
-// churn of ordinary syscalls cost more CPU than the proxy's own Go code.
+// The event loops make raw system calls: no entersyscall/exitsyscall,
+// and no P for the runtime's sysmon to take away and hand to another
+// thread in the middle of a close(2) that runs the TCP teardown inline.
+// Measured with perf, the scheduler churn of ordinary syscalls cost more
+// CPU than the proxy's own Go code. All are non-blocking but a loop's
+// short wait for events (rawEpollWait, see holdWait); its long waits are
+// ordinary calls or the netpoller.
 // Addresses are encoded on the stack: no Sockaddr allocation per call.
 
 func errnoErr(e unix.Errno) error {
@@ -41,6 +43,10 @@ func rawSend(fd int, p []byte, more bool) (int, unix.Errno) {
 	}
 	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), flags, 0, 0)
 	return int(n), e
+}
+
+func rawSchedYield() {
+	unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 }
 
 func rawClose(fd int) {
@@ -74,9 +80,11 @@ func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) unix.Errno {
 	return e
 }
 
-// rawEpollPoll is epoll_wait with a zero timeout: it never blocks.
-func rawEpollPoll(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
-	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+// rawEpollWait is epoll_wait for up to msec milliseconds (0: a poll that
+// never blocks), holding the P all along: keep msec short (see holdWait).
+// A signal, the runtime's preemption included, ends it with EINTR.
+func rawEpollWait(epfd int, events []unix.EpollEvent, msec int) (int, unix.Errno) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), uintptr(msec), 0, 0)
 	return int(n), e
 }
 
