@@ -224,6 +224,7 @@ type loop struct {
 	ranSince int64 // unix ns since the loop has run without parking or yielding
 
 	accepts  int64 // accepted since winStart
+	spliced  int64 // bytes spliced from sockets since winStart
 	winStart int64 // unix ns: start of the accept-rate window (see pickWait)
 
 	done chan struct{}
@@ -232,7 +233,7 @@ type loop struct {
 
 // startLoops creates one loop per GOMAXPROCS and starts them.
 func (p *Proxy) startLoops() error {
-	if p.rawAbove == 0 {
+	if p.rawAbove == (waitRates{}) {
 		p.rawAbove, p.rawBelow = rawAbove, rawBelow
 	}
 	n := runtime.GOMAXPROCS(0)
@@ -281,7 +282,7 @@ func newLoop(p *Proxy) (*loop, error) {
 	}
 	l.pollFn = l.poll
 	l.winStart = time.Now().UnixNano()
-	if p.rawAbove > 0 {
+	if !waitRaw(false, waitRates{}, p.rawAbove, p.rawBelow) {
 		if err := l.attach(); err != nil {
 			l.closeFDs()
 			return nil, err
@@ -290,30 +291,40 @@ func newLoop(p *Proxy) (*loop, error) {
 	return l, nil
 }
 
-// How a loop waits for events is picked by its accept rate.
+// How a loop waits for events is picked by what it does (see pickWait).
 //
-// Parked in Go's netpoller (epfd nested in the runtime's epoll instance),
-// the default, is best for long-lived connections: the runtime often runs
-// both loops on one thread, and keep-alive requests ran at 1.09 of
-// haproxy's rate against 0.97 when each loop waited in epoll_wait.
+// Parked in Go's netpoller (epfd nested in the runtime's epoll instance)
+// is best for many small exchanges on long-lived connections, the API
+// server's usual traffic: keep-alive requests ran at 1.10 of haproxy's
+// rate with a p99 latency 1.09 of its, against 1.17 and 0.62 when every
+// loop waited in epoll_wait with its spin (spinFor), 1.03 and 1.01
+// without the spin (paired runs of wrk, 6 rounds). A spinning loop uses
+// up its fair share of the CPU, and the kernel's scheduler then runs it
+// after the client and server when it has work.
 //
-// With many new connections it is the other way round: 0.995 of haproxy's
-// rate in epoll_wait against 0.948 in the netpoller (paired runs of wrk
-// with a new connection per request, 8 rounds). An event on a nested
-// epoll instance wakes the runtime's poller thread, which hands the loop
-// to whichever thread holds a free P: three times haproxy's cross-CPU
-// wake-up interrupts, the CPUs idle 5-7% of the time against 1-3%, and
-// more CPU per request in client and server too.
+// With many new connections, or bulk streams, epoll_wait with the spin
+// wins: new connections 1.02 of haproxy's rate against 0.95, one iperf3
+// stream 1.36 against 1.16, four 1.01 against 0.97 (paired rounds). An
+// event on a nested epoll instance wakes the runtime's poller thread,
+// which hands the loop to whichever thread holds a free P: three times
+// haproxy's cross-CPU wake-up interrupts, and the CPUs idle 5-7% of the
+// time against 1-3%.
 //
-// A loop accepting rawAbove connections a second or more over a
-// waitWindow waits in epoll_wait; under rawBelow it returns to the
-// netpoller. Kubernetes clients mostly hold their connections (watches,
-// HTTP/2), so loops spend most of their life in the netpoller.
-const (
-	rawAbove   = 1000
-	rawBelow   = 250
-	waitWindow = int64(100 * time.Millisecond)
+// A loop waits in epoll_wait once it accepts or splices at rawAbove's
+// rates over a waitWindow, and goes back to the netpoller when both fall
+// under rawBelow's.
+var (
+	rawAbove = waitRates{accepts: 1000, spliced: 64 << 20}
+	rawBelow = waitRates{accepts: 250, spliced: 16 << 20}
 )
+
+const waitWindow = int64(100 * time.Millisecond)
+
+// waitRates are a loop's rates of work, per second.
+type waitRates struct {
+	accepts float64 // connections accepted
+	spliced float64 // bytes spliced from sockets (bulk; see pump)
+}
 
 // holdWait is how long, in milliseconds, a loop waiting in epoll_wait
 // keeps its P (rawEpollWait) before it waits on in an ordinary system
@@ -333,20 +344,19 @@ const holdWait = 2
 // CPUs idled 5-7% of the time against 1-3%. A 20µs spin took the idle
 // time to 3% without more CPU per request (37.9 against 38.0 µs) and the
 // rate from 0.991 to 1.020 of haproxy's (paired runs of wrk, a new
-// connection per request, 6 rounds). It costs a busy loop at most spinFor
-// per wake-up, and loops spin only at the accept rates that put them in
-// epoll_wait (rawAbove).
+// connection per request, 6 rounds). It costs a loop at most spinFor per
+// wake-up, and loops spin only at the rates that put them in epoll_wait
+// (rawAbove).
 const spinFor = 20 * time.Microsecond
 
-// waitRaw reports whether a loop that accepted n connections in el
-// nanoseconds should wait in epoll_wait rather than in the netpoller;
-// raw is how it waits now, above and below the switching rates.
-func waitRaw(raw bool, n, el, above, below int64) bool {
-	rate := n * int64(time.Second) / max(el, 1)
+// waitRaw reports whether a loop working at rates got should wait in
+// epoll_wait rather than in the netpoller; raw is how it waits now.
+func waitRaw(raw bool, got, above, below waitRates) bool {
+	limit := above
 	if raw {
-		return rate >= below
+		limit = below
 	}
-	return rate >= above
+	return got.accepts >= limit.accepts || got.spliced >= limit.spliced
 }
 
 // pickWait switches the loop's wait once per waitWindow (see rawAbove).
@@ -356,8 +366,10 @@ func (l *loop) pickWait(now int64) {
 		return
 	}
 	raw := l.file == nil
-	want := waitRaw(raw, l.accepts, el, l.p.rawAbove, l.p.rawBelow)
-	l.accepts, l.winStart = 0, now
+	sec := float64(time.Second) / float64(el)
+	got := waitRates{accepts: float64(l.accepts) * sec, spliced: float64(l.spliced) * sec}
+	want := waitRaw(raw, got, l.p.rawAbove, l.p.rawBelow)
+	l.accepts, l.spliced, l.winStart = 0, 0, now
 	switch {
 	case want && !raw:
 		l.detach()
@@ -1000,6 +1012,7 @@ func (l *loop) pump(src, dst *side) bool {
 				continue
 			}
 			dst.pipeN = n
+			l.spliced += int64(n)
 			continue
 		}
 		n, err := rawRead(src.fd, l.scratch)

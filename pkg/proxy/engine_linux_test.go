@@ -293,31 +293,32 @@ func TestTakePipeSize(t *testing.T) {
 	}
 }
 
-// TestWaitRaw: a loop moves into epoll_wait at rawAbove accepts a second
-// and back to the netpoller under rawBelow, and stays put in between.
+// TestWaitRaw: a loop moves into epoll_wait when it accepts or splices
+// at rawAbove's rates, back to the netpoller when both fall under
+// rawBelow's, and stays put in between.
 func TestWaitRaw(t *testing.T) {
-	sec := int64(time.Second)
+	const mib = 1 << 20
 	for _, c := range []struct {
 		raw  bool
-		n    int64
-		el   int64
+		got  waitRates
 		want bool
 	}{
-		{raw: false, n: 0, el: sec, want: false},
-		{raw: false, n: 99, el: sec / 10, want: false}, // 990/s
-		{raw: false, n: 100, el: sec / 10, want: true}, // 1000/s
-		{raw: false, n: 500, el: sec, want: false},     // between: stays
-		{raw: true, n: 500, el: sec, want: true},       // between: stays
-		{raw: true, n: 250, el: sec, want: true},       // at rawBelow
-		{raw: true, n: 24, el: sec / 10, want: false},  // 240/s
-		{raw: true, n: 0, el: 10 * sec, want: false},   // idle
-		{raw: true, n: 1, el: 0, want: true},           // no time passed
-		{raw: false, n: 10, el: 3 * sec, want: false},  // 3.3/s
-		{raw: true, n: 1000, el: 3 * sec, want: true},  // 333/s
-		{raw: true, n: 3 * 250, el: 3*sec + 1, want: false},
+		{raw: false, got: waitRates{}, want: false},
+		{raw: false, got: waitRates{accepts: 990}, want: false},
+		{raw: false, got: waitRates{accepts: 1000}, want: true},
+		{raw: false, got: waitRates{spliced: 63 * mib}, want: false},
+		{raw: false, got: waitRates{spliced: 64 * mib}, want: true},
+		{raw: false, got: waitRates{accepts: 999, spliced: 63 * mib}, want: false}, // not added up
+		{raw: false, got: waitRates{accepts: 500, spliced: 32 * mib}, want: false}, // between: stays
+		{raw: true, got: waitRates{accepts: 500}, want: true},                      // between: stays
+		{raw: true, got: waitRates{spliced: 32 * mib}, want: true},                 // between: stays
+		{raw: true, got: waitRates{accepts: 250}, want: true},
+		{raw: true, got: waitRates{spliced: 16 * mib}, want: true},
+		{raw: true, got: waitRates{accepts: 240, spliced: 15 * mib}, want: false},
+		{raw: true, got: waitRates{}, want: false}, // idle
 	} {
-		if got := waitRaw(c.raw, c.n, c.el, rawAbove, rawBelow); got != c.want {
-			t.Errorf("waitRaw(raw=%v, %d accepts in %v) = %v, want %v", c.raw, c.n, time.Duration(c.el), got, c.want)
+		if got := waitRaw(c.raw, c.got, rawAbove, rawBelow); got != c.want {
+			t.Errorf("waitRaw(raw=%v, %+v) = %v, want %v", c.raw, c.got, got, c.want)
 		}
 	}
 }
@@ -343,45 +344,93 @@ func rawLoops(p *Proxy) (raw, n int) {
 	return raw, n
 }
 
-// TestWaitFollowsAcceptRate: a burst of new connections moves a loop
-// into epoll_wait and a quiet spell moves it back to the netpoller, while
-// a connection held across both switches keeps working.
-func TestWaitFollowsAcceptRate(t *testing.T) {
-	b := startBackend(t, echo)
-	pool := NewPool([]netip.AddrPort{b.addr}, nil)
-	// Rates this machine reaches even when loaded; the defaults are
-	// tested in TestWaitRaw.
-	p := startProxy(t, pool, nil, func(p *Proxy) { p.rawAbove, p.rawBelow = 50, 10 })
-	held := dial(t, p.Addr())
-	roundTrip(t, held, "before")
-	if raw, n := rawLoops(p); n == 0 || raw != 0 {
-		t.Fatalf("%d of %d loops in epoll_wait before any burst", raw, n)
-	}
+// TestWaitFollowsLoad: a burst of new connections, or a bulk stream,
+// moves a loop into epoll_wait and a quiet spell moves it back to the
+// netpoller, while a connection held across both switches keeps working.
+func TestWaitFollowsLoad(t *testing.T) {
+	// Rates this machine reaches even when loaded, one kind at a time;
+	// the defaults are tested in TestWaitRaw.
+	never := waitRates{accepts: 1e12, spliced: 1e15}
+	for _, c := range []struct {
+		name         string
+		above, below waitRates
+		burst        func(t *testing.T, p *Proxy) string
+	}{
+		{"accepts", waitRates{accepts: 50, spliced: never.spliced}, waitRates{accepts: 10, spliced: never.spliced}, acceptBurst},
+		{"bulk", waitRates{accepts: never.accepts, spliced: 1 << 20}, waitRates{accepts: never.accepts, spliced: 1 << 10}, bulkBurst},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// A connection starts with "echo" or "bulk" (discarded).
+			b := startBackend(t, func(c *net.TCPConn) {
+				kind := make([]byte, 4)
+				if _, err := io.ReadFull(c, kind); err != nil {
+					return
+				}
+				if string(kind) == "bulk" {
+					io.Copy(io.Discard, c)
+					return
+				}
+				c.Write(kind)
+				echo(c)
+			})
+			pool := NewPool([]netip.AddrPort{b.addr}, nil)
+			p := startProxy(t, pool, nil, func(p *Proxy) { p.rawAbove, p.rawBelow = c.above, c.below })
+			held := dial(t, p.Addr())
+			roundTrip(t, held, "echo")
+			if raw, n := rawLoops(p); n == 0 || raw != 0 {
+				t.Fatalf("%d of %d loops in epoll_wait before any burst", raw, n)
+			}
 
-	// Connections for three windows: at least 50/s reach some loop.
+			what := c.burst(t, p)
+			raw, loops := rawLoops(p)
+			if raw == 0 {
+				t.Fatalf("no loop in epoll_wait after %s", what)
+			}
+			roundTrip(t, held, "during")
+
+			// Quiet: a posted command wakes each loop after a window.
+			// The first wake-up may still count the end of the burst;
+			// after the second, the loop has seen a quiet window.
+			for range 2 {
+				time.Sleep(3 * time.Duration(waitWindow) / 2)
+				p.postWait(func(*loop) {})
+			}
+			if raw, _ := rawLoops(p); raw != 0 {
+				t.Fatalf("%d of %d loops still in epoll_wait after a quiet spell", raw, loops)
+			}
+			roundTrip(t, held, "after")
+		})
+	}
+}
+
+// acceptBurst opens connections through p for three windows.
+func acceptBurst(t *testing.T, p *Proxy) string {
 	n := 0
 	for start := time.Now(); time.Since(start) < 3*time.Duration(waitWindow); n++ {
 		c := dial(t, p.Addr())
-		roundTrip(t, c, "burst")
+		roundTrip(t, c, "echo")
 		c.Close()
 	}
-	raw, loops := rawLoops(p)
-	if raw == 0 {
-		t.Fatalf("no loop in epoll_wait after %d connections in %v", n, 3*time.Duration(waitWindow))
-	}
-	roundTrip(t, held, "during")
+	return fmt.Sprintf("%d connections in %v", n, 3*time.Duration(waitWindow))
+}
 
-	// Quiet: a posted command wakes each loop after a window. The first
-	// wake-up may still count the end of the burst; after the second,
-	// the loop has seen a window without accepts.
-	for range 2 {
-		time.Sleep(3 * time.Duration(waitWindow) / 2)
-		p.postWait(func(*loop) {})
+// bulkBurst streams to a discarding backend through p for three windows
+// after the stream switched to splice.
+func bulkBurst(t *testing.T, p *Proxy) string {
+	c := dial(t, p.Addr())
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write([]byte("bulk")); err != nil {
+		t.Fatal(err)
 	}
-	if raw, _ := rawLoops(p); raw != 0 {
-		t.Fatalf("%d of %d loops still in epoll_wait after a quiet spell", raw, loops)
+	chunk := make([]byte, 1<<20)
+	sent := 0
+	for start := time.Now(); sent < (spliceAfter*scratchSize)+(16<<20) || time.Since(start) < 3*time.Duration(waitWindow); sent += len(chunk) {
+		if _, err := c.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
 	}
-	roundTrip(t, held, "after")
+	return fmt.Sprintf("%d MiB streamed", sent>>20)
 }
 
 // TestEpollWaitSuite runs every other test of the package again with its
@@ -395,7 +444,7 @@ func TestEpollWaitSuite(t *testing.T) {
 		t.Skip("runs the package's tests again")
 	}
 	cmd := exec.Command(os.Args[0], "-test.count=1", "-test.v",
-		"-test.skip", "^(TestEpollWaitSuite|TestRecvBufferWithoutNetAdmin|TestWaitFollowsAcceptRate)$")
+		"-test.skip", "^(TestEpollWaitSuite|TestRecvBufferWithoutNetAdmin|TestWaitFollowsLoad)$")
 	cmd.Env = append(os.Environ(), waitEnv+"=epoll_wait")
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestBulkBothWays") {
@@ -411,7 +460,7 @@ func init() {
 		return
 	}
 	startHooks = append(startHooks, func(t *testing.T, p *Proxy) func() {
-		p.rawAbove, p.rawBelow = -1, -1
+		p.rawAbove, p.rawBelow = waitRates{-1, -1}, waitRates{-1, -1}
 		return func() {
 			if raw, n := rawLoops(p); raw != n {
 				t.Errorf("%d of %d loops in epoll_wait, want all", raw, n)

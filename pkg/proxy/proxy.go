@@ -207,10 +207,10 @@ type Proxy struct {
 
 	rebalancing atomic.Bool
 
-	// Accepts a second that move a loop's wait into epoll_wait and
-	// back to the netpoller (see pickWait); 0: the defaults. Tests set
-	// -1 to keep every loop in epoll_wait.
-	rawAbove, rawBelow int64
+	// Rates that move a loop's wait into epoll_wait and back to the
+	// netpoller (see pickWait); zero: the defaults. Tests set -1 to keep
+	// every loop in epoll_wait.
+	rawAbove, rawBelow waitRates
 }
 
 // New returns a proxy for pool. It does not bind yet; see Listen. A pool
