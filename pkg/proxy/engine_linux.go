@@ -24,9 +24,9 @@ import (
 // and twice its memory per idle connection (bench/proxy).
 //
 // Loops make only raw system calls and wait for events in one of two
-// ways, picked by how many connections they accept (see pickWait):
-// parked in Go's netpoller on their epoll fd, or in epoll_wait on it like
-// haproxy's threads. See also yieldAfter and sys_linux.go.
+// ways, picked by their rates of new connections and bulk data (see
+// rawAbove): parked in Go's netpoller on their epoll fd, or in epoll_wait
+// on it like haproxy's threads. See also yieldAfter and sys_linux.go.
 
 const (
 	// scratchSize is the loop's read buffer; data stays in it only until
@@ -333,7 +333,9 @@ type waitRates struct {
 // back (waiting in the ordinary call from the start: 0.98 against 1.00
 // of haproxy's rate with new connections). An idle loop ends up in the
 // ordinary call, where neither sysmon nor the garbage collector has to
-// interrupt it.
+// interrupt it. While every loop holds a P, another goroutine (the VRRP
+// speaker in hapod run) waits for one about holdWait plus yieldAfter at
+// most.
 const holdWait = 2
 
 // spinFor is how long a loop waiting in epoll_wait polls, yielding the
