@@ -307,7 +307,9 @@ func newLoop(p *Proxy) (*loop, error) {
 //
 // With many new connections, or bulk streams, epoll_wait with the spin
 // wins: new connections 1.02 of haproxy's rate against 0.95, one iperf3
-// stream 1.36 against 1.16, four 1.01 against 0.97 (paired rounds). An
+// stream 1.36 against 1.18, four from one iperf3 process 0.92 against
+// 0.91 (1.01 against 0.97 with every loop held in epoll_wait; paired
+// rounds). An
 // event on a nested epoll instance wakes the runtime's poller thread,
 // which hands the loop to whichever thread holds a free P: three times
 // haproxy's cross-CPU wake-up interrupts, and the CPUs idle 5-7% of the
