@@ -325,12 +325,6 @@ var (
 
 const waitWindow = int64(100 * time.Millisecond)
 
-// waitRates are a loop's rates of work, per second.
-type waitRates struct {
-	accepts float64 // connections accepted
-	spliced float64 // bytes spliced from sockets (bulk; see pump)
-}
-
 // holdWait is how long, in milliseconds, a loop waiting in epoll_wait
 // keeps its P (rawEpollWait) before it waits on in an ordinary system
 // call that gives the P back to the runtime. Under load every wait ends

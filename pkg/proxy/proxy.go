@@ -213,6 +213,13 @@ type Proxy struct {
 	rawAbove, rawBelow waitRates
 }
 
+// waitRates are an event loop's rates of work, per second (see
+// Proxy.rawAbove).
+type waitRates struct {
+	accepts float64 // connections accepted
+	spliced float64 // bytes spliced from sockets (bulk)
+}
+
 // New returns a proxy for pool. It does not bind yet; see Listen. A pool
 // serves one proxy.
 func New(cfg Config, pool *Pool) (*Proxy, error) {
