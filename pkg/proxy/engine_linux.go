@@ -228,7 +228,7 @@ type loop struct {
 
 	accepts  int64 // accepted since winStart
 	spliced  int64 // bytes spliced from sockets since winStart
-	winStart int64 // unix ns: start of the accept-rate window (see pickWait)
+	winStart int64 // unix ns: start of the window the rates are taken over (see pickWait)
 
 	done chan struct{}
 	err  error
@@ -309,11 +309,10 @@ func newLoop(p *Proxy) (*loop, error) {
 // wins: new connections 1.02 of haproxy's rate against 0.95, one iperf3
 // stream 1.36 against 1.18, four from one iperf3 process 0.92 against
 // 0.91 (1.01 against 0.97 with every loop held in epoll_wait; paired
-// rounds). An
-// event on a nested epoll instance wakes the runtime's poller thread,
-// which hands the loop to whichever thread holds a free P: three times
-// haproxy's cross-CPU wake-up interrupts, and the CPUs idle 5-7% of the
-// time against 1-3%.
+// rounds). An event on a nested epoll instance wakes the runtime's poller
+// thread, which hands the loop to whichever thread holds a free P: three
+// times haproxy's cross-CPU wake-up interrupts, and the CPUs idle 5-7% of
+// the time against 1-3%.
 //
 // A loop waits in epoll_wait once it accepts or splices at rawAbove's
 // rates over a waitWindow, and goes back to the netpoller when both fall
