@@ -522,12 +522,8 @@ func (b *bench) logf(format string, args ...any) {
 // Two processes are a case of their own because Debian 12's iperf3
 // (3.12) runs all of a client's streams in one thread, and on loopback
 // the sending thread also runs the TCP receive processing of the
-// proxy's socket unless the proxy holds that socket at the moment.
-// haproxy copies in 16 KiB reads and is often inside one when segments
-// arrive, so the backlog is processed in haproxy's time; hapod's
-// splices return at once and the client pays. With four streams that
-// thread is the bottleneck (60-90% of a CPU behind hapod, 20-50% behind
-// haproxy), so that row measures the client as much as the proxy.
+// proxy's socket unless the proxy holds that socket at the moment, so
+// that row measures the client as much as the proxy.
 func (b *bench) iperf(p, clients, streams int) error {
 	var err error
 	for try := range 3 {

@@ -136,6 +136,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		IdleTimeout:    cfg.Proxy.IdleTimeout,
 		MaxConns:       cfg.Proxy.MaxConns,
 		RecvBuffer:     cfg.Proxy.RecvBuffer,
+		Splice:         cfg.Proxy.Splice,
 		CloseOnDown:    cfg.Proxy.CloseOnDown,
 		Rebalance:      cfg.Proxy.Rebalance,
 		Clock:          clk,

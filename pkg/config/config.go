@@ -96,6 +96,9 @@ type Proxy struct {
 	// (--recv-buffer, default 1 MiB); 0 leaves it to the kernel's
 	// autotuning. See proxy.Config.RecvBuffer.
 	RecvBuffer int
+	// Splice moves long bulk streams with splice(2) instead of copying
+	// them (--splice, default false). See proxy.Config.Splice.
+	Splice bool
 	// CloseOnDown closes a backend's established connections when its
 	// health check fails (--close-on-down, default true), so clients
 	// reconnect instead of hanging on a dead peer.

@@ -36,8 +36,7 @@ type side struct {
 	pbuf    []byte // the buffer pending slices, back to the loop when drained
 	// Spliced data from the peer waits in a pipe; pipeN bytes are in it.
 	pipeR, pipeW, pipeN int
-	bulk                bool // reads from this socket are spliced
-	fullReads           int  // reads that filled the scratch buffer
+	bulk                int // bytes read in bulk reads; spliced from spliceAfter (Config.Splice)
 
 	count *atomic.Int64 // bytes written to this socket
 }

@@ -17,8 +17,9 @@ import (
 // threads: each loop owns an epoll instance, accepts from the shared
 // listener and keeps what it accepted, dials backends with non-blocking
 // connects and relays bytes with read(2)/write(2) through one scratch
-// buffer (splice(2) for bulk). Per connection there is no goroutine, no stack, no runtime timer
-// and no buffer while idle: an idle connection costs under 1 KiB of RSS.
+// buffer (splice(2) for long bulk streams with Config.Splice). Per
+// connection there is no goroutine, no stack, no runtime timer and no
+// buffer while idle: an idle connection costs under 1 KiB of RSS.
 // The first version, two goroutines per connection with io.Copy-style
 // loops, measured 0.65x haproxy's rate for a new connection per request
 // and twice its memory per idle connection (bench/proxy).
@@ -30,8 +31,28 @@ import (
 
 const (
 	// scratchSize is the loop's read buffer; data stays in it only until
-	// written, unless the write is partial.
-	scratchSize = 64 << 10
+	// written, unless the write is partial (see keep). One read takes what
+	// a socket holds, up to its 1 MiB receive buffer (Config.RecvBuffer).
+	// Against the 64 KiB buffer with splice(2) after 16 MiB that came
+	// before it (Config.Splice), 10 MiB responses from a Go server
+	// arrived at 1.9-2.0 GB/s against 1.7-1.8, with 280-300 against
+	// 350-400 ms of proxy CPU per GB (four at once: 2.6 against 2.1 GB/s);
+	// 1 GiB ones at 1.9 against 1.5 GB/s; four iperf3 streams from one
+	// process at 1.07-1.16 of haproxy's rate against 0.94-0.96 (paired
+	// rounds). A spliced page stays the sender's until the receiver has
+	// read it, so a sender on the same host writes into cold pages: its
+	// copy cost about a third more per byte (perf). Only a single iperf3
+	// stream ran faster spliced: 1.35-1.46 of haproxy's rate against
+	// 1.22-1.28. Reading 64 KiB at a time without splice, four streams ran
+	// at 0.62.
+	scratchSize = 1 << 20
+	// keepCopy is the largest unwritten rest that keep copies into a
+	// buffer of its own size rather than keeping the scratch buffer: a
+	// slow reader left a little holds 64 KiB, not 1 MiB.
+	keepCopy = 64 << 10
+	// bulkRead is the smallest read counted as bulk (loop.bulk): an
+	// exchange of small messages never reaches it.
+	bulkRead = 64 << 10
 	// acceptBatch bounds accepts per wake-up so one loop does not take a
 	// whole burst while the others idle: the listener stays readable and
 	// wakes the next loop. With a new connection per request, 4 ran at
@@ -39,10 +60,12 @@ const (
 	// 1 and 2 like 4; paired runs of wrk, 8-10 rounds).
 	acceptBatch = 4
 	maxEvents   = 256
-	// maxSpare is how many pending-data buffers a loop keeps for reuse.
+	// maxSpare is how many pending-data buffers of each size, and empty
+	// pipes, a loop keeps for reuse.
 	maxSpare = 16
-	// spliceAfter full scratch-buffer reads switch a direction to splice.
-	spliceAfter = 256
+	// spliceAfter is how many bytes of bulk reads (bulkRead or more) a
+	// direction takes before it is spliced, with Config.Splice.
+	spliceAfter = 16 << 20
 	// pipeSize is the capacity asked for each splice pipe (F_SETPIPE_SZ),
 	// so one splice pair moves up to 1 MiB instead of the default 64 KiB.
 	// Only page references sit in it. A single iperf3 stream went from
@@ -207,7 +230,8 @@ type loop struct {
 	socks   []*side // by fd
 	gen     int32
 	scratch []byte
-	spare   [][]byte
+	spare   [][]byte // scratchSize buffers for reuse
+	small   [][]byte // keepCopy buffers for reuse
 	pipes   [][2]int // empty pipes for reuse
 	timers  timerHeap
 
@@ -227,7 +251,7 @@ type loop struct {
 	ranSince int64 // unix ns since the loop has run without parking or yielding
 
 	accepts  int64 // accepted since winStart
-	spliced  int64 // bytes spliced from sockets since winStart
+	bulk     int64 // bytes read (or spliced) in reads of bulkRead or more since winStart
 	winStart int64 // unix ns: start of the window the rates are taken over (see pickWait)
 
 	done chan struct{}
@@ -314,12 +338,12 @@ func newLoop(p *Proxy) (*loop, error) {
 // times haproxy's cross-CPU wake-up interrupts, and the CPUs idle 5-7% of
 // the time against 1-3%.
 //
-// A loop waits in epoll_wait once it accepts or splices at rawAbove's
+// A loop waits in epoll_wait once it accepts or reads bulk at rawAbove's
 // rates over a waitWindow, and goes back to the netpoller when both fall
 // under rawBelow's.
 var (
-	rawAbove = waitRates{accepts: 1000, spliced: 64 << 20}
-	rawBelow = waitRates{accepts: 250, spliced: 16 << 20}
+	rawAbove = waitRates{accepts: 1000, bulk: 64 << 20}
+	rawBelow = waitRates{accepts: 250, bulk: 16 << 20}
 )
 
 const waitWindow = int64(100 * time.Millisecond)
@@ -356,7 +380,7 @@ func waitRaw(raw bool, got, above, below waitRates) bool {
 	if raw {
 		limit = below
 	}
-	return got.accepts >= limit.accepts || got.spliced >= limit.spliced
+	return got.accepts >= limit.accepts || got.bulk >= limit.bulk
 }
 
 // pickWait switches the loop's wait once per waitWindow (see rawAbove).
@@ -367,9 +391,9 @@ func (l *loop) pickWait(now int64) {
 	}
 	raw := l.file == nil
 	sec := float64(time.Second) / float64(el)
-	got := waitRates{accepts: float64(l.accepts) * sec, spliced: float64(l.spliced) * sec}
+	got := waitRates{accepts: float64(l.accepts) * sec, bulk: float64(l.bulk) * sec}
 	want := waitRaw(raw, got, l.p.rawAbove, l.p.rawBelow)
-	l.accepts, l.spliced, l.winStart = 0, 0, now
+	l.accepts, l.bulk, l.winStart = 0, 0, now
 	switch {
 	case want && !raw:
 		l.detach()
@@ -962,13 +986,11 @@ func (l *loop) relay(c *conn) {
 // ended (then dst gets a FIN: half-close passes through). It returns
 // false when the connection must be torn down.
 //
-// Reads go through the loop's scratch buffer with read(2) and write(2).
-// A direction that has filled the buffer spliceAfter times (16 MiB of
-// bulk) is spliced through a pipe from then on: the kernel moves page
-// references and the proxy copies nothing, which halves its CPU per GB on
-// long streams (kubectl cp, port-forward). Below that, read/write wins:
-// small messages would pay the same two calls plus a pipe, and a 10 MiB
-// response arrived ~20% later spliced than copied (bench/proxy).
+// Reads go through the loop's scratch buffer with read(2) and write(2);
+// see scratchSize for why by default. With Config.Splice, a direction
+// that has read spliceAfter bytes in bulk reads is spliced through a pipe
+// from then on: the kernel moves page references and the proxy copies
+// nothing.
 func (l *loop) pump(src, dst *side) bool {
 	for {
 		if !l.flush(dst) {
@@ -995,7 +1017,7 @@ func (l *loop) pump(src, dst *side) bool {
 		if !src.readable {
 			return true
 		}
-		if src.bulk && l.takePipe(dst) {
+		if src.bulk >= spliceAfter && l.takePipe(dst) {
 			// The pipe is empty here, so EAGAIN means the socket is.
 			n, err := rawSplice(src.fd, dst.pipeW, pipeSize)
 			if err != 0 {
@@ -1012,7 +1034,7 @@ func (l *loop) pump(src, dst *side) bool {
 				continue
 			}
 			dst.pipeN = n
-			l.spliced += int64(n)
+			l.bulk += int64(n)
 			continue
 		}
 		n, err := rawRead(src.fd, l.scratch)
@@ -1027,20 +1049,24 @@ func (l *loop) pump(src, dst *side) bool {
 			src.eof = true
 			continue
 		}
-		if n == len(l.scratch) {
-			if src.fullReads++; src.fullReads >= spliceAfter {
-				src.bulk = true
+		if n >= bulkRead {
+			l.bulk += int64(n)
+			if l.p.cfg.Splice {
+				src.bulk += n
 			}
-		} else if src.fin {
-			// A short read drained the socket, and nothing comes after
-			// the peer's FIN: skip the read that would return 0.
-			src.eof = true
-		} else if !src.hup {
-			// A short read drained the socket: with edge-triggered epoll
-			// the next arrival raises a new event, so skip the read that
-			// would only say EAGAIN. Not after a reset was signalled:
-			// that event may already be consumed.
-			src.readable = false
+		}
+		if n < len(l.scratch) {
+			if src.fin {
+				// A short read drained the socket, and nothing comes
+				// after the peer's FIN: skip the read that would return 0.
+				src.eof = true
+			} else if !src.hup {
+				// A short read drained the socket: with edge-triggered
+				// epoll the next arrival raises a new event, so skip the
+				// read that would only say EAGAIN. Not after a reset was
+				// signalled: that event may already be consumed.
+				src.readable = false
+			}
 		}
 		w := 0
 		if dst.writable {
@@ -1061,13 +1087,22 @@ func (l *loop) pump(src, dst *side) bool {
 			dst.count.Add(int64(w))
 		}
 		if w < n {
-			// Keep the rest without copying: the scratch buffer becomes
-			// dst's pending buffer and the loop takes a spare.
-			dst.pbuf = l.scratch
-			dst.pending = l.scratch[w:n]
-			l.scratch = l.getSpare()
+			l.keep(dst, l.scratch[w:n])
 		}
 	}
+}
+
+// keep makes rest, unwritten, s's pending data. A small rest is copied
+// into a keepCopy buffer; a larger one keeps the scratch buffer, and the
+// loop takes a spare.
+func (l *loop) keep(s *side, rest []byte) {
+	if len(rest) <= keepCopy {
+		s.pbuf = l.getSpare(&l.small, keepCopy)
+		s.pending = s.pbuf[:copy(s.pbuf, rest)]
+		return
+	}
+	s.pbuf, s.pending = l.scratch, rest
+	l.scratch = l.getSpare(&l.spare, scratchSize)
 }
 
 // flush writes what is pending for s. Only EAGAIN clears writable: with
@@ -1117,7 +1152,7 @@ func (l *loop) takePipe(s *side) bool {
 	}
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
-		s.peer.bulk = false
+		s.peer.bulk = 0
 		return false
 	}
 	// Without room for it (fs.pipe-max-size, or the user's pipe pages
@@ -1141,22 +1176,27 @@ func (l *loop) dropPipe(s *side) {
 	s.pipeR, s.pipeW, s.pipeN = -1, -1, 0
 }
 
-func (l *loop) getSpare() []byte {
-	if n := len(l.spare); n > 0 {
-		b := l.spare[n-1]
-		l.spare = l.spare[:n-1]
+// getSpare takes a buffer of size bytes from pool, or makes one.
+func (l *loop) getSpare(pool *[][]byte, size int) []byte {
+	if n := len(*pool); n > 0 {
+		b := (*pool)[n-1]
+		*pool = (*pool)[:n-1]
 		return b
 	}
-	return make([]byte, scratchSize)
+	return make([]byte, size)
 }
 
+// putSpare keeps b for reuse, in the pool for its size.
 func (l *loop) putSpare(b []byte) {
-	if b != nil && len(l.spare) < maxSpare {
-		l.spare = append(l.spare, b[:cap(b)])
+	pool := &l.spare
+	if cap(b) == keepCopy {
+		pool = &l.small
+	}
+	if len(*pool) < maxSpare {
+		*pool = append(*pool, b[:cap(b)])
 	}
 }
 
-// finish closes c's sockets and releases everything it holds.
 func (l *loop) finish(c *conn) {
 	if c.state == stateDone {
 		return

@@ -22,42 +22,52 @@ import (
 )
 
 // TestBulkBothWays pushes 32 MiB each way at once through an echo
-// backend: reads fill the loop's buffer, so both directions switch to
-// splice after 16 MiB, and the echo's back-pressure exercises pending
-// data on both paths.
+// backend, copied and spliced (Config.Splice: both directions switch to
+// splice after 16 MiB). The echo's back-pressure leaves data unwritten
+// (see keep) or in the pipe on both paths.
 func TestBulkBothWays(t *testing.T) {
-	b := startBackend(t, echo)
-	p := startProxy(t, NewPool([]netip.AddrPort{b.addr}, nil), nil)
-	c := dial(t, p.Addr())
-	c.SetDeadline(time.Now().Add(60 * time.Second))
-	payload := make([]byte, 32<<20)
-	for i := range payload {
-		payload[i] = byte(rand.Uint32())
+	for _, splice := range []bool{false, true} {
+		t.Run(fmt.Sprintf("splice=%v", splice), func(t *testing.T) {
+			b := startBackend(t, echo)
+			p := startProxy(t, NewPool([]netip.AddrPort{b.addr}, nil), func(c *Config) { c.Splice = splice })
+			c := dial(t, p.Addr())
+			c.SetDeadline(time.Now().Add(60 * time.Second))
+			payload := make([]byte, 32<<20)
+			for i := range payload {
+				payload[i] = byte(rand.Uint32())
+			}
+			errc := make(chan error, 1)
+			go func() {
+				_, err := c.Write(payload)
+				if err == nil {
+					err = c.CloseWrite()
+				}
+				errc <- err
+			}()
+			h := sha256.New()
+			n, err := io.Copy(h, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			want := sha256.Sum256(payload)
+			if n != int64(len(payload)) || !bytes.Equal(h.Sum(nil), want[:]) {
+				t.Fatalf("echoed %d bytes, content equal %v", n, bytes.Equal(h.Sum(nil), want[:]))
+			}
+			eventually(t, "byte counters", func() bool {
+				s := p.Stats().Backends[0]
+				return s.BytesIn == uint64(len(payload)) && s.BytesOut == uint64(len(payload))
+			})
+			// A pipe that was used goes back to its loop's spares.
+			if splice {
+				eventually(t, "a spare pipe", func() bool { return sparePipes(p) > 0 })
+			} else if n := sparePipes(p); n != 0 {
+				t.Errorf("%d spare pipes without splice", n)
+			}
+		})
 	}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Write(payload)
-		if err == nil {
-			err = c.CloseWrite()
-		}
-		errc <- err
-	}()
-	h := sha256.New()
-	n, err := io.Copy(h, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	want := sha256.Sum256(payload)
-	if n != int64(len(payload)) || !bytes.Equal(h.Sum(nil), want[:]) {
-		t.Fatalf("echoed %d bytes, content equal %v", n, bytes.Equal(h.Sum(nil), want[:]))
-	}
-	eventually(t, "byte counters", func() bool {
-		s := p.Stats().Backends[0]
-		return s.BytesIn == uint64(len(payload)) && s.BytesOut == uint64(len(payload))
-	})
 }
 
 // TestServerSpeaksFirst: the backend greets before the client sends
@@ -269,6 +279,41 @@ func segsIn(t *testing.T, c *net.TCPConn) uint32 {
 	return info.Segs_in
 }
 
+// TestKeep: an unwritten rest up to keepCopy is copied into a small
+// buffer, so a slow reader does not hold the loop's large one; a larger
+// rest keeps the scratch buffer and the loop takes another. Drained
+// buffers go back to the pool of their size.
+func TestKeep(t *testing.T) {
+	for _, n := range []int{1, keepCopy, keepCopy + 1, scratchSize} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			l := &loop{scratch: make([]byte, scratchSize)}
+			scratch := l.scratch
+			for i := range n {
+				scratch[i] = byte(i)
+			}
+			s := &side{}
+			l.keep(s, scratch[:n])
+			if !bytes.Equal(s.pending, scratch[:n]) {
+				t.Fatal("pending data differs from the rest")
+			}
+			small := n <= keepCopy
+			if got := &s.pbuf[0] == &scratch[0]; got == small {
+				t.Errorf("pending in the scratch buffer: %v, want %v", got, !small)
+			}
+			if want := map[bool]int{true: keepCopy, false: scratchSize}[small]; cap(s.pbuf) != want {
+				t.Errorf("pending buffer of %d bytes, want %d", cap(s.pbuf), want)
+			}
+			if len(l.scratch) != scratchSize {
+				t.Fatalf("scratch buffer now %d bytes", len(l.scratch))
+			}
+			l.putSpare(s.pbuf)
+			if len(l.small) != map[bool]int{true: 1, false: 0}[small] || len(l.spare) != map[bool]int{true: 0, false: 1}[small] {
+				t.Errorf("pools after the drain: %d small, %d large", len(l.small), len(l.spare))
+			}
+		})
+	}
+}
+
 // TestTakePipeSize: splice pipes get pipeSize where the system allows it.
 func TestTakePipeSize(t *testing.T) {
 	max, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
@@ -293,7 +338,7 @@ func TestTakePipeSize(t *testing.T) {
 	}
 }
 
-// TestWaitRaw: a loop moves into epoll_wait when it accepts or splices
+// TestWaitRaw: a loop moves into epoll_wait when it accepts or reads bulk
 // at rawAbove's rates, back to the netpoller when both fall under
 // rawBelow's, and stays put in between.
 func TestWaitRaw(t *testing.T) {
@@ -306,21 +351,33 @@ func TestWaitRaw(t *testing.T) {
 		{raw: false, got: waitRates{}, want: false},
 		{raw: false, got: waitRates{accepts: 990}, want: false},
 		{raw: false, got: waitRates{accepts: 1000}, want: true},
-		{raw: false, got: waitRates{spliced: 63 * mib}, want: false},
-		{raw: false, got: waitRates{spliced: 64 * mib}, want: true},
-		{raw: false, got: waitRates{accepts: 999, spliced: 63 * mib}, want: false}, // not added up
-		{raw: false, got: waitRates{accepts: 500, spliced: 32 * mib}, want: false}, // between: stays
-		{raw: true, got: waitRates{accepts: 500}, want: true},                      // between: stays
-		{raw: true, got: waitRates{spliced: 32 * mib}, want: true},                 // between: stays
+		{raw: false, got: waitRates{bulk: 63 * mib}, want: false},
+		{raw: false, got: waitRates{bulk: 64 * mib}, want: true},
+		{raw: false, got: waitRates{accepts: 999, bulk: 63 * mib}, want: false}, // not added up
+		{raw: false, got: waitRates{accepts: 500, bulk: 32 * mib}, want: false}, // between: stays
+		{raw: true, got: waitRates{accepts: 500}, want: true},                   // between: stays
+		{raw: true, got: waitRates{bulk: 32 * mib}, want: true},                 // between: stays
 		{raw: true, got: waitRates{accepts: 250}, want: true},
-		{raw: true, got: waitRates{spliced: 16 * mib}, want: true},
-		{raw: true, got: waitRates{accepts: 240, spliced: 15 * mib}, want: false},
+		{raw: true, got: waitRates{bulk: 16 * mib}, want: true},
+		{raw: true, got: waitRates{accepts: 240, bulk: 15 * mib}, want: false},
 		{raw: true, got: waitRates{}, want: false}, // idle
 	} {
 		if got := waitRaw(c.raw, c.got, rawAbove, rawBelow); got != c.want {
 			t.Errorf("waitRaw(raw=%v, %+v) = %v, want %v", c.raw, c.got, got, c.want)
 		}
 	}
+}
+
+// sparePipes counts the empty pipes p's loops keep for reuse.
+func sparePipes(p *Proxy) int {
+	var mu sync.Mutex
+	n := 0
+	p.postWait(func(l *loop) {
+		mu.Lock()
+		n += len(l.pipes)
+		mu.Unlock()
+	})
+	return n
 }
 
 // rawLoops returns how many of p's loops wait in epoll_wait, and how
@@ -350,14 +407,14 @@ func rawLoops(p *Proxy) (raw, n int) {
 func TestWaitFollowsLoad(t *testing.T) {
 	// Rates this machine reaches even when loaded, one kind at a time;
 	// the defaults are tested in TestWaitRaw.
-	never := waitRates{accepts: 1e12, spliced: 1e15}
+	never := waitRates{accepts: 1e12, bulk: 1e15}
 	for _, c := range []struct {
 		name         string
 		above, below waitRates
 		burst        func(t *testing.T, p *Proxy) string
 	}{
-		{"accepts", waitRates{accepts: 50, spliced: never.spliced}, waitRates{accepts: 10, spliced: never.spliced}, acceptBurst},
-		{"bulk", waitRates{accepts: never.accepts, spliced: 1 << 20}, waitRates{accepts: never.accepts, spliced: 1 << 10}, bulkBurst},
+		{"accepts", waitRates{accepts: 50, bulk: never.bulk}, waitRates{accepts: 10, bulk: never.bulk}, acceptBurst},
+		{"bulk", waitRates{accepts: never.accepts, bulk: 1 << 20}, waitRates{accepts: never.accepts, bulk: 1 << 10}, bulkBurst},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			// A connection starts with "echo" or "bulk" (discarded).
@@ -414,8 +471,7 @@ func acceptBurst(t *testing.T, p *Proxy) string {
 	return fmt.Sprintf("%d connections in %v", n, 3*time.Duration(waitWindow))
 }
 
-// bulkBurst streams to a discarding backend through p for three windows
-// after the stream switched to splice.
+// bulkBurst streams to a discarding backend through p for three windows.
 func bulkBurst(t *testing.T, p *Proxy) string {
 	c := dial(t, p.Addr())
 	defer c.Close()
@@ -425,7 +481,7 @@ func bulkBurst(t *testing.T, p *Proxy) string {
 	}
 	chunk := make([]byte, 1<<20)
 	sent := 0
-	for start := time.Now(); sent < (spliceAfter*scratchSize)+(16<<20) || time.Since(start) < 3*time.Duration(waitWindow); sent += len(chunk) {
+	for start := time.Now(); time.Since(start) < 3*time.Duration(waitWindow); sent += len(chunk) {
 		if _, err := c.Write(chunk); err != nil {
 			t.Fatal(err)
 		}

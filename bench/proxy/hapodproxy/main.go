@@ -36,12 +36,13 @@ func main() {
 	flag.Var(&rs, "route", "LISTEN=BACKEND[,BACKEND...] (repeatable)")
 	maxConns := flag.Int("max-conns", 60000, "max concurrent connections per route")
 	recvBuf := flag.Int("recv-buffer", proxy.DefaultRecvBuffer, "receive buffer per socket in bytes; 0: kernel autotuning")
+	splice := flag.Bool("splice", false, "splice bulk streams after 16 MiB instead of copying them (hapod --splice)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here until exit")
 	traceFile := flag.String("trace", "", "write a runtime execution trace here until exit (go tool trace)")
 	flag.Parse()
 	stop, err := startProfiles(*cpuProfile, *traceFile)
 	if err == nil {
-		err = run(rs, *maxConns, *recvBuf)
+		err = run(rs, *maxConns, *recvBuf, *splice)
 		stop()
 	}
 	if err != nil {
@@ -83,7 +84,7 @@ func startProfiles(cpuFile, traceFile string) (stop func(), err error) {
 	return stop, nil
 }
 
-func run(rs routes, maxConns, recvBuf int) error {
+func run(rs routes, maxConns, recvBuf int, splice bool) error {
 	if len(rs) == 0 {
 		return errors.New("no -route given")
 	}
@@ -102,6 +103,7 @@ func run(rs routes, maxConns, recvBuf int) error {
 		cfg := proxy.DefaultConfig(l)
 		cfg.MaxConns = maxConns
 		cfg.RecvBuffer = recvBuf
+		cfg.Splice = splice
 		cfg.DrainTimeout = time.Second
 		cfg.Logger = log
 		p, err := proxy.New(cfg, proxy.NewPool(bs, proxy.LeastConn{}))
