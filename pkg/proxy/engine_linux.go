@@ -330,10 +330,9 @@ func newLoop(p *Proxy) (*loop, error) {
 // after the client and server when it has work.
 //
 // With many new connections, or bulk streams, epoll_wait with the spin
-// wins: new connections 1.02 of haproxy's rate against 0.95, one iperf3
-// stream 1.36 against 1.18, four from one iperf3 process 0.92 against
-// 0.91 (1.01 against 0.97 with every loop held in epoll_wait; paired
-// rounds). An event on a nested epoll instance wakes the runtime's poller
+// wins: new connections 1.02 of haproxy's rate against 0.95, four iperf3
+// streams from one process 1.14 against 1.08 (one stream: 1.22 against
+// 1.23; spliced, 1.36 against 1.18; paired rounds). An event on a nested epoll instance wakes the runtime's poller
 // thread, which hands the loop to whichever thread holds a free P: three
 // times haproxy's cross-CPU wake-up interrupts, and the CPUs idle 5-7% of
 // the time against 1-3%.

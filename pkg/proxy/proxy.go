@@ -73,22 +73,25 @@ type Config struct {
 	// with SO_RCVBUF, which net.core.rmem_max caps. Linux doubles the
 	// value for its bookkeeping.
 	//
-	// Autotuning grows the buffer of a socket that the proxy drains in
+	// Autotuning grew the buffer of a socket that the proxy drained in
 	// large splices up to net.ipv4.tcp_rmem's maximum (32 MiB on the
-	// bench machine): the sender gets a window far beyond what the path
-	// needs, and its data goes cold in the cache before the receiver
-	// copies it. Four iperf3 streams through hapod ran 0.84x haproxy's
+	// bench machine): the sender got a window far beyond what the path
+	// needs, and its data went cold in the cache before the receiver
+	// copied it. Four iperf3 streams through hapod ran 0.84x haproxy's
 	// rate autotuned and 0.95x at 1 MiB; one stream 1.05x and 1.08x
-	// (paired rounds, bench/proxy). It also bounds the kernel memory a
-	// busy connection holds. The cost is the window of a distant client:
-	// about 100 Mbit/s per connection at 100 ms round trip. Set 0 where
-	// that matters.
+	// (paired rounds, bench/proxy). With bulk data copied through 1 MiB
+	// reads instead (see scratchSize): four streams 1.12x at 1 MiB and
+	// 1.08x autotuned, one stream 1.35x and 1.42x, within the machine's
+	// noise. It also bounds the kernel memory a busy connection holds.
+	// The cost is the window of a distant client: about 100 Mbit/s per
+	// connection at 100 ms round trip. Set 0 where that matters.
 	RecvBuffer int
 	// Splice moves a direction's data with splice(2) through a pipe once
 	// it has read 16 MiB in large reads, instead of copying it through
 	// the loop's 1 MiB buffer (default false). The proxy then copies
-	// nothing: one iperf3 stream ran at 1.39 of haproxy's rate spliced
-	// against 1.20 copied, with 200 against 260 ms of proxy CPU per GB.
+	// nothing: one iperf3 stream ran at 1.35-1.46 of haproxy's rate
+	// spliced against 1.22-1.28 copied, with about a quarter less proxy
+	// CPU per GB.
 	// But a spliced page stays the sender's until the receiver has read
 	// it, and several streams, or a Go server's large responses, ran
 	// slower spliced (bench/proxy; see scratchSize in engine_linux.go).
