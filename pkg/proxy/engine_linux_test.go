@@ -279,6 +279,53 @@ func segsIn(t *testing.T, c *net.TCPConn) uint32 {
 	return info.Segs_in
 }
 
+// TestReadsShrinkWhileHeld: while maxHeld large rests are out, a loop's
+// reads take keepCopy at most, so what a slow reader leaves stays in a
+// small buffer; below it, a read takes what the socket holds.
+func TestReadsShrinkWhileHeld(t *testing.T) {
+	srcFD, srcPeer := tcpPair(t)
+	dstFD, _ := tcpPair(t)
+	if err := unix.SetsockoptInt(srcFD, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	go srcPeer.Write(make([]byte, 4<<20))
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("the source socket never held 4 x keepCopy")
+		}
+		waitPoll(t, srcFD, unix.POLLIN)
+		if n, err := unix.IoctlGetInt(srcFD, unix.SIOCINQ); err != nil {
+			t.Fatal(err)
+		} else if n >= 4*keepCopy {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var in, out atomic.Int64
+	src := &side{fd: srcFD, count: &in, pipeR: -1, pipeW: -1}
+	dst := &side{fd: dstFD, count: &out, pipeR: -1, pipeW: -1} // not writable: every read stays
+	src.peer, dst.peer = dst, src
+	l := &loop{p: &Proxy{}, scratch: make([]byte, scratchSize)}
+	for _, held := range []int{maxHeld, 0} {
+		l.held = held
+		src.readable = true
+		if !l.pump(src, dst) {
+			t.Fatal("pump failed")
+		}
+		switch got := len(dst.pending); {
+		case held == maxHeld && (got != keepCopy || cap(dst.pbuf) != keepCopy):
+			t.Errorf("with %d held: kept %d bytes in a %d-byte buffer, want %d in %d", held, got, cap(dst.pbuf), keepCopy, keepCopy)
+		case held == 0 && (got <= keepCopy || l.held != 1):
+			t.Errorf("with none held: kept %d bytes, %d held; want more than %d, 1 held", got, l.held, keepCopy)
+		}
+		l.putSpare(dst.pbuf)
+		dst.pbuf, dst.pending = nil, nil
+	}
+	if l.held != 0 {
+		t.Errorf("%d held after the rests went back", l.held)
+	}
+}
+
 // TestKeep: an unwritten rest up to keepCopy is copied into a small
 // buffer, so a slow reader does not hold the loop's large one; a larger
 // rest keeps the scratch buffer and the loop takes another. Drained
