@@ -338,12 +338,13 @@ func newLoop(p *Proxy) (*loop, error) {
 // after the client and server when it has work.
 //
 // With many new connections, or bulk streams, epoll_wait with the spin
-// wins: new connections 1.02 of haproxy's rate against 0.95, four iperf3
-// streams from one process 1.14 against 1.08 (one stream: 1.22 against
-// 1.23; spliced, 1.36 against 1.18; paired rounds). An event on a nested epoll instance wakes the runtime's poller
-// thread, which hands the loop to whichever thread holds a free P: three
-// times haproxy's cross-CPU wake-up interrupts, and the CPUs idle 5-7% of
-// the time against 1-3%.
+// wins: new connections 1.02 of haproxy's rate against 0.95, four
+// iperf3 streams from one process 1.14 against 1.08 (one stream: 1.22
+// against 1.23; spliced, 1.36 against 1.18; paired rounds). An event on
+// a nested epoll instance wakes the runtime's poller thread, which
+// hands the loop to whichever thread holds a free P: three times
+// haproxy's cross-CPU wake-up interrupts, and the CPUs idle 5-7% of the
+// time against 1-3%.
 //
 // A loop waits in epoll_wait once it accepts or reads bulk at rawAbove's
 // rates over a waitWindow, and goes back to the netpoller when both fall
