@@ -36,7 +36,7 @@ const (
 	// Against the 64 KiB buffer with splice(2) after 16 MiB that came
 	// before it (Config.Splice), 10 MiB responses from a Go server
 	// arrived at 1.9-2.0 GB/s against 1.7-1.8, with 280-300 against
-	// 350-400 ms of proxy CPU per GB (four at once: 2.6 against 2.1 GB/s);
+	// 350-430 ms of proxy CPU per GB (four at once: 2.6 against 2.1 GB/s);
 	// 1 GiB ones at 1.9 against 1.5 GB/s; four iperf3 streams from one
 	// process at 1.07-1.16 of haproxy's rate against 0.94-0.96 (paired
 	// rounds). A spliced page stays the sender's until the receiver has
@@ -1199,7 +1199,8 @@ func (l *loop) getSpare(pool *[][]byte, size int) []byte {
 	return make([]byte, size)
 }
 
-// putSpare keeps b for reuse, in the pool for its size.
+// putSpare keeps b, a drained pending buffer, for reuse in the pool for
+// its size; a scratch-size one is no longer held (see maxHeld).
 func (l *loop) putSpare(b []byte) {
 	pool := &l.spare
 	if cap(b) == keepCopy {

@@ -8,7 +8,7 @@
 // others within ConnectTimeout when a dial fails), then relays both ways,
 // passing half-closes through. The data path is one epoll event loop per
 // core (engine_linux.go): no goroutine, timer or buffer per connection;
-// bytes go through each loop's one buffer.
+// bytes go through each loop's buffer (a pipe with Config.Splice).
 package proxy
 
 import (
@@ -91,10 +91,10 @@ type Config struct {
 	// the loop's 1 MiB buffer (default false). The proxy then copies
 	// nothing: one iperf3 stream ran at 1.35-1.46 of haproxy's rate
 	// spliced against 1.22-1.28 copied, with about a quarter less proxy
-	// CPU per GB.
-	// But a spliced page stays the sender's until the receiver has read
-	// it, and several streams, or a Go server's large responses, ran
-	// slower spliced (bench/proxy; see scratchSize in engine_linux.go).
+	// CPU per GB. But a spliced page stays the sender's until the
+	// receiver has read it, and several streams, or a Go server's large
+	// responses, ran slower spliced (paired A/B rounds; see scratchSize
+	// in engine_linux.go).
 	// Each spliced direction holds a pipe: two more file descriptors.
 	Splice bool
 	// CloseOnDown closes a backend's connections when the health checker
