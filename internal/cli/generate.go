@@ -163,8 +163,8 @@ func generate(c *cli.Context, host Host, m mode) error {
 		}
 	}
 	image := c.String(flagImage)
-	if image == "" {
-		return &config.FieldError{Flag: flagImage, Err: errors.New("must not be empty")}
+	if err := manifest.CheckImage(image); err != nil {
+		return &config.FieldError{Flag: flagImage, Value: image, Err: err}
 	}
 	data, err := manifest.Render(cfg, image, Version)
 	if err != nil {

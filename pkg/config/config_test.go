@@ -217,6 +217,13 @@ func TestApplyErrors(t *testing.T) {
 		{"balance", "random", "must be one of least-conn, round-robin"},
 		{"health-check", "icmp", "must be one of https, tls, tcp"},
 		{"health-path", "readyz", "must start with /"},
+		{"health-path", "/readyz\r\nX-Evil: 1", `--health-path "/readyz\r\nX-Evil: 1": control character '\r'`},
+		{"health-path", "/ready z", `space`},
+		{"health-path", "/" + strings.Repeat("a", 1024), "at most 1024 bytes"},
+		{"cluster-name", "prod\x00", "control character"},
+		{"interface", "eth\x01", "control character"},
+		{"auth-pass-file", "/etc/hapod/pass\n", "control character"},
+		{"health-ca-file", "/etc/kubernetes/pki/ca.crt\x1b[2J", "control character"},
 		{"preempt", "maybe", "--preempt maybe"},
 		{"status-addr", "localhost:1", "host names are not supported"},
 		{"log-format", "xml", "must be one of text, json"},
@@ -284,6 +291,45 @@ func TestValidate(t *testing.T) {
 		{"weight above priority", func(c *Config) { c.Health.Weight = 100 }, "no-backend-weight", "must be 0-99"},
 		{"tiny receive buffer", func(c *Config) { c.Proxy.RecvBuffer = 100 }, "recv-buffer", "at least 4096"},
 		{"status collides", func(c *Config) { c.Status.Addr = netip.MustParseAddrPort("0.0.0.0:8443") }, "status-addr", "collides"},
+		// Issue 19, item 12: input bounds.
+		{"vip /0", func(c *Config) { c.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/0") }, "vip", "prefix /0 is shorter than /8"},
+		{"vip /7", func(c *Config) { c.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/7") }, "vip", "shorter than /8"},
+		{"ipv6 vip /47", func(c *Config) {
+			c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/47")
+			c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::11]:6443")}
+		}, "vip", "shorter than /48"},
+		{"peer limited broadcast", func(c *Config) { c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("255.255.255.255")} }, "peer", "broadcast"},
+		{"peer subnet broadcast", func(c *Config) { c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.255")} }, "peer", "broadcast address of the VIP's /24"},
+		{"peer network address", func(c *Config) { c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.0")} }, "peer", "network address of the VIP's /24"},
+		{"peer link-local", func(c *Config) {
+			c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/64")
+			c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::11]:6443")}
+			c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("fe80::12")}
+		}, "peer", "link-local"},
+		{"backend limited broadcast", func(c *Config) { c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("255.255.255.255:6443")} }, "backend", "broadcast"},
+		{"backend subnet broadcast", func(c *Config) { c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.255:6443")} }, "backend", "broadcast address of the VIP's /24"},
+		{"backend link-local", func(c *Config) {
+			c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/64")
+			c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("[fe80::11]:6443")}
+		}, "backend", "link-local"},
+		{"too many backends", func(c *Config) {
+			c.Proxy.Backends = nil
+			for i := range MaxBackends + 1 {
+				c.Proxy.Backends = append(c.Proxy.Backends, netip.AddrPortFrom(netip.MustParseAddr("198.18.1.1"), uint16(6000+i)))
+			}
+		}, "backend", "at most 64 backends, got 65"},
+		{"too many peers", func(c *Config) {
+			for i := range MaxPeers + 1 {
+				c.VRRP.Peers = append(c.VRRP.Peers, netip.AddrFrom4([4]byte{198, 18, 1, byte(i + 1)}))
+			}
+		}, "peer", "at most 64 peers, got 65"},
+		{"health interval 1ns", func(c *Config) { c.Health.Interval = 1; c.Health.Timeout = 1 }, "health-interval", "at least 100ms"},
+		{"health interval 99ms", func(c *Config) { c.Health.Interval = 99 * time.Millisecond; c.Health.Timeout = 50 * time.Millisecond }, "health-interval", "at least 100ms"},
+		{"health timeout 1ns", func(c *Config) { c.Health.Timeout = 1 }, "health-timeout", "at least 10ms"},
+		{"idle timeout 1ns", func(c *Config) { c.Proxy.IdleTimeout = 1 }, "idle-timeout", "at least 1s"},
+		{"connect timeout 1ns", func(c *Config) { c.Proxy.ConnectTimeout = 1 }, "connect-timeout", "at least 10ms"},
+		{"status on the vip", func(c *Config) { c.Status.Addr = netip.MustParseAddrPort("198.18.0.10:10270") }, "status-addr", "is the VIP"},
+		{"status multicast", func(c *Config) { c.Status.Addr = netip.MustParseAddrPort("224.0.0.1:10270") }, "status-addr", "not a unicast address"},
 	} {
 		c := base()
 		tc.mutate(&c)

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Kind says how a flag takes its values.
@@ -55,7 +57,11 @@ func (e *FieldError) Error() string {
 	if e.Value == "" {
 		return fmt.Sprintf("--%s: %v", e.Flag, e.Err)
 	}
-	return fmt.Sprintf("--%s %s: %v", e.Flag, e.Value, e.Err)
+	v := e.Value
+	if CheckText(v) != nil {
+		v = strconv.Quote(v) // the error stays one line, its bytes visible
+	}
+	return fmt.Sprintf("--%s %s: %v", e.Flag, v, e.Err)
 }
 
 func (e *FieldError) Unwrap() error { return e.Err }
@@ -127,7 +133,7 @@ func Fields() []Field {
 	return []Field{
 		{
 			Name: "vip", Kind: KindValue, Category: CategoryVRRP,
-			Usage: "virtual IP, IPv4 or IPv6, optionally with a /prefix (default /32 or /128); 'dhcp' (init) leases an IPv4 VIP from the site's DHCP server",
+			Usage: fmt.Sprintf("virtual IP, IPv4 or IPv6, optionally with its subnet's /prefix (default /32 or /128; at least /%d or /%d); 'dhcp' (init) leases an IPv4 VIP from the site's DHCP server", MinVIPBitsV4, MinVIPBitsV6),
 			get:   func(c *Config) []string { return []string{prefixString(c.VIP.Prefix)} },
 			set: func(c *Config, s string) (err error) {
 				if s == "dhcp" {
@@ -153,7 +159,10 @@ func Fields() []Field {
 			get:   func(c *Config) []string { return []string{c.VIP.ClusterName} },
 			set: func(c *Config, s string) error {
 				c.VIP.ClusterName = s
-				if s == "" || len(s) > 63 || strings.ContainsAny(s, " \t\n/") {
+				if err := CheckText(s); err != nil {
+					return err
+				}
+				if s == "" || len(s) > 63 || strings.ContainsAny(s, " /") {
 					return errors.New("must be 1-63 characters without spaces or '/'")
 				}
 				return nil
@@ -227,7 +236,7 @@ func Fields() []Field {
 		},
 		{
 			Name: "peer", Kind: KindList, Category: CategoryVRRP,
-			Usage: "address of another control-plane node for unicast VRRP (repeat per node; default: multicast)",
+			Usage: fmt.Sprintf("address of another control-plane node for unicast VRRP (repeat per node, at most %d; default: multicast)", MaxPeers),
 			get:   func(c *Config) []string { return addrStrings(c.VRRP.Peers) },
 			set: func(c *Config, s string) error {
 				if s == "" {
@@ -260,7 +269,7 @@ func Fields() []Field {
 		},
 		{
 			Name: "backend", Kind: KindList, Category: CategoryProxy,
-			Usage: "kube-apiserver HOST:PORT behind the proxy (repeat per control-plane node)",
+			Usage: fmt.Sprintf("kube-apiserver HOST:PORT behind the proxy (repeat per control-plane node, at most %d)", MaxBackends),
 			get:   func(c *Config) []string { return addrPortStrings(c.Proxy.Backends) },
 			set: func(c *Config, s string) error {
 				if s == "" {
@@ -283,7 +292,7 @@ func Fields() []Field {
 		},
 		{
 			Name: "connect-timeout", Kind: KindValue, Category: CategoryProxy,
-			Usage: "time to connect to a backend, retries on other backends included",
+			Usage: fmt.Sprintf("time to connect to a backend, retries on other backends included (at least %v)", MinConnectTimeout),
 			get:   func(c *Config) []string { return []string{durationString(c.Proxy.ConnectTimeout)} },
 			set: func(c *Config, s string) (err error) {
 				c.Proxy.ConnectTimeout, err = parseDuration(s)
@@ -292,7 +301,7 @@ func Fields() []Field {
 		},
 		{
 			Name: "idle-timeout", Kind: KindValue, Category: CategoryProxy,
-			Usage: "close a connection idle this long in both directions (watches are often quiet)",
+			Usage: fmt.Sprintf("close a connection idle this long in both directions (watches are often quiet; at least %v)", MinIdleTimeout),
 			get:   func(c *Config) []string { return []string{durationString(c.Proxy.IdleTimeout)} },
 			set: func(c *Config, s string) (err error) {
 				c.Proxy.IdleTimeout, err = parseDuration(s)
@@ -357,19 +366,16 @@ func Fields() []Field {
 		},
 		{
 			Name: "health-path", Kind: KindValue, Category: CategoryHealth,
-			Usage: "path of the https check; kube-apiserver's /readyz turns 503 while it shuts down",
+			Usage: fmt.Sprintf("path of the https check, printable ASCII without spaces, at most %d bytes; kube-apiserver's /readyz turns 503 while it shuts down", MaxHealthPath),
 			get:   func(c *Config) []string { return []string{c.Health.Path} },
 			set: func(c *Config, s string) error {
 				c.Health.Path = s
-				if !strings.HasPrefix(s, "/") {
-					return errors.New("must start with /")
-				}
-				return nil
+				return checkHealthPath(s)
 			},
 		},
 		{
 			Name: "health-interval", Kind: KindValue, Category: CategoryHealth,
-			Usage: "time between two checks of one backend",
+			Usage: fmt.Sprintf("time between two checks of one backend (at least %v)", MinHealthInterval),
 			get:   func(c *Config) []string { return []string{durationString(c.Health.Interval)} },
 			set: func(c *Config, s string) (err error) {
 				c.Health.Interval, err = parseDuration(s)
@@ -378,7 +384,7 @@ func Fields() []Field {
 		},
 		{
 			Name: "health-timeout", Kind: KindValue, Category: CategoryHealth,
-			Usage: "time one check may take",
+			Usage: fmt.Sprintf("time one check may take (at least %v, at most --health-interval)", MinHealthTimeout),
 			get:   func(c *Config) []string { return []string{durationString(c.Health.Timeout)} },
 			set: func(c *Config, s string) (err error) {
 				c.Health.Timeout, err = parseDuration(s)
@@ -426,7 +432,7 @@ func Fields() []Field {
 		},
 		{
 			Name: "status-addr", Kind: KindValue, Category: CategoryStatus,
-			Usage: "address of the status server (/healthz, /readyz, /metrics, /status)",
+			Usage: "address of the status server (/healthz, /readyz, /metrics, /status): one every node has, never the VIP (kubelet's liveness probe asks it)",
 			get:   func(c *Config) []string { return []string{addrPortString(c.Status.Addr)} },
 			set: func(c *Config, s string) (err error) {
 				c.Status.Addr, err = parseAddrPort(s)
@@ -538,7 +544,54 @@ func oneOf(s string, valid ...string) error {
 	return fmt.Errorf("must be one of %s", strings.Join(valid, ", "))
 }
 
+// MaxHealthPath bounds --health-path: it goes into every check's request
+// line.
+const MaxHealthPath = 1024
+
+func checkHealthPath(s string) error {
+	switch {
+	case !strings.HasPrefix(s, "/"):
+		return errors.New("must start with /")
+	case len(s) > MaxHealthPath:
+		return fmt.Errorf("must be at most %d bytes", MaxHealthPath)
+	}
+	if err := CheckText(s); err != nil {
+		return err
+	}
+	for _, r := range s {
+		if r == ' ' {
+			return errors.New("must not contain a space (percent-encode it as %20)")
+		}
+		if r > unicode.MaxASCII {
+			return fmt.Errorf("must be ASCII (percent-encode %q)", r)
+		}
+	}
+	return nil
+}
+
+// CheckText refuses a string that would not read as one line of plain
+// text: invalid UTF-8, control characters (newlines, escapes, NUL) and
+// other unprintable characters. Settings end up in the pod spec, in
+// request lines and in one-line error messages.
+func CheckText(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("not valid UTF-8")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("control character %q", r)
+		}
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("unprintable character %q", r)
+		}
+	}
+	return nil
+}
+
 func checkInterfaceName(s string) error {
+	if err := CheckText(s); err != nil {
+		return err
+	}
 	if len(s) == 0 || len(s) > 15 || strings.ContainsAny(s, "/ \t\n:") || s == "." || s == ".." {
 		return errors.New("not a Linux interface name (1-15 characters, no '/', ':' or spaces)")
 	}
@@ -546,6 +599,9 @@ func checkInterfaceName(s string) error {
 }
 
 func checkAbsPath(s string) error {
+	if err := CheckText(s); err != nil {
+		return err
+	}
 	if !strings.HasPrefix(s, "/") {
 		return errors.New("must be an absolute path (it is mounted into the pod at the same path)")
 	}

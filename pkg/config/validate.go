@@ -15,6 +15,24 @@ const (
 	MaxIntervalV2 = 255 * time.Second
 )
 
+// Input bounds. A VIP's prefix becomes a route on its interface, so a
+// prefix shorter than any LAN (/0 routes everything there) is refused.
+// Each peer gets every advert (a 100ms interval is 10 packets/s per
+// peer) and each backend its own health checks, so the lists are capped
+// well above any control plane's size. The duration floors keep a typo
+// such as "1ns" from turning into a check storm or connections cut at
+// once.
+const (
+	MinVIPBitsV4      = 8
+	MinVIPBitsV6      = 48
+	MaxBackends       = 64
+	MaxPeers          = 64
+	MinHealthInterval = 100 * time.Millisecond
+	MinHealthTimeout  = 10 * time.Millisecond
+	MinConnectTimeout = 10 * time.Millisecond
+	MinIdleTimeout    = time.Second
+)
+
 // Validate checks a completed Config (see Complete). The error is a
 // *FieldError naming the flag at fault; only the first problem is
 // reported, so the user gets one clear line.
@@ -53,6 +71,9 @@ func (c *Config) validateVIP() error {
 	case a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return fieldErr("vip", p, "not a usable unicast address")
 	}
+	if minBits := minVIPBits(a); p.Bits() < minBits {
+		return fieldErr("vip", p, "prefix /%d is shorter than /%d: the prefix is the VIP's subnet, routed to its interface; give the LAN's prefix or none (/%d)", p.Bits(), minBits, a.BitLen())
+	}
 	if a.Is4() && p.Bits() < 32 {
 		if a == p.Masked().Addr() {
 			return fieldErr("vip", p, "is the network address of its /%d", p.Bits())
@@ -62,6 +83,36 @@ func (c *Config) validateVIP() error {
 		}
 	}
 	return nil
+}
+
+func minVIPBits(a netip.Addr) int {
+	if a.Is4() {
+		return MinVIPBitsV4
+	}
+	return MinVIPBitsV6
+}
+
+// nodeAddrProblem says why a is not a node's own unicast address (a peer
+// or a backend), or returns "" when it can be one. vip is the VIP's
+// prefix: its subnet's network and broadcast addresses are nobody's.
+func nodeAddrProblem(a netip.Addr, vip netip.Prefix) string {
+	switch {
+	case a.IsUnspecified() || a.IsMulticast():
+		return "not a unicast address"
+	case a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "the broadcast address, not a node's"
+	case a.Is6() && a.IsLinkLocalUnicast():
+		return "an IPv6 link-local address, which is ambiguous without a zone (and hapod takes none): use the node's global or ULA address"
+	}
+	if vip.IsValid() && a.Is4() && vip.Addr().Is4() && vip.Bits() < 31 && vip.Contains(a) {
+		if a == vip.Masked().Addr() {
+			return fmt.Sprintf("the network address of the VIP's /%d, not a node's", vip.Bits())
+		}
+		if a == lastAddr(vip) {
+			return fmt.Sprintf("the broadcast address of the VIP's /%d, not a node's", vip.Bits())
+		}
+	}
+	return ""
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {
@@ -105,6 +156,9 @@ func (c *Config) validateVRRP() error {
 	default:
 		return fieldErr("vrrp-version", v.Version, "must be 2 or 3")
 	}
+	if len(v.Peers) > MaxPeers {
+		return fieldErr("peer", nil, "at most %d peers, got %d (every peer receives every advert)", MaxPeers, len(v.Peers))
+	}
 	seen := map[netip.Addr]bool{}
 	for _, p := range v.Peers {
 		switch {
@@ -112,8 +166,10 @@ func (c *Config) validateVRRP() error {
 			return fieldErr("peer", p, "address family differs from the VIP %s", vip)
 		case p == vip:
 			return fieldErr("peer", p, "is the VIP itself; peers are the other nodes' own addresses")
-		case p.IsUnspecified() || p.IsMulticast() || p.IsLoopback():
+		case p.IsLoopback():
 			return fieldErr("peer", p, "not a node's unicast address")
+		case nodeAddrProblem(p, c.VIP.Prefix) != "":
+			return fieldErr("peer", p, "%s", nodeAddrProblem(p, c.VIP.Prefix))
 		case seen[p]:
 			return fieldErr("peer", p, "given twice")
 		}
@@ -130,6 +186,9 @@ func (c *Config) validateProxy() error {
 	if len(p.Backends) == 0 {
 		return fieldErr("backend", nil, "at least one kube-apiserver HOST:PORT is required (repeat --backend for each control-plane node)")
 	}
+	if len(p.Backends) > MaxBackends {
+		return fieldErr("backend", nil, "at most %d backends, got %d (each is health-checked on its own)", MaxBackends, len(p.Backends))
+	}
 	frontend := netip.AddrPortFrom(c.VIP.Prefix.Addr(), p.Port)
 	seen := map[netip.AddrPort]bool{}
 	for _, b := range p.Backends {
@@ -138,8 +197,8 @@ func (c *Config) validateProxy() error {
 			return fieldErr("backend", b, "is the proxy's own frontend (VIP:port): it would loop")
 		case b.Addr() == c.VIP.Prefix.Addr():
 			return fieldErr("backend", b, "is on the VIP; backends are the kube-apiservers' own node addresses")
-		case b.Addr().IsUnspecified() || b.Addr().IsMulticast():
-			return fieldErr("backend", b, "not a unicast address")
+		case nodeAddrProblem(b.Addr(), c.VIP.Prefix) != "":
+			return fieldErr("backend", b, "%s", nodeAddrProblem(b.Addr(), c.VIP.Prefix))
 		case seen[b]:
 			return fieldErr("backend", b, "given twice")
 		}
@@ -151,9 +210,10 @@ func (c *Config) validateProxy() error {
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"connect-timeout", p.ConnectTimeout}, {"idle-timeout", p.IdleTimeout}} {
-		if d.v <= 0 {
-			return fieldErr(d.flag, durationString(d.v), "must be positive")
+		min  time.Duration
+	}{{"connect-timeout", p.ConnectTimeout, MinConnectTimeout}, {"idle-timeout", p.IdleTimeout, MinIdleTimeout}} {
+		if d.v < d.min {
+			return fieldErr(d.flag, durationString(d.v), "must be at least %v", d.min)
 		}
 	}
 	if p.MaxConns < 1 {
@@ -170,14 +230,14 @@ func (c *Config) validateHealth() error {
 	if err := oneOf(h.Check, "https", "tls", "tcp"); err != nil {
 		return fieldErr("health-check", h.Check, "%v", err)
 	}
-	if h.Check == "https" && (h.Path == "" || h.Path[0] != '/') {
-		return fieldErr("health-path", h.Path, "must start with /")
+	if err := checkHealthPath(h.Path); h.Check == "https" && err != nil {
+		return fieldErr("health-path", h.Path, "%v", err)
 	}
-	if h.Interval <= 0 {
-		return fieldErr("health-interval", durationString(h.Interval), "must be positive")
+	if h.Interval < MinHealthInterval {
+		return fieldErr("health-interval", durationString(h.Interval), "must be at least %v", MinHealthInterval)
 	}
-	if h.Timeout <= 0 || h.Timeout > h.Interval {
-		return fieldErr("health-timeout", durationString(h.Timeout), "must be positive and at most --health-interval (%v)", durationString(h.Interval))
+	if h.Timeout < MinHealthTimeout || h.Timeout > h.Interval {
+		return fieldErr("health-timeout", durationString(h.Timeout), "must be at least %v and at most --health-interval (%v)", MinHealthTimeout, durationString(h.Interval))
 	}
 	if h.Rise < 1 {
 		return fieldErr("health-rise", h.Rise, "must be at least 1")
@@ -195,6 +255,12 @@ func (c *Config) validateStatus() error {
 	a := c.Status.Addr
 	if !a.IsValid() || a.Port() == 0 {
 		return fieldErr("status-addr", nil, "required: IP:PORT of the status server")
+	}
+	if a.Addr() == c.VIP.Prefix.Addr() {
+		return fieldErr("status-addr", a, "is the VIP: only the node holding it could listen there, and kubelet's liveness probe would restart hapod on every other node; use an address each node always has (default %s)", DefaultStatusAddr)
+	}
+	if p := nodeAddrProblem(a.Addr(), c.VIP.Prefix); p != "" && !a.Addr().IsUnspecified() {
+		return fieldErr("status-addr", a, "%s", p)
 	}
 	if a.Port() == c.Proxy.Port && (a.Addr() == c.VIP.Prefix.Addr() || a.Addr().IsUnspecified()) {
 		return fieldErr("status-addr", a, "collides with the proxy on port %d", c.Proxy.Port)

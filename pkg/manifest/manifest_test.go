@@ -229,3 +229,29 @@ func TestDiff(t *testing.T) {
 		t.Error("Diff of equal texts is not empty")
 	}
 }
+
+func TestCheckImage(t *testing.T) {
+	for _, ok := range []string{
+		"ghcr.io/hapod/hapod:dev", "hapod", "hapod:v1.2.3", "localhost:5000/hapod:test",
+		"registry.example.com/team/hapod@sha256:" + strings.Repeat("ab", 32),
+		"ghcr.io/hapod/hapod:v1@sha256:" + strings.Repeat("0", 64), "[2001:db8::1]:5000/hapod:x",
+	} {
+		if err := CheckImage(ok); err != nil {
+			t.Errorf("CheckImage(%q) = %v, want nil", ok, err)
+		}
+	}
+	for image, want := range map[string]string{
+		"":                          "must not be empty",
+		"ghcr.io/hapod/hapod:dev\n": "control character '\\n'",
+		"hapod\x1b[2J":              "control character",
+		"ghcr.io/hapod/hapod dev":   "must not contain a space",
+		"ghcr.io/Hapod/hapod":       "not an image reference",
+		"hapod:":                    "not an image reference",
+		"hapod@sha256:abc":          "not an image reference",
+		strings.Repeat("a", 256):    "at most 255",
+	} {
+		if err := CheckImage(image); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckImage(%q) = %v, want %q", image, err, want)
+		}
+	}
+}

@@ -120,14 +120,36 @@ func BadInput(dir string) ([]Case, error) {
 		// kubeadm config only once everything else has passed: a failure
 		// leaves the file as it was, with no backup made.
 		{Name: "dhcp, kubeadm config, bad setting", Args: []string{"--vip", "dhcp", "--kubeadm-config", f("dhcp-checks.yaml"), "--health-timeout", "3s"},
-			Want: "=--health-timeout 3s: must be positive and at most --health-interval (2s)", FakeHost: true},
+			Want: "=--health-timeout 3s: must be at least 10ms and at most --health-interval (2s)", FakeHost: true},
 		{Name: "dhcp, kubeadm port conflict", Args: []string{"--vip", "dhcp", "--kubeadm-config", f("dhcp-conflict.yaml"), "--port", "6443"},
 			Want: "=" + f("dhcp-conflict.yaml") + portConflict, FakeHost: true},
 		{Name: "dhcp, kubeadm config, unwritable dir", Args: []string{"--vip", "dhcp", "--kubeadm-config", f("dhcp-write.yaml"), "--manifest-dir", f("file/sub")},
 			Want: "=read existing manifest: open " + filepath.Join(f("file/sub"), "hapod.yaml") + ": not a directory", FakeHost: true},
+		// Input bounds (issue 19, item 12): each error names the flag.
+		{Name: "vip /0", Args: []string{"--vip", "198.18.0.10/0", "--backend", "198.18.0.11:6443"}, Want: "=--vip 198.18.0.10/0: prefix /0 is shorter than /8: the prefix is the VIP's subnet, routed to its interface; give the LAN's prefix or none (/32)"},
+		{Name: "broadcast backend", Args: []string{"--vip", "198.18.0.10/24", "--backend", "198.18.0.255:6443"}, Want: "=--backend 198.18.0.255:6443: the broadcast address of the VIP's /24, not a node's"},
+		{Name: "limited broadcast peer", Args: ok("--peer", "255.255.255.255"), Want: "=--peer 255.255.255.255: the broadcast address, not a node's"},
+		{Name: "link-local backend", Args: []string{"--vip", "2001:db8::10/64", "--backend", "[fe80::11]:6443"}, Want: "--backend [fe80::11]:6443: an IPv6 link-local address"},
+		{Name: "link-local peer", Args: []string{"--vip", "2001:db8::10/64", "--backend", "[2001:db8::11]:6443", "--peer", "fe80::12"}, Want: "--peer fe80::12: an IPv6 link-local address"},
+		{Name: "control character in image", Args: ok("--image", "ghcr.io/hapod/hapod:dev\nevil: 1"), Want: `=--image "ghcr.io/hapod/hapod:dev\nevil: 1": control character '\n'`},
+		{Name: "bad image", Args: ok("--image", "ghcr.io/Hapod/hapod"), Want: "=--image ghcr.io/Hapod/hapod: not an image reference ([REGISTRY/]REPOSITORY[:TAG][@DIGEST], repository in lower case)"},
+		{Name: "control character in health path", Args: ok("--health-path", "/readyz\r\nHost: evil"), Want: `=--health-path "/readyz\r\nHost: evil": control character '\r'`},
+		{Name: "health interval 1ns", Args: ok("--health-interval", "1ns", "--health-timeout", "1ns"), Want: "=--health-interval 1ns: must be at least 100ms"},
+		{Name: "idle timeout 1ns", Args: ok("--idle-timeout", "1ns"), Want: "=--idle-timeout 1ns: must be at least 1s"},
+		{Name: "too many peers", Args: ok(manyPeers(65)...), Want: "=--peer: at most 64 peers, got 65 (every peer receives every advert)"},
+		{Name: "status address is the VIP", Args: ok("--status-addr", "198.18.0.10:10270"), Want: "--status-addr 198.18.0.10:10270: is the VIP"},
 		{Name: "positional argument", Args: ok("extra"), Want: "unexpected arguments: extra"},
 		{Name: "unknown flag", Args: ok("--vipp", "x"), Want: "flag provided but not defined: -vipp"},
 	}, nil
+}
+
+// manyPeers returns --peer flags for n distinct addresses in 198.18.1.0/24.
+func manyPeers(n int) []string {
+	var args []string
+	for i := range n {
+		args = append(args, "--peer", fmt.Sprintf("198.18.1.%d", i+1))
+	}
+	return args
 }
 
 // Snapshot maps every file and directory under root to its mode and
