@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hapod/hapod/internal/inputfile"
 	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/dhcpvip"
 	"github.com/hapod/hapod/pkg/kubeadm"
@@ -158,7 +158,7 @@ func generate(c *cli.Context, host Host, m mode) error {
 	// The node needs a readable password file; `hapod manifest` may run
 	// anywhere (a workstation, GitOps), so it does not read it.
 	if cfg.VRRP.AuthPassFile != "" && m != modePrint {
-		if _, err := config.ReadPassword(cfg.VRRP.AuthPassFile); err != nil {
+		if _, err := config.ReadPassword(c.Context, cfg.VRRP.AuthPassFile); err != nil {
 			return err
 		}
 	}
@@ -173,7 +173,7 @@ func generate(c *cli.Context, host Host, m mode) error {
 	var edit *kubeadm.EndpointEdit
 	if setEndpoint {
 		// Checked now, written only once everything else has passed.
-		edit, err = kubeadm.PlanEndpoint(kubeadmFile, netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port))
+		edit, err = kubeadm.PlanEndpoint(c.Context, kubeadmFile, netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port))
 		if err != nil {
 			return err
 		}
@@ -216,7 +216,7 @@ func writeManifest(c *cli.Context, cfg config.Config, data []byte, m mode, host 
 		if edit != nil {
 			fmt.Fprintf(errOut, "hapod: dry run: would set controlPlaneEndpoint %s in %s (keeping the original as %s)\n", edit.Endpoint, edit.Path, edit.Backup())
 		}
-		old, err := os.ReadFile(path)
+		old, err := inputfile.Read(c.Context, path, 0)
 		switch {
 		case err != nil:
 			fmt.Fprintf(errOut, "hapod: dry run: would create %s\n", path)
@@ -230,7 +230,7 @@ func writeManifest(c *cli.Context, cfg config.Config, data []byte, m mode, host 
 	}
 	// A different manifest stops the run without --force: find out before
 	// the kubeadm config is touched.
-	if old, err := os.ReadFile(path); err == nil && !bytes.Equal(old, data) && !force {
+	if old, err := inputfile.Read(c.Context, path, 0); err == nil && !bytes.Equal(old, data) && !force {
 		err := &manifest.DiffError{Path: path, Diff: manifest.Diff(string(old), string(data))}
 		fmt.Fprintf(errOut, "hapod: %s differs from what these settings produce:\n%s", err.Path, err.Diff)
 		return err
@@ -387,7 +387,7 @@ func ownManifestHasVIP(c *cli.Context, vip netip.Addr) bool {
 	if dir == "" {
 		return false
 	}
-	data, err := os.ReadFile(filepath.Join(dir, manifest.FileName))
+	data, err := inputfile.Read(c.Context, filepath.Join(dir, manifest.FileName), 0)
 	if err != nil {
 		return false
 	}
@@ -425,7 +425,7 @@ func primaryAddr(host Host, cfg config.Config) netip.Addr {
 // the port-6443 conflict. With setEndpoint the file's endpoint is about
 // to be replaced by the leased VIP, so it is neither used nor compared.
 func mergeKubeadm(c *cli.Context, cfg *config.Config, path string, setEndpoint bool) error {
-	f, err := kubeadm.Load(path)
+	f, err := kubeadm.Load(c.Context, path)
 	if err != nil {
 		return err
 	}

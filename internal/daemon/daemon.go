@@ -55,7 +55,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	var password string
 	if cfg.VRRP.AuthPassFile != "" {
-		if password, err = config.ReadPassword(cfg.VRRP.AuthPassFile); err != nil {
+		if password, err = config.ReadPassword(ctx, cfg.VRRP.AuthPassFile); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -364,15 +365,18 @@ func TestReadPassword(t *testing.T) {
 		}
 		return p
 	}
-	if got, err := ReadPassword(write("ok", "s3cret\n")); err != nil || got != "s3cret" {
+	if got, err := ReadPassword(context.Background(), write("ok", "s3cret\n")); err != nil || got != "s3cret" {
 		t.Errorf("ReadPassword = %q, %v", got, err)
 	}
 	for _, tc := range []struct{ path, want string }{
 		{write("empty", "\n"), "must be 1-8 bytes"},
 		{write("long", "123456789"), "found 9"},
 		{dir + "/missing", "no such file"},
+		{dir, "not a regular file (a directory)"},
+		{"/dev/zero", "not a regular file (a character device)"},
+		{write("huge", strings.Repeat("x", 5000)), "file too large: hapod reads at most 4 KiB"},
 	} {
-		if _, err := ReadPassword(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--auth-pass-file "+tc.path) {
+		if _, err := ReadPassword(context.Background(), tc.path); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--auth-pass-file "+tc.path) {
 			t.Errorf("ReadPassword(%s) = %v, want an error naming the flag, file and %q", tc.path, err, tc.want)
 		}
 	}

@@ -23,8 +23,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
+
+	"github.com/hapod/hapod/internal/inputfile"
 )
 
 // Checker probes one backend once. The context carries the check's
@@ -99,7 +100,7 @@ func TLSConfig(caFile, serverName string) (*tls.Config, error) {
 		conf.InsecureSkipVerify = true
 		return conf, nil
 	}
-	pemData, err := os.ReadFile(caFile)
+	pemData, err := inputfile.Read(context.Background(), caFile, 0)
 	if err != nil {
 		return nil, fmt.Errorf("health CA file: %w", err)
 	}

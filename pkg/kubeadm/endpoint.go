@@ -3,6 +3,7 @@ package kubeadm
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/hapod/hapod/internal/inputfile"
 )
 
 // BackupSuffix is appended to a kubeadm config's name for the copy of its
@@ -19,8 +22,8 @@ const BackupSuffix = ".hapod-backup"
 // WriteEndpoint sets ClusterConfiguration.controlPlaneEndpoint in the file
 // at path to ep: PlanEndpoint, then Apply. It reports whether the file
 // changed.
-func WriteEndpoint(path string, ep netip.AddrPort) (bool, error) {
-	e, err := PlanEndpoint(path, ep)
+func WriteEndpoint(ctx context.Context, path string, ep netip.AddrPort) (bool, error) {
+	e, err := PlanEndpoint(ctx, path, ep)
 	if err != nil || e == nil {
 		return false, err
 	}
@@ -50,8 +53,8 @@ type EndpointEdit struct {
 // ClusterConfiguration's kind line, or a ClusterConfiguration document is
 // appended; the result is parsed back to prove kubeadm will read ep. It
 // returns nil when the file already says ep.
-func PlanEndpoint(path string, ep netip.AddrPort) (*EndpointEdit, error) {
-	data, err := os.ReadFile(path)
+func PlanEndpoint(ctx context.Context, path string, ep netip.AddrPort) (*EndpointEdit, error) {
+	data, err := inputfile.Read(ctx, path, 0)
 	if err != nil {
 		return nil, fmt.Errorf("kubeadm config: %w", err) // the *PathError names the file
 	}
@@ -85,7 +88,8 @@ func (e *EndpointEdit) Backup() string { return e.Path + BackupSuffix }
 // and the new content replaces the file atomically. It refuses a file
 // changed since PlanEndpoint read it.
 func (e *EndpointEdit) Apply() error {
-	now, err := os.ReadFile(e.Path)
+	// Not interruptible: Apply and Undo must finish what they start.
+	now, err := inputfile.Read(context.Background(), e.Path, 0)
 	if err != nil {
 		return fmt.Errorf("kubeadm config: %w", err)
 	}
@@ -108,7 +112,7 @@ func (e *EndpointEdit) Apply() error {
 // Undo puts the original content back and removes a backup Apply made.
 // A file changed since Apply is left alone.
 func (e *EndpointEdit) Undo() error {
-	if now, err := os.ReadFile(e.Path); err != nil || !bytes.Equal(now, e.updated) {
+	if now, err := inputfile.Read(context.Background(), e.Path, 0); err != nil || !bytes.Equal(now, e.updated) {
 		return fmt.Errorf("%s: changed since hapod set its controlPlaneEndpoint; not restored (the original is in %s)", e.Path, e.Backup())
 	}
 	if err := writeAtomic(e.Path, e.orig, e.mode); err != nil {

@@ -1,6 +1,7 @@
 package kubeadm
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ func TestWriteEndpoint(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "kubeadm.yaml")
 			os.WriteFile(path, []byte(tc.in), 0o640)
-			changed, err := WriteEndpoint(path, ep)
+			changed, err := WriteEndpoint(context.Background(), path, ep)
 			if err != nil || !changed {
 				t.Fatalf("WriteEndpoint: %v %v", changed, err)
 			}
@@ -38,10 +39,10 @@ func TestWriteEndpoint(t *testing.T) {
 				t.Errorf("backup %q, want the original", b)
 			}
 			// Idempotent, and a second change keeps the first backup.
-			if changed, err := WriteEndpoint(path, ep); err != nil || changed {
+			if changed, err := WriteEndpoint(context.Background(), path, ep); err != nil || changed {
 				t.Errorf("second identical write: %v %v", changed, err)
 			}
-			if _, err := WriteEndpoint(path, netip.MustParseAddrPort("198.18.0.165:8443")); err != nil {
+			if _, err := WriteEndpoint(context.Background(), path, netip.MustParseAddrPort("198.18.0.165:8443")); err != nil {
 				t.Fatal(err)
 			}
 			if b, _ := os.ReadFile(path + BackupSuffix); string(b) != tc.in {
@@ -58,7 +59,7 @@ func TestWriteEndpoint(t *testing.T) {
 func TestWriteEndpointRefusesBadFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kubeadm.yaml")
 	os.WriteFile(path, []byte("apiVersion: kubeadm.k8s.io/v1beta2\nkind: ClusterConfiguration\n"), 0o600)
-	if _, err := WriteEndpoint(path, netip.MustParseAddrPort("198.18.0.164:8443")); err == nil || !strings.Contains(err.Error(), path) {
+	if _, err := WriteEndpoint(context.Background(), path, netip.MustParseAddrPort("198.18.0.164:8443")); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("unsupported version: %v", err)
 	}
 	if _, err := os.Stat(path + BackupSuffix); err == nil {
@@ -79,7 +80,7 @@ func TestEndpointEdit(t *testing.T) {
 		if oldBackup {
 			os.WriteFile(path+BackupSuffix, []byte("the true original"), 0o600)
 		}
-		e, err := PlanEndpoint(path, ep)
+		e, err := PlanEndpoint(context.Background(), path, ep)
 		if err != nil || e == nil {
 			t.Fatalf("PlanEndpoint: %v %v", e, err)
 		}
@@ -117,10 +118,10 @@ func TestEndpointEdit(t *testing.T) {
 	// planning is refused.
 	path := filepath.Join(t.TempDir(), "kubeadm.yaml")
 	os.WriteFile(path, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.164:8443\n"), 0o600)
-	if e, err := PlanEndpoint(path, ep); e != nil || err != nil {
+	if e, err := PlanEndpoint(context.Background(), path, ep); e != nil || err != nil {
 		t.Errorf("PlanEndpoint of an unchanged endpoint: %v %v", e, err)
 	}
-	e, err := PlanEndpoint(path, netip.MustParseAddrPort("198.18.0.165:8443"))
+	e, err := PlanEndpoint(context.Background(), path, netip.MustParseAddrPort("198.18.0.165:8443"))
 	if err != nil {
 		t.Fatal(err)
 	}

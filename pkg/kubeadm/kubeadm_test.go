@@ -1,6 +1,7 @@
 package kubeadm
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"net/netip"
@@ -88,7 +89,7 @@ func TestLoadFixtures(t *testing.T) {
 		covered[tt.file] = true
 		t.Run(tt.file, func(t *testing.T) {
 			path := filepath.Join("testdata", tt.file)
-			f, err := Load(path)
+			f, err := Load(context.Background(), path)
 			if tt.loadErr != nil {
 				if !errors.Is(err, tt.loadErr) {
 					t.Fatalf("Load: err = %v, want %v", err, tt.loadErr)
@@ -125,7 +126,7 @@ func TestLoadFixtures(t *testing.T) {
 }
 
 func TestLoadMissingFile(t *testing.T) {
-	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	_, err := Load(context.Background(), filepath.Join(t.TempDir(), "nope.yaml"))
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "nope.yaml") {
 		t.Fatalf("err = %v, want a not-exist error naming the file", err)
 	}
@@ -416,7 +417,7 @@ func TestCheckPortConflictFixtures(t *testing.T) {
 		"v1beta3-init.yaml":      false, // frontend 8443
 		"v1beta4-init.yaml":      false, // 6443, but bind-address is the node's
 	} {
-		f, err := Load(filepath.Join("testdata", file))
+		f, err := Load(context.Background(), filepath.Join("testdata", file))
 		if err != nil {
 			t.Fatal(err)
 		}

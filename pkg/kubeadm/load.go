@@ -13,13 +13,15 @@ package kubeadm
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/hapod/hapod/internal/inputfile"
 )
 
 // Group is the API group of kubeadm's configuration types.
@@ -78,9 +80,10 @@ type File struct {
 	Join *JoinConfiguration
 }
 
-// Load reads and parses the kubeadm configuration file at path.
-func Load(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+// Load reads and parses the kubeadm configuration file at path: a regular
+// file of at most inputfile.MaxSize bytes.
+func Load(ctx context.Context, path string) (*File, error) {
+	data, err := inputfile.Read(ctx, path, 0)
 	if err != nil {
 		// The *PathError already names the file.
 		return nil, fmt.Errorf("kubeadm config: %w", err)

@@ -2,12 +2,15 @@ package manifest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/hapod/hapod/internal/inputfile"
 )
 
 // Outcome says what Write did.
@@ -58,7 +61,7 @@ func (e *DiffError) Unwrap() error { return ErrExists }
 // change. On error nothing is left behind.
 func Write(dir string, data []byte, force bool) (string, Outcome, error) {
 	path := filepath.Join(dir, FileName)
-	old, err := os.ReadFile(path)
+	old, err := inputfile.Read(context.Background(), path, 0)
 	exists := err == nil
 	switch {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):

@@ -4,10 +4,12 @@
 package clitest
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Case is one bad 'hapod init' command line.
@@ -78,6 +80,14 @@ func BadInput(dir string) ([]Case, error) {
 			return nil, err
 		}
 	}
+	// Input files that must fail at once, not exhaust memory or block
+	// (issue 19, item 9).
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "huge.yaml"), bytes.Repeat([]byte("# padding\n"), 420_000), 0o600); err != nil {
+		return nil, err
+	}
 	f := func(name string) string { return filepath.Join(dir, name) }
 	ok := func(more ...string) []string {
 		return append([]string{"--vip", "198.18.0.10/24", "--backend", "198.18.0.11:6443"}, more...)
@@ -115,7 +125,7 @@ func BadInput(dir string) ([]Case, error) {
 		{Name: "--vip is kubeadm advertiseAddress", Args: ok("--kubeadm-config", f("advertise-only.yaml")), Want: "=" + f("advertise-only.yaml") + vipIsNode},
 		{Name: "port conflict", Args: []string{"--kubeadm-config", f("conflict.yaml"), "--port", "6443"}, Want: "=" + f("conflict.yaml") + portConflict},
 		{Name: "unwritable dir", Args: ok("--manifest-dir", f("file/sub")),
-			Want: "=read existing manifest: open " + filepath.Join(f("file/sub"), "hapod.yaml") + ": not a directory"},
+			Want: "=read existing manifest: stat " + filepath.Join(f("file/sub"), "hapod.yaml") + ": not a directory"},
 		// --vip dhcp leases first, and init sets the leased endpoint in the
 		// kubeadm config only once everything else has passed: a failure
 		// leaves the file as it was, with no backup made.
@@ -124,7 +134,7 @@ func BadInput(dir string) ([]Case, error) {
 		{Name: "dhcp, kubeadm port conflict", Args: []string{"--vip", "dhcp", "--kubeadm-config", f("dhcp-conflict.yaml"), "--port", "6443"},
 			Want: "=" + f("dhcp-conflict.yaml") + portConflict, FakeHost: true},
 		{Name: "dhcp, kubeadm config, unwritable dir", Args: []string{"--vip", "dhcp", "--kubeadm-config", f("dhcp-write.yaml"), "--manifest-dir", f("file/sub")},
-			Want: "=read existing manifest: open " + filepath.Join(f("file/sub"), "hapod.yaml") + ": not a directory", FakeHost: true},
+			Want: "=read existing manifest: stat " + filepath.Join(f("file/sub"), "hapod.yaml") + ": not a directory", FakeHost: true},
 		// Input bounds (issue 19, item 12): each error names the flag.
 		{Name: "vip /0", Args: []string{"--vip", "198.18.0.10/0", "--backend", "198.18.0.11:6443"}, Want: "=--vip 198.18.0.10/0: prefix /0 is shorter than /8: the prefix is the VIP's subnet, routed to its interface; give the LAN's prefix or none (/32)"},
 		{Name: "broadcast backend", Args: []string{"--vip", "198.18.0.10/24", "--backend", "198.18.0.255:6443"}, Want: "=--backend 198.18.0.255:6443: the broadcast address of the VIP's /24, not a node's"},
@@ -138,6 +148,12 @@ func BadInput(dir string) ([]Case, error) {
 		{Name: "idle timeout 1ns", Args: ok("--idle-timeout", "1ns"), Want: "=--idle-timeout 1ns: must be at least 1s"},
 		{Name: "too many peers", Args: ok(manyPeers(65)...), Want: "=--peer: at most 64 peers, got 65 (every peer receives every advert)"},
 		{Name: "status address is the VIP", Args: ok("--status-addr", "198.18.0.10:10270"), Want: "--status-addr 198.18.0.10:10270: is the VIP"},
+		{Name: "kubeadm config is a FIFO", Args: ok("--kubeadm-config", f("fifo")), Want: "=kubeadm config: read " + f("fifo") + ": not a regular file (a FIFO)"},
+		{Name: "kubeadm config is /dev/zero", Args: ok("--kubeadm-config", "/dev/zero"), Want: "=kubeadm config: read /dev/zero: not a regular file (a character device)"},
+		{Name: "kubeadm config is a directory", Args: ok("--kubeadm-config", dir), Want: "=kubeadm config: read " + dir + ": not a regular file (a directory)"},
+		{Name: "kubeadm config over 4 MiB", Args: ok("--kubeadm-config", f("huge.yaml")), Want: "=kubeadm config: read " + f("huge.yaml") + ": file too large: hapod reads at most 4 MiB"},
+		{Name: "password file is a FIFO", Args: ok("--vrrp-version", "2", "--auth-pass-file", f("fifo")), Want: "=--auth-pass-file " + f("fifo") + ": not a regular file (a FIFO)"},
+		{Name: "password file is /dev/zero", Args: ok("--vrrp-version", "2", "--auth-pass-file", "/dev/zero"), Want: "=--auth-pass-file /dev/zero: not a regular file (a character device)"},
 		{Name: "positional argument", Args: ok("extra"), Want: "unexpected arguments: extra"},
 		{Name: "unknown flag", Args: ok("--vipp", "x"), Want: "flag provided but not defined: -vipp"},
 	}, nil
