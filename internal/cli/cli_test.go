@@ -615,3 +615,45 @@ func TestInitVIPFromDHCP(t *testing.T) {
 		t.Error("no-server init touched the manifest dir")
 	}
 }
+
+// TestConcurrentInit: `hapod init` runs racing with different settings
+// do not both report "created": exactly one writes the manifest, the
+// others refuse and show the difference, and the file is the winner's.
+// Issue 19, item 8.
+func TestConcurrentInit(t *testing.T) {
+	const runs = 8
+	for round := range 10 {
+		dir := filepath.Join(t.TempDir(), "manifests")
+		results := make([]result, runs)
+		start := make(chan struct{})
+		done := make(chan int)
+		for i := range runs {
+			go func() {
+				<-start
+				results[i] = run(t, fakeHost(), append([]string{"init", "--manifest-dir", dir, "--vip", "198.18.0.10/24", "--priority", fmt.Sprint(100 + i)}, backends...)...)
+				done <- i
+			}()
+		}
+		close(start)
+		for range runs {
+			<-done
+		}
+		winner := -1
+		for i, r := range results {
+			switch {
+			case r.err == nil && strings.Contains(r.stdout, "created "):
+				if winner >= 0 {
+					t.Fatalf("round %d: runs %d and %d both created the manifest", round, winner, i)
+				}
+				winner = i
+			case errors.Is(r.err, manifest.ErrExists) && strings.Contains(r.stderr, fmt.Sprintf("+    - --priority=%d", 100+i)):
+			default:
+				t.Fatalf("round %d: run %d: %v\nstdout:\n%s\nstderr:\n%s", round, i, r.err, r.stdout, r.stderr)
+			}
+		}
+		got, err := os.ReadFile(filepath.Join(dir, manifest.FileName))
+		if err != nil || winner < 0 || !strings.Contains(string(got), fmt.Sprintf("- --priority=%d\n", 100+winner)) {
+			t.Fatalf("round %d: winner %d, manifest %v:\n%s", round, winner, err, got)
+		}
+	}
+}

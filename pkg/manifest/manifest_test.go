@@ -3,11 +3,13 @@ package manifest
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -252,6 +254,53 @@ func TestCheckImage(t *testing.T) {
 	} {
 		if err := CheckImage(image); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("CheckImage(%q) = %v, want %q", image, err, want)
+		}
+	}
+}
+
+// TestWriteConcurrent: writers racing to create the manifest with
+// different content (two `hapod init` with different settings) do not
+// both succeed: exactly one creates it, every other one reports the
+// difference, and the file holds the winner's bytes. Issue 19, item 8.
+func TestWriteConcurrent(t *testing.T) {
+	const writers = 16
+	for round := range 20 {
+		dir := t.TempDir()
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		outcomes := make([]Outcome, writers)
+		errs := make([]error, writers)
+		for i := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, outcomes[i], errs[i] = Write(dir, []byte(fmt.Sprintf("writer %d\n", i)), false)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		winner := -1
+		for i := range writers {
+			switch {
+			case errs[i] == nil && outcomes[i] == Created:
+				if winner >= 0 {
+					t.Fatalf("round %d: writers %d and %d both created the manifest", round, winner, i)
+				}
+				winner = i
+			case errors.Is(errs[i], ErrExists):
+			default:
+				t.Fatalf("round %d: writer %d: %v %v, want created or ErrExists", round, i, outcomes[i], errs[i])
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("round %d: nobody created the manifest", round)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, FileName)); string(got) != fmt.Sprintf("writer %d\n", winner) {
+			t.Fatalf("round %d: manifest %q, want writer %d's", round, got, winner)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+			t.Fatalf("round %d: %d files left in the directory, want 1", round, len(entries))
 		}
 	}
 }

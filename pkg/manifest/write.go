@@ -54,18 +54,23 @@ func (e *DiffError) Unwrap() error { return ErrExists }
 
 // Write puts data at dir/hapod.yaml so that kubelet, which watches dir,
 // only ever sees a complete file: the bytes go to a dot-file in dir (kubelet
-// ignores hidden files), are synced, and replace the manifest with one
-// rename; then the directory is synced. The directory is created if
-// missing. Identical content is left alone (Unchanged); different content
-// is replaced only with force, otherwise a *DiffError says what would
-// change. On error nothing is left behind.
+// ignores hidden files), are synced, and become the manifest in one step;
+// then the directory is synced. The directory is created if missing.
+// Identical content is left alone (Unchanged); different content is
+// replaced only with force, otherwise a *DiffError says what would change.
+// On error nothing is left behind.
+//
+// Concurrent writers are serialized by the kernel: a new manifest is
+// created with link(2), which fails if the name exists, so of two `hapod
+// init` racing with different settings exactly one creates the file and
+// the other compares with it like any later run would. Only force
+// replaces, with rename(2).
 func Write(dir string, data []byte, force bool) (string, Outcome, error) {
 	path := filepath.Join(dir, FileName)
-	old, err := inputfile.Read(context.Background(), path, 0)
-	exists := err == nil
+	old, exists, err := readExisting(path)
 	switch {
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return path, 0, fmt.Errorf("read existing manifest: %w", err)
+	case err != nil:
+		return path, 0, err
 	case exists && bytes.Equal(old, data):
 		return path, Unchanged, nil
 	case exists && !force:
@@ -75,41 +80,76 @@ func Write(dir string, data []byte, force bool) (string, Outcome, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return path, 0, fmt.Errorf("create manifest directory: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+FileName+".*")
+	tmp, err := writeTemp(dir, data)
 	if err != nil {
 		return path, 0, fmt.Errorf("write manifest: %w", err)
 	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
+	defer os.Remove(tmp) // after a link the manifest keeps the bytes; after a rename a no-op
+	outcome := Updated
+	if !exists {
+		outcome = Created
+		err = os.Link(tmp, path)
+		if errors.Is(err, fs.ErrExist) {
+			// Another writer created it since we looked.
+			if old, exists, err = readExisting(path); err != nil {
+				return path, 0, err
+			}
+			switch {
+			case exists && bytes.Equal(old, data):
+				return path, Unchanged, nil
+			case exists && !force:
+				return path, 0, &DiffError{Path: path, Diff: Diff(string(old), string(data))}
+			}
+			outcome = Updated
+			err = os.Rename(tmp, path)
 		}
-	}()
-	// kubeadm writes its manifests 0600: they may carry paths to secrets.
-	if err := tmp.Chmod(0o600); err != nil {
+	} else {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
 		return path, 0, fmt.Errorf("write manifest: %w", err)
 	}
-	if _, err := tmp.Write(data); err != nil {
-		return path, 0, fmt.Errorf("write manifest: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return path, 0, fmt.Errorf("write manifest: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return path, 0, fmt.Errorf("write manifest: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return path, 0, fmt.Errorf("write manifest: %w", err)
-	}
-	done = true
 	if err := syncDir(dir); err != nil {
 		return path, 0, fmt.Errorf("sync manifest directory: %w", err)
 	}
-	if exists {
-		return path, Updated, nil
+	return path, outcome, nil
+}
+
+// readExisting reads the manifest at path; a missing one is not an error.
+func readExisting(path string) (data []byte, exists bool, err error) {
+	data, err = inputfile.Read(context.Background(), path, 0)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("read existing manifest: %w", err)
 	}
-	return path, Created, nil
+	return data, true, nil
+}
+
+// writeTemp writes data to a new synced dot-file in dir, mode 0600 as
+// kubeadm writes its manifests (they may carry paths to secrets), and
+// returns its name. On error it leaves nothing behind.
+func writeTemp(dir string, data []byte) (string, error) {
+	tmp, err := os.CreateTemp(dir, "."+FileName+".*")
+	if err != nil {
+		return "", err
+	}
+	err = tmp.Chmod(0o600)
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return tmp.Name(), nil
 }
 
 func syncDir(dir string) error {
