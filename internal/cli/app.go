@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hapod/hapod/internal/hostnet"
+	"github.com/hapod/hapod/internal/instance"
 	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/dhcpvip"
 )
@@ -36,6 +37,20 @@ type Host struct {
 	DefaultInterface func() (string, error)
 	// LeaseVIP leases a VIP from the site's DHCP server (`--vip dhcp`).
 	LeaseVIP func(ctx context.Context, cfg dhcpvip.Config) (dhcpvip.Lease, error)
+	// Instance returns the PID of the hapod running for a VIP on this
+	// host (0: in another PID namespace), or instance.ErrNotRunning.
+	Instance func(vip netip.Addr) (int, error)
+	// Instances lists the VIPs of the hapod instances running on this host.
+	Instances func() ([]netip.Addr, error)
+	// Listening reports whether a process listens on a TCP port of an
+	// address: a hapod built before the instance lock, on its VIP.
+	Listening func(netip.Addr) (bool, error)
+	// RemoveAddr takes an address off its interface.
+	RemoveAddr func(hostnet.Addr) error
+	// Handover asks the hapod running for a VIP to hand the VIP over and
+	// exit, and returns once it has exited: the state it was in and how
+	// the handover went, in its words.
+	Handover func(ctx context.Context, vip netip.Addr) (state, outcome string, err error)
 }
 
 // SystemHost asks the kernel and the network.
@@ -44,6 +59,32 @@ var SystemHost = Host{
 	Addrs:            hostnet.Addrs,
 	DefaultInterface: hostnet.DefaultInterface,
 	LeaseVIP:         dhcpvip.Acquire,
+	Instance: func(vip netip.Addr) (int, error) {
+		c, err := instance.Dial(vip)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		return c.PID, nil
+	},
+	Instances:  instance.List,
+	Listening:  hostnet.Listening,
+	RemoveAddr: hostnet.RemoveAddr,
+	Handover:   handover,
+}
+
+// handover asks vip's running instance to hand over, and waits until its
+// lock is free: the process has released the VIP and is exiting.
+func handover(ctx context.Context, vip netip.Addr) (state, outcome string, err error) {
+	c, err := instance.Dial(vip)
+	if err != nil {
+		return "", "", err
+	}
+	defer c.Close()
+	if state, outcome, err = c.Handover(ctx); err != nil {
+		return state, outcome, err
+	}
+	return state, outcome, instance.WaitGone(ctx, vip)
 }
 
 // NewApp builds the hapod command line. Output goes to stdout and stderr;
@@ -68,6 +109,9 @@ Example, on the first of three control-plane nodes (VIP 198.18.0.10):
    hapod init ` + exampleFlags + `
    kubeadm init --control-plane-endpoint 198.18.0.10:8443 --upload-certs
 
+Before 'kubeadm reset' on a node, run 'hapod reset': it removes the manifest
+and has the running hapod hand the VIP over to another node and exit.
+
 See 'hapod init --help' for a kubeadm config file or a VIP from DHCP.`,
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
@@ -80,6 +124,7 @@ See 'hapod init --help' for a kubeadm config file or a VIP from DHCP.`,
 			initCommand(host),
 			joinCommand(host),
 			manifestCommand(host),
+			resetCommand(host),
 			runCommand(),
 			statusCommand(),
 			versionCommand(),

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/hapod/hapod/internal/cli/clitest"
 	"github.com/hapod/hapod/internal/hostnet"
+	"github.com/hapod/hapod/internal/instance"
 	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/dhcpvip"
 	"github.com/hapod/hapod/pkg/kubeadm"
@@ -38,13 +40,27 @@ func fakeHost(extra ...hostnet.Addr) Host {
 			}
 			return dhcpvip.Lease{Prefix: netip.MustParsePrefix("198.18.0.164/24"), Server: netip.MustParseAddr("198.18.0.1"), Duration: time.Hour}, nil
 		},
-		RouteInterface: func(a netip.Addr) (string, error) { return "eth0", nil },
+		RouteInterface: func(a netip.Addr) (string, error) {
+			for _, e := range extra {
+				if e.Prefix.Addr() == a {
+					return "", errors.New("the route to " + a.String() + " goes over the loopback interface")
+				}
+			}
+			return "eth0", nil
+		},
 		Addrs: func() ([]hostnet.Addr, error) {
 			return append([]hostnet.Addr{
 				{Prefix: netip.MustParsePrefix("127.0.0.1/8"), Interface: "lo"},
 				{Prefix: netip.MustParsePrefix("198.18.0.11/24"), Interface: "eth0"},
 				{Prefix: netip.MustParsePrefix("2001:db8::11/64"), Interface: "eth0"},
 			}, extra...), nil
+		},
+		Instance:   func(netip.Addr) (int, error) { return 0, instance.ErrNotRunning },
+		Instances:  func() ([]netip.Addr, error) { return nil, nil },
+		Listening:  func(netip.Addr) (bool, error) { return false, nil },
+		RemoveAddr: func(a hostnet.Addr) error { return fmt.Errorf("fake host: RemoveAddr(%v) not expected", a) },
+		Handover: func(context.Context, netip.Addr) (string, string, error) {
+			return "", "", instance.ErrNotRunning
 		},
 	}
 }
@@ -395,15 +411,130 @@ func TestJoinCommandWorksOnEveryNode(t *testing.T) {
 
 // TestReinitOnVIPHolder: the node holding the VIP has it on its interface;
 // re-running init there must not call the VIP a node address.
+// On the node holding the VIP, the route to it goes over lo: init and join
+// take the interface from the address itself, and write what they wrote
+// before the node held it (the README's upgrade procedure: same flags,
+// --image NEW --force).
 func TestReinitOnVIPHolder(t *testing.T) {
 	dir := t.TempDir()
 	args := append([]string{"init", "--manifest-dir", dir, "--vip", "198.18.0.10/24"}, backends...)
 	if r := run(t, fakeHost(), args...); r.err != nil {
 		t.Fatal(r.err)
 	}
-	holder := fakeHost(hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0"})
-	if r := run(t, holder, args...); r.err != nil || !strings.Contains(r.stdout, "unchanged") {
-		t.Fatalf("re-init on the VIP holder: %v\n%s", r.err, r.stdout)
+	first, _ := os.ReadFile(filepath.Join(dir, manifest.FileName))
+	for _, join := range []bool{false, true} {
+		holder := fakeHost(hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0", Secondary: true})
+		holder.Instance = func(netip.Addr) (int, error) { return 4242, nil }
+		a := slices.Clone(args)
+		if join {
+			a[0] = "join"
+		}
+		if r := run(t, holder, a...); r.err != nil || !strings.Contains(r.stdout, "unchanged") {
+			t.Fatalf("re-%s on the VIP holder: %v\n%s", a[0], r.err, r.stdout)
+		}
+		r := run(t, holder, append(a, "--image", "example.test/hapod:new", "--force")...)
+		if r.err != nil || !strings.Contains(r.stdout, "updated") {
+			t.Fatalf("%s --image --force on the VIP holder: %v\n%s", a[0], r.err, r.stdout)
+		}
+		upgraded, _ := os.ReadFile(filepath.Join(dir, manifest.FileName))
+		if d := manifest.Diff(string(first), string(upgraded)); strings.TrimSpace(d) != "-    image: "+defaultImage()+"\n+    image: example.test/hapod:new" {
+			t.Errorf("the upgrade changed more than the image:\n%s", d)
+		}
+		os.WriteFile(filepath.Join(dir, manifest.FileName), first, 0o600)
+	}
+}
+
+// A VIP that a killed hapod left behind (no instance holds it) is removed,
+// after every check and only then; a dry run says it would be. A node's
+// own (primary) address is never taken for one.
+func TestInitRemovesStaleVIP(t *testing.T) {
+	dir := t.TempDir()
+	args := append([]string{"join", "--manifest-dir", dir, "--vip", "198.18.0.10/24"}, backends...)
+	want, err := os.ReadFile(writeManifestFor(t, args))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		addr    hostnet.Addr
+		listen  bool
+		extra   []string
+		removed bool
+		wantErr string
+	}{
+		{name: "secondary IPv4", addr: hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0", Secondary: true}, removed: true},
+		{name: "dry run", addr: hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0", Secondary: true}, extra: []string{"--dry-run"}},
+		{name: "a failing check first", addr: hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0", Secondary: true},
+			extra: []string{"--vrid", "0"}, wantErr: "--vrid"},
+		{name: "older hapod listening", addr: hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0", Secondary: true}, listen: true},
+		{name: "node's own address", addr: hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth1"},
+			wantErr: "--vip 198.18.0.10: already an address of eth1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			host := fakeHost(tc.addr)
+			host.Listening = func(netip.Addr) (bool, error) { return tc.listen, nil }
+			var removed []hostnet.Addr
+			host.RemoveAddr = func(a hostnet.Addr) error { removed = append(removed, a); return nil }
+			r := run(t, host, append(slices.Clone(args), tc.extra...)...)
+			if tc.wantErr != "" {
+				if r.err == nil || !strings.Contains(r.err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", r.err, tc.wantErr)
+				}
+			} else if r.err != nil {
+				t.Fatalf("%v\n%s", r.err, r.stderr)
+			}
+			if got := len(removed) == 1 && removed[0] == tc.addr; got != tc.removed || len(removed) > 1 {
+				t.Errorf("removed %v, want the stale VIP removed: %v", removed, tc.removed)
+			}
+			note := "removed the stale VIP 198.18.0.10/24 from eth0"
+			if tc.removed != strings.Contains(r.stderr, "hapod: "+note) {
+				t.Errorf("stderr says %q: %v, want %v:\n%s", note, !tc.removed, tc.removed, r.stderr)
+			}
+			if slices.Contains(tc.extra, "--dry-run") && !strings.Contains(r.stderr, "dry run: would have "+note) {
+				t.Errorf("dry run does not say it would remove the stale VIP:\n%s", r.stderr)
+			}
+			if tc.wantErr == "" && !slices.Contains(tc.extra, "--dry-run") {
+				if got, _ := os.ReadFile(filepath.Join(dir, manifest.FileName)); !bytes.Equal(got, want) {
+					t.Errorf("manifest differs from a node without the VIP:\n%s", manifest.Diff(string(want), string(got)))
+				}
+			}
+			os.Remove(filepath.Join(dir, manifest.FileName))
+		})
+	}
+}
+
+// writeManifestFor runs args (with a --manifest-dir) on a host without
+// the VIP into a fresh directory and returns the manifest's path.
+func writeManifestFor(t *testing.T, args []string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if r := run(t, fakeHost(), append(slices.Clone(args), "--manifest-dir", dir)...); r.err != nil {
+		t.Fatal(r.err)
+	}
+	return filepath.Join(dir, manifest.FileName)
+}
+
+func TestClassifyLocalVIP(t *testing.T) {
+	primary := hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0"}
+	secondary := primary
+	secondary.Secondary = true
+	deprecated := hostnet.Addr{Prefix: netip.MustParsePrefix("2001:db8::10/64"), Interface: "eth0", Deprecated: true}
+	for _, tc := range []struct {
+		name string
+		v    localVIP
+		want vipUse
+	}{
+		{"running hapod", localVIP{Addr: primary, Running: true}, vipHeld},
+		{"older hapod listening", localVIP{Addr: secondary, Listening: true}, vipHeld},
+		{"running beats the manifest", localVIP{Addr: secondary, Running: true, InManifest: true}, vipHeld},
+		{"secondary, nobody serving", localVIP{Addr: secondary}, vipStale},
+		{"deprecated IPv6, nobody serving", localVIP{Addr: deprecated}, vipStale},
+		{"primary named by the manifest", localVIP{Addr: primary, InManifest: true}, vipStale},
+		{"primary, no manifest", localVIP{Addr: primary}, vipNodeAddress},
+	} {
+		if got := tc.v.classify(); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 

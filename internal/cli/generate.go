@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hapod/hapod/internal/hostnet"
 	"github.com/hapod/hapod/internal/inputfile"
 	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/dhcpvip"
@@ -148,7 +149,8 @@ func generate(c *cli.Context, host Host, m mode) error {
 			return err
 		}
 	}
-	if err := completeFromHost(c, &cfg, host, m == modeJoin); err != nil {
+	stale, err := completeFromHost(c, &cfg, host, m == modeJoin)
+	if err != nil {
 		return err
 	}
 	cfg.Complete()
@@ -193,7 +195,7 @@ func generate(c *cli.Context, host Host, m mode) error {
 		printNotes(c.App.ErrWriter, notes)
 		return nil
 	}
-	return writeManifest(c, cfg, data, m, host, edit, notes)
+	return writeManifest(c, cfg, data, m, host, edit, stale, notes)
 }
 
 // printNotes prints what a successful run has to say besides its output.
@@ -203,16 +205,20 @@ func printNotes(w io.Writer, notes []string) {
 	}
 }
 
-// writeManifest writes the manifest, and before it the kubeadm config's
-// endpoint edit (nil: none), which it undoes if the manifest cannot be
-// written. Under --dry-run it says what it would do.
-func writeManifest(c *cli.Context, cfg config.Config, data []byte, m mode, host Host, edit *kubeadm.EndpointEdit, notes []string) error {
+// writeManifest writes the manifest, and before it removes a stale VIP
+// (nil: none) and makes the kubeadm config's endpoint edit (nil: none),
+// which it undoes if the manifest cannot be written. Under --dry-run it
+// says what it would do.
+func writeManifest(c *cli.Context, cfg config.Config, data []byte, m mode, host Host, edit *kubeadm.EndpointEdit, stale *hostnet.Addr, notes []string) error {
 	dir := c.String(flagManifestDir)
 	path := filepath.Join(dir, manifest.FileName)
 	force := c.Bool(flagForce)
 	out, errOut := c.App.Writer, c.App.ErrWriter
 	if c.Bool(flagDryRun) {
 		printNotes(errOut, notes)
+		if stale != nil {
+			fmt.Fprintf(errOut, "hapod: dry run: would have %s\n", staleNote(*stale))
+		}
 		if edit != nil {
 			fmt.Fprintf(errOut, "hapod: dry run: would set controlPlaneEndpoint %s in %s (keeping the original as %s)\n", edit.Endpoint, edit.Path, edit.Backup())
 		}
@@ -234,6 +240,12 @@ func writeManifest(c *cli.Context, cfg config.Config, data []byte, m mode, host 
 		err := &manifest.DiffError{Path: path, Diff: manifest.Diff(string(old), string(data))}
 		fmt.Fprintf(errOut, "hapod: %s differs from what these settings produce:\n%s", err.Path, err.Diff)
 		return err
+	}
+	if stale != nil {
+		if err := host.RemoveAddr(*stale); err != nil {
+			return fmt.Errorf("--vip %s: remove the stale VIP: %w", stale.Prefix.Addr(), err)
+		}
+		notes = append(notes, staleNote(*stale))
 	}
 	if edit != nil {
 		if err := edit.Apply(); err != nil {
@@ -341,66 +353,70 @@ func leaseVIP(c *cli.Context, cfg *config.Config, host Host) (string, error) {
 		lease.Prefix, cfg.VIP.Interface, lease.Server, lease.Duration, id.MAC, cfg.VIP.ClusterName, cfg.VRRP.VRID), nil
 }
 
-// completeFromHost fills the interface from the route to the VIP, refuses a
-// VIP that is already one of this host's addresses (unless hapod itself
-// put it there), and on join drops the peer that is this host.
-func completeFromHost(c *cli.Context, cfg *config.Config, host Host, join bool) error {
+// completeFromHost fills the interface from the VIP's own (on the node
+// that holds it) or from the route to the VIP, refuses a VIP that is one
+// of this host's own addresses, and on join drops the peer that is this
+// host. It returns the VIP when a dead hapod left it on an interface: the
+// caller removes it once every check has passed.
+func completeFromHost(c *cli.Context, cfg *config.Config, host Host, join bool) (stale *hostnet.Addr, err error) {
 	if !cfg.VIP.Prefix.IsValid() {
-		return nil // Validate names the missing --vip
+		return nil, nil // Validate names the missing --vip
 	}
 	vip := cfg.VIP.Prefix.Addr()
 	addrs, err := host.Addrs()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	local := map[netip.Addr]string{}
+	local := map[netip.Addr]hostnet.Addr{}
 	for _, a := range addrs {
-		local[a.Prefix.Addr()] = a.Interface
+		local[a.Prefix.Addr()] = a
 	}
-	if ifname, ok := local[vip]; ok && !ownManifestHasVIP(c, vip) {
-		return &config.FieldError{Flag: "vip", Value: vip.String(), Err: fmt.Errorf(
-			"already an address of %s on this host: the VIP must be an address no node owns", ifname)}
+	if a, ok := local[vip]; ok {
+		v, err := observeLocalVIP(host, a, ownManifestHasVIP(c, vip))
+		if err != nil {
+			return nil, err
+		}
+		switch v.classify() {
+		case vipNodeAddress:
+			return nil, &config.FieldError{Flag: "vip", Value: vip.String(), Err: fmt.Errorf(
+				"already an address of %s on this host: the VIP must be an address no node owns", a.Interface)}
+		case vipStale:
+			stale = &a
+		}
+		// Held or left behind, the VIP is on the interface hapod chose
+		// for it; the route to it now goes over lo. The manifest comes
+		// out as on a node without the VIP.
+		if cfg.VIP.Interface == "" {
+			cfg.VIP.Interface = a.Interface
+		}
 	}
 	if join {
 		cfg.VRRP.Peers = slices.DeleteFunc(cfg.VRRP.Peers, func(p netip.Addr) bool { _, ok := local[p]; return ok })
 	}
 	for _, p := range cfg.VRRP.Peers {
 		if _, ok := local[p]; ok {
-			return &config.FieldError{Flag: "peer", Value: p.String(), Err: errors.New("is this host's own address; peers are the other nodes")}
+			return nil, &config.FieldError{Flag: "peer", Value: p.String(), Err: errors.New("is this host's own address; peers are the other nodes")}
 		}
 	}
 	if cfg.VIP.Interface == "" {
 		ifname, err := host.RouteInterface(vip)
 		if err != nil {
-			return &config.FieldError{Flag: "interface", Err: fmt.Errorf("not given and not detected: %v", err)}
+			return nil, &config.FieldError{Flag: "interface", Err: fmt.Errorf("not given and not detected: %v", err)}
 		}
 		cfg.VIP.Interface = ifname
 	}
-	return nil
+	return stale, nil
 }
 
 // ownManifestHasVIP reports whether the manifest directory already holds a
-// hapod manifest for vip: re-running init on the node that holds the VIP
-// finds the VIP on its interface, which is fine.
+// hapod manifest for vip.
 func ownManifestHasVIP(c *cli.Context, vip netip.Addr) bool {
-	dir := c.String(flagManifestDir)
-	if dir == "" {
+	path := manifestPath(c.String(flagManifestDir))
+	if path == "" {
 		return false
 	}
-	data, err := inputfile.Read(c.Context, filepath.Join(dir, manifest.FileName), 0)
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		v, ok := strings.CutPrefix(strings.TrimSpace(line), "- --vip=")
-		if !ok {
-			continue
-		}
-		if p, err := netip.ParsePrefix(v); err == nil && p.Addr() == vip {
-			return true
-		}
-	}
-	return false
+	p, ok, err := manifestVIP(c.Context, path)
+	return err == nil && ok && p.Addr() == vip
 }
 
 // primaryAddr is this node's own address on the VIP's interface, in the

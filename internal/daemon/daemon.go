@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/hapod/hapod/internal/hostnet"
+	"github.com/hapod/hapod/internal/instance"
 	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/health"
 	"github.com/hapod/hapod/pkg/proxy"
@@ -40,11 +41,25 @@ func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
 
 // Run runs hapod until ctx ends, then hands the VIP over and drains the
 // proxy. cfg must be completed and valid.
-func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error) {
 	clk := clock.RealClock{}
+	// One instance per VIP per host, decided before anything is bound or
+	// touched: a second one (a copy of the manifest, a debug run) must
+	// leave the first one's VIP and ports alone.
+	lock, err := instance.Acquire(cfg.VIP.Prefix.Addr())
+	if err != nil {
+		return err
+	}
+	handover := &handoverRecord{clock: clk}
+	// Last of all, once the VIP is released: the lock is free when Run
+	// returns, and whoever asked for a handover hears how it went.
+	defer func() { lock.Release(handover.outcome(runErr)) }()
+	// A handover request (`hapod reset`) stops like SIGTERM.
+	ctx, requestStop := context.WithCancel(ctx)
+	defer requestStop()
+
 	ifname := cfg.VIP.Interface
 	if ifname == "" {
-		var err error
 		if ifname, err = hostnet.RouteInterface(cfg.VIP.Prefix.Addr()); err != nil {
 			return fmt.Errorf("--interface not given and not detected: %w", err)
 		}
@@ -69,61 +84,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Debug("open-file limit", "nofile", n)
 	}
 
-	// The VIP: a SIGKILLed predecessor may have left it on the interface.
-	addr, err := vip.New(vip.Config{Interface: ifname, Prefix: cfg.VIP.Prefix, Clock: clk, Logger: log})
-	if err != nil {
+	// The ports before any address: if another process holds one, this
+	// one fails here without having changed anything.
+	srv := status.New(cfg.Status.Addr)
+	if err := srv.Listen(); err != nil {
 		return err
 	}
-	defer addr.Close()
-	if stale, err := addr.RemoveStale(); err != nil {
-		return fmt.Errorf("remove a stale VIP: %w", err)
-	} else if stale {
-		log.Warn("removed the VIP left on the interface by a previous holder", "vip", cfg.VIP.Prefix, "interface", ifname)
-	}
-
-	var held vrrp.VIP = addr
-	var leased *lease
-	if cfg.VIP.DHCP {
-		if leased, err = newLease(cfg, ifname, clk, log); err != nil {
-			return err
-		}
-		defer leased.close()
-		held = leasedVIP{VIP: addr, lease: leased}
-	}
-	// The proxy, created below, closes its connections before the VIP goes.
-	closing := &closingVIP{VIP: held, log: log}
-
-	conn, err := vrrp.Dial(vrrp.ConnConfig{
-		Interface: ifname,
-		Source:    source,
-		Peers:     cfg.VRRP.Peers,
-		VRID:      cfg.VRRP.VRID,
-		Version:   vrrp.Version(cfg.VRRP.Version),
-		Password:  password,
-		Interval:  cfg.VRRP.AdvertInterval,
-		Addrs:     []netip.Addr{cfg.VIP.Prefix.Addr()},
-		OnDrop:    newMisconfigWarner(log, clk.Now).drop,
-	})
-	if err != nil {
-		return fmt.Errorf("VRRP socket on %s: %w", ifname, err)
-	}
-	speaker := vrrp.NewSpeaker(vrrp.SpeakerConfig{
-		Machine: vrrp.MachineConfig{
-			VRID:     cfg.VRRP.VRID,
-			Priority: cfg.VRRP.Priority,
-			Interval: cfg.VRRP.AdvertInterval,
-			Version:  vrrp.Version(cfg.VRRP.Version),
-			Preempt:  cfg.VRRP.Preempt,
-			Primary:  source,
-			TieBreak: vrrp.TieBreakDelay(source, cfg.VRRP.AdvertInterval),
-		},
-		Addrs:    []netip.Addr{cfg.VIP.Prefix.Addr()},
-		AuthType: authType(password),
-		Password: password,
-		Clock:    clk,
-		Logger:   log,
-	}, conn, closing)
-
+	var speaker *vrrp.Speaker // the proxy's OnHealthy runs once it serves
 	// The proxy, listening on the VIP before this node holds it.
 	policy, err := proxy.PolicyByName(cfg.Proxy.Balance)
 	if err != nil {
@@ -157,7 +124,61 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := px.Listen(); err != nil {
 		return err
 	}
-	closing.px = px
+	// The VIP: a SIGKILLed predecessor may have left it on the interface.
+	addr, err := vip.New(vip.Config{Interface: ifname, Prefix: cfg.VIP.Prefix, Clock: clk, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer addr.Close()
+	if stale, err := addr.RemoveStale(); err != nil {
+		return fmt.Errorf("remove a stale VIP: %w", err)
+	} else if stale {
+		log.Warn("removed the VIP left on the interface by a previous holder", "vip", cfg.VIP.Prefix, "interface", ifname)
+	}
+
+	var held vrrp.VIP = addr
+	var leased *lease
+	if cfg.VIP.DHCP {
+		if leased, err = newLease(cfg, ifname, clk, log); err != nil {
+			return err
+		}
+		defer leased.close()
+		held = leasedVIP{VIP: addr, lease: leased}
+	}
+	// The proxy closes its connections before the VIP goes.
+	closing := &closingVIP{VIP: held, px: px, log: log}
+
+	conn, err := vrrp.Dial(vrrp.ConnConfig{
+		Interface: ifname,
+		Source:    source,
+		Peers:     cfg.VRRP.Peers,
+		VRID:      cfg.VRRP.VRID,
+		Version:   vrrp.Version(cfg.VRRP.Version),
+		Password:  password,
+		Interval:  cfg.VRRP.AdvertInterval,
+		Addrs:     []netip.Addr{cfg.VIP.Prefix.Addr()},
+		OnDrop:    newMisconfigWarner(log, clk.Now).drop,
+	})
+	if err != nil {
+		return fmt.Errorf("VRRP socket on %s: %w", ifname, err)
+	}
+	speaker = vrrp.NewSpeaker(vrrp.SpeakerConfig{
+		Machine: vrrp.MachineConfig{
+			VRID:     cfg.VRRP.VRID,
+			Priority: cfg.VRRP.Priority,
+			Interval: cfg.VRRP.AdvertInterval,
+			Version:  vrrp.Version(cfg.VRRP.Version),
+			Preempt:  cfg.VRRP.Preempt,
+			Primary:  source,
+			TieBreak: vrrp.TieBreakDelay(source, cfg.VRRP.AdvertInterval),
+		},
+		Addrs:    []netip.Addr{cfg.VIP.Prefix.Addr()},
+		AuthType: authType(password),
+		Password: password,
+		Clock:    clk,
+		Logger:   log,
+	}, conn, closing)
+	handover.setSpeaker(speaker)
 
 	tlsConf, err := health.TLSConfig(cfg.Health.CAFile, "")
 	if err != nil {
@@ -180,10 +201,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		pool.SetHealthy(t.Backend, t.Healthy)
 	})
 
-	srv := status.New(cfg.Status.Addr)
-	if err := srv.Listen(); err != nil {
-		return err
-	}
 	sources := status.Sources{VRRP: speaker, Drops: conn, Proxy: px, Health: prober}
 	if leased != nil {
 		sources.DHCP = leased
@@ -250,7 +267,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer stopSpeaker()
 	speakerErr := make(chan error, 1)
 	go func() { speakerErr <- speaker.Run(speakerCtx) }()
-	runErr := supervise(speakerErr, proxyErr, linkLost, stopSpeaker, log)
+	lock.Serve(func() string {
+		state := handover.request()
+		log.Info("handover requested through the instance lock (hapod reset): stopping", "state", state)
+		requestStop()
+		return state
+	})
+	err = supervise(speakerErr, proxyErr, linkLost, stopSpeaker, log)
 	speakerDone.Store(true)
 	// The VIP is gone from this node and the connections through it were
 	// closed as it went (closingVIP): stop at once, so that the pod exits
@@ -261,7 +284,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Warn("proxy shutdown", "err", err)
 	}
 	log.Info("stopped")
-	return runErr
+	return err
 }
 
 // closingVIP closes the proxy's connections right before the VIP leaves

@@ -1,11 +1,14 @@
 package hostnet
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // RouteInterface returns the interface the kernel would use to reach addr.
@@ -48,7 +51,12 @@ func Addrs() ([]Addr, error) {
 				continue
 			}
 			bits, _ := a.Mask.Size()
-			out = append(out, Addr{Prefix: netip.PrefixFrom(ip.Unmap(), bits), Interface: l.Attrs().Name})
+			out = append(out, Addr{
+				Prefix:     netip.PrefixFrom(ip.Unmap(), bits),
+				Interface:  l.Attrs().Name,
+				Secondary:  a.Flags&unix.IFA_F_SECONDARY != 0,
+				Deprecated: a.Flags&unix.IFA_F_DEPRECATED != 0,
+			})
 		}
 	}
 	return out, nil
@@ -76,4 +84,43 @@ func DefaultInterface() (string, error) {
 func isZeroMask(m net.IPMask) bool {
 	ones, _ := m.Size()
 	return ones == 0
+}
+
+// RemoveAddr takes a off its interface; an address already gone is fine.
+func RemoveAddr(a Addr) error {
+	link, err := netlink.LinkByName(a.Interface)
+	if err != nil {
+		return fmt.Errorf("interface %q: %w", a.Interface, err)
+	}
+	ip := a.Prefix.Addr()
+	nl := &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(a.Prefix.Bits(), ip.BitLen())}}
+	if err := netlink.AddrDel(link, nl); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+		return fmt.Errorf("remove %s from %s: %w", a.Prefix, a.Interface, err)
+	}
+	return nil
+}
+
+// Listening reports whether a process listens on a TCP port of addr (not
+// the wildcard) in this network namespace.
+func Listening(addr netip.Addr) (bool, error) {
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(file)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // no IPv6
+		}
+		if err != nil {
+			return false, err
+		}
+		ports, err := ParseProcNetTCP(f)
+		f.Close()
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", file, err)
+		}
+		for _, p := range ports {
+			if p.Addr() == addr {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }

@@ -17,3 +17,9 @@ func Addrs() ([]Addr, error) { return nil, errUnimplemented }
 
 // DefaultInterface returns the interface of the IPv4 default route.
 func DefaultInterface() (string, error) { return "", errUnimplemented }
+
+// RemoveAddr takes a off its interface.
+func RemoveAddr(Addr) error { return errUnimplemented }
+
+// Listening reports whether a process listens on a TCP port of addr.
+func Listening(netip.Addr) (bool, error) { return false, errUnimplemented }

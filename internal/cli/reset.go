@@ -1,0 +1,279 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hapod/hapod/internal/hostnet"
+	"github.com/hapod/hapod/internal/instance"
+)
+
+const flagResetTimeout = "timeout"
+
+func resetCommand(host Host) *cli.Command {
+	return &cli.Command{
+		Name:  "reset",
+		Usage: "take hapod off this node gracefully, before 'kubeadm reset'",
+		Description: `'kubeadm reset' stops pods without a grace period: hapod is killed and the VIP
+stays on this node, answering ARP next to the new holder. Run 'hapod reset'
+first. It removes <manifest-dir>/hapod.yaml (so kubelet does not start hapod
+again), asks the running hapod to hand the VIP over as on SIGTERM (priority 0,
+serve until a successor has it, release it) and waits until it has exited. With
+no hapod running, it removes a VIP that a killed one left on an interface. The
+VIP is the manifest's, or --vip. Running it again says there is nothing to do.
+
+Example:
+   hapod reset
+   kubeadm reset`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: flagManifestDir, Aliases: []string{"manifests-dir"}, Value: DefaultManifestDir, TakesFile: true,
+				Usage: "directory kubelet watches for static pods"},
+			&cli.StringFlag{Name: "vip", Usage: "the VIP, when no manifest names it any more (default: the manifest's, and any hapod running on this host)"},
+			&cli.DurationFlag{Name: flagResetTimeout, Value: 10 * time.Second,
+				Usage: "give up waiting for the running hapod to hand over and exit after this long"},
+		},
+		Action: func(c *cli.Context) error { return reset(c, host) },
+	}
+}
+
+// resetState is what `hapod reset` observes on the host.
+type resetState struct {
+	// Manifest is hapod.yaml's path when it exists, else "".
+	Manifest string
+	// VIPs are the VIPs it looks after, each with what it found.
+	VIPs []resetVIP
+}
+
+// resetVIP is one VIP as `hapod reset` found it.
+type resetVIP struct {
+	VIP netip.Addr
+	// Running: a hapod holds the VIP's instance lock; PID is its process
+	// (0: in another PID namespace).
+	Running bool
+	PID     int
+	// Listening: a process listens on the VIP without holding the lock:
+	// a hapod built before `hapod reset` existed.
+	Listening bool
+	// On is where the VIP is configured; nil: on no interface.
+	On *hostnet.Addr
+}
+
+// resetAction is one step of `hapod reset`.
+type resetAction interface{ isResetAction() }
+
+// removeManifest deletes hapod.yaml first, so that kubelet does not start
+// hapod again (and, when kubelet runs, stops it gracefully itself).
+type removeManifest struct{ Path string }
+
+// requestHandover asks the running hapod to hand over and exit.
+type requestHandover struct {
+	VIP netip.Addr
+	PID int
+}
+
+// awaitExit waits for a hapod without the instance lock to stop: it
+// cannot be asked, but kubelet stops it once its manifest is gone.
+type awaitExit struct{ VIP netip.Addr }
+
+// removeStaleVIP removes a VIP no hapod serves any more.
+type removeStaleVIP struct{ Addr hostnet.Addr }
+
+func (removeManifest) isResetAction()  {}
+func (requestHandover) isResetAction() {}
+func (awaitExit) isResetAction()       {}
+func (removeStaleVIP) isResetAction()  {}
+
+// planReset decides the next steps from what is observed. A running hapod
+// keeps its VIP until it hands it over; a VIP nobody serves is removed.
+// An empty plan means done; reset observes again after each plan, so
+// that a VIP still there after its hapod exited is removed next.
+func planReset(s resetState) []resetAction {
+	var acts []resetAction
+	if s.Manifest != "" {
+		acts = append(acts, removeManifest{Path: s.Manifest})
+	}
+	for _, v := range s.VIPs {
+		switch {
+		case v.Running:
+			acts = append(acts, requestHandover{VIP: v.VIP, PID: v.PID})
+		case v.Listening:
+			acts = append(acts, awaitExit{VIP: v.VIP})
+		case v.On != nil:
+			acts = append(acts, removeStaleVIP{Addr: *v.On})
+		}
+	}
+	return acts
+}
+
+// maxResetRounds bounds observe-plan-act: the manifest and the handover,
+// then a VIP left behind, then nothing.
+const maxResetRounds = 4
+
+func reset(c *cli.Context, host Host) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	path := manifestPath(c.String(flagManifestDir))
+	// The VIPs seen so far stay watched after the manifest that named
+	// them is gone and their hapod has exited.
+	var known []netip.Addr
+	explicit := c.IsSet("vip")
+	if explicit {
+		a, err := parseVIPFlag(c.String("vip"))
+		if err != nil {
+			return err
+		}
+		known = append(known, a)
+	}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration(flagResetTimeout))
+	defer cancel()
+	did := false
+	for range maxResetRounds {
+		s, err := observeReset(c.Context, host, path, known, explicit)
+		if err != nil {
+			return err
+		}
+		for _, v := range s.VIPs {
+			if !slices.Contains(known, v.VIP) {
+				known = append(known, v.VIP)
+			}
+		}
+		acts := planReset(s)
+		if len(acts) == 0 {
+			if !did {
+				fmt.Fprintf(c.App.Writer, "hapod: nothing to do: no %s, no hapod running, no VIP left on an interface\n", path)
+			}
+			return nil
+		}
+		did = true
+		for _, a := range acts {
+			if err := doReset(ctx, c, host, a, c.Duration(flagResetTimeout)); err != nil {
+				return err
+			}
+		}
+	}
+	return fmt.Errorf("the VIP is still held after %d attempts (see above)", maxResetRounds)
+}
+
+// parseVIPFlag reads --vip as an address, with or without a prefix length.
+func parseVIPFlag(s string) (netip.Addr, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Addr(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("--vip %q: not an IP address", s)
+	}
+	return a.Unmap(), nil
+}
+
+// observeReset finds the manifest, the VIPs (known, and unless explicit
+// (--vip) the manifest's and every running instance's) and, for each, its
+// hapod and interface.
+func observeReset(ctx context.Context, host Host, path string, known []netip.Addr, explicit bool) (resetState, error) {
+	var s resetState
+	vips := slices.Clone(known)
+	p, ok, err := manifestVIP(ctx, path)
+	if ok {
+		s.Manifest = path
+	}
+	if !explicit {
+		if err != nil {
+			return s, fmt.Errorf("%w (pass --vip)", err)
+		}
+		running, err := host.Instances()
+		if err != nil {
+			return s, fmt.Errorf("list running hapod instances: %w", err)
+		}
+		if ok {
+			running = append([]netip.Addr{p.Addr()}, running...)
+		}
+		for _, v := range running {
+			if !slices.Contains(vips, v) {
+				vips = append(vips, v)
+			}
+		}
+	}
+	addrs, err := host.Addrs()
+	if err != nil {
+		return s, err
+	}
+	for _, vip := range vips {
+		v := resetVIP{VIP: vip}
+		pid, err := host.Instance(vip)
+		switch {
+		case err == nil:
+			v.Running, v.PID = true, pid
+		case !errors.Is(err, instance.ErrNotRunning):
+			return s, fmt.Errorf("is a hapod running for VIP %s: %w", vip, err)
+		}
+		if !v.Running {
+			if v.Listening, err = host.Listening(vip); err != nil {
+				return s, fmt.Errorf("does a process listen on VIP %s: %w", vip, err)
+			}
+		}
+		for _, a := range addrs {
+			if a.Prefix.Addr() == vip {
+				v.On = &a
+				break
+			}
+		}
+		s.VIPs = append(s.VIPs, v)
+	}
+	return s, nil
+}
+
+// doReset performs one step and says what it did.
+func doReset(ctx context.Context, c *cli.Context, host Host, a resetAction, timeout time.Duration) error {
+	out := c.App.Writer
+	switch a := a.(type) {
+	case removeManifest:
+		if err := os.Remove(a.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		fmt.Fprintf(out, "hapod: removed %s: kubelet will not start hapod again\n", a.Path)
+	case requestHandover:
+		start := time.Now()
+		state, outcome, err := host.Handover(ctx, a.VIP)
+		if errors.Is(err, instance.ErrNotRunning) {
+			return nil // it exited meanwhile (kubelet stopped it); observed again next
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%s for VIP %s did not hand over and exit within --%s %v", instance.Describe(a.PID), a.VIP, flagResetTimeout, timeout)
+			}
+			return fmt.Errorf("%s for VIP %s: %w", instance.Describe(a.PID), a.VIP, err)
+		}
+		fmt.Fprintf(out, "hapod: %s for VIP %s (%s) %s, and exited after %v\n",
+			instance.Describe(a.PID), a.VIP, state, outcome, time.Since(start).Round(time.Millisecond))
+	case awaitExit:
+		fmt.Fprintf(out, "hapod: a hapod without the instance lock (an older version) serves VIP %s: waiting for kubelet to stop it\n", a.VIP)
+		for {
+			busy, err := host.Listening(a.VIP)
+			if err != nil {
+				return err
+			}
+			if !busy {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("the hapod serving VIP %s did not stop within --%s %v (is kubelet running? stop that hapod, then run 'hapod reset' again)", a.VIP, flagResetTimeout, timeout)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	case removeStaleVIP:
+		if err := host.RemoveAddr(a.Addr); err != nil {
+			return fmt.Errorf("remove the stale VIP: %w", err)
+		}
+		fmt.Fprintf(out, "hapod: removed the stale VIP %s from %s: no hapod was running to release it\n", a.Addr.Prefix, a.Addr.Interface)
+	}
+	return nil
+}

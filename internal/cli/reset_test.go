@@ -1,0 +1,146 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/hapod/hapod/internal/hostnet"
+	"github.com/hapod/hapod/internal/instance"
+	"github.com/hapod/hapod/pkg/manifest"
+)
+
+func TestPlanReset(t *testing.T) {
+	vip := netip.MustParseAddr("198.18.0.10")
+	on := &hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0", Secondary: true}
+	const path = "/etc/kubernetes/manifests/hapod.yaml"
+	for _, tc := range []struct {
+		name string
+		s    resetState
+		want []resetAction
+	}{
+		{"nothing", resetState{VIPs: []resetVIP{{VIP: vip}}}, nil},
+		{"holder: manifest first, then the handover; its VIP stays until then",
+			resetState{Manifest: path, VIPs: []resetVIP{{VIP: vip, Running: true, PID: 7, On: on}}},
+			[]resetAction{removeManifest{Path: path}, requestHandover{VIP: vip, PID: 7}}},
+		{"backup", resetState{Manifest: path, VIPs: []resetVIP{{VIP: vip, Running: true}}},
+			[]resetAction{removeManifest{Path: path}, requestHandover{VIP: vip}}},
+		{"killed holder left its VIP", resetState{VIPs: []resetVIP{{VIP: vip, On: on}}},
+			[]resetAction{removeStaleVIP{Addr: *on}}},
+		{"older hapod without the lock: kubelet stops it", resetState{Manifest: path, VIPs: []resetVIP{{VIP: vip, Listening: true, On: on}}},
+			[]resetAction{removeManifest{Path: path}, awaitExit{VIP: vip}}},
+		{"manifest only", resetState{Manifest: path}, []resetAction{removeManifest{Path: path}}},
+	} {
+		if got := planReset(tc.s); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s:\n got %#v\nwant %#v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// resetHost is a fake host with a hapod running for 198.18.0.10 that holds
+// the VIP on eth0 until it is asked to hand over.
+func resetHost(t *testing.T) (Host, *bool) {
+	vip := netip.MustParseAddr("198.18.0.10")
+	stale := hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0", Secondary: true}
+	running, held := true, true
+	host := fakeHost()
+	addrs := host.Addrs
+	host.Addrs = func() ([]hostnet.Addr, error) {
+		a, err := addrs()
+		if held {
+			a = append(a, stale)
+		}
+		return a, err
+	}
+	host.Instance = func(a netip.Addr) (int, error) {
+		if running && a == vip {
+			return 4242, nil
+		}
+		return 0, instance.ErrNotRunning
+	}
+	host.Instances = func() ([]netip.Addr, error) {
+		if running {
+			return []netip.Addr{vip}, nil
+		}
+		return nil, nil
+	}
+	host.Handover = func(_ context.Context, a netip.Addr) (string, string, error) {
+		if !running || a != vip {
+			return "", "", instance.ErrNotRunning
+		}
+		running, held = false, false
+		return "active", "handed the VIP over to 198.18.0.12 in 80ms", nil
+	}
+	host.RemoveAddr = func(a hostnet.Addr) error {
+		if a != stale {
+			t.Errorf("RemoveAddr(%v), want %v", a, stale)
+		}
+		held = false
+		return nil
+	}
+	return host, &running
+}
+
+func TestResetHandsOverThenNothingToDo(t *testing.T) {
+	dir := t.TempDir()
+	path := writeManifestFor(t, append([]string{"join", "--vip", "198.18.0.10/24"}, backends...))
+	os.Rename(path, filepath.Join(dir, manifest.FileName))
+	host, _ := resetHost(t)
+
+	r := run(t, host, "reset", "--manifest-dir", dir)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	want := []string{
+		"hapod: removed " + filepath.Join(dir, manifest.FileName) + ": kubelet will not start hapod again",
+		"hapod: hapod (pid 4242) for VIP 198.18.0.10 (active) handed the VIP over to 198.18.0.12 in 80ms, and exited after",
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 || lines[0] != want[0] || !strings.HasPrefix(lines[1], want[1]) {
+		t.Errorf("reset said:\n%s\nwant:\n%s", r.stdout, strings.Join(want, "\n"))
+	}
+	if _, err := os.Stat(filepath.Join(dir, manifest.FileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("manifest still there: %v", err)
+	}
+
+	r = run(t, host, "reset", "--manifests-dir", dir)
+	if r.err != nil || !strings.HasPrefix(r.stdout, "hapod: nothing to do") {
+		t.Errorf("second reset: %v\n%s", r.err, r.stdout)
+	}
+}
+
+func TestResetRemovesStaleVIP(t *testing.T) {
+	host, running := resetHost(t)
+	*running = false // SIGKILLed: the VIP stays, the manifest is gone
+	r := run(t, host, "reset", "--manifest-dir", t.TempDir(), "--vip", "198.18.0.10/24")
+	if r.err != nil || strings.TrimSpace(r.stdout) != "hapod: removed the stale VIP 198.18.0.10/24 from eth0: no hapod was running to release it" {
+		t.Errorf("reset: %v\n%s", r.err, r.stdout)
+	}
+	// Without --vip and without a manifest nothing names the VIP: hapod
+	// does not guess which address of the node it was.
+	host, running = resetHost(t)
+	*running = false
+	if r := run(t, host, "reset", "--manifest-dir", t.TempDir()); r.err != nil || !strings.HasPrefix(r.stdout, "hapod: nothing to do") {
+		t.Errorf("reset without a VIP to go by: %v\n%s", r.err, r.stdout)
+	}
+}
+
+func TestResetBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"reset", "--vip", "nope"}, `--vip "nope": not an IP address`},
+		{[]string{"reset", "extra"}, "unexpected arguments: extra"},
+		{[]string{"reset", "--timeout", "x"}, "invalid value \"x\" for flag -timeout"},
+	} {
+		if r := run(t, fakeHost(), tc.args...); r.err == nil || !strings.Contains(r.err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, r.err, tc.want)
+		}
+	}
+}
