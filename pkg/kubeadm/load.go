@@ -162,8 +162,9 @@ func Parse(data []byte, name string) (*File, error) {
 // that errors, whose YAML line numbers count from the document's start,
 // can be placed in the file.
 type document struct {
-	data []byte
-	line int
+	data  []byte
+	line  int
+	start int // byte offset of data in the stream
 }
 
 // splitDocuments splits a multi-document YAML stream at "---" lines, the
@@ -173,19 +174,20 @@ type document struct {
 func splitDocuments(data []byte) []document {
 	var docs []document
 	var cur bytes.Buffer
-	start, line := 1, 0
+	start, line, off, startOff := 1, 0, 0, 0
 	flush := func() {
 		if !blank(cur.Bytes()) {
-			docs = append(docs, document{bytes.Clone(cur.Bytes()), start})
+			docs = append(docs, document{bytes.Clone(cur.Bytes()), start, startOff})
 		}
 		cur.Reset()
-		start = line + 1
+		start, startOff = line+1, off
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, len(data)+1) // one line may be the whole file
 	sc.Split(scanLinesKeepEnd)
 	for sc.Scan() {
 		line++
+		off += len(sc.Bytes())
 		if isSeparator(sc.Bytes()) {
 			flush()
 			continue
