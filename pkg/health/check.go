@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
 )
 
 // DefaultPath is the HTTPS check's default path.
@@ -70,10 +71,18 @@ func (c *TLSChecker) Check(ctx context.Context, backend netip.AddrPort) error {
 }
 
 // HTTPSChecker passes when an HTTPS GET of Path answers 200, like
-// haproxy's `option httpchk` with `check ssl`. Every check uses a fresh
-// connection (no keep-alive) so that it also proves the backend still
-// accepts connections and completes handshakes, as haproxy's checks do.
-// It speaks HTTP/1.1, which every apiserver accepts.
+// haproxy's `option httpchk` with `check ssl`. It speaks HTTP/1.1, which
+// every apiserver accepts.
+//
+// Every check uses a fresh connection and closes it (Connection: close,
+// no keep-alive pool), as haproxy's checks do: a check then also proves
+// that the backend still accepts connections and completes handshakes (a
+// dead listener behind a live kept-alive connection would otherwise pass),
+// and nothing of a check outlives it. The connection is the check's own,
+// not an http.Transport's: a Transport finishes an abandoned dial in the
+// background for its pool, so against a backend that accepts TCP but
+// never completes the handshake every check left a socket and goroutines
+// behind, waiting forever.
 type HTTPSChecker struct {
 	// Path is requested on the backend (default DefaultPath, "/readyz").
 	Path string
@@ -81,8 +90,8 @@ type HTTPSChecker struct {
 	// verification (see TLSConfig).
 	Config *tls.Config
 
-	once      sync.Once
-	transport *http.Transport
+	once sync.Once
+	conf *tls.Config
 }
 
 func (c *HTTPSChecker) init() {
@@ -90,19 +99,17 @@ func (c *HTTPSChecker) init() {
 	if conf == nil {
 		conf = insecureTLS()
 	}
-	c.transport = &http.Transport{
-		// No Proxy: the environment's HTTPS_PROXY must never divert a
-		// health check away from the backend it is about.
-		TLSClientConfig:        conf.Clone(),
-		DisableKeepAlives:      true,
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: maxBody,
+	c.conf = conf.Clone()
+	if len(c.conf.NextProtos) == 0 {
+		c.conf.NextProtos = []string{"http/1.1"}
 	}
 }
 
 // Check sends GET Path to backend and expects status 200. A failing
 // answer's error carries kube-apiserver's failed check lines ("[-]...")
-// so a log says why the backend is not ready.
+// so a log says why the backend is not ready. Dial, handshake, request
+// and reading the answer all end with ctx, and the connection is closed
+// before Check returns.
 func (c *HTTPSChecker) Check(ctx context.Context, backend netip.AddrPort) error {
 	c.once.Do(c.init)
 	path := c.Path
@@ -117,9 +124,27 @@ func (c *HTTPSChecker) Check(ctx context.Context, backend netip.AddrPort) error 
 		return err
 	}
 	req.Header.Set("User-Agent", "hapod-health-check")
-	resp, err := c.transport.RoundTrip(req)
+	req.Close = true
+
+	d := &tls.Dialer{Config: c.conf}
+	conn, err := d.DialContext(ctx, "tcp", backend.String())
 	if err != nil {
 		return err
+	}
+	defer conn.Close()
+	// Past the handshake the connection's reads and writes know nothing
+	// of ctx: expire them when it ends (deadline or cancellation).
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	if err := req.Write(conn); err != nil {
+		return ctxErr(ctx, "sending request", err)
+	}
+	// The limit bounds header and body together: an endless header must
+	// not make the check buffer without limit either.
+	resp, err := http.ReadResponse(bufio.NewReader(io.LimitReader(conn, 2*maxBody)), req)
+	if err != nil {
+		return ctxErr(ctx, "reading answer", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
@@ -127,9 +152,19 @@ func (c *HTTPSChecker) Check(ctx context.Context, backend netip.AddrPort) error 
 		return fmt.Errorf("%w %s%s", ErrStatus, resp.Status, failureDetail(body))
 	}
 	if err != nil {
-		return fmt.Errorf("reading answer: %w", err)
+		return ctxErr(ctx, "reading answer", err)
 	}
 	return nil
+}
+
+// ctxErr names what a check was doing when err stopped it, and says it
+// was the check's timeout (or shutdown) when ctx has ended: the expired
+// connection deadline's "i/o timeout" would hide that.
+func ctxErr(ctx context.Context, doing string, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%s: %w", doing, cerr)
+	}
+	return fmt.Errorf("%s: %w", doing, err)
 }
 
 // failureDetail summarises a failing /readyz body: its "[-]" lines when

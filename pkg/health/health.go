@@ -29,7 +29,9 @@ import (
 )
 
 // Checker probes one backend once. The context carries the check's
-// timeout; a Checker must give up when it ends.
+// timeout; a Checker must give up when it ends, whatever stage the check
+// is in (dial, handshake, request, answer), and leave no connection or
+// goroutine behind when it returns.
 type Checker interface {
 	Check(ctx context.Context, backend netip.AddrPort) error
 }
