@@ -111,9 +111,21 @@ func (s *Server) Listen() error {
 // Addr returns the bound address (useful with port 0 in tests).
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 
-// Serve serves until ctx ends. Listen must have succeeded.
+// Serve serves until ctx ends. Listen must have succeeded. Connections
+// are bounded in number, idle time and request time (see maxConns and
+// evictFirst): no client can run hapod out of fds or keep kubelet's
+// probe out.
 func (s *Server) Serve(ctx context.Context) error {
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
+	lim := newConnLimiter(s.listener, maxConns)
+	srv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         lim.track,
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -122,7 +134,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		defer cancel()
 		srv.Shutdown(shutdownCtx)
 	}()
-	err := srv.Serve(s.listener)
+	err := srv.Serve(lim)
 	<-done
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
