@@ -53,6 +53,7 @@ func fakeHost(extra ...hostnet.Addr) Host {
 				{Prefix: netip.MustParsePrefix("127.0.0.1/8"), Interface: "lo"},
 				{Prefix: netip.MustParsePrefix("198.18.0.11/24"), Interface: "eth0"},
 				{Prefix: netip.MustParsePrefix("2001:db8::11/64"), Interface: "eth0"},
+				{Prefix: netip.MustParsePrefix("fe80::11/64"), Interface: "eth0"},
 			}, extra...), nil
 		},
 		Instance:   func(netip.Addr) (int, error) { return 0, instance.ErrNotRunning },

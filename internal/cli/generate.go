@@ -14,6 +14,7 @@ import (
 
 	"github.com/hapod/hapod/internal/hostnet"
 	"github.com/hapod/hapod/internal/inputfile"
+	"github.com/hapod/hapod/internal/preflight"
 	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/dhcpvip"
 	"github.com/hapod/hapod/pkg/kubeadm"
@@ -95,7 +96,12 @@ func manifestCommand(host Host) *cli.Command {
 	return &cli.Command{
 		Name:  "manifest",
 		Usage: "print the static pod manifest to stdout",
-		Description: `Example:
+		Description: `It checks the settings but not this host (no files are read, no addresses
+looked at): it may run anywhere, e.g. to render manifests for GitOps. 'hapod
+init' and 'hapod join' also make, on the node, the checks 'hapod run' makes at
+start.
+
+Example:
    hapod manifest ` + exampleFlags + ` --interface eth0`,
 		Flags:  generateFlags(false),
 		Action: func(c *cli.Context) error { return generate(c, host, modePrint) },
@@ -157,16 +163,18 @@ func generate(c *cli.Context, host Host, m mode) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	// The node needs a readable password file; `hapod manifest` may run
-	// anywhere (a workstation, GitOps), so it does not read it.
-	if cfg.VRRP.AuthPassFile != "" && m != modePrint {
-		if _, err := config.ReadPassword(c.Context, cfg.VRRP.AuthPassFile); err != nil {
-			return err
-		}
-	}
 	image := c.String(flagImage)
 	if err := manifest.CheckImage(image); err != nil {
 		return &config.FieldError{Flag: flagImage, Value: image, Err: err}
+	}
+	// init and join run on the node: whatever `hapod run` would fail on
+	// at start with these settings on this host fails here, before
+	// anything is written. `hapod manifest` may run anywhere (a
+	// workstation, GitOps): it checks the settings, not the host.
+	if m != modePrint {
+		if _, err := preflight.Check(c.Context, cfg, preflight.Host{Addrs: host.Addrs}); err != nil {
+			return err
+		}
 	}
 	data, err := manifest.Render(cfg, image, Version)
 	if err != nil {

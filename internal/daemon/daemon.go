@@ -17,6 +17,7 @@ import (
 
 	"github.com/hapod/hapod/internal/hostnet"
 	"github.com/hapod/hapod/internal/instance"
+	"github.com/hapod/hapod/internal/preflight"
 	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/health"
 	"github.com/hapod/hapod/pkg/proxy"
@@ -64,16 +65,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 			return fmt.Errorf("--interface not given and not detected: %w", err)
 		}
 	}
-	source, err := primaryAddr(ifname, cfg.VIP.Prefix.Addr(), len(cfg.VRRP.Peers) > 0)
+	// The checks `hapod init` made before it wrote the manifest, on what
+	// this host has now; run starts from their results.
+	cfg.VIP.Interface = ifname
+	start, err := preflight.Check(ctx, cfg, preflight.SystemHost)
 	if err != nil {
 		return err
 	}
-	var password string
-	if cfg.VRRP.AuthPassFile != "" {
-		if password, err = config.ReadPassword(ctx, cfg.VRRP.AuthPassFile); err != nil {
-			return err
-		}
-	}
+	source, password := start.Source, start.Password
 	mon, log := newMonitor(cfg, ifname, source, log)
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
@@ -180,11 +179,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	}, conn, closing)
 	handover.setSpeaker(speaker)
 
-	tlsConf, err := health.TLSConfig(cfg.Health.CAFile, "")
-	if err != nil {
-		return err
-	}
-	checker, err := health.NewChecker(cfg.Health.Check, cfg.Health.Path, tlsConf)
+	checker, err := health.NewChecker(cfg.Health.Check, cfg.Health.Path, start.HealthTLS)
 	if err != nil {
 		return err
 	}
@@ -306,29 +301,6 @@ func (v *closingVIP) Release() error {
 		v.log.Info("closed the connections through the VIP before releasing it", "closed", n)
 	}
 	return v.VIP.Release()
-}
-
-// primaryAddr is this node's own address on ifname in the VIP's family:
-// the source of its VRRP adverts and its tie-breaker. RFC 9568 sends IPv6
-// adverts from the link-local address; unicast peers name global ones, so
-// unicast IPv6 uses a global address like keepalived's unicast_src_ip.
-func primaryAddr(ifname string, vipAddr netip.Addr, unicast bool) (netip.Addr, error) {
-	addrs, err := hostnet.Addrs()
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	wantLinkLocal := vipAddr.Is6() && !unicast
-	for _, a := range addrs {
-		ip := a.Prefix.Addr()
-		if a.Interface == ifname && ip != vipAddr && ip.Is4() == vipAddr.Is4() && ip.IsLinkLocalUnicast() == wantLinkLocal {
-			return ip, nil
-		}
-	}
-	kind := map[bool]string{true: "IPv6 link-local", false: "global IPv6"}[wantLinkLocal]
-	if vipAddr.Is4() {
-		kind = "IPv4"
-	}
-	return netip.Addr{}, fmt.Errorf("%s has no %s address of its own to send VRRP adverts from", ifname, kind)
 }
 
 func authType(password string) vrrp.AuthType {

@@ -85,6 +85,9 @@ func BadInput(dir string) ([]Case, error) {
 	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
 		return nil, err
 	}
+	if err := os.WriteFile(filepath.Join(dir, "not-pem.crt"), []byte("-----BEGIN NOTHING-----\n"), 0o600); err != nil {
+		return nil, err
+	}
 	if err := os.WriteFile(filepath.Join(dir, "huge.yaml"), bytes.Repeat([]byte("# padding\n"), 420_000), 0o600); err != nil {
 		return nil, err
 	}
@@ -154,6 +157,16 @@ func BadInput(dir string) ([]Case, error) {
 		{Name: "kubeadm config over 4 MiB", Args: ok("--kubeadm-config", f("huge.yaml")), Want: "=kubeadm config: read " + f("huge.yaml") + ": file too large: hapod reads at most 4 MiB"},
 		{Name: "password file is a FIFO", Args: ok("--vrrp-version", "2", "--auth-pass-file", f("fifo")), Want: "=--auth-pass-file " + f("fifo") + ": not a regular file (a FIFO)"},
 		{Name: "password file is /dev/zero", Args: ok("--vrrp-version", "2", "--auth-pass-file", "/dev/zero"), Want: "=--auth-pass-file /dev/zero: not a regular file (a character device)"},
+		// What 'hapod run' would fail on at start fails init too (issue
+		// 19, item 7): the binary runs these with one of this host's own
+		// interfaces, the in-process test with the fake host's eth0.
+		{Name: "status address not on this host", Args: ok("--status-addr", "198.18.0.12:10270"),
+			Want: "=--status-addr 198.18.0.12:10270: not an address of this host: the status server could not listen there, and kubelet's liveness probe would restart hapod forever; use an address this node always has (default 127.0.0.1:10270)"},
+		{Name: "CA file without a certificate", Args: ok("--health-ca-file", f("not-pem.crt")),
+			Want: "=--health-ca-file " + f("not-pem.crt") + ": no PEM certificate found: want the cluster CA in PEM, e.g. /etc/kubernetes/pki/ca.crt"},
+		{Name: "CA file missing", Args: ok("--health-ca-file", f("missing.crt")), Want: "=--health-ca-file " + f("missing.crt") + ": no such file or directory"},
+		{Name: "CA file is a FIFO", Args: ok("--health-ca-file", f("fifo")), Want: "=--health-ca-file " + f("fifo") + ": not a regular file (a FIFO)"},
+		{Name: "interface without an address", Args: ok("--interface", "hapodnone0"), Want: "=--interface hapodnone0: has no IPv4 address of its own to send VRRP adverts from"},
 		{Name: "positional argument", Args: ok("extra"), Want: "unexpected arguments: extra"},
 		{Name: "unknown flag", Args: ok("--vipp", "x"), Want: "flag provided but not defined: -vipp"},
 	}, nil

@@ -1,0 +1,123 @@
+// Package preflight makes every check `hapod run` would fail on at start
+// given only its config and the host: the files it names, the interface's
+// own address to send VRRP adverts from, the status server's address.
+// `hapod init` and `hapod join` call Check before they write a manifest,
+// and `hapod run` calls the same Check and starts from what it returns, so
+// a manifest that passed cannot crash-loop on these, and the two cannot
+// drift apart.
+package preflight
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+
+	"github.com/hapod/hapod/internal/hostnet"
+	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/health"
+)
+
+// Host is what the checks ask of the machine.
+type Host struct {
+	// Addrs lists the addresses configured on the host.
+	Addrs func() ([]hostnet.Addr, error)
+}
+
+// SystemHost asks the kernel.
+var SystemHost = Host{Addrs: hostnet.Addrs}
+
+// Start is what `hapod run` needs from the host and the files its config
+// names, read and checked.
+type Start struct {
+	// Source is this node's own address on the VIP's interface: the source
+	// of its VRRP adverts and its tie-breaker (see SourceAddr).
+	Source netip.Addr
+	// Password is the VRRPv2 password, "" without --auth-pass-file.
+	Password string
+	// HealthTLS is the health checks' TLS configuration (--health-ca-file).
+	HealthTLS *tls.Config
+}
+
+// Check reads and checks what cfg (completed, valid, with its interface
+// set) needs from this host. Errors name the flag.
+func Check(ctx context.Context, cfg config.Config, host Host) (Start, error) {
+	var s Start
+	var err error
+	if cfg.VRRP.AuthPassFile != "" {
+		if s.Password, err = config.ReadPassword(ctx, cfg.VRRP.AuthPassFile); err != nil {
+			return Start{}, err
+		}
+	}
+	if s.HealthTLS, err = healthTLS(cfg.Health.CAFile); err != nil {
+		return Start{}, err
+	}
+	addrs, err := host.Addrs()
+	if err != nil {
+		return Start{}, err
+	}
+	vip := cfg.VIP.Prefix.Addr()
+	if s.Source, err = SourceAddr(addrs, cfg.VIP.Interface, vip, len(cfg.VRRP.Peers) > 0); err != nil {
+		return Start{}, &config.FieldError{Flag: "interface", Value: cfg.VIP.Interface, Err: err}
+	}
+	if err := checkStatusAddr(addrs, cfg.Status.Addr); err != nil {
+		return Start{}, &config.FieldError{Flag: "status-addr", Value: cfg.Status.Addr.String(), Err: err}
+	}
+	return s, nil
+}
+
+// healthTLS builds the checks' TLS configuration: the CA file must be a
+// readable PEM bundle.
+func healthTLS(caFile string) (*tls.Config, error) {
+	conf, err := health.TLSConfig(caFile, "")
+	if err == nil {
+		return conf, nil
+	}
+	// health's errors name the file; the flag error names it once.
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &pe):
+		err = pe.Err
+	case errors.Is(err, health.ErrNoCertificates):
+		err = fmt.Errorf("%w: want the cluster CA in PEM, e.g. /etc/kubernetes/pki/ca.crt", health.ErrNoCertificates)
+	}
+	return nil, &config.FieldError{Flag: "health-ca-file", Value: caFile, Err: err}
+}
+
+// SourceAddr picks this node's own address on ifname in the VIP's family
+// from the host's addresses: the source of its VRRP adverts and its
+// tie-breaker. RFC 9568 sends IPv6 adverts from the link-local address;
+// unicast peers name global ones, so unicast IPv6 uses a global address
+// like keepalived's unicast_src_ip. The VIP itself never counts.
+func SourceAddr(addrs []hostnet.Addr, ifname string, vip netip.Addr, unicast bool) (netip.Addr, error) {
+	wantLinkLocal := vip.Is6() && !unicast
+	for _, a := range addrs {
+		ip := a.Prefix.Addr()
+		if a.Interface == ifname && ip != vip && ip.Is4() == vip.Is4() && ip.IsLinkLocalUnicast() == wantLinkLocal {
+			return ip, nil
+		}
+	}
+	kind := map[bool]string{true: "IPv6 link-local", false: "global IPv6"}[wantLinkLocal]
+	if vip.Is4() {
+		kind = "IPv4"
+	}
+	return netip.Addr{}, fmt.Errorf("has no %s address of its own to send VRRP adverts from", kind)
+}
+
+// checkStatusAddr: the status server binds its address without
+// IP_FREEBIND, so it must be loopback, the wildcard or one of the host's
+// own addresses (Validate has refused the VIP, which only one node holds).
+func checkStatusAddr(addrs []hostnet.Addr, a netip.AddrPort) error {
+	ip := a.Addr()
+	if ip.IsLoopback() || ip.IsUnspecified() {
+		return nil
+	}
+	for _, h := range addrs {
+		if h.Prefix.Addr() == ip {
+			return nil
+		}
+	}
+	return fmt.Errorf("not an address of this host: the status server could not listen there, and kubelet's liveness probe would restart hapod forever; use an address this node always has (default %s)", config.DefaultStatusAddr)
+}
