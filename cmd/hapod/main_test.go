@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"net"
@@ -144,5 +145,50 @@ func TestBadInputTable(t *testing.T) {
 				t.Errorf("files changed (%v):\nbefore %v\nafter  %v", err, before, after)
 			}
 		})
+	}
+}
+
+// TestConcurrentInitProcesses: eight `hapod init` processes started at
+// once with different settings: exactly one creates the manifest, every
+// other one exits 1 showing the difference, and the file is the winner's.
+// Issue 19, item 8.
+func TestConcurrentInitProcesses(t *testing.T) {
+	bin := buildHapod(t)
+	ifname := hostInterface(t)
+	const runs = 8
+	for round := range 5 {
+		dir := filepath.Join(t.TempDir(), "manifests")
+		cmds := make([]*exec.Cmd, runs)
+		outs := make([]*strings.Builder, runs)
+		for i := range runs {
+			cmds[i] = exec.Command(bin, "init", "--manifest-dir", dir, "--interface", ifname, "--vip", "198.18.0.10/24",
+				"--backend", "198.18.0.11:6443", "--priority", fmt.Sprint(100+i))
+			outs[i] = &strings.Builder{}
+			cmds[i].Stdout, cmds[i].Stderr = outs[i], outs[i]
+		}
+		for _, c := range cmds {
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		winner := -1
+		for i, c := range cmds {
+			err := c.Wait()
+			out := outs[i].String()
+			switch {
+			case err == nil && strings.Contains(out, "hapod: created "):
+				if winner >= 0 {
+					t.Fatalf("round %d: processes %d and %d both created the manifest", round, winner, i)
+				}
+				winner = i
+			case err != nil && strings.Contains(out, "differs from what these settings produce") && strings.Contains(out, fmt.Sprintf("+    - --priority=%d", 100+i)):
+			default:
+				t.Fatalf("round %d: process %d: %v\n%s", round, i, err, out)
+			}
+		}
+		got, err := os.ReadFile(filepath.Join(dir, "hapod.yaml"))
+		if err != nil || winner < 0 || !strings.Contains(string(got), fmt.Sprintf("- --priority=%d\n", 100+winner)) {
+			t.Fatalf("round %d: winner %d, manifest %v:\n%s", round, winner, err, got)
+		}
 	}
 }
