@@ -38,7 +38,7 @@ func defaultImage() string { return ImageRepository + ":" + Version }
 
 func generateFlags(write bool) []cli.Flag {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: flagKubeadmConfig, Usage: "kubeadm config file (v1beta3 or v1beta4): the VIP and port come from controlPlaneEndpoint (in a join file: discovery.bootstrapToken.apiServerEndpoint), this node's backend from localAPIEndpoint", Category: "Manifest", TakesFile: true},
+		&cli.StringFlag{Name: flagKubeadmConfig, Usage: fmt.Sprintf("kubeadm config file (v1beta3 or v1beta4): the VIP and port come from controlPlaneEndpoint (in a join file: discovery.bootstrapToken.apiServerEndpoint), this node's backend from localAPIEndpoint; a regular file of at most %d MiB", inputfile.MaxSize>>20), Category: "Manifest", TakesFile: true},
 		&cli.StringFlag{Name: flagImage, Usage: "container image of the pod", Value: defaultImage(), Category: "Manifest"},
 	}
 	if write {
