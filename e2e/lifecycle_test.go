@@ -28,14 +28,17 @@ type joined struct {
 	dirs []string // each node's manifest directory
 }
 
-func newJoinedCluster(t *testing.T) *joined {
+func newJoinedCluster(t *testing.T, ipv6 bool) *joined {
 	t.Helper()
 	l := lab.New(t, 3)
 	j := &joined{cluster: &cluster{t: t, lab: l, vip: l.VIP4Prefix(0)}}
+	if ipv6 {
+		j.vip = l.VIP6Prefix(0)
+	}
 	j.join = []string{"join", "--vip=" + j.vip.String(), fmt.Sprintf("--port=%d", frontendPort), "--health-check=tcp",
 		"--health-interval=500ms", "--health-timeout=400ms", "--health-rise=2", "--health-fall=2"}
 	for _, n := range l.Nodes {
-		a := netip.AddrPortFrom(n.IPv4, backendPort)
+		a := netip.AddrPortFrom(n.Addr(j.vip.Addr()), backendPort)
 		n.ServeTCP(t, a)
 		j.join = append(j.join, "--backend="+a.String())
 	}
@@ -73,23 +76,34 @@ func (j *joined) manifestArgs(i int) []string {
 	return pod.Spec.Containers[0].Args
 }
 
-// probe starts a client connecting to VIP:port every 10 ms.
-func (j *joined) probe() *lab.Probe {
-	return lab.StartProbe(context.Background(), j.lab.Client, netip.AddrPortFrom(j.vip.Addr(), frontendPort), 10*time.Millisecond)
+// probe starts a client connecting to VIP:port every 10 ms, each connect
+// given timeout.
+func (j *joined) probe(timeout time.Duration) *lab.Probe {
+	p, err := lab.StartProbeConfig(context.Background(), j.lab.Client, lab.ProbeConfig{
+		Target: netip.AddrPortFrom(j.vip.Addr(), frontendPort), Interval: 10 * time.Millisecond, Timeout: timeout})
+	if err != nil {
+		j.t.Fatal(err)
+	}
+	return p
 }
+
+// patientProbe is for tests where the VIP must not move at all: a VIP
+// removed stays removed (nothing re-adds it), while a connect a loaded
+// machine delays by a few hundred milliseconds is no failure.
+const patientProbe = time.Second
 
 // Defect 5: on the node holding the VIP the route to it goes over lo, and
 // `hapod join` refused without --interface. The README's upgrade procedure
 // (same flags, --image NEW --force) and a plain re-run must work there, and
 // write what the node got before it held the VIP, leaving the VIP alone.
 func TestJoinOnHolder(t *testing.T) {
-	j := newJoinedCluster(t)
+	j := newJoinedCluster(t, false)
 	holder := j.stableOneHolder(500 * time.Millisecond)
 	i := j.index(holder)
 	j.reach(3 * time.Second)
 	path := filepath.Join(j.dirs[i], manifest.FileName)
 	before, _ := os.ReadFile(path)
-	p := j.probe()
+	p := j.probe(patientProbe)
 
 	out, err := j.hapod(i, j.join...)
 	if err != nil || !strings.Contains(out, "hapod: unchanged "+path) {
@@ -119,11 +133,11 @@ func TestJoinOnHolder(t *testing.T) {
 // to bind its ports. It must exit non-zero with one line naming the running
 // instance, and leave the VIP and the clients alone.
 func TestSecondRunLeavesVIPAlone(t *testing.T) {
-	j := newJoinedCluster(t)
+	j := newJoinedCluster(t, false)
 	holder := j.stableOneHolder(500 * time.Millisecond)
 	i := j.index(holder)
 	j.reach(3 * time.Second)
-	p := j.probe()
+	p := j.probe(patientProbe)
 	time.Sleep(100 * time.Millisecond)
 
 	second := holder.Start(t, hapodBin, j.args[i][1:]...)
@@ -154,11 +168,11 @@ func TestSecondRunLeavesVIPAlone(t *testing.T) {
 // running hapod hand the VIP over and exit, and says so; run again it has
 // nothing to do.
 func TestResetHandsOver(t *testing.T) {
-	j := newJoinedCluster(t)
+	j := newJoinedCluster(t, false)
 	holder := j.stableOneHolder(500 * time.Millisecond)
 	i := j.index(holder)
 	j.reach(3 * time.Second)
-	p := j.probe()
+	p := j.probe(lab.DefaultProbeTimeout) // resolves the handover's outage
 	time.Sleep(200 * time.Millisecond)
 
 	start := time.Now()
@@ -202,14 +216,38 @@ func TestResetHandsOver(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "hapod: nothing to do") {
 		t.Errorf("second reset: %v\n%s", err, out)
 	}
+
+	// A backup leaves without a word on the wire; the holder keeps the VIP.
+	for k, n := range j.lab.Nodes {
+		if n == holder || n == next {
+			continue
+		}
+		out, err := j.hapod(k, "reset")
+		if err != nil || !strings.Contains(out, "(backup) was a backup and stopped") {
+			t.Errorf("reset on backup %s: %v\n%s", n.Name, err, out)
+		}
+		if err := j.procs[k].Wait(time.Second); err != nil {
+			t.Errorf("hapod on %s after reset: %v, want exited 0", n.Name, err)
+		}
+	}
+	if h := j.stableOneHolder(300 * time.Millisecond); h != next {
+		t.Errorf("holder after the backup's reset: %s, want %s", h.Name, next.Name)
+	}
 }
 
 // Defect 4, the hard half: a holder killed with SIGKILL (as kubeadm reset
 // stops pods) leaves its VIP on the interface. `hapod join` there removed
 // nothing and refused; now it removes the stale VIP, saying so, and so does
-// `hapod reset` when the manifest is gone too.
+// `hapod reset` when the manifest is gone too. IPv6 too: there the stale
+// VIP is told from the node's own addresses by its preferred lifetime 0.
 func TestStaleVIPAfterSIGKILL(t *testing.T) {
-	j := newJoinedCluster(t)
+	for _, ipv6 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "IPv4", true: "IPv6"}[ipv6], func(t *testing.T) { staleVIPAfterSIGKILL(t, ipv6) })
+	}
+}
+
+func staleVIPAfterSIGKILL(t *testing.T, ipv6 bool) {
+	j := newJoinedCluster(t, ipv6)
 	first := j.stableOneHolder(500 * time.Millisecond)
 	i := j.index(first)
 	if err := j.kill(i, syscall.SIGKILL); err == nil {

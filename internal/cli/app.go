@@ -81,7 +81,12 @@ func handover(ctx context.Context, vip netip.Addr) (state, outcome string, err e
 		return "", "", err
 	}
 	defer c.Close()
-	if state, outcome, err = c.Handover(ctx); err != nil {
+	state, outcome, err = c.Handover(ctx)
+	if errors.Is(err, instance.ErrStopped) {
+		// Already stopping (kubelet's SIGTERM): it hands over all the same.
+		outcome, err = "was stopping already (kubelet stops it once hapod.yaml is gone)", nil
+	}
+	if err != nil {
 		return state, outcome, err
 	}
 	return state, outcome, instance.WaitGone(ctx, vip)

@@ -243,7 +243,9 @@ func doReset(ctx context.Context, c *cli.Context, host Host, a resetAction, time
 		start := time.Now()
 		state, outcome, err := host.Handover(ctx, a.VIP)
 		if errors.Is(err, instance.ErrNotRunning) {
-			return nil // it exited meanwhile (kubelet stopped it); observed again next
+			// Exited meanwhile; a VIP it left is seen in the next round.
+			fmt.Fprintf(out, "hapod: %s for VIP %s had exited already (kubelet stops it once hapod.yaml is gone)\n", instance.Describe(a.PID), a.VIP)
+			return nil
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -251,7 +253,10 @@ func doReset(ctx context.Context, c *cli.Context, host Host, a resetAction, time
 			}
 			return fmt.Errorf("%s for VIP %s: %w", instance.Describe(a.PID), a.VIP, err)
 		}
-		fmt.Fprintf(out, "hapod: %s for VIP %s (%s) %s, and exited after %v\n",
+		if state != "" {
+			state = " (" + state + ")"
+		}
+		fmt.Fprintf(out, "hapod: %s for VIP %s%s %s, and exited after %v\n",
 			instance.Describe(a.PID), a.VIP, state, outcome, time.Since(start).Round(time.Millisecond))
 	case awaitExit:
 		fmt.Fprintf(out, "hapod: a hapod without the instance lock (an older version) serves VIP %s: waiting for kubelet to stop it\n", a.VIP)

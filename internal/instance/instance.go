@@ -48,6 +48,10 @@ func vipOfName(name string) (netip.Addr, bool) {
 // ErrNotRunning is returned by Dial when no hapod holds the VIP's lock.
 var ErrNotRunning = errors.New("no hapod runs for this VIP on this host")
 
+// ErrStopped is returned by Conn.Handover when the instance closed the
+// connection without reporting an outcome: it was stopping already.
+var ErrStopped = errors.New("hapod stopped without reporting how the handover went")
+
 // HeldError is Acquire's error when another process holds the lock.
 type HeldError struct {
 	// VIP is the lock's VIP.
@@ -67,7 +71,7 @@ func (e *HeldError) Error() string {
 // another PID namespace).
 func Describe(pid int) string {
 	if pid <= 0 {
-		return "another hapod (in another PID namespace: a container)"
+		return "a hapod in another PID namespace (a container)"
 	}
 	return fmt.Sprintf("hapod (pid %d)", pid)
 }

@@ -173,20 +173,25 @@ func (c *Conn) Close() error { return c.c.Close() }
 
 // Handover asks the instance to hand its VIP over and exit. It returns
 // the state the instance was in when it accepted, and the outcome it
-// reported right before exiting; ctx bounds the whole wait.
+// reported right before exiting; ctx bounds the whole wait. An instance
+// that goes away without reporting one (it was stopping already: kubelet
+// stops it once its manifest is gone) yields ErrStopped.
 func (c *Conn) Handover(ctx context.Context) (state, outcome string, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = c.c.SetDeadline(time.Now()) })
 	defer stop()
 	if _, err := c.c.Write([]byte(RequestHandover.String() + "\n")); err != nil {
-		return "", "", fmt.Errorf("send handover request: %w", err)
+		if ctx.Err() != nil {
+			return "", "", ctx.Err()
+		}
+		return "", "", fmt.Errorf("%w (sending the request: %v)", ErrStopped, err)
 	}
 	for {
 		line, err := readLine(c.r)
 		if err != nil {
 			if ctx.Err() != nil {
-				err = ctx.Err()
+				return state, "", ctx.Err()
 			}
-			return state, "", fmt.Errorf("waiting for the handover: %w", err)
+			return state, "", fmt.Errorf("%w (%v)", ErrStopped, err)
 		}
 		kind, text, err := parseReply(line)
 		if err != nil {

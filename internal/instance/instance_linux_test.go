@@ -146,3 +146,24 @@ func TestBadRequestIsAnswered(t *testing.T) {
 		t.Errorf("reply %q, %v", line, err)
 	}
 }
+
+// An instance that goes away without an outcome (it was stopping anyway,
+// as when kubelet stops it) is ErrStopped, not a hang or a bare EOF.
+func TestHandoverToAStoppingInstance(t *testing.T) {
+	vip := testVIP()
+	lock, err := Acquire(vip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Dial(vip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	lock.Release("") // before it ever served the request
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, _, err := c.Handover(ctx); !errors.Is(err, ErrStopped) {
+		t.Errorf("Handover() to a stopped instance: %v, want ErrStopped", err)
+	}
+}
