@@ -49,6 +49,8 @@ func newJoinedCluster(t *testing.T, ipv6 bool) *joined {
 		}
 		j.args = append(j.args, append([]string{hapodBin}, j.manifestArgs(i)...))
 		j.procs = append(j.procs, nil)
+	}
+	for i := range l.Nodes { // together, as newCluster does
 		j.start(i)
 	}
 	return j
@@ -208,8 +210,12 @@ func TestResetHandsOver(t *testing.T) {
 	}
 	t.Logf("hapod reset on holder %s took %v; %s took over; client outage %v (%d of %d connects failed)\n%s",
 		holder.Name, took.Round(time.Millisecond), next.Name, outage, res.Failures, res.Attempts, strings.TrimSpace(out))
-	if outage > gracefulGoal {
-		t.Errorf("client outage %v exceeds the graceful-handover goal %v\n%s", outage, gracefulGoal, res)
+	// A hard failover costs 300 ms or more here (the master-down timer:
+	// three 100 ms adverts and the skew); the handover costs nothing, but
+	// on the loaded machine one connect may take longer than the probe's
+	// 50 ms timeout and read as an outage of up to ~75 ms.
+	if outage > 3*gracefulGoal {
+		t.Errorf("client outage %v: not a graceful handover (goal %v)\n%s", outage, gracefulGoal, res)
 	}
 
 	out, err = j.hapod(i, "reset")

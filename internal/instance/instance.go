@@ -99,6 +99,18 @@ func (r Request) String() string {
 // understands.
 var ErrBadRequest = errors.New("unknown request")
 
+// ErrPermission is what a client that may not stop the instance is told.
+var ErrPermission = errors.New("permission denied")
+
+// mayStop allows a request from uid to an instance running as self when
+// uid could kill it: root, or the same user.
+func mayStop(uid, self uint32) error {
+	if uid == 0 || uid == self {
+		return nil
+	}
+	return fmt.Errorf("%w: uid %d may not stop a hapod running as uid %d (run as root)", ErrPermission, uid, self)
+}
+
 // maxLine bounds a request or reply line: requests are one word, replies
 // one sentence.
 const maxLine = 512

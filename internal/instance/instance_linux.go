@@ -57,7 +57,7 @@ func (l *Lock) Serve(handover func() string) {
 	go func() {
 		defer l.serving.Done()
 		for {
-			c, err := l.ln.Accept()
+			c, err := l.ln.AcceptUnix()
 			if err != nil {
 				return // closed by Release
 			}
@@ -70,7 +70,7 @@ func (l *Lock) Serve(handover func() string) {
 	}()
 }
 
-func (l *Lock) serve(c net.Conn, handover func() string) {
+func (l *Lock) serve(c *net.UnixConn, handover func() string) {
 	_ = c.SetReadDeadline(time.Now().Add(requestTimeout))
 	line, err := readLine(bufio.NewReader(c))
 	if err != nil {
@@ -79,6 +79,14 @@ func (l *Lock) serve(c net.Conn, handover func() string) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	req, err := ParseRequest(line)
+	if err == nil {
+		// Anyone in the network namespace can connect to an abstract
+		// socket; stopping hapod is for those who could kill it.
+		var cred *unix.Ucred
+		if cred, err = peerCred(c); err == nil {
+			err = mayStop(cred.Uid, uint32(os.Geteuid()))
+		}
+	}
 	if err != nil {
 		_, _ = c.Write([]byte(reply(replyError, err.Error())))
 		c.Close()
@@ -140,32 +148,33 @@ func Dial(vip netip.Addr) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", Name(vip), err)
 	}
-	pid, err := peerPID(c)
+	cred, err := peerCred(c)
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", Name(vip), err)
 	}
-	return &Conn{VIP: vip, PID: pid, c: c, r: bufio.NewReader(c)}, nil
+	return &Conn{VIP: vip, PID: int(cred.Pid), c: c, r: bufio.NewReader(c)}, nil
 }
 
-// peerPID is the PID of the process that listens on the socket c is
-// connected to (SO_PEERCRED), 0 when it lives in another PID namespace.
-func peerPID(c *net.UnixConn) (int, error) {
+// peerCred is the process at the other end of c (SO_PEERCRED): for a
+// client, the one that listens; for the listener, the one that connected.
+// Its PID is 0 when it lives in another PID namespace.
+func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	var cred *unix.Ucred
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	}); err != nil {
-		return 0, err
+		return nil, err
 	}
 	if serr != nil {
-		return 0, fmt.Errorf("SO_PEERCRED: %w", serr)
+		return nil, fmt.Errorf("SO_PEERCRED: %w", serr)
 	}
-	return int(cred.Pid), nil
+	return cred, nil
 }
 
 // Close closes the connection.

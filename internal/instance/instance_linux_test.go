@@ -7,9 +7,12 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -165,5 +168,62 @@ func TestHandoverToAStoppingInstance(t *testing.T) {
 	defer cancel()
 	if _, _, err := c.Handover(ctx); !errors.Is(err, ErrStopped) {
 		t.Errorf("Handover() to a stopped instance: %v, want ErrStopped", err)
+	}
+}
+
+// helperVIPEnv makes the test binary a client that asks VIP for a
+// handover (TestOtherUserMayNotStop runs it as another user).
+const helperVIPEnv = "HAPOD_INSTANCE_TEST_HANDOVER_VIP"
+
+func TestMain(m *testing.M) {
+	if v := os.Getenv(helperVIPEnv); v != "" {
+		c, err := Dial(netip.MustParseAddr(v))
+		if err == nil {
+			_, _, err = c.Handover(context.Background())
+		}
+		fmt.Println(err)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestOtherUserMayNotStop(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run a client as another user")
+	}
+	vip := testVIP()
+	lock, err := Acquire(vip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release("")
+	lock.Serve(func() string { t.Error("handover called for uid 65534"); return "" })
+	// A copy of this test binary that uid 65534 may run (the build
+	// directory is root's alone).
+	dir, err := os.MkdirTemp("", "hapod-instance-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := filepath.Join(dir, "client")
+	if err := os.WriteFile(client, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(client, "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperVIPEnv+"="+vip.String())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("client as uid 65534: %v\n%s", err, out)
+	}
+	if want := "hapod refused the handover: permission denied: uid 65534 may not stop a hapod running as uid 0"; !strings.Contains(string(out), want) {
+		t.Errorf("client as uid 65534 got %q, want %q", out, want)
 	}
 }

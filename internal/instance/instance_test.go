@@ -111,3 +111,21 @@ func TestParseProcNetUnix(t *testing.T) {
 		t.Errorf("running VIPs %v, want %v (listening hapod locks only, each once)", got, want)
 	}
 }
+
+func TestMayStop(t *testing.T) {
+	for _, tc := range []struct {
+		uid, self uint32
+		ok        bool
+	}{
+		{0, 0, true},
+		{0, 1000, true},     // root stops anyone's
+		{1000, 1000, true},  // the same user
+		{1000, 0, false},    // anyone in the namespace can connect: not stop
+		{1000, 1001, false}, // nor another user's
+	} {
+		err := mayStop(tc.uid, tc.self)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrPermission)) {
+			t.Errorf("mayStop(uid %d, hapod as %d) = %v, want allowed %v", tc.uid, tc.self, err, tc.ok)
+		}
+	}
+}
