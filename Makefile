@@ -6,13 +6,33 @@ SHELL    := /bin/bash
 # go from PATH, else where the official tarball puts it: sudo's secure_path
 # (`sudo make demo`, `sudo make e2e`) lacks /usr/local/go/bin.
 GO       ?= $(or $(shell command -v go 2>/dev/null),$(wildcard /usr/local/go/bin/go),go)
+# A release is a tag vMAJOR.MINOR.PATCH (CHANGELOG.md); any other tree gets
+# git describe's name for it (v1.2.3-4-gabcdef0, ...-dirty), which hapod
+# reports as not a release.
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMAGE    ?= localhost/hapod:$(VERSION)
-CONTAINER ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
 LDFLAGS  := -s -w -X github.com/hapod/hapod/internal/cli.Version=$(VERSION)
 BIN      := bin/hapod
+# Release artefacts: static binaries, SHA256SUMS and the image archive.
+DIST     ?= dist
+ARCHES   := amd64 arm64
+HOSTARCH := $(shell $(GO) env GOARCH)
+BINARIES := $(ARCHES:%=$(DIST)/hapod-linux-%)
+ARCHIVE  := $(DIST)/hapod-image-$(VERSION).oci.tar
+# Image timestamps from the commit, so rebuilding a commit gives the same digests.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# podman keeps the multi-arch manifest list in a store of its own: podman
+# 4.3 (Debian 12) fails `podman images` on any store holding a list.
+IMAGE_STORE ?= bin/image-store
+PODMAN_LIST := podman --root $(abspath $(IMAGE_STORE))/root --runroot $(abspath $(IMAGE_STORE))/run --storage-driver vfs
+IMAGE_BUILD := build --timestamp $(SOURCE_DATE_EPOCH) --build-arg VERSION=$(VERSION) -f $(CURDIR)/Dockerfile
+# Tools installed from the Go module proxy, outside the repo.
+TOOLS    ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hapod-tools
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := $(TOOLS)/actionlint-$(ACTIONLINT_VERSION)
 
-.PHONY: all build static test unit e2e bench bench-failover bench-proxy fuzz lint manifests check-manifests image demo clean
+.PHONY: all build static test unit e2e bench bench-failover bench-proxy fuzz lint lint-workflows manifests check-manifests \
+	dist checksums image image-archive image-push sign release-snapshot demo clean
 
 all: build
 
@@ -55,6 +75,15 @@ lint:
 	$(GO) vet ./...
 	GOOS=darwin $(GO) vet ./...
 	@$(GO) mod tidy -diff >/dev/null || { echo "go mod tidy would change go.mod/go.sum"; $(GO) mod tidy -diff; exit 1; }
+	$(MAKE) -s lint-workflows
+
+lint-workflows: $(ACTIONLINT)
+	$(ACTIONLINT) -no-color
+
+$(ACTIONLINT):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	mv $(TOOLS)/actionlint $@
 
 # The example manifests are the generator's output for fixed inputs.
 MANIFESTS_DIR ?= manifests
@@ -72,11 +101,60 @@ check-manifests:
 	  $(MAKE) -s manifests MANIFESTS_DIR=$$tmp >/dev/null && \
 	  if ! diff -ru manifests $$tmp; then echo "manifests/ differ from the generator's output: run make manifests"; exit 1; fi
 
-image: static
-	$(CONTAINER) build --build-arg VERSION=$(VERSION) -t $(IMAGE) -f Dockerfile .
+# Static binaries for every release architecture, and their checksums.
+dist: $(BINARIES)
+	$(MAKE) -s checksums
+
+$(DIST)/hapod-linux-%: FORCE
+	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/hapod
+
+# SHA256SUMS covers the binaries and, once made, this version's image archive.
+checksums:
+	cd $(DIST) && sha256sum $(notdir $(BINARIES)) $$(ls $(notdir $(ARCHIVE)) 2>/dev/null) > SHA256SUMS
+
+# The multi-arch image from the static binaries: FROM scratch and COPY, so
+# building arm64 on amd64 needs no emulation. The manifest list $(IMAGE)
+# lives in $(IMAGE_STORE); podman's own store gets this host's
+# architecture under $(IMAGE) (same digest), for podman and `podman save`.
+image: dist
+	rm -rf $(IMAGE_STORE)
+	for arch in $(ARCHES); do \
+	  $(PODMAN_LIST) $(IMAGE_BUILD) --platform linux/$$arch -t $(IMAGE)-$$arch $(DIST); done
+	$(PODMAN_LIST) manifest create $(IMAGE)
+	for arch in $(ARCHES); do \
+	  $(PODMAN_LIST) manifest add $(IMAGE) containers-storage:$(IMAGE)-$$arch; done
+	podman $(IMAGE_BUILD) --platform linux/$(HOSTARCH) -t $(IMAGE) $(DIST)
+
+# An OCI archive of both architectures, named $(IMAGE), for air-gapped
+# nodes: ctr -n k8s.io images import $(ARCHIVE)
+image-archive: image
+	rm -f $(ARCHIVE)
+	$(PODMAN_LIST) manifest push --all --format oci $(IMAGE) oci-archive:$(abspath $(ARCHIVE)):$(IMAGE)
+	$(MAKE) -s checksums
+
+# Push the list made by `make image` (IMAGE=ghcr.io/hapod/hapod:vX.Y.Z,
+# after podman login); its digest goes to $(DIST)/image.digest for signing.
+image-push:
+	$(PODMAN_LIST) manifest push --all --format oci --digestfile $(DIST)/image.digest $(IMAGE) docker://$(IMAGE)
+
+# cosign keyless (the CI job's OIDC identity): the pushed image by digest,
+# and SHA256SUMS, whose bundle is a release asset.
+sign:
+	image=$(IMAGE); cosign sign --yes "$${image%:*}@$$(cat $(DIST)/image.digest)"
+	cosign sign-blob --yes --bundle $(DIST)/SHA256SUMS.cosign.bundle $(DIST)/SHA256SUMS
+
+# Every release artefact built here and checked: both binaries' file
+# types, the amd64 one's version, both platforms in the image's list, the
+# archive imported into a throwaway containerd and run from there, and the
+# release workflow through actionlint.
+release-snapshot: lint-workflows image-archive
+	HAPOD_DIST=$(abspath $(DIST)) HAPOD_VERSION=$(VERSION) HAPOD_IMAGE=$(IMAGE) \
+	  $(GO) test -count=1 -timeout 20m -v -run 'TestReleaseArtefacts' ./e2e/
+
+FORCE:
 
 demo: static
 	$(GO) run ./e2e/demo $(DEMO_FLAGS)
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)

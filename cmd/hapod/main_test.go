@@ -105,7 +105,7 @@ func hostInterface(t *testing.T) string {
 // stdout, no file created or changed. Cases that depend on the in-process
 // test's fake host (its addresses, its DHCP server) are skipped;
 // --interface names one of this host's own, so that no case depends on its
-// routes.
+// routes, and --image is given because the binary is not a release build.
 func TestBadInputTable(t *testing.T) {
 	bin := buildHapod(t)
 	ifname := hostInterface(t)
@@ -120,7 +120,8 @@ func TestBadInputTable(t *testing.T) {
 				t.Skip("depends on the in-process test's fake host")
 			}
 			dir := filepath.Join(t.TempDir(), "manifests")
-			args := append([]string{"init", "--manifest-dir", dir, "--interface", ifname}, tc.Args...)
+			// A plain go build is not a release: it needs --image.
+			args := append([]string{"init", "--manifest-dir", dir, "--interface", ifname, "--image", "localhost/hapod:test"}, tc.Args...)
 			for i, a := range args {
 				if a == "--manifest-dir" {
 					dir = args[i+1]

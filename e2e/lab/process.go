@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -37,13 +38,25 @@ const logTailLines = 60
 // leave a daemon holding a VIP.
 func (n *Node) Start(t T, name string, args ...string) *Process {
 	t.Helper()
+	return n.start(t, name, n.Command(context.Background(), name, args...))
+}
+
+// StartNetOnly is Start entering only the node's network namespace
+// (nsenter --net), so the process sees the host's /sys and its cgroup
+// tree, which a container runtime needs (`ip netns exec` remounts /sys).
+func (n *Node) StartNetOnly(t T, name string, args ...string) *Process {
+	t.Helper()
+	return n.start(t, name, exec.Command("nsenter", append([]string{"--net=" + n.NetNSPath(), name}, args...)...))
+}
+
+func (n *Node) start(t T, name string, cmd *exec.Cmd) *Process {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), n.Name+"-"+logName(name)+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatalf("%s: %v", n.Name, err)
 	}
 	defer f.Close()
-	cmd := n.Command(context.Background(), name, args...)
 	cmd.Stdout = f
 	cmd.Stderr = f
 	cmd.SysProcAttr = sysProcAttr()

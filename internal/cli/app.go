@@ -13,17 +13,22 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hapod/hapod/internal/cri"
 	"github.com/hapod/hapod/internal/hostnet"
 	"github.com/hapod/hapod/internal/instance"
+	"github.com/hapod/hapod/internal/release"
 	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/dhcpvip"
 )
 
-// Version is stamped at build time with -ldflags "-X ...cli.Version=v1.2.3".
-var Version = "dev"
+// Version is stamped at build time with -ldflags "-X ...cli.Version=v1.2.3"
+// (make stamps `git describe --tags --always --dirty`); main resolves an
+// unstamped one with release.Resolve.
+var Version = release.Unstamped
 
-// ImageRepository is where release images are published; the default image
-// is this repository tagged with Version.
+// ImageRepository is where release images are published; a release build's
+// default image is this repository tagged with Version. Other builds have
+// no default image: nothing publishes one of their version.
 const ImageRepository = "ghcr.io/hapod/hapod"
 
 // Host is what the commands ask of the machine they run on. Tests replace
@@ -51,6 +56,11 @@ type Host struct {
 	// exit, and returns once it has exited: the state it was in and how
 	// the handover went, in its words.
 	Handover func(ctx context.Context, vip netip.Addr) (state, outcome string, err error)
+	// DetectRuntime returns the CRI socket kubeadm would use.
+	DetectRuntime func() (string, error)
+	// ImagePresent asks the container runtime at a CRI socket whether an
+	// image is there.
+	ImagePresent func(ctx context.Context, endpoint, image string) (bool, error)
 }
 
 // SystemHost asks the kernel and the network.
@@ -67,10 +77,12 @@ var SystemHost = Host{
 		defer c.Close()
 		return c.PID, nil
 	},
-	Instances:  instance.List,
-	Listening:  hostnet.Listening,
-	RemoveAddr: hostnet.RemoveAddr,
-	Handover:   handover,
+	Instances:     instance.List,
+	Listening:     hostnet.Listening,
+	RemoveAddr:    hostnet.RemoveAddr,
+	Handover:      handover,
+	DetectRuntime: cri.Detect,
+	ImagePresent:  cri.ImagePresent,
 }
 
 // handover asks vip's running instance to hand over, and waits until its
@@ -156,7 +168,11 @@ func versionCommand() *cli.Command {
 		Name:  "version",
 		Usage: "print hapod's version",
 		Action: func(c *cli.Context) error {
-			fmt.Fprintf(c.App.Writer, "hapod %s\n", Version)
+			if release.IsRelease(Version) {
+				fmt.Fprintf(c.App.Writer, "hapod %s\n", Version)
+				return nil
+			}
+			fmt.Fprintf(c.App.Writer, "hapod %s (not a release: built from an untagged or modified tree; init, join and manifest need --image)\n", Version)
 			return nil
 		},
 	}

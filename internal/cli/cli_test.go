@@ -48,6 +48,8 @@ func fakeHost(extra ...hostnet.Addr) Host {
 			}
 			return "eth0", nil
 		},
+		DetectRuntime: func() (string, error) { return "unix:///var/run/containerd/containerd.sock", nil },
+		ImagePresent:  func(context.Context, string, string) (bool, error) { return true, nil },
 		Addrs: func() ([]hostnet.Addr, error) {
 			return append([]hostnet.Addr{
 				{Prefix: netip.MustParsePrefix("127.0.0.1/8"), Interface: "lo"},
@@ -386,11 +388,10 @@ func TestJoinCommandWorksOnEveryNode(t *testing.T) {
 	if !strings.Contains(strings.Join(join, " "), "--peer=198.18.0.11 --peer=198.18.0.12 --peer=198.18.0.13") {
 		t.Errorf("join command does not list every node as a peer: %q", join)
 	}
-	node2 := Host{
-		RouteInterface: func(netip.Addr) (string, error) { return "ens3", nil },
-		Addrs: func() ([]hostnet.Addr, error) {
-			return []hostnet.Addr{{Prefix: netip.MustParsePrefix("198.18.0.12/24"), Interface: "ens3"}}, nil
-		},
+	node2 := fakeHost()
+	node2.RouteInterface = func(netip.Addr) (string, error) { return "ens3", nil }
+	node2.Addrs = func() ([]hostnet.Addr, error) {
+		return []hostnet.Addr{{Prefix: netip.MustParsePrefix("198.18.0.12/24"), Interface: "ens3"}}, nil
 	}
 	dir2 := t.TempDir()
 	if r := run(t, node2, append(join, "--manifest-dir", dir2)...); r.err != nil {
@@ -587,11 +588,10 @@ func TestKubeadmDNSEndpointWithVIP(t *testing.T) {
 // the VIP and port (discovery.bootstrapToken.apiServerEndpoint) and this
 // node's backend (controlPlane.localAPIEndpoint), in v1beta3 and v1beta4.
 func TestJoinKubeadmConfigOnly(t *testing.T) {
-	node3 := Host{
-		RouteInterface: func(netip.Addr) (string, error) { return "ens3", nil },
-		Addrs: func() ([]hostnet.Addr, error) {
-			return []hostnet.Addr{{Prefix: netip.MustParsePrefix("198.18.0.13/24"), Interface: "ens3"}}, nil
-		},
+	node3 := fakeHost()
+	node3.RouteInterface = func(netip.Addr) (string, error) { return "ens3", nil }
+	node3.Addrs = func() ([]hostnet.Addr, error) {
+		return []hostnet.Addr{{Prefix: netip.MustParsePrefix("198.18.0.13/24"), Interface: "ens3"}}, nil
 	}
 	join := func(version, endpoint string) string {
 		return "apiVersion: kubeadm.k8s.io/" + version + "\nkind: JoinConfiguration\n" +
@@ -643,7 +643,7 @@ func TestJoinKubeadmConfigOnly(t *testing.T) {
 }
 
 func TestVersionAndHelp(t *testing.T) {
-	if r := run(t, fakeHost(), "version"); r.err != nil || r.stdout != "hapod dev\n" {
+	if r := run(t, fakeHost(), "version"); r.err != nil || r.stdout != "hapod v1.2.3\n" {
 		t.Errorf("version: %q %v", r.stdout, r.err)
 	}
 	r := run(t, fakeHost(), "--help")

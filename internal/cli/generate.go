@@ -12,9 +12,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hapod/hapod/internal/cri"
 	"github.com/hapod/hapod/internal/hostnet"
 	"github.com/hapod/hapod/internal/inputfile"
 	"github.com/hapod/hapod/internal/preflight"
+	"github.com/hapod/hapod/internal/release"
 	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/dhcpvip"
 	"github.com/hapod/hapod/pkg/kubeadm"
@@ -32,20 +34,31 @@ const (
 	flagImage         = "image"
 	flagDryRun        = "dry-run"
 	flagForce         = "force"
+	flagCRISocket     = "cri-socket"
+	flagOffline       = "offline"
 )
 
-func defaultImage() string { return ImageRepository + ":" + Version }
+// defaultImage is the published image of this release, or "" for a build
+// that is not a release: there is none of its version.
+func defaultImage() string {
+	if !release.IsRelease(Version) {
+		return ""
+	}
+	return ImageRepository + ":" + Version
+}
 
 func generateFlags(write bool) []cli.Flag {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: flagKubeadmConfig, Usage: fmt.Sprintf("kubeadm config file (v1beta3 or v1beta4): the VIP and port come from controlPlaneEndpoint (in a join file: discovery.bootstrapToken.apiServerEndpoint), this node's backend from localAPIEndpoint; a regular file of at most %d MiB", inputfile.MaxSize>>20), Category: "Manifest", TakesFile: true},
-		&cli.StringFlag{Name: flagImage, Usage: "container image of the pod", Value: defaultImage(), Category: "Manifest"},
+		&cli.StringFlag{Name: flagImage, Usage: "container image of the pod (required unless hapod is a release build)", Value: defaultImage(), Category: "Manifest"},
 	}
 	if write {
 		flags = append(flags,
 			&cli.StringFlag{Name: flagManifestDir, Usage: "directory kubelet watches for static pods", Value: DefaultManifestDir, Category: "Manifest", TakesFile: true},
 			&cli.BoolFlag{Name: flagDryRun, Usage: "print the manifest and what would happen; write nothing (with --vip dhcp it still takes a real lease, to have an address to render, and says so)", Category: "Manifest"},
-			&cli.BoolFlag{Name: flagForce, Usage: "replace a different existing hapod.yaml (without it hapod shows the difference and stops)", Category: "Manifest"},
+			&cli.BoolFlag{Name: flagForce, Usage: "replace a different existing hapod.yaml (without it hapod shows the difference and stops); go on without the image when it is missing and cannot be pulled", Category: "Manifest"},
+			&cli.StringFlag{Name: flagCRISocket, Usage: "container runtime socket asked whether the image is on this node (default: the first that exists of kubeadm's: " + strings.Join(cri.DefaultEndpoints, ", ") + ")", Category: "Manifest"},
+			&cli.BoolFlag{Name: flagOffline, Usage: "kubelet cannot pull images here (air-gapped): stop unless the image is already on this node", Category: "Manifest"},
 		)
 	}
 	return append(flags, configFlags()...)
@@ -164,6 +177,9 @@ func generate(c *cli.Context, host Host, m mode) error {
 		return err
 	}
 	image := c.String(flagImage)
+	if image == "" && !c.IsSet(flagImage) {
+		return imageRequired()
+	}
 	if err := manifest.CheckImage(image); err != nil {
 		return &config.FieldError{Flag: flagImage, Value: image, Err: err}
 	}
@@ -195,6 +211,13 @@ func generate(c *cli.Context, host Host, m mode) error {
 	}
 	for _, w := range cfg.Warnings() {
 		notes = append(notes, "warning: "+w)
+	}
+	if m != modePrint {
+		note, err := checkImage(c, host, image).verdict(c.Bool(flagOffline), c.Bool(flagForce))
+		if err != nil {
+			return err
+		}
+		notes = append(notes, note)
 	}
 	if m == modePrint {
 		if _, err := c.App.Writer.Write(data); err != nil {

@@ -25,8 +25,11 @@ func FlagReference() string {
 		repeat := ""
 		switch fl := f.(type) {
 		case *cli.StringFlag:
-			// The image tag follows the binary's version.
-			def = strings.ReplaceAll(fl.Value, ":"+Version, ":<version>")
+			def = fl.Value
+			if name == flagImage {
+				// A release build's default; other builds have none.
+				def = ImageRepository + ":<version>"
+			}
 		case *cli.BoolFlag:
 			def = fmt.Sprint(fl.Value)
 		case *cli.StringSliceFlag:

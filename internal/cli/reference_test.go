@@ -45,8 +45,9 @@ func TestREADMEFlagReference(t *testing.T) {
 }
 
 // TestFlagSets keeps the README's words about the flag table true:
-// `hapod manifest` takes init's flags but --manifest-dir, --dry-run and
-// --force, and `hapod run` takes the flags from --vip on.
+// `hapod manifest` takes init's flags but --manifest-dir, --dry-run,
+// --force, --cri-socket and --offline, and `hapod run` takes the flags from
+// --vip on.
 func TestFlagSets(t *testing.T) {
 	names := func(flags []cli.Flag) []string {
 		var out []string
@@ -61,12 +62,12 @@ func TestFlagSets(t *testing.T) {
 	all := names(generateFlags(true))
 	var withoutWrite []string
 	for _, n := range all {
-		if n != flagManifestDir && n != flagDryRun && n != flagForce {
+		if !slices.Contains([]string{flagManifestDir, flagDryRun, flagForce, flagCRISocket, flagOffline}, n) {
 			withoutWrite = append(withoutWrite, n)
 		}
 	}
 	if got := names(manifestCommand(fakeHost()).Flags); !slices.Equal(got, withoutWrite) {
-		t.Errorf("hapod manifest flags:\n%v\nwant init's but --manifest-dir, --dry-run, --force:\n%v", got, withoutWrite)
+		t.Errorf("hapod manifest flags:\n%v\nwant init's but --manifest-dir, --dry-run, --force, --cri-socket, --offline:\n%v", got, withoutWrite)
 	}
 	i := slices.Index(all, "vip")
 	if got := names(runCommand().Flags); i < 0 || !slices.Equal(got, all[i:]) {
