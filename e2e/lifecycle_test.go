@@ -35,7 +35,8 @@ func newJoinedCluster(t *testing.T, ipv6 bool) *joined {
 	if ipv6 {
 		j.vip = l.VIP6Prefix(0)
 	}
-	j.join = []string{"join", "--vip=" + j.vip.String(), fmt.Sprintf("--port=%d", frontendPort), "--health-check=tcp",
+	// The test binary is not a release build: it needs --image.
+	j.join = []string{"join", "--vip=" + j.vip.String(), fmt.Sprintf("--port=%d", frontendPort), "--image=example.test/hapod:e2e", "--health-check=tcp",
 		"--health-interval=500ms", "--health-timeout=400ms", "--health-rise=2", "--health-fall=2"}
 	for _, n := range l.Nodes {
 		a := netip.AddrPortFrom(n.Addr(j.vip.Addr()), backendPort)
