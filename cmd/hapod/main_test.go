@@ -163,7 +163,7 @@ func TestConcurrentInitProcesses(t *testing.T) {
 		outs := make([]*strings.Builder, runs)
 		for i := range runs {
 			cmds[i] = exec.Command(bin, "init", "--manifest-dir", dir, "--interface", ifname, "--vip", "198.18.0.10/24",
-				"--backend", "198.18.0.11:6443", "--priority", fmt.Sprint(100+i))
+				"--backend", "198.18.0.11:6443", "--priority", fmt.Sprint(100+i), "--image", "example.test/hapod:test")
 			outs[i] = &strings.Builder{}
 			cmds[i].Stdout, cmds[i].Stderr = outs[i], outs[i]
 		}
