@@ -57,7 +57,7 @@ func generateFlags(write bool) []cli.Flag {
 			&cli.StringFlag{Name: flagManifestDir, Usage: "directory kubelet watches for static pods", Value: DefaultManifestDir, Category: "Manifest", TakesFile: true},
 			&cli.BoolFlag{Name: flagDryRun, Usage: "print the manifest and what would happen; write nothing (with --vip dhcp it still takes a real lease, to have an address to render, and says so)", Category: "Manifest"},
 			&cli.BoolFlag{Name: flagForce, Usage: "replace a different existing hapod.yaml (without it hapod shows the difference and stops); go on without the image when it is missing and cannot be pulled", Category: "Manifest"},
-			&cli.StringFlag{Name: flagCRISocket, Usage: "container runtime socket asked whether the image is on this node (default: the first that exists of kubeadm's: " + strings.Join(cri.DefaultEndpoints, ", ") + ")", Category: "Manifest"},
+			&cli.StringFlag{Name: flagCRISocket, Usage: "container runtime socket asked whether the image is on this node (default: the kubeadm config's nodeRegistration.criSocket, else the first that exists of " + strings.Join(cri.DefaultEndpoints, ", ") + ")", Category: "Manifest"},
 			&cli.BoolFlag{Name: flagOffline, Usage: "kubelet cannot pull images here (air-gapped): stop unless the image is already on this node", Category: "Manifest"},
 		)
 	}
@@ -213,7 +213,11 @@ func generate(c *cli.Context, host Host, m mode) error {
 		notes = append(notes, "warning: "+w)
 	}
 	if m != modePrint {
-		note, err := checkImage(c, host, image).verdict(c.Bool(flagOffline), c.Bool(flagForce))
+		ic, err := checkImage(c, host, image)
+		if err != nil {
+			return err
+		}
+		note, err := ic.verdict(c.Bool(flagOffline), c.Bool(flagForce))
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hapod/hapod/internal/cri"
 	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/kubeadm"
 )
 
 // imageRequired is the error for --image not given to a build that is not
@@ -60,18 +61,26 @@ func (ic imageCheck) verdict(offline, force bool) (string, error) {
 		"not on this node (%s) and kubelet cannot pull it (%s): import it first: %s (or --force)", ic.Endpoint, why, importCmd)}
 }
 
-// checkImage asks the node's container runtime (--cri-socket, else the
-// first socket kubeadm would find) whether image is there.
-func checkImage(c *cli.Context, host Host, image string) imageCheck {
+// checkImage asks the node's container runtime whether image is there: the
+// one kubeadm uses, given by --cri-socket, else by the kubeadm config's
+// nodeRegistration.criSocket, else the first socket kubeadm would find.
+func checkImage(c *cli.Context, host Host, image string) (imageCheck, error) {
 	ic := imageCheck{Image: image, Endpoint: c.String(flagCRISocket)}
+	if path := c.String(flagKubeadmConfig); ic.Endpoint == "" && path != "" {
+		f, err := kubeadm.Load(c.Context, path)
+		if err != nil {
+			return ic, err
+		}
+		ic.Endpoint = f.CRISocket()
+	}
 	if ic.Endpoint == "" {
 		ic.Endpoint, ic.Err = host.DetectRuntime()
 		if ic.Err != nil {
-			return ic
+			return ic, nil
 		}
 	}
 	ic.Present, ic.Err = host.ImagePresent(c.Context, ic.Endpoint, image)
-	return ic
+	return ic, nil
 }
 
 // archiveName is the release's image archive for image's tag.

@@ -165,3 +165,33 @@ func TestImageCheckDetectsSocket(t *testing.T) {
 		t.Errorf("manifest: %v, asked %q, stderr %q", r.err, asked, r.stderr)
 	}
 }
+
+// TestImageCheckKubeadmSocket: the kubeadm config's criSocket is the
+// runtime asked, unless --cri-socket names another.
+func TestImageCheckKubeadmSocket(t *testing.T) {
+	const crio = "unix:///var/run/crio/crio.sock"
+	kcfg := filepath.Join(t.TempDir(), "kubeadm.yaml")
+	if err := os.WriteFile(kcfg, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  criSocket: "+crio+"\n---\n"+
+		"apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.10:8443\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host := fakeHost()
+	var asked []string
+	host.ImagePresent = func(_ context.Context, endpoint, _ string) (bool, error) {
+		asked = append(asked, endpoint)
+		return true, nil
+	}
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{nil, crio},
+		{[]string{"--cri-socket", "unix:///run/other.sock"}, "unix:///run/other.sock"},
+	} {
+		asked = nil
+		args := append([]string{"init", "--manifest-dir", t.TempDir(), "--kubeadm-config", kcfg}, backends...)
+		if r := run(t, host, append(args, tc.flags...)...); r.err != nil || !slices.Equal(asked, []string{tc.want}) {
+			t.Errorf("%q: %v, asked %q, want %s", tc.flags, r.err, asked, tc.want)
+		}
+	}
+}

@@ -519,3 +519,25 @@ func FuzzParse(f *testing.F) {
 		_ = CheckVIP(s.Endpoint.Addr(), s)
 	})
 }
+
+// TestCRISocket: nodeRegistration.criSocket of the InitConfiguration, else
+// of the JoinConfiguration, in both API versions; none given is "".
+func TestCRISocket(t *testing.T) {
+	const crio = "unix:///var/run/crio/crio.sock"
+	for _, tc := range []struct{ name, doc, want string }{
+		{"init v1beta4", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  criSocket: " + crio + "\n", crio},
+		{"join v1beta3", "apiVersion: kubeadm.k8s.io/v1beta3\nkind: JoinConfiguration\nnodeRegistration:\n  criSocket: " + crio + "\n" +
+			"discovery:\n  bootstrapToken:\n    apiServerEndpoint: 198.18.0.10:8443\n", crio},
+		{"init first", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  criSocket: " + crio + "\n---\n" +
+			"apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\nnodeRegistration:\n  criSocket: unix:///other.sock\n", crio},
+		{"none", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.10:8443\n", ""},
+	} {
+		f, err := Parse([]byte(tc.doc), tc.name)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := f.CRISocket(); got != tc.want {
+			t.Errorf("%s: CRISocket() = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

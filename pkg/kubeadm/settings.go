@@ -83,6 +83,19 @@ type Settings struct {
 	CertSANs []string
 }
 
+// CRISocket is the container runtime socket the file gives this node
+// (nodeRegistration.criSocket of the InitConfiguration, else of the
+// JoinConfiguration); "" when it gives none and kubeadm detects one.
+func (f *File) CRISocket() string {
+	if f.Init != nil && f.Init.NodeRegistration.CRISocket != "" {
+		return f.Init.NodeRegistration.CRISocket
+	}
+	if f.Join != nil {
+		return f.Join.NodeRegistration.CRISocket
+	}
+	return ""
+}
+
 // EndpointString is the endpoint as host:port, the host being the IP
 // address or the DNS name; "" when no endpoint is set.
 func (s Settings) EndpointString() string {

@@ -24,6 +24,15 @@ type InitConfiguration struct {
 	// LocalAPIEndpoint is where this node's kube-apiserver advertises and
 	// binds. Nil when the document does not set it.
 	LocalAPIEndpoint *APIEndpoint `json:"localAPIEndpoint,omitempty"`
+	// NodeRegistration is how this node registers with the cluster.
+	NodeRegistration NodeRegistration `json:"nodeRegistration,omitempty"`
+}
+
+// NodeRegistration is nodeRegistration of an Init- or JoinConfiguration.
+type NodeRegistration struct {
+	// CRISocket is the container runtime kubeadm and kubelet use on this
+	// node ("unix:///var/run/crio/crio.sock"); empty: kubeadm detects it.
+	CRISocket string `json:"criSocket,omitempty"`
 }
 
 // ClusterConfiguration is the cluster-wide part of `kubeadm init --config`.
@@ -51,6 +60,8 @@ type JoinConfiguration struct {
 	ControlPlane *JoinControlPlane `json:"controlPlane,omitempty"`
 	// Discovery is how the node finds the cluster.
 	Discovery Discovery `json:"discovery,omitempty"`
+	// NodeRegistration is how this node registers with the cluster.
+	NodeRegistration NodeRegistration `json:"nodeRegistration,omitempty"`
 }
 
 // Discovery is JoinConfiguration.discovery (the same shape in v1beta3 and
