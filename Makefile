@@ -39,7 +39,8 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hapod
 
-# The image's binary: static, no libc.
+# A static binary (no libc) for this host, for the demo and the e2e tests;
+# the image's binaries come from `make dist`.
 static:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/hapod-static ./cmd/hapod
 
