@@ -304,3 +304,49 @@ func staleVIPAfterSIGKILL(t *testing.T, ipv6 bool) {
 	j.waitOneHolder(3 * time.Second)
 	t.Logf("SIGKILL of %s, %s took over; hapod reset --vip on %s: %s", second.Name, third.Name, second.Name, strings.TrimSpace(out))
 }
+
+// With kubelet running, removing hapod.yaml makes kubelet stop the pod
+// (SIGTERM) while `hapod reset` asks it to hand over: whichever comes
+// first, the VIP moves gracefully, reset exits 0 and says what happened.
+func TestResetWhileKubeletStopsHapod(t *testing.T) {
+	j := newJoinedCluster(t, false)
+	holder := j.stableOneHolder(500 * time.Millisecond)
+	i := j.index(holder)
+	j.reach(3 * time.Second)
+	p := j.probe(lab.DefaultProbeTimeout)
+	time.Sleep(200 * time.Millisecond)
+
+	start := time.Now()
+	if err := j.procs[i].Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	out, err := j.hapod(i, "reset")
+	if err != nil {
+		t.Fatalf("hapod reset on %s while it stops: %v\n%s", holder.Name, err, out)
+	}
+	said := false
+	for _, what := range []string{"handed the VIP over to", "was stopping already", "had exited already"} {
+		said = said || strings.Contains(out, what)
+	}
+	if !said || strings.Contains(out, "was a backup") {
+		t.Errorf("reset does not say what became of the running holder:\n%s", out)
+	}
+	if err := j.procs[i].Wait(time.Second); err != nil {
+		t.Errorf("hapod on %s: %v, want exited 0", holder.Name, err)
+	}
+	next, _ := j.waitOneHolder(3*time.Second, holder)
+	if holder.HasAddr(j.vip.Addr()) {
+		t.Errorf("%s still has the VIP", holder.Name)
+	}
+	time.Sleep(300 * time.Millisecond)
+	res := p.Stop()
+	var outage time.Duration
+	if o, ok := res.OutageAt(start); ok {
+		outage = o.Duration
+	}
+	t.Logf("SIGTERM and hapod reset on holder %s together: %s took over; client outage %v (%d of %d connects failed)\n%s",
+		holder.Name, next.Name, outage, res.Failures, res.Attempts, strings.TrimSpace(out))
+	if outage > 3*gracefulGoal { // see TestResetHandsOver
+		t.Errorf("client outage %v: not a graceful handover (goal %v)\n%s", outage, gracefulGoal, res)
+	}
+}

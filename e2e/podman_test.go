@@ -96,6 +96,19 @@ func TestPodmanKubePlay(t *testing.T) {
 	}
 	logs, _ := podman(ctx, "logs", "hapod-hapod").CombinedOutput()
 	t.Logf("pod served the client through the VIP; container: %s\n%s", got, lastLines(string(logs), 5))
+
+	// The instance lock is per network namespace: a `hapod run` on the
+	// host (a debug run, a second manifest) sees the pod's and leaves the
+	// VIP alone, though the pod has its own PID and mount namespaces.
+	second, err := node.Command(ctx, hapodBin, "run", "--vip="+vip.String(), "--interface="+node.Iface,
+		"--backend="+backend.String(), "--health-check=tcp").CombinedOutput()
+	if err == nil || !strings.Contains(string(second), "already runs for VIP "+vip.Addr().String()+" on this host") {
+		t.Errorf("hapod run on the host next to the pod: %v\n%s", err, second)
+	}
+	if !node.HasAddr(vip.Addr()) {
+		t.Error("the pod lost the VIP to a second hapod run on the host")
+	}
+	t.Logf("hapod run on the host next to the pod: %s", strings.TrimSpace(string(second)))
 }
 
 func lastLines(s string, n int) string {

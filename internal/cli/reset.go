@@ -113,8 +113,9 @@ func planReset(s resetState) []resetAction {
 }
 
 // maxResetRounds bounds observe-plan-act: the manifest and the handover,
-// then a VIP left behind, then nothing.
-const maxResetRounds = 4
+// then a VIP left behind, then nothing; more when kubelet restarted hapod
+// once as it exited, before it saw the manifest go.
+const maxResetRounds = 6
 
 func reset(c *cli.Context, host Host) error {
 	if err := noArgs(c); err != nil {
@@ -135,8 +136,10 @@ func reset(c *cli.Context, host Host) error {
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration(flagResetTimeout))
 	defer cancel()
 	did := false
+	var s resetState
 	for range maxResetRounds {
-		s, err := observeReset(c.Context, host, path, known, explicit)
+		var err error
+		s, err = observeReset(c.Context, host, path, known, explicit)
 		if err != nil {
 			return err
 		}
@@ -159,7 +162,20 @@ func reset(c *cli.Context, host Host) error {
 			}
 		}
 	}
-	return fmt.Errorf("the VIP is still held after %d attempts (see above)", maxResetRounds)
+	return stuckError(s)
+}
+
+// stuckError says what is left after maxResetRounds rounds.
+func stuckError(s resetState) error {
+	for _, v := range s.VIPs {
+		if v.Running || v.Listening {
+			return fmt.Errorf("a hapod for VIP %s was started again %d times as it stopped: something starts it (hapod.yaml, or a copy, in a directory kubelet watches?)", v.VIP, maxResetRounds)
+		}
+		if v.On != nil {
+			return fmt.Errorf("VIP %s is still on %s after %d attempts to remove it", v.VIP, v.On.Interface, maxResetRounds)
+		}
+	}
+	return fmt.Errorf("%s came back %d times: something writes it again", s.Manifest, maxResetRounds)
 }
 
 // parseVIPFlag reads --vip as an address, with or without a prefix length.

@@ -144,3 +144,19 @@ func TestResetBadInput(t *testing.T) {
 		}
 	}
 }
+
+// Something that starts hapod again and again (a copy of the manifest in
+// a directory kubelet watches) makes reset give up with a line saying so.
+func TestResetGivesUpOnARestartingHapod(t *testing.T) {
+	host, running := resetHost(t)
+	handover := host.Handover
+	host.Handover = func(ctx context.Context, vip netip.Addr) (string, string, error) {
+		state, outcome, err := handover(ctx, vip)
+		*running = true // kubelet starts it again
+		return state, outcome, err
+	}
+	r := run(t, host, "reset", "--manifest-dir", t.TempDir(), "--vip", "198.18.0.10")
+	if r.err == nil || !strings.Contains(r.err.Error(), "a hapod for VIP 198.18.0.10 was started again 6 times as it stopped") {
+		t.Errorf("reset with hapod restarting: %v\n%s", r.err, r.stdout)
+	}
+}

@@ -258,8 +258,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	// The speaker runs in the foreground: on ctx's end it sends priority 0
 	// and keeps the VIP (and the proxy on it serving) until a new holder
 	// is heard, then releases it and returns.
-	speakerCtx, stopSpeaker := context.WithCancel(ctx)
+	// Its state is recorded before it sees the stop, whatever the cause
+	// (SIGTERM, a handover request), for whoever asked to be told.
+	speakerCtx, stopSpeaker := context.WithCancel(context.Background())
 	defer stopSpeaker()
+	defer context.AfterFunc(ctx, func() {
+		handover.stopping()
+		stopSpeaker()
+	})()
 	speakerErr := make(chan error, 1)
 	go func() { speakerErr <- speaker.Run(speakerCtx) }()
 	lock.Serve(func() string {

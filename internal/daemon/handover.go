@@ -11,18 +11,20 @@ import (
 	"github.com/hapod/hapod/pkg/vrrp"
 )
 
-// handoverRecord remembers a handover request that came through the
-// instance lock (`hapod reset`), so that the requester can be told how it
-// ended. Its methods are safe for concurrent use.
+// handoverRecord remembers the speaker's state when the stop began, so
+// that whoever asked for a handover through the instance lock (`hapod
+// reset`) can be told how it ended, even when the stop came first from
+// SIGTERM (kubelet stopping the pod as its manifest went). Its methods are
+// safe for concurrent use.
 type handoverRecord struct {
 	clock clock.Clock
 
 	mu      sync.Mutex
 	speaker *vrrp.Speaker // nil until it exists; no request is served before
-	req     *handoverRequest
+	stop    *handoverRequest
 }
 
-// handoverRequest is the instance's state when the first request came.
+// handoverRequest is the speaker's state when the stop began.
 type handoverRequest struct {
 	At        time.Time
 	WasActive bool
@@ -35,26 +37,38 @@ func (h *handoverRecord) setSpeaker(s *vrrp.Speaker) {
 	h.speaker = s
 }
 
-// request records a handover request (the first one counts) and returns
-// the instance's state in a word, for the requester.
+// stopping records the speaker's state as the stop begins, before the
+// speaker sees it; the first call counts.
+func (h *handoverRecord) stopping() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stop == nil && h.speaker != nil {
+		h.stop = &handoverRequest{At: h.clock.Now(), WasActive: h.speaker.Status().State == vrrp.StateActive}
+	}
+}
+
+// request returns the instance's state in a word, for a requester: as it
+// was when the stop began, if it has.
 func (h *handoverRecord) request() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := h.speaker.Status()
-	if h.req == nil {
-		h.req = &handoverRequest{At: h.clock.Now(), WasActive: st.State == vrrp.StateActive}
+	if h.stop != nil {
+		if h.stop.WasActive {
+			return "active, stopping"
+		}
+		return "backup, stopping"
 	}
-	return strings.ToLower(st.State.String())
+	return strings.ToLower(h.speaker.Status().State.String())
 }
 
 // outcome says how the run ended, for the requesters of a handover.
 func (h *handoverRecord) outcome(runErr error) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.req == nil || h.speaker == nil {
+	if h.stop == nil || h.speaker == nil {
 		return handoverOutcome(handoverRequest{}, vrrp.Status{}, 0, runErr)
 	}
-	return handoverOutcome(*h.req, h.speaker.Status(), h.clock.Since(h.req.At), runErr)
+	return handoverOutcome(*h.stop, h.speaker.Status(), h.clock.Since(h.stop.At), runErr)
 }
 
 // handoverOutcome describes the end of a run that a handover request
