@@ -23,7 +23,7 @@ import (
 type vipUse int
 
 const (
-	vipUseInvalid vipUse = iota
+	_ vipUse = iota // the zero value is no decision
 	// vipHeld: a running hapod holds it, this node is the VRRP holder.
 	// Keep it; its interface is the VIP's interface.
 	vipHeld

@@ -24,7 +24,9 @@ func (*Lock) Release(string) {}
 
 // Conn is a connection to the running instance of a VIP.
 type Conn struct {
+	// VIP is the instance's VIP.
 	VIP netip.Addr
+	// PID is its process ID as this process sees it.
 	PID int
 }
 
