@@ -156,9 +156,17 @@ func (n *Node) build() error {
 	}); err != nil {
 		return fmt.Errorf("sysctls: %w", err)
 	}
+	if err := ipCmd("-n", n.NS, "link", "set", "lo", "up"); err != nil {
+		return err
+	}
+	return n.createLink()
+}
+
+// createLink creates the node's veth pair, plugs it into the bridge, sets
+// both ends up and adds the node's own addresses.
+func (n *Node) createLink() error {
 	l := n.lab
 	steps := [][]string{
-		{"-n", n.NS, "link", "set", "lo", "up"},
 		{"-n", l.Hub, "link", "add", n.HostVeth, "type", "veth",
 			"peer", "name", n.Iface, "netns", n.NS, "address", n.MAC.String()},
 		{"-n", l.Hub, "link", "set", n.HostVeth, "master", l.Bridge},

@@ -44,3 +44,5 @@ func sysProcAttr() *syscall.SysProcAttr { return nil }
 
 // Do runs fn inside the node's namespace.
 func (n *Node) Do(fn func() error) error { return ErrUnsupported }
+
+func (n *Node) createLink() error { return ErrUnsupported }

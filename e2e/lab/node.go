@@ -35,6 +35,33 @@ func (n *Node) LinkUp(t T) {
 	}
 }
 
+// DeleteLink deletes the node's interface (and its peer in the hub), as a
+// driver reload or a NIC unplugged does.
+func (n *Node) DeleteLink(t T) {
+	t.Helper()
+	n.mustIP(t, "-n", n.NS, "link", "del", n.Iface)
+}
+
+// CreateLink creates the node's interface again after DeleteLink: same
+// name and MAC, a new interface index, plugged into the bridge, up, with
+// the node's own addresses (not VIPs), as a NIC plugged back in and
+// configured by the host's network setup.
+func (n *Node) CreateLink(t T) {
+	t.Helper()
+	if err := n.createLink(); err != nil {
+		t.Fatalf("%s: %v", n.Name, err)
+	}
+}
+
+// RestoreAddrs adds the node's own addresses again, after `ip addr flush`
+// took them away.
+func (n *Node) RestoreAddrs(t T) {
+	t.Helper()
+	if err := n.addOwnAddrs(); err != nil {
+		t.Fatalf("%s: %v", n.Name, err)
+	}
+}
+
 // CarrierDown sets the hub side of the node's veth down: the node's
 // interface stays administratively up with its addresses but loses carrier
 // (NO-CARRIER), like a pulled cable.

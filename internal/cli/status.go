@@ -26,8 +26,10 @@ func statusCommand() *cli.Command {
 		Usage: "show the local hapod's VRRP state and backends; exit 0 only when healthy",
 		Description: `Reads /status from the status server of the hapod running on this node and
 prints it. The exit status is 0 when the node is healthy: VRRP runs (Backup or
-Active) and at least one backend passes its health checks. Otherwise it prints
-one line saying why on stderr and exits 1; when the status server cannot be
+Active), the kernel holds the VIP on this node exactly while it is Active (a
+second of disagreement is tolerated), no other host answered for the VIP in
+the last 5 seconds, and at least one backend passes its health checks.
+Otherwise it prints one line saying why on stderr and exits 1; when the status server cannot be
 reached (hapod not running) it exits 3, as an LSB init script's status does.
 So it can gate scripts and kubeadm hooks:
 

@@ -124,7 +124,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		return err
 	}
 	// The VIP: a SIGKILLed predecessor may have left it on the interface.
-	addr, err := vip.New(vip.Config{Interface: ifname, Prefix: cfg.VIP.Prefix, Clock: clk, Logger: log})
+	// The keeper holds it as the speaker wants and as the kernel has it;
+	// when the interface is created again it opens the VRRP socket anew.
+	var conn *vrrp.RedialConn
+	addr, err := vip.NewKeeper(vip.KeeperConfig{
+		Config:   vip.Config{Interface: ifname, Prefix: cfg.VIP.Prefix, Clock: clk, Logger: log},
+		Source:   source,
+		OnRebind: func(int) error { return conn.Redial() },
+	})
 	if err != nil {
 		return err
 	}
@@ -147,7 +154,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	// The proxy closes its connections before the VIP goes.
 	closing := &closingVIP{VIP: held, px: px, log: log}
 
-	conn, err := vrrp.Dial(vrrp.ConnConfig{
+	conn, err = vrrp.DialRedial(vrrp.ConnConfig{
 		Interface: ifname,
 		Source:    source,
 		Peers:     cfg.VRRP.Peers,
@@ -196,7 +203,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		pool.SetHealthy(t.Backend, t.Healthy)
 	})
 
-	sources := status.Sources{VRRP: speaker, Drops: conn, Proxy: px, Health: prober}
+	sources := status.Sources{VRRP: speaker, VIP: addr, Drops: conn, Proxy: px, Health: prober}
 	if leased != nil {
 		sources.DHCP = leased
 	}
@@ -241,16 +248,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		proxyDone.Store(true)
 	}()
 
-	links, err := vip.WatchLink(bgCtx, ifname)
-	if err != nil {
-		return err
-	}
+	// The keeper reports the link's state to the speaker (down while the
+	// interface is missing, down, or without this node's own address) and
+	// keeps the VIP in line with the speaker's state.
 	linkLost := make(chan struct{})
 	go func() {
-		for up := range links {
-			speaker.SetLink(up)
-		}
-		if bgCtx.Err() == nil {
+		if err := addr.Run(bgCtx, speaker.SetLink); err != nil {
+			log.Error("VIP keeper stopped", "err", err)
 			close(linkLost) // netlink failed for good: see supervise
 		}
 	}()

@@ -90,6 +90,15 @@ func WriteTable(w io.Writer, r Report) error {
 	fmt.Fprintf(tw, "VRRP\t%s\tfor %s since %s (%s)\n", strings.ToUpper(v.State),
 		humanDuration(time.Duration(v.SinceSeconds*float64(time.Second))), v.Since.Local().Format(time.DateTime), v.LastReason)
 	fmt.Fprintf(tw, "VIP\t%s\theld here: %s, active router: %s\n", v.VIP, holder, active)
+	if h := r.Holding; h != nil {
+		if !h.LinkUp && h.LinkReason != "" {
+			fmt.Fprintf(tw, "LINK\tdown\t%s\n", h.LinkReason)
+		}
+		if h.Conflicts > 0 {
+			fmt.Fprintf(tw, "CONFLICT\t%s\tanswered for the VIP at %s, %d conflicts\n", h.LastConflictMAC,
+				h.LastConflict.Local().Format(time.DateTime), h.Conflicts)
+		}
+	}
 	fmt.Fprintf(tw, "PRIORITY\t%d\t%s\n", v.EffectivePriority, prio)
 	if len(v.Peers) == 0 {
 		fmt.Fprintf(tw, "PEERS\tnone heard\t\n")

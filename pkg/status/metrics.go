@@ -38,7 +38,9 @@ var (
 	descVRRPState = desc(subVRRP, "state",
 		"1 for the protocol state this node is in (init, backup, active), 0 for the others.", "state")
 	descVIPHeld = desc(subVRRP, "vip_held",
-		"1 when this node has the VIP on its interface.")
+		"1 when this node has the VIP on its interface, as the kernel says (not as the VRRP state wants).")
+	descVIPConflicts = desc("", "vip_conflicts_total",
+		"Times another host answered ARP or Neighbor Discovery for the VIP while this node held it (each answer is re-announced, at most once a second).")
 	descTimeInState = desc(subVRRP, "time_in_state_seconds",
 		"Seconds since the last state change (or since start).")
 	descLastTransition = desc(subVRRP, "last_transition_timestamp_seconds",
@@ -93,7 +95,7 @@ var (
 )
 
 var allDescs = []*prometheus.Desc{
-	descVRRPInfo, descVRRPState, descVIPHeld, descTimeInState, descLastTransition,
+	descVRRPInfo, descVRRPState, descVIPHeld, descVIPConflicts, descTimeInState, descLastTransition,
 	descBasePriority, descEffPriority, descAdvertsSent, descAdvertsReceived, descDrops,
 	descActive, descAccepted, descRefused, descClosed, descRetries, descAcceptErrors,
 	descHealthyBackends, descBackendActive, descBackendTotal, descBackendBytesIn,
@@ -147,7 +149,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for _, s := range stateLabels {
 			gauge(descVRRPState, b2f(st.State == s.s), s.label)
 		}
-		gauge(descVIPHeld, b2f(st.VIPHeld))
+		held := st.VIPHeld
+		if src.VIP != nil {
+			vs := src.VIP.Status()
+			held = vs.Held
+			counter(descVIPConflicts, vs.Conflicts)
+		}
+		gauge(descVIPHeld, b2f(held))
 		gauge(descTimeInState, now.Sub(st.Since).Seconds())
 		gauge(descLastTransition, float64(st.Since.UnixNano())/1e9)
 		gauge(descBasePriority, float64(st.BasePriority))

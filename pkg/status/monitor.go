@@ -18,11 +18,15 @@ import (
 
 	"github.com/hapod/hapod/pkg/health"
 	"github.com/hapod/hapod/pkg/proxy"
+	"github.com/hapod/hapod/pkg/vip"
 	"github.com/hapod/hapod/pkg/vrrp"
 )
 
 // VRRPSource is the VRRP speaker as the Monitor sees it (*vrrp.Speaker).
 type VRRPSource interface{ Status() vrrp.Status }
+
+// VIPSource is the VIP as the kernel has it (*vip.Keeper).
+type VIPSource interface{ Status() vip.Status }
 
 // DropSource counts discarded VRRP packets by reason (*vrrp.RawConn).
 type DropSource interface {
@@ -39,7 +43,10 @@ type HealthSource interface{ Results() []health.Result }
 // Sources are the parts of a running hapod that a Monitor reads when it
 // is asked. A nil source is left out of the report and the metrics.
 type Sources struct {
-	VRRP   VRRPSource
+	VRRP VRRPSource
+	// VIP, when set, is the truth about holding the VIP: the kernel's
+	// addresses, not the speaker's intent.
+	VIP    VIPSource
 	Drops  DropSource
 	Proxy  ProxySource
 	Health HealthSource
@@ -161,6 +168,10 @@ func (m *Monitor) Snapshot() Snapshot {
 	var s Snapshot
 	if src.VRRP != nil {
 		s.VRRP = src.VRRP.Status()
+	}
+	if src.VIP != nil {
+		st := src.VIP.Status()
+		s.VIP = &st
 	}
 	if src.Drops != nil {
 		s.Drops = src.Drops.Drops()

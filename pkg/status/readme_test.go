@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hapod/hapod/pkg/dhcpvip"
+	"github.com/hapod/hapod/pkg/vip"
 )
 
 var updateReadme = flag.Bool("update", false, "rewrite the README's metric reference")
@@ -30,6 +31,7 @@ func metricReference(t *testing.T) string {
 	m, _ := newTestMonitor(activeNode())
 	src := activeNode().sources()
 	src.DHCP = fakeDHCP{}
+	src.VIP = fakeVIP{vip.Status{Held: true}}
 	m.SetSources(src)
 	// Vector metrics appear once they have a child.
 	m.ObserveCheck(be1, time.Millisecond, nil)
@@ -126,6 +128,10 @@ func TestMetricNamingConventions(t *testing.T) {
 }
 
 // fakeDHCP is the lease keeper of a DHCP-leased VIP, for the reference.
+type fakeVIP struct{ st vip.Status }
+
+func (f fakeVIP) Status() vip.Status { return f.st }
+
 type fakeDHCP struct{}
 
 func (fakeDHCP) Status() dhcpvip.Status { return dhcpvip.Status{Active: true} }

@@ -10,6 +10,7 @@ import (
 	"github.com/hapod/hapod/pkg/dhcpvip"
 	"github.com/hapod/hapod/pkg/health"
 	"github.com/hapod/hapod/pkg/proxy"
+	"github.com/hapod/hapod/pkg/vip"
 	"github.com/hapod/hapod/pkg/vrrp"
 )
 
@@ -20,11 +21,15 @@ type Report struct {
 	Node    string    `json:"node"`
 	Version string    `json:"version,omitempty"`
 	Time    time.Time `json:"time"`
-	// Healthy is true when VRRP runs (Backup or Active) and at least one
-	// backend passes its health checks; Problems says why not.
-	Healthy  bool            `json:"healthy"`
-	Problems []string        `json:"problems,omitempty"`
-	VRRP     VRRPReport      `json:"vrrp"`
+	// Healthy is true when VRRP runs (Backup or Active), the kernel holds
+	// the VIP exactly while Active (give or take VIPSettle), no other host
+	// claimed the VIP within ConflictRecent, and at least one backend
+	// passes its health checks; Problems says why not.
+	Healthy  bool       `json:"healthy"`
+	Problems []string   `json:"problems,omitempty"`
+	VRRP     VRRPReport `json:"vrrp"`
+	// Holding is the VIP as the kernel has it; absent when not known.
+	Holding  *HoldingReport  `json:"holding,omitempty"`
 	Proxy    ProxyReport     `json:"proxy"`
 	Backends []BackendReport `json:"backends"`
 	// DHCP is the VIP's lease, for a DHCP-leased VIP only.
@@ -44,7 +49,8 @@ type VRRPReport struct {
 	Version   int          `json:"version,omitempty"`
 	// Address is this node's own address, the source of its adverts.
 	Address netip.Addr `json:"address,omitzero"`
-	// HoldsVIP is true when the VIP is on this node's interface.
+	// HoldsVIP is true when the VIP is on this node's interface, as the
+	// kernel says (Holding), not as the speaker wants.
 	HoldsVIP bool `json:"holdsVIP"`
 	// Since is when State was entered; LastReason why.
 	Since        time.Time `json:"since"`
@@ -129,6 +135,40 @@ type Info struct {
 	Address netip.Addr
 }
 
+// HoldingReport is the VIP as the kernel has it: what the Keeper saw and
+// did.
+type HoldingReport struct {
+	// Held: the VIP is on the interface; HeldForSeconds is how long it
+	// has been (or has not been) there.
+	Held           bool    `json:"held"`
+	HeldForSeconds float64 `json:"heldForSeconds"`
+	// LinkUp: the interface exists, is usable and carries this node's own
+	// address; LinkReason says why or why not.
+	LinkUp     bool   `json:"linkUp"`
+	LinkReason string `json:"linkReason,omitempty"`
+	// LastError is the last failure to add, remove or rebind.
+	LastError string `json:"lastError,omitempty"`
+	// Conflicts counts claims of the VIP by other hosts while this node
+	// held it; LastConflictMAC and LastConflict are the latest.
+	Conflicts       uint64    `json:"conflicts"`
+	LastConflictMAC string    `json:"lastConflictMAC,omitempty"`
+	LastConflict    time.Time `json:"lastConflict,omitzero"`
+}
+
+// VIPSettle is how long the kernel may disagree with the VRRP state
+// before the node counts as unhealthy: an active node adds the VIP as it
+// becomes active and again within milliseconds of a removal (netlink
+// tells at once), and a node leaving Active removes it as it leaves. A
+// second of disagreement is no longer a change in flight but a failure to
+// act, and a client of the VIP is timing out meanwhile.
+const VIPSettle = time.Second
+
+// ConflictRecent is how long after another host last claimed the VIP the
+// active node reports it as a problem. The active node asks every
+// vip.ProbeInterval (a second), so a stale holder that is still there is
+// seen again well within it.
+const ConflictRecent = 5 * time.Second
+
 // DHCPReport is the lease part of a Report.
 type DHCPReport struct {
 	// State is the lease state (Bound, Renewing, Rebinding, Expired...).
@@ -148,7 +188,9 @@ type DHCPReport struct {
 // Snapshot is everything a Report is made of, read at one moment. Zero
 // parts are reported as such (a nil Health means no backend was checked).
 type Snapshot struct {
-	VRRP   vrrp.Status
+	VRRP vrrp.Status
+	// VIP is nil when no Keeper reports (then HoldsVIP is the speaker's).
+	VIP    *vip.Status
 	Drops  map[vrrp.DropReason]uint64
 	Proxy  proxy.Stats
 	Health []health.Result
@@ -199,6 +241,21 @@ func BuildReport(now time.Time, info Info, snap Snapshot) Report {
 	}
 	if !v.Since.IsZero() {
 		r.VRRP.SinceSeconds = now.Sub(v.Since).Seconds()
+	}
+	if h := snap.VIP; h != nil {
+		r.VRRP.HoldsVIP = h.Held
+		r.Holding = &HoldingReport{
+			Held:           h.Held,
+			HeldForSeconds: max(now.Sub(h.HeldSince).Seconds(), 0),
+			LinkUp:         h.LinkUp,
+			LinkReason:     h.LinkReason,
+			LastError:      h.LastError,
+			Conflicts:      h.Conflicts,
+		}
+		if h.Conflicts > 0 {
+			r.Holding.LastConflictMAC = h.LastConflict.MAC.String()
+			r.Holding.LastConflict = h.LastConflict.At
+		}
 	}
 	for _, p := range v.Peers {
 		r.VRRP.Peers = append(r.VRRP.Peers, PeerReport{
@@ -286,6 +343,9 @@ func problems(r Report) []string {
 		}
 		out = append(out, msg)
 	}
+	if h := r.Holding; h != nil {
+		out = append(out, holdingProblems(r.Time, r.VRRP, *h)...)
+	}
 	up := 0
 	for _, b := range r.Backends {
 		if b.Health == HealthUp {
@@ -299,6 +359,40 @@ func problems(r Report) []string {
 		out = append(out, "DHCP lease of the VIP: "+r.DHCP.Problem)
 	}
 	return out
+}
+
+// holdingProblems compares the kernel with the VRRP state: the VIP must
+// be on the interface exactly while Active, the link must carry VRRP, and
+// no other host may have claimed the VIP lately.
+func holdingProblems(now time.Time, v VRRPReport, h HoldingReport) []string {
+	var out []string
+	// The disagreement began with the later of the two last changes.
+	apart := min(h.HeldForSeconds, v.SinceSeconds)
+	settled := apart > VIPSettle.Seconds()
+	active := v.State == vrrp.StateActive.String()
+	switch {
+	case active && !h.Held && settled:
+		msg := fmt.Sprintf("Active, but %s is not on %s (for %s)", v.VIP.Addr(), v.Interface, roundSeconds(apart))
+		if h.LastError != "" {
+			msg += ": " + h.LastError
+		}
+		out = append(out, msg)
+	case !active && h.Held && settled:
+		out = append(out, fmt.Sprintf("%s is on %s while %s (for %s)", v.VIP.Addr(), v.Interface, v.State, roundSeconds(apart)))
+	}
+	if !h.LinkUp && h.LinkReason != "" {
+		out = append(out, h.LinkReason)
+	}
+	if h.Conflicts > 0 && now.Sub(h.LastConflict) < ConflictRecent {
+		out = append(out, fmt.Sprintf("another host (%s) answered for %s %s ago (%d conflicts)",
+			h.LastConflictMAC, v.VIP.Addr(), roundSeconds(now.Sub(h.LastConflict).Seconds()), h.Conflicts))
+	}
+	return out
+}
+
+// roundSeconds writes seconds to a tenth.
+func roundSeconds(s float64) string {
+	return (time.Duration(s*10) * time.Second / 10).String()
 }
 
 // ErrUnhealthy is returned by Report.Err for a node that is not healthy.

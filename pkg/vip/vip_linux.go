@@ -1,7 +1,6 @@
 package vip
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -26,14 +25,21 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	m, _, _, err := open(cfg)
+	return m, err
+}
+
+// open is New for a defaulted cfg; it also returns the interface's index
+// and Ethernet address (ok false when it has none).
+func open(cfg Config) (*Manager, int, hwAddr, error) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, fmt.Errorf("vip: netlink: %w", err)
+		return nil, 0, hwAddr{}, fmt.Errorf("vip: netlink: %w", err)
 	}
 	link, err := h.LinkByName(cfg.Interface)
 	if err != nil {
 		h.Close()
-		return nil, fmt.Errorf("vip: interface %q: %w", cfg.Interface, err)
+		return nil, 0, hwAddr{}, fmt.Errorf("vip: interface %q: %w", cfg.Interface, err)
 	}
 	attrs := link.Attrs()
 	table := &netlinkTable{
@@ -45,7 +51,7 @@ func New(cfg Config) (*Manager, error) {
 
 	if len(attrs.HardwareAddr) != len(hwAddr{}) {
 		m.log.Info("interface has no Ethernet address; the VIP will not be announced", "hwaddr", attrs.HardwareAddr.String())
-		return m, nil
+		return m, attrs.Index, hwAddr{}, nil
 	}
 	mac := hwAddr(attrs.HardwareAddr)
 	etherType := etherTypeARP
@@ -59,11 +65,11 @@ func New(cfg Config) (*Manager, error) {
 	sender, err := openPacketSender(attrs.Index, etherType)
 	if err != nil {
 		h.Close()
-		return nil, fmt.Errorf("vip: announce socket on %s: %w", attrs.Name, err)
+		return nil, 0, hwAddr{}, fmt.Errorf("vip: announce socket on %s: %w", attrs.Name, err)
 	}
 	m.sender = sender
 	m.frames = announcement(mac, cfg.Prefix.Addr(), router)
-	return m, nil
+	return m, attrs.Index, mac, nil
 }
 
 // netlinkTable is addrTable over a netlink handle.
@@ -195,131 +201,4 @@ func Held(ifname string, addr netip.Addr) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// WatchLink reports whether the interface is usable (administratively up,
-// with carrier, operationally up): the current state first, then every
-// change. A deleted interface is not usable; one created again under the
-// same name is followed. The channel is closed when ctx ends or when the
-// netlink subscription fails and cannot be restored. The consumer must
-// keep reading: sends block (with ctx) so that no transition is lost.
-//
-// The subscription lives in the calling thread's network namespace. It is
-// opened there directly, never by switching namespaces: setns needs
-// CAP_SYS_ADMIN, which the pod does not have. A resubscription (after lost
-// events) opens its socket from another thread, which in `hapod run` is in
-// the same namespace.
-func WatchLink(ctx context.Context, ifname string) (<-chan bool, error) {
-	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, fmt.Errorf("vip: netlink: %w", err)
-	}
-	w := &linkWatcher{ifname: ifname, h: h}
-	// Subscribe before reading the state, so no change falls in between.
-	if err := w.subscribe(); err != nil {
-		w.close()
-		return nil, fmt.Errorf("vip: subscribe to link updates: %w", err)
-	}
-	state, err := w.current()
-	if err != nil {
-		w.unsubscribe()
-		w.close()
-		return nil, err
-	}
-	out := make(chan bool, 1)
-	out <- state
-	go w.run(ctx, out, state)
-	return out, nil
-}
-
-type linkWatcher struct {
-	ifname  string
-	h       *netlink.Handle
-	updates chan netlink.LinkUpdate
-	done    chan struct{}
-}
-
-func (w *linkWatcher) subscribe() error {
-	w.updates = make(chan netlink.LinkUpdate, 16)
-	w.done = make(chan struct{})
-	err := netlink.LinkSubscribeWithOptions(w.updates, w.done, netlink.LinkSubscribeOptions{})
-	if err != nil {
-		close(w.done)
-		w.updates, w.done = nil, nil
-	}
-	return err
-}
-
-// unsubscribe stops the netlink reader. A live reader may be blocked
-// sending to updates, so drain the channel until it closes it.
-func (w *linkWatcher) unsubscribe() {
-	if w.done == nil {
-		return
-	}
-	close(w.done)
-	go func(ch <-chan netlink.LinkUpdate) {
-		for range ch {
-		}
-	}(w.updates)
-	w.updates, w.done = nil, nil
-}
-
-func (w *linkWatcher) current() (bool, error) {
-	link, err := w.h.LinkByName(w.ifname)
-	if err != nil {
-		return false, fmt.Errorf("vip: interface %q: %w", w.ifname, err)
-	}
-	return usable(link.Attrs().RawFlags, uint8(link.Attrs().OperState)), nil
-}
-
-func (w *linkWatcher) close() {
-	w.h.Close()
-}
-
-func (w *linkWatcher) run(ctx context.Context, out chan<- bool, last bool) {
-	defer close(out)
-	defer w.close()
-	defer w.unsubscribe()
-	for {
-		var state bool
-		select {
-		case <-ctx.Done():
-			return
-		case u, ok := <-w.updates:
-			if !ok {
-				// The subscription died (typically ENOBUFS: events were
-				// lost). Its reader has closed updates; close done to
-				// release the socket, subscribe again, re-read the state.
-				close(w.done)
-				w.updates, w.done = nil, nil
-				if err := w.subscribe(); err != nil {
-					return
-				}
-				cur, err := w.current()
-				if err != nil && !isLinkNotFound(err) {
-					return
-				}
-				state = cur
-				break
-			}
-			if u.Attrs().Name != w.ifname {
-				continue
-			}
-			state = u.Header.Type != unix.RTM_DELLINK && usable(u.IfInfomsg.Flags, uint8(u.Attrs().OperState))
-		}
-		if state == last {
-			continue
-		}
-		select {
-		case out <- state:
-			last = state
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-func isLinkNotFound(err error) bool {
-	var nf netlink.LinkNotFoundError
-	return errors.As(err, &nf)
 }

@@ -484,68 +484,161 @@ func TestNewUnknownInterface(t *testing.T) {
 func nextState(t *testing.T, ch <-chan bool, want bool, what string) {
 	t.Helper()
 	select {
-	case got, ok := <-ch:
-		if !ok {
-			t.Fatalf("%s: channel closed", what)
-		}
+	case got := <-ch:
 		if got != want {
-			t.Fatalf("%s: usable = %v, want %v", what, got, want)
+			t.Fatalf("%s: link up = %v, want %v", what, got, want)
 		}
 	case <-time.After(failGuard):
-		t.Fatalf("%s: no state change reported", what)
+		t.Fatalf("%s: no link change reported", what)
 	}
 }
 
-func TestLabWatchLink(t *testing.T) {
-	l := newLab(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	var ch <-chan bool
+// startKeeper runs a Keeper in namespace ns and returns its link reports
+// and the indexes it was rebound to.
+func startKeeper(t *testing.T, ns string, cfg KeeperConfig) (*Keeper, <-chan bool, <-chan int) {
+	t.Helper()
+	rebound := make(chan int, 4)
+	cfg.OnRebind = func(index int) error { rebound <- index; return nil }
+	cfg.RepeatAfter = -1
+	var k *Keeper
 	var err error
-	inNS(t, l.a, func() { ch, err = WatchLink(ctx, "eth0") })
+	inNS(t, ns, func() { k, err = NewKeeper(cfg) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	nextState(t, ch, true, "initial")
+	links := make(chan bool, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	// Run opens its sockets (the subscription, new bindings) on its own
+	// thread: that one must be in ns too.
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		h, err := netns.GetFromName(ns)
+		if err == nil {
+			err = netns.Set(h)
+			h.Close()
+		}
+		if err != nil {
+			done <- err
+			return
+		}
+		done <- k.Run(ctx, func(up bool) { links <- up })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		k.Close()
+	})
+	return k, links, rebound
+}
+
+// The Keeper reports the link usable only while the interface is up, has
+// carrier and carries the node's own address, and keeps the VIP on it
+// exactly while wanted, whoever adds or removes it.
+func TestLabKeeper(t *testing.T) {
+	l := newLab(t)
+	vip := netip.MustParsePrefix("198.18.0.10/24")
+	k, links, _ := startKeeper(t, l.a, KeeperConfig{
+		Config: Config{Interface: "eth0", Prefix: vip},
+		Source: netip.MustParseAddr("198.18.0.1"),
+	})
+	nextState(t, links, true, "initial")
 	run(t, "ip", "-n", l.a, "link", "set", "eth0", "down")
-	nextState(t, ch, false, "eth0 down")
+	nextState(t, links, false, "eth0 down")
 	run(t, "ip", "-n", l.a, "link", "set", "eth0", "up")
-	nextState(t, ch, true, "eth0 up")
+	nextState(t, links, true, "eth0 up")
 	run(t, "ip", "-n", l.sw, "link", "set", "pa", "down")
-	nextState(t, ch, false, "peer veth down")
+	nextState(t, links, false, "peer veth down")
 	run(t, "ip", "-n", l.sw, "link", "set", "pa", "up")
-	nextState(t, ch, true, "peer veth up")
-	cancel()
-	for range ch { // drains to the close
+	nextState(t, links, true, "peer veth up")
+	run(t, "ip", "-n", l.a, "addr", "del", "198.18.0.1/24", "dev", "eth0")
+	nextState(t, links, false, "own address removed")
+	run(t, "ip", "-n", l.a, "addr", "add", "198.18.0.1/24", "dev", "eth0")
+	nextState(t, links, true, "own address back")
+
+	if err := k.Acquire(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "-n", l.a, "addr", "del", vip.String(), "dev", "eth0")
+	waitHeld(t, l.a, "eth0", vip.Addr(), true, "VIP added back after ip addr del")
+	if st := k.Status(); !st.Held || !st.Wanted {
+		t.Errorf("Status after the VIP came back: %+v, want held and wanted", st)
+	}
+	if err := k.Release(); err != nil {
+		t.Fatal(err)
+	}
+	waitHeld(t, l.a, "eth0", vip.Addr(), false, "VIP gone after Release")
+	run(t, "ip", "-n", l.a, "addr", "add", vip.String(), "dev", "eth0")
+	waitHeld(t, l.a, "eth0", vip.Addr(), false, "VIP added by hand removed while not wanted")
+}
+
+func waitHeld(t *testing.T, ns, ifname string, ip netip.Addr, want bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(failGuard)
+	for {
+		var ok bool
+		var err error
+		inNS(t, ns, func() { ok, err = Held(ifname, ip) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not so after %v", what, failGuard)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
 // A bridge without ports reports no operational state ("unknown", like a
-// dummy link; the dummy module is missing here): carrier decides. Its
-// deletion reports unusable.
-func TestLabWatchLinkUnknownOperState(t *testing.T) {
+// dummy link; the dummy module is missing here): carrier decides. Deleted
+// and created again, it has a new index, and the Keeper binds to it.
+func TestLabKeeperInterfaceRecreated(t *testing.T) {
 	l := newLab(t)
-	run(t, "ip", "-n", l.a, "link", "add", "dm0", "type", "bridge")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var ch <-chan bool
-	var err error
-	inNS(t, l.a, func() { ch, err = WatchLink(ctx, "dm0") })
-	if err != nil {
+	mk := func() {
+		run(t, "ip", "-n", l.a, "link", "add", "dm0", "type", "bridge")
+		run(t, "ip", "-n", l.a, "addr", "add", "198.18.1.1/24", "dev", "dm0")
+	}
+	mk()
+	k, links, rebound := startKeeper(t, l.a, KeeperConfig{
+		Config: Config{Interface: "dm0", Prefix: netip.MustParsePrefix("198.18.1.10/24")},
+		Source: netip.MustParseAddr("198.18.1.1"),
+	})
+	nextState(t, links, false, "initial (down)")
+	run(t, "ip", "-n", l.a, "link", "set", "dm0", "up")
+	nextState(t, links, true, "bridge up")
+	if err := k.Acquire(); err != nil {
 		t.Fatal(err)
 	}
-	nextState(t, ch, false, "initial (down)")
-	run(t, "ip", "-n", l.a, "link", "set", "dm0", "up")
-	nextState(t, ch, true, "bridge up")
 	run(t, "ip", "-n", l.a, "link", "del", "dm0")
-	nextState(t, ch, false, "bridge deleted")
-	run(t, "ip", "-n", l.a, "link", "add", "dm0", "type", "bridge")
+	nextState(t, links, false, "bridge deleted")
+	if err := k.Release(); err != nil {
+		t.Errorf("Release with the interface gone = %v, want nil", err)
+	}
+	mk()
 	run(t, "ip", "-n", l.a, "link", "set", "dm0", "up")
-	nextState(t, ch, true, "bridge created again and up")
+	select {
+	case <-rebound:
+	case <-time.After(failGuard):
+		t.Fatal("not rebound to the new interface")
+	}
+	nextState(t, links, true, "bridge created again and up")
+	if err := k.Acquire(); err != nil {
+		t.Fatalf("Acquire on the new interface: %v", err)
+	}
+	waitHeld(t, l.a, "dm0", netip.MustParseAddr("198.18.1.10"), true, "VIP on the new interface")
 
 	var missing error
-	inNS(t, l.a, func() { _, missing = WatchLink(ctx, "nothere0") })
-	if missing == nil {
-		t.Error("WatchLink on a missing interface succeeded")
+	inNS(t, l.a, func() {
+		_, missing = NewKeeper(KeeperConfig{Config: Config{Interface: "nothere0", Prefix: netip.MustParsePrefix("198.18.1.10/24")},
+			Source: netip.MustParseAddr("198.18.1.1")})
+	})
+	if missing == nil || !strings.Contains(missing.Error(), "nothere0") {
+		t.Errorf("NewKeeper on a missing interface = %v, want an error naming it", missing)
 	}
 }
 

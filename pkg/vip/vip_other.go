@@ -2,10 +2,7 @@
 
 package vip
 
-import (
-	"context"
-	"net/netip"
-)
+import "net/netip"
 
 // New is only implemented on Linux; elsewhere it returns ErrUnimplemented.
 func New(cfg Config) (*Manager, error) {
@@ -15,13 +12,16 @@ func New(cfg Config) (*Manager, error) {
 	return nil, ErrUnimplemented
 }
 
+// NewKeeper is only implemented on Linux; elsewhere it returns
+// ErrUnimplemented.
+func NewKeeper(cfg KeeperConfig) (*Keeper, error) {
+	if _, err := cfg.Config.withDefaults(); err != nil {
+		return nil, err
+	}
+	return nil, ErrUnimplemented
+}
+
 // Held is only implemented on Linux; elsewhere it returns ErrUnimplemented.
 func Held(ifname string, addr netip.Addr) (bool, error) {
 	return false, ErrUnimplemented
-}
-
-// WatchLink is only implemented on Linux; elsewhere it returns
-// ErrUnimplemented.
-func WatchLink(ctx context.Context, ifname string) (<-chan bool, error) {
-	return nil, ErrUnimplemented
 }
