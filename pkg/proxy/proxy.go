@@ -7,8 +7,9 @@
 // and the connections. Per connection the proxy dials a backend (retrying
 // others within ConnectTimeout when a dial fails), then relays both ways,
 // passing half-closes through. The data path is one epoll event loop per
-// core (engine_linux.go): no goroutine, timer or buffer per connection;
-// bytes go through each loop's buffer (a pipe with Config.Splice).
+// core (loop_linux.go says which file holds which part): no goroutine,
+// timer or buffer per connection; bytes go through each loop's buffer (a
+// pipe with Config.Splice).
 package proxy
 
 import (
@@ -73,28 +74,20 @@ type Config struct {
 	// with SO_RCVBUF, which net.core.rmem_max caps. Linux doubles the
 	// value for its bookkeeping.
 	//
-	// Autotuning grew the buffer of a socket that the proxy drained in
-	// large splices up to net.ipv4.tcp_rmem's maximum (32 MiB on the
-	// bench machine): the sender got a window far beyond what the path
-	// needs, and its data went cold in the cache before the receiver
-	// copied it. Four iperf3 streams through hapod ran 0.84x haproxy's
-	// rate autotuned and 0.95x at 1 MiB; one stream 1.05x and 1.08x
-	// (paired rounds, bench/proxy). With bulk data copied through 1 MiB
-	// reads instead (see scratchSize): four streams 1.12x at 1 MiB and
-	// 1.08x autotuned, one stream 1.35x and 1.42x, within the machine's
-	// noise. It also bounds the kernel memory a busy connection holds.
+	// Autotuning grew the buffers of sockets the proxy drained fast up to
+	// net.ipv4.tcp_rmem's maximum: senders ran far ahead and their data
+	// went cold in the cache (docs/proxy-tuning.md#receive-buffers). A
+	// fixed buffer also bounds the kernel memory a busy connection holds.
 	// The cost is the window of a distant client: about 100 Mbit/s per
 	// connection at 100 ms round trip. Set 0 where that matters.
 	RecvBuffer int
 	// Splice moves a direction's data with splice(2) through a pipe once
 	// it has read 16 MiB in large reads, instead of copying it through
 	// the loop's 1 MiB buffer (default false). The proxy then copies
-	// nothing: one iperf3 stream ran at 1.35-1.46 of haproxy's rate
-	// spliced against 1.22-1.28 copied, with about a quarter less proxy
-	// CPU per GB. But a spliced page stays the sender's until the
-	// receiver has read it, and several streams, or a Go server's large
-	// responses, ran slower spliced (paired A/B rounds; see scratchSize
-	// in engine_linux.go).
+	// nothing, which made one fast stream faster with less proxy CPU; but
+	// a spliced page stays the sender's until the receiver has read it,
+	// and several streams, or a Go server's large responses, ran slower
+	// spliced (docs/proxy-tuning.md#read-buffer).
 	// Each spliced direction holds a pipe: two more file descriptors.
 	Splice bool
 	// CloseOnDown closes a backend's connections when the health checker

@@ -10,11 +10,11 @@ import (
 
 // The event loops make raw system calls: no entersyscall/exitsyscall,
 // and no P for the runtime's sysmon to take away and hand to another
-// thread in the middle of a close(2) that runs the TCP teardown inline.
-// Measured with perf, the scheduler churn of ordinary syscalls cost more
-// CPU than the proxy's own Go code. All are non-blocking but a loop's
-// short wait for events (rawEpollWait, see holdWait); its long waits are
-// ordinary calls or the netpoller.
+// thread in the middle of a close(2) that runs the TCP teardown inline:
+// the scheduler churn of ordinary syscalls cost more CPU than the proxy's
+// own Go code (docs/proxy-tuning.md#raw-system-calls). All are
+// non-blocking but a loop's short wait for events (rawEpollWait, see
+// holdWait); its long waits are ordinary calls or the netpoller.
 // Addresses are encoded on the stack: no Sockaddr allocation per call.
 
 func errnoErr(e unix.Errno) error {

@@ -1,0 +1,89 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// blackhole returns a loopback address whose listener drops every SYN: its
+// accept queue is full and nothing accepts, as with a backend whose SYNs a
+// firewall eats. It checks that a dial there really times out.
+func blackhole(t *testing.T) netip.AddrPort {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	// Backlog 0: the accept queue holds one connection; when it is full
+	// Linux drops new SYNs (tcp_abort_on_overflow is 0), it does not reset.
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := addrPort(sa)
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp4", addr.String(), 300*time.Millisecond)
+		if err != nil {
+			if !isTimeout(err) {
+				t.Fatalf("dial to the full listener: %v, want a timeout", err)
+			}
+			return addr
+		}
+		t.Cleanup(func() { c.Close() })
+		if i == 8 {
+			t.Fatalf("%d connections completed to a listener with backlog 0: SYNs are not dropped", i+1)
+		}
+	}
+}
+
+// TestBlackholedBackendRetried: the first backend chosen never answers
+// SYNs. The attempt gets its share of the connect budget, the backend is
+// marked suspect and the client is served by the other one, within
+// ConnectTimeout; the next client is not held up by the dead one.
+func TestBlackholedBackendRetried(t *testing.T) {
+	dead := blackhole(t)
+	live := startBackend(t, echo)
+	const budget = 2 * time.Second
+	// Round robin starts with the first backend.
+	pool := NewPool([]netip.AddrPort{dead, live.addr}, &RoundRobin{})
+	p := startProxy(t, pool, func(c *Config) { c.ConnectTimeout = budget })
+
+	start := time.Now()
+	c := dial(t, p.Addr())
+	roundTrip(t, c, "through the other backend")
+	took := time.Since(start)
+	t.Logf("served after %v (connect budget %v, two healthy backends)", took.Round(time.Millisecond), budget)
+	// The first attempt waited for its share (half the budget) before
+	// giving up: the backend really swallowed the SYN, it did not refuse.
+	if took < budget/2-100*time.Millisecond {
+		t.Errorf("served after %v: the blackholed attempt did not wait for its share of the budget", took)
+	}
+	s := p.Stats()
+	if s.Backends[0].ConnectFailures != 1 || !s.Backends[0].Suspect {
+		t.Errorf("blackholed backend: failures %d suspect %v, want 1 true", s.Backends[0].ConnectFailures, s.Backends[0].Suspect)
+	}
+	if s.Retries != 1 || s.NoBackend != 0 {
+		t.Errorf("retries %d noBackend %d, want 1 0", s.Retries, s.NoBackend)
+	}
+
+	// Suspect: the next clients go straight to the live backend.
+	for i := range 3 {
+		roundTrip(t, dial(t, p.Addr()), fmt.Sprint("next", i))
+	}
+	if s := p.Stats(); s.Backends[0].ConnectFailures != 1 || s.Backends[1].Active != 4 {
+		t.Errorf("after the first: blackholed failures %d (want 1: skipped while suspect), live active %d (want 4)",
+			s.Backends[0].ConnectFailures, s.Backends[1].Active)
+	}
+}
