@@ -51,9 +51,9 @@ type conn struct {
 
 	client       netip.AddrPort
 	tried        []*Backend
-	dialDeadline int64 // unix nanoseconds: the whole connect budget
+	dialDeadline int64 // Clock instant (unix ns): end of the whole connect budget
 	pause        time.Duration
-	when         int64 // unix ns of the pending deadline, while in the loop's timer heap
+	when         int64 // Clock instant (unix ns) of the pending deadline, while in the loop's timer heap
 	tidx         int   // index in the loop's timer heap; -1: none
 
 	prev, next *conn // in b's list once established, guarded by b.mu

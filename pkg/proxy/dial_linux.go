@@ -20,7 +20,7 @@ func (l *loop) adopt(nfd int, client netip.AddrPort) {
 		p.connDone()
 		return
 	}
-	c.dialDeadline = time.Now().Add(p.cfg.ConnectTimeout).UnixNano()
+	c.dialDeadline = l.clockNow() + int64(p.cfg.ConnectTimeout)
 	l.dial(c)
 }
 
@@ -32,7 +32,7 @@ func (l *loop) adopt(nfd int, client netip.AddrPort) {
 func (l *loop) dial(c *conn) {
 	p := l.p
 	for {
-		now := time.Now().UnixNano()
+		now := l.clockNow()
 		b := p.pool.pick(c.client, c.tried)
 		if b == nil {
 			if len(c.tried) == 0 || now >= c.dialDeadline {
@@ -146,7 +146,7 @@ func (l *loop) dialFailed(c *conn, err error) {
 	c.be.fd = -1
 	c.mu.Unlock()
 	l.dialError(c, err)
-	if c.aborted.Load() || time.Now().UnixNano() >= c.dialDeadline {
+	if c.aborted.Load() || l.clockNow() >= c.dialDeadline {
 		l.p.noBackend.Add(1)
 		l.finish(c)
 		return

@@ -80,7 +80,7 @@ type loop struct {
 
 	listening   bool
 	acceptPause time.Duration // back-off after accept errors
-	resumeAt    int64         // unix ns when accepting resumes; 0: not paused
+	resumeAt    int64         // Clock instant (unix ns) when accepting resumes; 0: not paused
 
 	socks   []*side // by fd
 	gen     int32
@@ -98,7 +98,7 @@ type loop struct {
 	// there (see attach). nil: the loop waits in epoll_wait (rawWait).
 	file     *os.File
 	rc       syscall.RawConn
-	deadline time.Time // read deadline set on file; zero: none
+	armed    int64 // the loop deadline (nextTimer) that file's read deadline stands for; 0: none, -1: expired
 	pollFn   func(uintptr) bool
 	pollEvs  []unix.EpollEvent
 	pollN    int
@@ -280,10 +280,10 @@ func (l *loop) run() {
 				}
 			}
 		}
-		now := time.Now().UnixNano()
 		if len(l.timers) > 0 || l.resumeAt != 0 {
-			l.expire(now)
+			l.expire(l.clockNow())
 		}
+		now := time.Now().UnixNano()
 		l.pickWait(now)
 		if l.yieldDue(now) {
 			runtime.Gosched()
@@ -362,7 +362,7 @@ func (l *loop) pauseAccepting(what string, err error) {
 		l.p.log.Debug(what+" failed, backing off", "err", err, "backoff", l.acceptPause)
 	}
 	l.unlisten()
-	l.resumeAt = time.Now().Add(l.acceptPause).UnixNano()
+	l.resumeAt = l.clockNow() + int64(l.acceptPause)
 }
 
 func (l *loop) event(s *side, ev uint32) {

@@ -105,8 +105,10 @@ type Config struct {
 	// DrainTimeout is how long Shutdown lets in-flight connections finish
 	// before closing them (default 5s).
 	DrainTimeout time.Duration
-	// Clock drives idle sweeping, rebalancing, back-off and drain timers
-	// (default the real clock).
+	// Clock drives every timer of the proxy (default the real clock):
+	// the connect budget, its share per attempt and the pause between
+	// rounds, the accept back-off, suspect hold-downs, idle sweeping,
+	// rebalancing and the drain.
 	Clock clock.Clock
 	// Logger receives transitions and errors, never a line per
 	// connection at Info (default: discard).

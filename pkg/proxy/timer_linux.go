@@ -1,12 +1,25 @@
 package proxy
 
-import "golang.org/x/sys/unix"
+import (
+	"time"
 
-// A loop's deadlines, in unix nanoseconds: each connection's one pending
-// deadline (its connect attempt, or the pause before the next round of
-// attempts) in the loop's timerHeap, and the end of the accept back-off
-// (loop.resumeAt). The loop waits for the earliest (see wait) and fires
-// what is due after each batch of events (expire).
+	"golang.org/x/sys/unix"
+)
+
+// A loop's deadlines are instants of Config.Clock in unix nanoseconds,
+// like every other timer of the proxy, so a fake clock drives them in
+// tests: each connection's one pending deadline (its connect attempt, or
+// the pause before the next round of attempts) in the loop's timerHeap,
+// and the end of the accept back-off (loop.resumeAt). The loop waits for
+// the earliest (see wait) and fires what is due after each batch of
+// events (expire).
+
+// clockNow returns Config.Clock's time, the base of the loop's
+// deadlines, in unix nanoseconds.
+func (l *loop) clockNow() int64 { return l.p.cfg.Clock.Now().UnixNano() }
+
+// untilTimer returns how long it is until the clock reaches at.
+func (l *loop) untilTimer(at int64) time.Duration { return time.Duration(at - l.clockNow()) }
 
 // nextTimer returns the loop's earliest deadline; 0: none.
 func (l *loop) nextTimer() int64 {

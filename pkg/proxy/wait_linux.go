@@ -64,6 +64,10 @@ const spinFor = 20 * time.Microsecond
 // (docs/proxy-tuning.md#yield).
 const yieldAfter = int64(time.Millisecond)
 
+// The spin, the yield and the rate window measure the loop's own running
+// time, so they read the wall clock (time.Now); the loop's deadlines are
+// on Config.Clock (timer_linux.go).
+
 // waitRaw reports whether a loop working at rates got should wait in
 // epoll_wait rather than in the netpoller; raw is how it waits now.
 func waitRaw(raw bool, got, above, below waitRates) bool {
@@ -110,7 +114,7 @@ func (l *loop) attach() error {
 		f.Close()
 		return err
 	}
-	l.file, l.rc, l.deadline = f, rc, time.Time{}
+	l.file, l.rc, l.armed = f, rc, 0
 	return nil
 }
 
@@ -128,21 +132,21 @@ func (l *loop) wait(events []unix.EpollEvent) (int, error) {
 	if l.file == nil {
 		return l.rawWait(events)
 	}
-	var want time.Time
-	if next := l.nextTimer(); next != 0 {
-		want = time.Unix(0, next)
-	}
-	if !want.Equal(l.deadline) {
+	if next := l.nextTimer(); next != l.armed {
+		var want time.Time
+		if next != 0 {
+			want = time.Now().Add(l.untilTimer(next))
+		}
 		if err := l.file.SetReadDeadline(want); err != nil {
 			return 0, err
 		}
-		l.deadline = want
+		l.armed = next
 	}
 	l.pollEvs = events
 	if err := l.rc.Read(l.pollFn); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			// Expired deadlines stay expired until set again.
-			l.deadline = time.Unix(0, 1)
+			l.armed = -1
 			return 0, nil
 		}
 		return 0, err
@@ -156,7 +160,7 @@ func (l *loop) rawWait(events []unix.EpollEvent) (int, error) {
 	timeout := -1
 	if next := l.nextTimer(); next != 0 {
 		// Round up: waking a little late is harmless, early is a spin.
-		timeout = int(max(0, (next-time.Now().UnixNano()+int64(time.Millisecond)-1)/int64(time.Millisecond)))
+		timeout = int(max(0, (l.untilTimer(next)+time.Millisecond-1)/time.Millisecond))
 	}
 	if timeout != 0 {
 		if n, err := l.spin(events); n != 0 || err != 0 {
