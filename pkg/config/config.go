@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hapod/hapod/pkg/health"
+	"github.com/hapod/hapod/pkg/proxy"
 )
 
 // Config is everything `hapod run` needs. The zero value is not valid; start
@@ -158,11 +159,11 @@ const (
 	DefaultIntervalV2      = time.Second
 	DefaultPort            = 8443
 	DefaultAPIServerPort   = 6443
-	DefaultBalance         = "least-conn"
-	DefaultConnectTimeout  = 3 * time.Second
-	DefaultIdleTimeout     = time.Hour
-	DefaultMaxConns        = 20000
-	DefaultRecvBuffer      = 1 << 20
+	DefaultBalance         = string(proxy.DefaultPolicy)
+	DefaultConnectTimeout  = proxy.DefaultConnectTimeout
+	DefaultIdleTimeout     = proxy.DefaultIdleTimeout
+	DefaultMaxConns        = proxy.DefaultMaxConns
+	DefaultRecvBuffer      = proxy.DefaultRecvBuffer
 	DefaultHealthCheck     = string(health.KindHTTPS)
 	DefaultHealthPath      = health.DefaultPath
 	DefaultHealthInterval  = health.DefaultInterval

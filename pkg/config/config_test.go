@@ -3,13 +3,15 @@ package config
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hapod/hapod/pkg/health"
+	"github.com/hapod/hapod/pkg/proxy"
 )
 
 // full returns a valid Config in which every field differs from its
@@ -76,7 +78,7 @@ func TestArgsRoundTrip(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("test config invalid: %v", err)
 		}
-		got, err := parseArgs(c.Args())
+		got, err := ParseArgs(c.Args())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,29 +88,6 @@ func TestArgsRoundTrip(t *testing.T) {
 	}
 }
 
-// parseArgs applies `hapod run` arguments, "--name=value" each, to the
-// defaults the way the run command's flags do.
-func parseArgs(args []string) (Config, error) {
-	c := Default()
-	values := map[string][]string{}
-	for _, a := range args {
-		name, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		if !ok || !strings.HasPrefix(a, "--") {
-			return c, fmt.Errorf("arg %q is not --name=value", a)
-		}
-		values[name] = append(values[name], v)
-	}
-	for name, vs := range values {
-		f, ok := Lookup(name)
-		if !ok {
-			return c, fmt.Errorf("Args emitted unknown flag %q", name)
-		}
-		if err := f.Apply(&c, vs); err != nil {
-			return c, err
-		}
-	}
-	return c, nil
-}
 
 func TestArgsStable(t *testing.T) {
 	c := full()
@@ -380,4 +359,52 @@ func TestReadPassword(t *testing.T) {
 			t.Errorf("ReadPassword(%s) = %v, want an error naming the flag, file and %q", tc.path, err, tc.want)
 		}
 	}
+}
+
+// TestNamesComeFromTheirPackages: --balance and --health-check accept
+// exactly the names proxy and health list (and can build), and the help
+// text names each of them.
+func TestNamesComeFromTheirPackages(t *testing.T) {
+	base := full()
+	for _, tc := range []struct {
+		flag  string
+		names []string
+		build func(string) error
+	}{
+		{"balance", names(proxy.PolicyNames()), func(n string) error { _, err := proxy.PolicyByName(n); return err }},
+		{"health-check", names(health.Kinds()), func(n string) error { _, err := health.NewChecker(n, "", nil); return err }},
+	} {
+		var usage string
+		for _, f := range Fields() {
+			if f.Name == tc.flag {
+				usage = f.Usage
+			}
+		}
+		for _, n := range append(tc.names, "no-such-name") {
+			valid := n != "no-such-name"
+			c := base
+			f, _ := Lookup(tc.flag)
+			err := f.Apply(&c, []string{n})
+			if err == nil {
+				err = c.Validate()
+			}
+			if (err == nil) != valid {
+				t.Errorf("--%s=%s: %v, want valid=%v", tc.flag, n, err, valid)
+			}
+			if valid && tc.build(n) != nil {
+				t.Errorf("--%s=%s is valid but its package cannot build it: %v", tc.flag, n, tc.build(n))
+			}
+			if valid && !strings.Contains(usage, n) {
+				t.Errorf("--%s help %q does not name %s", tc.flag, usage, n)
+			}
+		}
+	}
+}
+
+func names[T ~string](list []T) []string {
+	s := make([]string, len(list))
+	for i, n := range list {
+		s[i] = string(n)
+	}
+	return s
 }

@@ -4,11 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/hapod/hapod/pkg/health"
+	"github.com/hapod/hapod/pkg/proxy"
 )
 
 // Kind says how a flag takes its values.
@@ -126,6 +130,38 @@ func (c *Config) Args() []string {
 	}
 	return args
 }
+
+// ParseArgs is the inverse of Args: it applies `hapod run` arguments,
+// "--name=value" each, to the defaults the way the run command's flags
+// do. An argument that is not --name=value or names no field is an error.
+func ParseArgs(args []string) (Config, error) {
+	c := Default()
+	var order []string
+	values := map[string][]string{}
+	for _, a := range args {
+		name, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if !ok || !strings.HasPrefix(a, "--") {
+			return Config{}, fmt.Errorf("argument %q is not --name=value", a)
+		}
+		if _, seen := values[name]; !seen {
+			order = append(order, name)
+		}
+		values[name] = append(values[name], v)
+	}
+	for _, name := range order {
+		f, ok := Lookup(name)
+		if !ok {
+			return Config{}, fmt.Errorf("argument --%s: %w", name, ErrUnknownFlag)
+		}
+		if err := f.Apply(&c, values[name]); err != nil {
+			return Config{}, err
+		}
+	}
+	return c, nil
+}
+
+// ErrUnknownFlag is returned by ParseArgs for a name no field has.
+var ErrUnknownFlag = errors.New("unknown flag")
 
 // Fields returns the flag table. Every Config field has exactly one row;
 // the round-trip test enforces it.
@@ -283,11 +319,11 @@ func Fields() []Field {
 		},
 		{
 			Name: "balance", Kind: KindValue, Category: CategoryProxy,
-			Usage: "backend selection: least-conn or round-robin",
+			Usage: "backend selection: " + orList(proxy.PolicyNames()),
 			get:   func(c *Config) []string { return []string{c.Proxy.Balance} },
 			set: func(c *Config, s string) error {
 				c.Proxy.Balance = s
-				return oneOf(s, "least-conn", "round-robin")
+				return oneOf(s, proxy.PolicyNames()...)
 			},
 		},
 		{
@@ -361,7 +397,7 @@ func Fields() []Field {
 			get:   func(c *Config) []string { return []string{c.Health.Check} },
 			set: func(c *Config, s string) error {
 				c.Health.Check = s
-				return oneOf(s, "https", "tls", "tcp")
+				return oneOf(s, health.Kinds()...)
 			},
 		},
 		{
@@ -535,13 +571,29 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-func oneOf(s string, valid ...string) error {
-	for _, v := range valid {
-		if s == v {
-			return nil
-		}
+// oneOf checks that s is one of the valid names, which their own package
+// lists (proxy.PolicyNames, health.Kinds) or config does (log settings).
+func oneOf[T ~string](s string, valid ...T) error {
+	if slices.Contains(valid, T(s)) {
+		return nil
 	}
-	return fmt.Errorf("must be one of %s", strings.Join(valid, ", "))
+	names := make([]string, len(valid))
+	for i, v := range valid {
+		names[i] = string(v)
+	}
+	return fmt.Errorf("must be one of %s", strings.Join(names, ", "))
+}
+
+// orList spells names as "a, b or c".
+func orList[T ~string](names []T) string {
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = string(n)
+	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
 
 // MaxHealthPath bounds --health-path: it goes into every check's request

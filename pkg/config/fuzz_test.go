@@ -32,7 +32,7 @@ func FuzzArgsRoundTrip(f *testing.F) {
 		if c.Validate() != nil {
 			return
 		}
-		got, err := parseArgs(c.Args())
+		got, err := ParseArgs(c.Args())
 		if err != nil {
 			t.Fatalf("--%s %q accepted, but its rendering %q is refused: %v", fl.Name, values, c.Args(), err)
 		}

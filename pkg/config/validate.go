@@ -4,15 +4,10 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
-)
 
-// VRRP advertisement interval limits per version: v3 carries centiseconds
-// in 12 bits, v2 whole seconds in 8 bits.
-const (
-	MinIntervalV3 = 10 * time.Millisecond
-	MaxIntervalV3 = 4095 * 10 * time.Millisecond
-	MinIntervalV2 = time.Second
-	MaxIntervalV2 = 255 * time.Second
+	"github.com/hapod/hapod/pkg/health"
+	"github.com/hapod/hapod/pkg/proxy"
+	"github.com/hapod/hapod/pkg/vrrp"
 )
 
 // Input bounds. A VIP's prefix becomes a route on its interface, so a
@@ -134,10 +129,10 @@ func (c *Config) validateVRRP() error {
 	}
 	switch v.Version {
 	case 3:
-		if v.AdvertInterval < MinIntervalV3 || v.AdvertInterval > MaxIntervalV3 {
-			return fieldErr("advert-interval", durationString(v.AdvertInterval), "VRRPv3 allows %v to %v", MinIntervalV3, MaxIntervalV3)
+		if v.AdvertInterval < vrrp.MinIntervalV3 || v.AdvertInterval > vrrp.MaxIntervalV3 {
+			return fieldErr("advert-interval", durationString(v.AdvertInterval), "VRRPv3 allows %v to %v", vrrp.MinIntervalV3, vrrp.MaxIntervalV3)
 		}
-		if v.AdvertInterval%(10*time.Millisecond) != 0 {
+		if v.AdvertInterval%vrrp.IntervalUnitV3 != 0 {
 			return fieldErr("advert-interval", durationString(v.AdvertInterval), "VRRPv3 counts in centiseconds: use a multiple of 10ms")
 		}
 		if v.AuthPassFile != "" {
@@ -147,10 +142,10 @@ func (c *Config) validateVRRP() error {
 		if vip.Is6() {
 			return fieldErr("vrrp-version", 2, "VRRPv2 is IPv4 only; use --vrrp-version 3 for an IPv6 VIP")
 		}
-		if v.AdvertInterval < MinIntervalV2 || v.AdvertInterval > MaxIntervalV2 {
-			return fieldErr("advert-interval", durationString(v.AdvertInterval), "VRRPv2 allows %v to %v", MinIntervalV2, MaxIntervalV2)
+		if v.AdvertInterval < vrrp.MinIntervalV2 || v.AdvertInterval > vrrp.MaxIntervalV2 {
+			return fieldErr("advert-interval", durationString(v.AdvertInterval), "VRRPv2 allows %v to %v", vrrp.MinIntervalV2, vrrp.MaxIntervalV2)
 		}
-		if v.AdvertInterval%time.Second != 0 {
+		if v.AdvertInterval%vrrp.IntervalUnitV2 != 0 {
 			return fieldErr("advert-interval", durationString(v.AdvertInterval), "VRRPv2 counts in whole seconds")
 		}
 	default:
@@ -204,7 +199,7 @@ func (c *Config) validateProxy() error {
 		}
 		seen[b] = true
 	}
-	if err := oneOf(p.Balance, "least-conn", "round-robin"); err != nil {
+	if err := oneOf(p.Balance, proxy.PolicyNames()...); err != nil {
 		return fieldErr("balance", p.Balance, "%v", err)
 	}
 	for _, d := range []struct {
@@ -227,10 +222,10 @@ func (c *Config) validateProxy() error {
 
 func (c *Config) validateHealth() error {
 	h := c.Health
-	if err := oneOf(h.Check, "https", "tls", "tcp"); err != nil {
+	if err := oneOf(h.Check, health.Kinds()...); err != nil {
 		return fieldErr("health-check", h.Check, "%v", err)
 	}
-	if err := checkHealthPath(h.Path); h.Check == "https" && err != nil {
+	if err := checkHealthPath(h.Path); h.Check == string(health.KindHTTPS) && err != nil {
 		return fieldErr("health-path", h.Path, "%v", err)
 	}
 	if h.Interval < MinHealthInterval {

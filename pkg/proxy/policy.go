@@ -57,17 +57,35 @@ var (
 // ErrUnknownPolicy is returned by PolicyByName for a name it does not know.
 var ErrUnknownPolicy = errors.New("unknown balance policy")
 
-// policyNames lists the valid names, the default first.
-var policyNames = []string{"least-conn", "round-robin"}
+// PolicyName names a selection policy, as given to --balance.
+type PolicyName string
 
-// PolicyByName returns the policy called name: "least-conn" (the default,
-// also chosen by an empty name) or "round-robin".
+// The policies PolicyByName builds.
+const (
+	// PolicyLeastConn is LeastConn, the default.
+	PolicyLeastConn PolicyName = "least-conn"
+	// PolicyRoundRobin is RoundRobin.
+	PolicyRoundRobin PolicyName = "round-robin"
+)
+
+// DefaultPolicy is the policy of an empty name.
+const DefaultPolicy = PolicyLeastConn
+
+// PolicyNames lists the valid names, the default first.
+func PolicyNames() []PolicyName { return []PolicyName{PolicyLeastConn, PolicyRoundRobin} }
+
+// PolicyByName returns the policy called name (see PolicyNames); an empty
+// name is DefaultPolicy.
 func PolicyByName(name string) (Policy, error) {
-	switch name {
-	case "", "least-conn":
+	switch PolicyName(name) {
+	case "", PolicyLeastConn:
 		return LeastConn{}, nil
-	case "round-robin":
+	case PolicyRoundRobin:
 		return &RoundRobin{}, nil
 	}
-	return nil, fmt.Errorf("%w %q (valid: %s)", ErrUnknownPolicy, name, strings.Join(policyNames, ", "))
+	valid := make([]string, 0, len(PolicyNames()))
+	for _, n := range PolicyNames() {
+		valid = append(valid, string(n))
+	}
+	return nil, fmt.Errorf("%w %q (valid: %s)", ErrUnknownPolicy, name, strings.Join(valid, ", "))
 }
