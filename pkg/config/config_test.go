@@ -88,7 +88,6 @@ func TestArgsRoundTrip(t *testing.T) {
 	}
 }
 
-
 func TestArgsStable(t *testing.T) {
 	c := full()
 	want := []string{
