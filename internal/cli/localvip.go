@@ -7,10 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
-
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/hapod/hapod/internal/hostnet"
 	"github.com/hapod/hapod/internal/inputfile"
@@ -86,8 +82,8 @@ func staleNote(a hostnet.Addr) string {
 	return fmt.Sprintf("removed the stale VIP %s from %s: no hapod holds it (a hapod killed without releasing it left it, as kubeadm reset does)", a.Prefix, a.Interface)
 }
 
-// manifestVIP reads the VIP (--vip) of the hapod manifest at path; ok is
-// false when the file does not exist.
+// manifestVIP reads the VIP (--vip) of the hapod manifest at path, read
+// back through manifest.Parse; ok is false when the file does not exist.
 func manifestVIP(ctx context.Context, path string) (vip netip.Prefix, ok bool, err error) {
 	data, err := inputfile.Read(ctx, path, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -96,22 +92,14 @@ func manifestVIP(ctx context.Context, path string) (vip netip.Prefix, ok bool, e
 	if err != nil {
 		return netip.Prefix{}, true, err
 	}
-	var pod corev1.Pod
-	if err := yaml.Unmarshal(data, &pod); err != nil {
+	cfg, _, err := manifest.Parse(data)
+	if err != nil {
 		return netip.Prefix{}, true, fmt.Errorf("%s: %w", path, err)
 	}
-	for _, c := range pod.Spec.Containers {
-		for _, arg := range c.Args {
-			if v, found := strings.CutPrefix(arg, "--vip="); found {
-				p, err := netip.ParsePrefix(v)
-				if err != nil {
-					return netip.Prefix{}, true, fmt.Errorf("%s: --vip: %w", path, err)
-				}
-				return p, true, nil
-			}
-		}
+	if !cfg.VIP.Prefix.IsValid() {
+		return netip.Prefix{}, true, fmt.Errorf("%s: %w: no --vip in the pod's args", path, manifest.ErrNotHapod)
 	}
-	return netip.Prefix{}, true, fmt.Errorf("%s: no --vip in the pod's args: not a hapod manifest", path)
+	return cfg.VIP.Prefix, true, nil
 }
 
 // manifestPath is hapod.yaml in the directory of --manifest-dir; "" for a

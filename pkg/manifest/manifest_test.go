@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 const testImage = "ghcr.io/hapod/hapod:v0.0.0-test"
 
-func cfg(t *testing.T, mutate func(*config.Config)) config.Config {
+func cfg(t testing.TB, mutate func(*config.Config)) config.Config {
 	t.Helper()
 	c := config.Default()
 	c.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/24")

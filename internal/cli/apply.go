@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hapod/hapod/internal/inputfile"
+	"github.com/hapod/hapod/pkg/manifest"
+)
+
+// applied is what apply did: the manifest's path and whether it was
+// created, updated or left unchanged.
+type applied struct {
+	Path    string
+	Outcome manifest.Outcome
+}
+
+// apply carries out p on this host: it removes the stale VIP, makes the
+// kubeadm config's endpoint edit and writes the manifest; should the
+// manifest not be written, it undoes the edit. A manifest that differs
+// from p's stops it without --force, before anything is touched. The
+// notes of what it did join p's, printed once the manifest is written.
+func apply(c *cli.Context, host Host, p plan) (applied, error) {
+	dir := c.String(flagManifestDir)
+	path := filepath.Join(dir, manifest.FileName)
+	force := c.Bool(flagForce)
+	errOut := c.App.ErrWriter
+	notes := p.Notes
+	// A different manifest stops the run without --force: find out before
+	// the kubeadm config is touched.
+	if old, err := inputfile.Read(c.Context, path, 0); err == nil && !bytes.Equal(old, p.Manifest) && !force {
+		err := &manifest.DiffError{Path: path, Diff: manifest.Diff(string(old), string(p.Manifest))}
+		fmt.Fprintf(errOut, "hapod: %s differs from what these settings produce:\n%s", err.Path, err.Diff)
+		return applied{}, err
+	}
+	if p.Stale != nil {
+		if err := host.RemoveAddr(*p.Stale); err != nil {
+			return applied{}, fmt.Errorf("--vip %s: remove the stale VIP: %w", p.Stale.Prefix.Addr(), err)
+		}
+		notes = append(notes, staleNote(*p.Stale))
+	}
+	if p.Edit != nil {
+		if err := p.Edit.Apply(); err != nil {
+			return applied{}, err
+		}
+		notes = append(notes, fmt.Sprintf("set controlPlaneEndpoint %s in %s (original kept as %s)", p.Edit.Endpoint, p.Edit.Path, p.Edit.Backup()))
+	}
+	path, outcome, err := manifest.Write(dir, p.Manifest, force)
+	if err != nil && p.Edit != nil {
+		if uerr := p.Edit.Undo(); uerr != nil {
+			err = fmt.Errorf("%w; and restoring the kubeadm config failed: %v", err, uerr)
+		}
+	}
+	var de *manifest.DiffError
+	if errors.As(err, &de) {
+		fmt.Fprintf(errOut, "hapod: %s differs from what these settings produce:\n%s", de.Path, de.Diff)
+		return applied{}, err
+	}
+	if err != nil {
+		if !strings.Contains(err.Error(), path) { // most errors name it already
+			err = fmt.Errorf("%s: %w", path, err)
+		}
+		return applied{}, err
+	}
+	printNotes(errOut, notes)
+	return applied{Path: path, Outcome: outcome}, nil
+}
+
+// dryRun says what apply would do with p, and prints the manifest.
+func dryRun(c *cli.Context, p plan) error {
+	path := filepath.Join(c.String(flagManifestDir), manifest.FileName)
+	errOut := c.App.ErrWriter
+	printNotes(errOut, p.Notes)
+	if p.Stale != nil {
+		fmt.Fprintf(errOut, "hapod: dry run: would have %s\n", staleNote(*p.Stale))
+	}
+	if p.Edit != nil {
+		fmt.Fprintf(errOut, "hapod: dry run: would set controlPlaneEndpoint %s in %s (keeping the original as %s)\n", p.Edit.Endpoint, p.Edit.Path, p.Edit.Backup())
+	}
+	old, err := inputfile.Read(c.Context, path, 0)
+	switch {
+	case err != nil:
+		fmt.Fprintf(errOut, "hapod: dry run: would create %s\n", path)
+	case string(old) == string(p.Manifest):
+		fmt.Fprintf(errOut, "hapod: dry run: %s is unchanged\n", path)
+	default:
+		fmt.Fprintf(errOut, "hapod: dry run: would change %s:\n%s", path, manifest.Diff(string(old), string(p.Manifest)))
+	}
+	_, err = c.App.Writer.Write(p.Manifest)
+	return err
+}
+
+// printNotes prints what a successful run has to say besides its output.
+func printNotes(w io.Writer, notes []string) {
+	for _, n := range notes {
+		fmt.Fprintf(w, "hapod: %s\n", n)
+	}
+}

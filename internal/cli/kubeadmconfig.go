@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/kubeadm"
+)
+
+// mergeKubeadm takes the VIP, port and this node's backend from a kubeadm
+// config where the flags left them unset, and refuses disagreements and
+// the port-6443 conflict. With setEndpoint the file's endpoint is about
+// to be replaced by the leased VIP, so it is neither used nor compared.
+func mergeKubeadm(c *cli.Context, cfg *config.Config, path string, setEndpoint bool) error {
+	f, err := kubeadm.Load(c.Context, path)
+	if err != nil {
+		return err
+	}
+	s, err := f.Settings()
+	// A DNS name is fine when --vip says which address it stands for;
+	// hapod does not resolve it (no network while making a manifest).
+	if err != nil && !(errors.Is(err, kubeadm.ErrDNSEndpoint) && c.IsSet("vip")) {
+		return err
+	}
+	check := s
+	if setEndpoint {
+		// The lease decides the endpoint; init will set it.
+		check.EndpointSet, check.EndpointName = false, ""
+	}
+	if check.EndpointSet || check.EndpointName != "" {
+		ep := s.Endpoint
+		if check.EndpointSet && !c.IsSet("vip") {
+			cfg.VIP.Prefix = netip.PrefixFrom(ep.Addr(), ep.Addr().BitLen())
+		}
+		if c.IsSet("port") && cfg.Proxy.Port != ep.Port() {
+			return &config.FieldError{Flag: "port", Value: fmt.Sprint(cfg.Proxy.Port), Err: fmt.Errorf(
+				"differs from the port of %s %s in %s: clients would reach the VIP on a port nobody listens on", s.EndpointField, s.EndpointString(), path)}
+		}
+		cfg.Proxy.Port = ep.Port()
+	}
+	if !c.IsSet("vip") && cfg.VIP.Prefix.IsValid() {
+		// Most likely a join file whose discovery points at one node.
+		for _, b := range cfg.Proxy.Backends {
+			if b.Addr() == cfg.VIP.Prefix.Addr() {
+				return fmt.Errorf("%s: %w: %s %s is also --backend %s; hapod takes the VIP from it, so it must be the VIP, not a kube-apiserver's own address (or pass --vip)",
+					path, kubeadm.ErrVIPIsNodeAddress, s.EndpointField, s.EndpointString(), b)
+			}
+		}
+	}
+	// Whether the VIP came from --vip or from the file, it must not be a
+	// node's own address.
+	if err := kubeadm.CheckVIP(cfg.VIP.Prefix.Addr(), check); err != nil {
+		return err // names the file already
+	}
+	if !c.IsSet("backend") && s.AdvertiseAddress.IsValid() {
+		cfg.Proxy.Backends = []netip.AddrPort{netip.AddrPortFrom(s.AdvertiseAddress, s.BindPort)}
+	}
+	if err := kubeadm.CheckPortConflict(cfg.Proxy.Port, s); err != nil {
+		return err // names the file already
+	}
+	return nil
+}
+
+// portShareWarning warns when, without a kubeadm config to tell, the
+// proxy's port equals a backend's: kube-apiserver binds the wildcard by
+// default.
+func portShareWarning(cfg config.Config) string {
+	for _, b := range cfg.Proxy.Backends {
+		if b.Port() == cfg.Proxy.Port {
+			return fmt.Sprintf("warning: --port %d is also the kube-apiservers' port; unless they bind a specific address (apiServer extraArgs bind-address), kube-apiserver and kubeadm's Port-%d preflight check collide with the proxy on the VIP", cfg.Proxy.Port, cfg.Proxy.Port)
+		}
+	}
+	return ""
+}

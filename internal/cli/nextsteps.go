@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/hapod/hapod/pkg/config"
+)
+
+// printNextSteps says what apply wrote and what to run next: on init the
+// kubeadm init command and the `hapod join` command for the other nodes,
+// on join the kubeadm join command.
+func printNextSteps(out io.Writer, p plan, a applied) {
+	cfg := p.Config
+	fmt.Fprintf(out, "hapod: %s %s: VIP %s on %s (VRRPv%d, VRID %d), proxy port %d -> %d backend(s)\n",
+		a.Outcome, a.Path, cfg.VIP.Prefix, cfg.VIP.Interface, cfg.VRRP.Version, cfg.VRRP.VRID, cfg.Proxy.Port, len(cfg.Proxy.Backends))
+	endpoint := netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port)
+	if p.Mode != modeInit {
+		fmt.Fprintf(out, "\nNow join the control plane through the VIP:\n\n  kubeadm join %s --control-plane ...\n", endpoint)
+		return
+	}
+	if p.KubeadmFile != "" {
+		fmt.Fprintf(out, "\nNow start the control plane:\n\n  kubeadm init --config %s --upload-certs\n", p.KubeadmFile)
+	} else {
+		fmt.Fprintf(out, "\nNow start the control plane with the VIP as its endpoint:\n\n  kubeadm init --control-plane-endpoint %s --upload-certs\n", endpoint)
+	}
+	fmt.Fprintf(out, "\nThen, on each other control-plane node, before 'kubeadm join ... --control-plane':\n\n  %s\n", strings.Join(JoinCommand(cfg, p.Image, p.Source), " "))
+	if cfg.VRRP.AuthPassFile != "" {
+		fmt.Fprintf(out, "\nCopy %s to the same path on each node first (mode 0600).\n", cfg.VRRP.AuthPassFile)
+	}
+}
+
+// JoinCommand is the `hapod join` command line that gives another node the
+// same cluster-wide settings as cfg. The interface and priority are left to
+// each node; in unicast mode the peer list gains this node's own address
+// (self), and `hapod join` drops whichever peer is the joining node itself.
+func JoinCommand(cfg config.Config, image string, self netip.Addr) []string {
+	cmd := []string{"hapod", "join"}
+	def := config.Default()
+	def.VIP.Prefix = cfg.VIP.Prefix
+	def.VRRP.Version = cfg.VRRP.Version
+	def.Complete()
+	join := cfg
+	if len(cfg.VRRP.Peers) > 0 && self.IsValid() && !slices.Contains(cfg.VRRP.Peers, self) {
+		join.VRRP.Peers = append([]netip.Addr{self}, cfg.VRRP.Peers...)
+	}
+	for _, f := range config.Fields() {
+		switch f.Name {
+		case "interface", "priority":
+			continue
+		}
+		vals := f.Values(&join)
+		always := f.Name == "vip" || f.Name == "vrid" || f.Name == "backend" || f.Name == "port"
+		if !always && slices.Equal(vals, f.Values(&def)) {
+			continue
+		}
+		for _, v := range vals {
+			cmd = append(cmd, "--"+f.Name+"="+v)
+		}
+	}
+	if image != defaultImage() {
+		cmd = append(cmd, "--"+flagImage+"="+image)
+	}
+	return cmd
+}
