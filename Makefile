@@ -30,6 +30,15 @@ IMAGE_BUILD := build --timestamp $(SOURCE_DATE_EPOCH) --build-arg VERSION=$(VERS
 TOOLS    ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hapod-tools
 ACTIONLINT_VERSION := v1.7.12
 ACTIONLINT := $(TOOLS)/actionlint-$(ACTIONLINT_VERSION)
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
+# $(call go-tool,PACKAGE,VERSION): go install PACKAGE@VERSION as the
+# target, a file named for the version, so a version bump reinstalls.
+define go-tool
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install $(1)@$(2)
+	mv $(TOOLS)/$(notdir $(1)) $@
+endef
 
 .PHONY: all build static test unit e2e e2e-kubeadm bench bench-failover bench-proxy fuzz lint lint-workflows manifests check-manifests \
 	dist checksums image image-archive image-push sign release-snapshot demo clean
@@ -90,10 +99,11 @@ fuzz:
 	  done; \
 	done
 
-lint:
+lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	GOOS=darwin $(GO) vet ./...
+	$(STATICCHECK) ./...
 	@$(GO) mod tidy -diff >/dev/null || { echo "go mod tidy would change go.mod/go.sum"; $(GO) mod tidy -diff; exit 1; }
 	$(MAKE) -s lint-workflows
 
@@ -101,9 +111,10 @@ lint-workflows: $(ACTIONLINT)
 	$(ACTIONLINT) -no-color
 
 $(ACTIONLINT):
-	@mkdir -p $(TOOLS)
-	GOBIN=$(TOOLS) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
-	mv $(TOOLS)/actionlint $@
+	$(call go-tool,github.com/rhysd/actionlint/cmd/actionlint,$(ACTIONLINT_VERSION))
+
+$(STATICCHECK):
+	$(call go-tool,honnef.co/go/tools/cmd/staticcheck,$(STATICCHECK_VERSION))
 
 # The example manifests are the generator's output for fixed inputs.
 MANIFESTS_DIR ?= manifests

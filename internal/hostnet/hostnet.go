@@ -22,8 +22,9 @@ type Addr struct {
 	// interface already covers its subnet (IFA_F_SECONDARY), as a VIP is
 	// next to the node's own address.
 	Secondary bool
-	// Deprecated: an IPv6 address the kernel never picks as a source
+	// Deprecated marks an IPv6 address the kernel never picks as a source
 	// (preferred lifetime 0, IFA_F_DEPRECATED), as hapod adds its VIP.
+	// (Not a "Deprecated:" doc paragraph: the field itself is current.)
 	Deprecated bool
 }
 
