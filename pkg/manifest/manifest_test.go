@@ -15,12 +15,22 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/hapod/hapod/internal/release"
 	"github.com/hapod/hapod/pkg/config"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+var update = flag.Bool("update", false, "rewrite the golden files in manifests/")
 
 const testImage = "ghcr.io/hapod/hapod:v0.0.0-test"
+
+// The golden files are the repository's example manifests: `make
+// manifests` renders the same inputs through the CLI (an unstamped build,
+// the image below) and `make check-manifests` compares; this test
+// compares Render's output for them directly.
+const (
+	goldenDir   = "../../manifests"
+	goldenImage = "ghcr.io/hapod/hapod:latest"
+)
 
 func cfg(t testing.TB, mutate func(*config.Config)) config.Config {
 	t.Helper()
@@ -61,18 +71,17 @@ var goldenCases = []struct {
 	{"vrrpv2-password", func(c *config.Config) {
 		c.VRRP.Version = 2
 		c.VRRP.AuthPassFile = "/etc/hapod/vrrp-pass"
-		c.Health.CAFile = "/etc/kubernetes/pki/ca.crt"
 	}},
 }
 
 func TestGolden(t *testing.T) {
 	for _, tc := range goldenCases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Render(cfg(t, tc.mutate), testImage, "v0.0.0-test")
+			got, err := Render(cfg(t, tc.mutate), goldenImage, release.Unstamped)
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", tc.name+".yaml")
+			path := filepath.Join(goldenDir, tc.name+".yaml")
 			if *update {
 				if err := os.WriteFile(path, got, 0o644); err != nil {
 					t.Fatal(err)
@@ -80,10 +89,10 @@ func TestGolden(t *testing.T) {
 			}
 			want, err := os.ReadFile(path)
 			if err != nil {
-				t.Fatalf("%v (run go test ./pkg/manifest -update)", err)
+				t.Fatalf("%v (run make manifests)", err)
 			}
 			if string(got) != string(want) {
-				t.Errorf("%s differs from the generator's output (go test ./pkg/manifest -update):\n%s", path, Diff(string(want), string(got)))
+				t.Errorf("%s differs from the generator's output (make manifests):\n%s", path, Diff(string(want), string(got)))
 			}
 		})
 	}
@@ -139,6 +148,19 @@ func TestPodConventions(t *testing.T) {
 		s.Volumes[0].HostPath.Path == "/etc/hapod/vrrp-pass" && *s.Volumes[0].HostPath.Type == corev1.HostPathFile)
 	if strings.Contains(string(data), "privileged") {
 		t.Error("manifest mentions privileged")
+	}
+}
+
+func TestPodMountsHealthCA(t *testing.T) {
+	const ca = "/etc/kubernetes/pki/ca.crt"
+	s := Pod(cfg(t, func(c *config.Config) { c.Health.CAFile = ca }), testImage).Spec
+	m := s.Containers[0].VolumeMounts
+	if len(m) != 1 || m[0].MountPath != ca || !m[0].ReadOnly || m[0].Name != "health-ca" {
+		t.Errorf("mounts = %+v, want %s read-only", m, ca)
+	}
+	v := s.Volumes
+	if len(v) != 1 || v[0].Name != "health-ca" || v[0].HostPath == nil || v[0].HostPath.Path != ca || *v[0].HostPath.Type != corev1.HostPathFile {
+		t.Errorf("volumes = %+v, want the hostPath file %s", v, ca)
 	}
 }
 

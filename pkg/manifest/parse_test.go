@@ -15,7 +15,7 @@ import (
 func TestParseGolden(t *testing.T) {
 	for _, tc := range goldenCases {
 		t.Run(tc.name, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join("testdata", tc.name+".yaml"))
+			data, err := os.ReadFile(filepath.Join(goldenDir, tc.name+".yaml"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -26,8 +26,8 @@ func TestParseGolden(t *testing.T) {
 			if want := cfg(t, tc.mutate); !reflect.DeepEqual(got, want) {
 				t.Errorf("Parse gave\n %+v\nwant\n %+v", got, want)
 			}
-			if image != testImage {
-				t.Errorf("image %q, want %q", image, testImage)
+			if image != goldenImage {
+				t.Errorf("image %q, want %q", image, goldenImage)
 			}
 		})
 	}
