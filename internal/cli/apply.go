@@ -2,13 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/hapod/hapod/internal/inputfile"
 	"github.com/hapod/hapod/pkg/manifest"
@@ -22,19 +22,17 @@ type applied struct {
 }
 
 // apply carries out p on this host: it removes the stale VIP, makes the
-// kubeadm config's endpoint edit and writes the manifest; should the
-// manifest not be written, it undoes the edit. A manifest that differs
-// from p's stops it without --force, before anything is touched. The
-// notes of what it did join p's, printed once the manifest is written.
-func apply(c *cli.Context, host Host, p plan) (applied, error) {
-	dir := c.String(flagManifestDir)
+// kubeadm config's endpoint edit and writes the manifest into dir; should
+// the manifest not be written, it undoes the edit. A manifest that
+// differs from p's stops it unless force, before anything is touched. The
+// notes of what it did join p's, printed to errOut once the manifest is
+// written.
+func apply(ctx context.Context, host Host, p plan, dir string, force bool, errOut io.Writer) (applied, error) {
 	path := filepath.Join(dir, manifest.FileName)
-	force := c.Bool(flagForce)
-	errOut := c.App.ErrWriter
-	notes := p.Notes
+	notes := slices.Clone(p.Notes)
 	// A different manifest stops the run without --force: find out before
 	// the kubeadm config is touched.
-	if old, err := inputfile.Read(c.Context, path, 0); err == nil && !bytes.Equal(old, p.Manifest) && !force {
+	if old, err := inputfile.Read(ctx, path, 0); err == nil && !bytes.Equal(old, p.Manifest) && !force {
 		err := &manifest.DiffError{Path: path, Diff: manifest.Diff(string(old), string(p.Manifest))}
 		fmt.Fprintf(errOut, "hapod: %s differs from what these settings produce:\n%s", err.Path, err.Diff)
 		return applied{}, err
@@ -72,10 +70,10 @@ func apply(c *cli.Context, host Host, p plan) (applied, error) {
 	return applied{Path: path, Outcome: outcome}, nil
 }
 
-// dryRun says what apply would do with p, and prints the manifest.
-func dryRun(c *cli.Context, p plan) error {
-	path := filepath.Join(c.String(flagManifestDir), manifest.FileName)
-	errOut := c.App.ErrWriter
+// dryRun says on errOut what apply would do with p in dir, and prints the
+// manifest on out.
+func dryRun(ctx context.Context, p plan, dir string, out, errOut io.Writer) error {
+	path := filepath.Join(dir, manifest.FileName)
 	printNotes(errOut, p.Notes)
 	if p.Stale != nil {
 		fmt.Fprintf(errOut, "hapod: dry run: would have %s\n", staleNote(*p.Stale))
@@ -83,7 +81,7 @@ func dryRun(c *cli.Context, p plan) error {
 	if p.Edit != nil {
 		fmt.Fprintf(errOut, "hapod: dry run: would set controlPlaneEndpoint %s in %s (keeping the original as %s)\n", p.Edit.Endpoint, p.Edit.Path, p.Edit.Backup())
 	}
-	old, err := inputfile.Read(c.Context, path, 0)
+	old, err := inputfile.Read(ctx, path, 0)
 	switch {
 	case err != nil:
 		fmt.Fprintf(errOut, "hapod: dry run: would create %s\n", path)
@@ -92,7 +90,7 @@ func dryRun(c *cli.Context, p plan) error {
 	default:
 		fmt.Fprintf(errOut, "hapod: dry run: would change %s:\n%s", path, manifest.Diff(string(old), string(p.Manifest)))
 	}
-	_, err = c.App.Writer.Write(p.Manifest)
+	_, err = out.Write(p.Manifest)
 	return err
 }
 

@@ -136,9 +136,9 @@ func generate(c *cli.Context, host Host, m mode) error {
 		printNotes(c.App.ErrWriter, p.Notes)
 		return nil
 	case c.Bool(flagDryRun):
-		return dryRun(c, p)
+		return dryRun(c.Context, p, c.String(flagManifestDir), c.App.Writer, c.App.ErrWriter)
 	}
-	a, err := apply(c, host, p)
+	a, err := apply(c.Context, host, p, c.String(flagManifestDir), c.Bool(flagForce), c.App.ErrWriter)
 	if err != nil {
 		return err
 	}
