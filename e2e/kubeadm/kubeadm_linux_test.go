@@ -254,12 +254,11 @@ func (c *cluster) waitMirrorPod(t *testing.T, n *node, image string, timeout tim
 // vipWatch records when the VIP appears on a node and when its
 // kube-apiserver first answers HTTPS at all.
 type vipWatch struct {
-	stop   chan struct{}
-	done   chan struct{}
-	mu     sync.Mutex
-	vipAt  time.Time
-	apiAt  time.Time
-	errMsg string
+	stop  chan struct{}
+	done  chan struct{}
+	mu    sync.Mutex
+	vipAt time.Time
+	apiAt time.Time
 }
 
 // watchVIPAndAPIServer polls every 20 ms, from the lab's client, until both
