@@ -3,11 +3,14 @@ package kubeadm
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,7 +21,9 @@ import (
 // multicast VRRP (hapod's default) and flags everywhere: `hapod init`
 // with flags and `kubeadm init` on node 1, the printed `hapod join` line
 // and `kubeadm join VIP:8443 --control-plane ...` on nodes 2 and 3; then the
-// cluster's lifecycle: `kubeadm upgrade apply` on node 1. Each step runs on the cluster the previous one left.
+// cluster's lifecycle: `kubeadm upgrade apply` on node 1, and on the VIP
+// holder a hapod upgrade, `hapod reset` + `kubeadm reset` and re-join, and
+// re-join after hapod was SIGKILLed. Each step runs on the cluster the previous one left.
 func TestKubeadmMulticast(t *testing.T) {
 	s := prerequisites(t)
 	c := newCluster(t, s, false)
@@ -29,6 +34,9 @@ func TestKubeadmMulticast(t *testing.T) {
 		{"init", func(t *testing.T) { c.initFirst(t, false) }},
 		{"join", func(t *testing.T) { c.joinOthers(t, false) }},
 		{"kubeadm-upgrade-apply", c.kubeadmUpgradeApply},
+		{"hapod-upgrade-on-holder", c.upgradeOnHolder},
+		{"reset-holder-and-rejoin", c.resetHolder},
+		{"rejoin-after-sigkill", c.rejoinAfterKill},
 	}
 	for _, st := range steps {
 		if !t.Run(st.name, st.run) {
@@ -231,8 +239,8 @@ func (c *cluster) holderCrash(t *testing.T) {
 		c.logHapod(t, 40)
 		t.Fatalf("the endpoint did not recover after %s crashed: %s", h.name, report(r))
 	}
-	t.Logf("%s (VIP holder) crashed at %s; VIP on %s %v later; client-observed outage %v (%d failed requests): %s",
-		h.name, at.Format("15:04:05.000"), to.name, moved.Sub(at).Round(time.Millisecond), r.OutageAfter(at).Round(time.Millisecond), o.Failures, report(r))
+	t.Logf("%s (VIP holder) crashed at %s; VIP on %s %v later; client-observed outage %v after the crash: %s",
+		h.name, at.Format("15:04:05.000"), to.name, moved.Sub(at).Round(time.Millisecond), r.OutageAfter(at).Round(time.Millisecond), report(r))
 }
 
 // waitMirrorPod waits until kube-system/hapod-<node> (of each given node,
@@ -326,6 +334,24 @@ func readFile(t *testing.T, path string) []byte {
 	return b
 }
 
+// joinArgs is node n's `hapod join` command line: the one it was set up
+// with, as `join` (node 1's `init` flags work for join too, as the README's
+// upgrade procedure says), with image instead of the original one when not
+// empty, and extra flags appended.
+func (c *cluster) joinArgs(n *node, image string, extra ...string) []string {
+	args := []string{"join"}
+	for _, a := range c.hapodArgs[n][1:] {
+		if image != "" && strings.HasPrefix(a, "--image=") {
+			continue
+		}
+		args = append(args, a)
+	}
+	if image != "" {
+		args = append(args, "--image="+image)
+	}
+	return append(args, extra...)
+}
+
 // waitReadyz waits for the probe's latest request to have succeeded, then
 // lets it run for a baseline of two seconds.
 func waitReadyz(t *testing.T, p *readyzProbe) {
@@ -335,6 +361,28 @@ func waitReadyz(t *testing.T, p *readyzProbe) {
 		return ok && last.OK
 	})
 	time.Sleep(2 * time.Second)
+}
+
+// upgradeOnHolder is scenario 4: on the node holding the VIP, the README's
+// upgrade, `hapod join ...same flags... --image NEW --force`. kubelet
+// replaces the pod; the old one hands the VIP over before it lets go. No
+// client request may fail.
+func (c *cluster) upgradeOnHolder(t *testing.T) {
+	h := c.holder(t)
+	p := c.startReadyzProbe(t)
+	waitReadyz(t, p)
+	start := time.Now()
+	c.hapod(t, h, c.joinArgs(h, c.s.imageNew, "--force")...)
+	c.waitMirrorPod(t, h, c.s.imageNew, 2*time.Minute)
+	took := time.Since(start)
+	time.Sleep(3 * time.Second)
+	r := p.stop()
+	if r.Failures != 0 {
+		t.Errorf("%d client requests failed during the upgrade on the VIP holder: %s", r.Failures, report(r))
+		c.logHapod(t, 40)
+	}
+	t.Logf("upgrade on the VIP holder %s: new pod (%s) Running %v after hapod join; VIP now on %s; client: %s",
+		h.name, c.s.imageNew, took.Round(100*time.Millisecond), names(c.holders()), report(r))
 }
 
 // upgradeIgnored are the `kubeadm upgrade apply` preflight errors the test
@@ -375,4 +423,119 @@ func (c *cluster) kubeadmUpgradeApply(t *testing.T) {
 		c.logHapod(t, 40)
 	}
 	t.Logf("kubeadm upgrade apply %s on %s: hapod.yaml unchanged (%d bytes); client: %s", c.s.version, n1.name, len(before), report(r))
+}
+
+// resetHolder is scenario 5: on the VIP holder, as on a real host, `hapod
+// reset` (hands the VIP over and removes hapod.yaml), kubelet stopped, then
+// `kubeadm reset -f`. No node keeps a stale VIP, clients keep working, and
+// the node joins again.
+func (c *cluster) resetHolder(t *testing.T) {
+	h := c.holder(t)
+	p := c.startReadyzProbe(t)
+	waitReadyz(t, p)
+	out := h.must(t, hapodBin, "reset")
+	t.Logf("%s$ hapod reset\n%s", h.name, indent(out))
+	h.stopKubelet()
+	resetAt := time.Now()
+	c.kubeadm(t, h, "reset", "-f")
+	time.Sleep(3 * time.Second)
+	held := c.holders()
+	r := p.stop()
+	if len(held) != 1 || held[0] == h {
+		t.Errorf("after hapod reset and kubeadm reset on %s the VIP is on %s: want exactly one other node", h.name, names(held))
+	}
+	for _, n := range c.nodes {
+		addrs, err := n.Addrs()
+		t.Logf("%s eth0: %v %v", n.name, addrs, err)
+	}
+	// kubeadm reset kills the node's kube-apiserver without a grace period
+	// (CRI StopPodSandbox): a request that another node's proxy had sent
+	// there just then is cut, and no L4 proxy can save it. Every other
+	// failure (refused, timed out, cut during hapod's handover, ...) is the
+	// endpoint's.
+	if cut, other := splitCut(r, resetAt); other != 0 {
+		t.Errorf("%d client requests failed during hapod reset + kubeadm reset on the VIP holder (%d more were cut in flight): %s", other, cut, report(r))
+		c.logHapod(t, 40)
+	} else if cut != 0 {
+		t.Logf("%d requests were in flight to %s's kube-apiserver when kubeadm reset killed it (EOF or reset after connecting)", cut, h.name)
+	}
+	t.Logf("reset of the VIP holder %s: VIP now on %s; client: %s", h.name, names(held), report(r))
+	c.rejoin(t, h, nil)
+}
+
+// rejoin joins a reset node again: kubelet started (systemctl start
+// kubelet), `hapod join` with its flags, `kubeadm join` with init's
+// printed command. afterHapod, when not nil, gets hapod join's output
+// before kubeadm runs.
+func (c *cluster) rejoin(t *testing.T, n *node, afterHapod func(out string)) {
+	t.Helper()
+	n.startKubelet()
+	args := c.hapodArgs[n]
+	if args[0] != "join" {
+		args = c.joinArgs(n, "")
+	}
+	out := c.hapod(t, n, args...)
+	if afterHapod != nil {
+		afterHapod(out)
+	}
+	n.setKubeletExtraArgs("--cgroup-root="+n.cgroupRoot, "--node-ip="+n.IPv4.String())
+	start := time.Now()
+	c.kubeadm(t, n, append(slices.Clone(c.joinCommand), "--apiserver-advertise-address="+n.IPv4.String(),
+		"--ignore-preflight-errors="+strings.Join(preflightIgnored, ","))...)
+	c.waitMirrorPod(t, n, c.hapodImage(n), 3*time.Minute)
+	t.Logf("%s joined again in %v; VIP on %s", n.name, time.Since(start).Round(100*time.Millisecond), names(c.holders()))
+}
+
+// splitCut counts a probe's failures in two: requests cut after they were
+// connected (EOF, connection reset: their backend died under them) that
+// were still running at since (they take at most the probe's 1 s timeout),
+// and every other failure.
+func splitCut(r lab.ProbeResult, since time.Time) (cut, other int) {
+	for _, s := range r.Samples {
+		switch {
+		case s.OK:
+		case !s.At.Before(since.Add(-time.Second)) && (errors.Is(s.Err, io.EOF) || errors.Is(s.Err, syscall.ECONNRESET)):
+			cut++
+		default:
+			other++
+		}
+	}
+	return cut, other
+}
+
+// hapodImage is the image of node n's last hapod command.
+func (c *cluster) hapodImage(n *node) string {
+	for _, a := range slices.Backward(c.hapodArgs[n]) {
+		if v, ok := strings.CutPrefix(a, "--image="); ok {
+			return v
+		}
+	}
+	return c.s.image
+}
+
+// rejoinAfterKill: `kubeadm reset` without `hapod reset` first SIGKILLs
+// hapod (CRI stops pods without a grace period) and leaves the VIP on the
+// node while another node takes it too. Re-running `hapod join` there
+// removes that stale VIP, saying so, instead of refusing.
+func (c *cluster) rejoinAfterKill(t *testing.T) {
+	h := c.holder(t)
+	p := c.startReadyzProbe(t)
+	waitReadyz(t, p)
+	h.stopKubelet()
+	c.kubeadm(t, h, "reset", "-f")
+	if !h.HasAddr(c.vip.Addr()) {
+		t.Fatalf("kubeadm reset on %s left no VIP behind: this check's premise (hapod SIGKILLed keeps its address) does not hold", h.name)
+	}
+	lab.WaitFor(t, 30*time.Second, "another node to take the VIP", func() bool { return len(c.holders()) == 2 })
+	t.Logf("after kubeadm reset on %s (hapod SIGKILLed) the VIP is on %s", h.name, names(c.holders()))
+	c.rejoin(t, h, func(out string) {
+		if h.HasAddr(c.vip.Addr()) {
+			t.Errorf("hapod join on %s left the stale VIP: VIP on %s", h.name, names(c.holders()))
+		}
+		if !strings.Contains(out, "removed the stale VIP") {
+			t.Errorf("hapod join on %s did not say it removed the stale VIP", h.name)
+		}
+	})
+	r := p.stop()
+	t.Logf("VIP on %s; client from kubeadm reset to the re-join: %s", names(c.holders()), report(r))
 }
