@@ -433,6 +433,19 @@ func (n *node) startKubelet() {
 	go s.loop()
 }
 
+// stopKubelet stops the supervisor and its kubelet (systemctl stop kubelet:
+// SIGTERM, as systemd sends first; kubelet exits at once on it).
+func (n *node) stopKubelet() {
+	n.mu.Lock()
+	s := n.kubelet
+	n.kubelet = nil
+	n.mu.Unlock()
+	if s != nil {
+		close(s.quit)
+		<-s.exited
+	}
+}
+
 func (s *supervisor) loop() {
 	defer close(s.exited)
 	for {
