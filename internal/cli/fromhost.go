@@ -1,12 +1,11 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/hapod/hapod/internal/hostnet"
 	"github.com/hapod/hapod/pkg/config"
@@ -21,7 +20,7 @@ import (
 // identity (a virtual MAC and client ID derived from the VRID and the
 // cluster name, the same on every node), before anything else is decided.
 // It returns a note saying what it leased.
-func leaseVIP(c *cli.Context, cfg *config.Config, host Host) (string, error) {
+func leaseVIP(ctx context.Context, cfg *config.Config, host Host) (string, error) {
 	if cfg.VIP.Interface == "" {
 		ifname, err := host.DefaultInterface()
 		if err != nil {
@@ -31,7 +30,7 @@ func leaseVIP(c *cli.Context, cfg *config.Config, host Host) (string, error) {
 	}
 	cfg.Complete() // the VRID, which the DHCP identity derives from
 	id := dhcpvip.NewIdentity(cfg.VRRP.VRID, cfg.VIP.ClusterName)
-	lease, err := host.LeaseVIP(c.Context, dhcpvip.Config{
+	lease, err := host.LeaseVIP(ctx, dhcpvip.Config{
 		Interface: cfg.VIP.Interface,
 		Identity:  id,
 		Hostname:  "hapod-" + cfg.VIP.ClusterName,
@@ -49,7 +48,7 @@ func leaseVIP(c *cli.Context, cfg *config.Config, host Host) (string, error) {
 // of this host's own addresses, and on join drops the peer that is this
 // host. It returns the VIP when a dead hapod left it on an interface: the
 // caller removes it once every check has passed.
-func completeFromHost(c *cli.Context, cfg *config.Config, host Host, join bool) (stale *hostnet.Addr, err error) {
+func completeFromHost(ctx context.Context, cfg *config.Config, host Host, join bool, manifestDir string) (stale *hostnet.Addr, err error) {
 	if !cfg.VIP.Prefix.IsValid() {
 		return nil, nil // Validate names the missing --vip
 	}
@@ -63,7 +62,7 @@ func completeFromHost(c *cli.Context, cfg *config.Config, host Host, join bool) 
 		local[a.Prefix.Addr()] = a
 	}
 	if a, ok := local[vip]; ok {
-		v, err := observeLocalVIP(host, a, ownManifestHasVIP(c, vip))
+		v, err := observeLocalVIP(host, a, ownManifestHasVIP(ctx, manifestDir, vip))
 		if err != nil {
 			return nil, err
 		}
@@ -99,13 +98,13 @@ func completeFromHost(c *cli.Context, cfg *config.Config, host Host, join bool) 
 	return stale, nil
 }
 
-// ownManifestHasVIP reports whether the manifest directory already holds a
-// hapod manifest for vip.
-func ownManifestHasVIP(c *cli.Context, vip netip.Addr) bool {
-	path := manifestPath(c.String(flagManifestDir))
+// ownManifestHasVIP reports whether the manifest directory (dir, "" for
+// `hapod manifest`) already holds a hapod manifest for vip.
+func ownManifestHasVIP(ctx context.Context, dir string, vip netip.Addr) bool {
+	path := manifestPath(dir)
 	if path == "" {
 		return false
 	}
-	p, ok, err := manifestVIP(c.Context, path)
+	p, ok, err := manifestVIP(ctx, path)
 	return err == nil && ok && p.Addr() == vip
 }

@@ -124,7 +124,11 @@ func generate(c *cli.Context, host Host, m mode) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	p, err := makePlan(c, host, m)
+	r, err := requestFromFlags(c, m)
+	if err != nil {
+		return err
+	}
+	p, err := makePlan(c.Context, host, r)
 	if err != nil {
 		return err
 	}
@@ -135,10 +139,10 @@ func generate(c *cli.Context, host Host, m mode) error {
 		}
 		printNotes(c.App.ErrWriter, p.Notes)
 		return nil
-	case c.Bool(flagDryRun):
-		return dryRun(c.Context, p, c.String(flagManifestDir), c.App.Writer, c.App.ErrWriter)
+	case r.DryRun:
+		return dryRun(c.Context, p, r.ManifestDir, c.App.Writer, c.App.ErrWriter)
 	}
-	a, err := apply(c.Context, host, p, c.String(flagManifestDir), c.Bool(flagForce), c.App.ErrWriter)
+	a, err := apply(c.Context, host, p, r.ManifestDir, r.Force, c.App.ErrWriter)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,10 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/hapod/hapod/internal/cri"
 	"github.com/hapod/hapod/pkg/config"
@@ -62,25 +61,22 @@ func (ic imageCheck) verdict(offline, force bool) (string, error) {
 }
 
 // checkImage asks the node's container runtime whether image is there: the
-// one kubeadm uses, given by --cri-socket, else by the kubeadm config's
-// nodeRegistration.criSocket, else the first socket kubeadm would find.
-func checkImage(c *cli.Context, host Host, image string) (imageCheck, error) {
-	ic := imageCheck{Image: image, Endpoint: c.String(flagCRISocket)}
-	if path := c.String(flagKubeadmConfig); ic.Endpoint == "" && path != "" {
-		f, err := kubeadm.Load(c.Context, path)
-		if err != nil {
-			return ic, err
-		}
-		ic.Endpoint = f.CRISocket()
+// one kubeadm uses, given by --cri-socket (criSocket), else by the kubeadm
+// config's nodeRegistration.criSocket (kf, nil without one), else the
+// first socket kubeadm would find.
+func checkImage(ctx context.Context, host Host, image, criSocket string, kf *kubeadm.File) imageCheck {
+	ic := imageCheck{Image: image, Endpoint: criSocket}
+	if ic.Endpoint == "" && kf != nil {
+		ic.Endpoint = kf.CRISocket()
 	}
 	if ic.Endpoint == "" {
 		ic.Endpoint, ic.Err = host.DetectRuntime()
 		if ic.Err != nil {
-			return ic, nil
+			return ic
 		}
 	}
-	ic.Present, ic.Err = host.ImagePresent(c.Context, ic.Endpoint, image)
-	return ic, nil
+	ic.Present, ic.Err = host.ImagePresent(ctx, ic.Endpoint, image)
+	return ic
 }
 
 // archiveName is the release's image archive for image's tag.

@@ -5,25 +5,21 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/kubeadm"
 )
 
-// mergeKubeadm takes the VIP, port and this node's backend from a kubeadm
-// config where the flags left them unset, and refuses disagreements and
-// the port-6443 conflict. With setEndpoint the file's endpoint is about
-// to be replaced by the leased VIP, so it is neither used nor compared.
-func mergeKubeadm(c *cli.Context, cfg *config.Config, path string, setEndpoint bool) error {
-	f, err := kubeadm.Load(c.Context, path)
-	if err != nil {
-		return err
-	}
+// mergeKubeadm takes the VIP, port and this node's backend from the
+// kubeadm config f (read from path) where the flags left them unset
+// (given reports which were set), and refuses disagreements and the
+// port-6443 conflict. With setEndpoint the file's endpoint is about to be
+// replaced by the leased VIP, so it is neither used nor compared. It reads
+// nothing: f is loaded.
+func mergeKubeadm(cfg *config.Config, f *kubeadm.File, path string, setEndpoint bool, given func(flag string) bool) error {
 	s, err := f.Settings()
 	// A DNS name is fine when --vip says which address it stands for;
 	// hapod does not resolve it (no network while making a manifest).
-	if err != nil && !(errors.Is(err, kubeadm.ErrDNSEndpoint) && c.IsSet("vip")) {
+	if err != nil && !(errors.Is(err, kubeadm.ErrDNSEndpoint) && given("vip")) {
 		return err
 	}
 	check := s
@@ -33,16 +29,16 @@ func mergeKubeadm(c *cli.Context, cfg *config.Config, path string, setEndpoint b
 	}
 	if check.EndpointSet || check.EndpointName != "" {
 		ep := s.Endpoint
-		if check.EndpointSet && !c.IsSet("vip") {
+		if check.EndpointSet && !given("vip") {
 			cfg.VIP.Prefix = netip.PrefixFrom(ep.Addr(), ep.Addr().BitLen())
 		}
-		if c.IsSet("port") && cfg.Proxy.Port != ep.Port() {
+		if given("port") && cfg.Proxy.Port != ep.Port() {
 			return &config.FieldError{Flag: "port", Value: fmt.Sprint(cfg.Proxy.Port), Err: fmt.Errorf(
 				"differs from the port of %s %s in %s: clients would reach the VIP on a port nobody listens on", s.EndpointField, s.EndpointString(), path)}
 		}
 		cfg.Proxy.Port = ep.Port()
 	}
-	if !c.IsSet("vip") && cfg.VIP.Prefix.IsValid() {
+	if !given("vip") && cfg.VIP.Prefix.IsValid() {
 		// Most likely a join file whose discovery points at one node.
 		for _, b := range cfg.Proxy.Backends {
 			if b.Addr() == cfg.VIP.Prefix.Addr() {
@@ -56,7 +52,7 @@ func mergeKubeadm(c *cli.Context, cfg *config.Config, path string, setEndpoint b
 	if err := kubeadm.CheckVIP(cfg.VIP.Prefix.Addr(), check); err != nil {
 		return err // names the file already
 	}
-	if !c.IsSet("backend") && s.AdvertiseAddress.IsValid() {
+	if !given("backend") && s.AdvertiseAddress.IsValid() {
 		cfg.Proxy.Backends = []netip.AddrPort{netip.AddrPortFrom(s.AdvertiseAddress, s.BindPort)}
 	}
 	if err := kubeadm.CheckPortConflict(cfg.Proxy.Port, s); err != nil {

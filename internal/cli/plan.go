@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 
@@ -42,26 +43,53 @@ type plan struct {
 	Notes []string
 }
 
-// makePlan turns the flags, the kubeadm config and what this host shows
+// request is what the command line asks of init, join or manifest.
+type request struct {
+	Mode mode
+	// Config holds the settings given as flags, over the defaults.
+	Config config.Config
+	// Given reports whether the flag named was on the command line.
+	Given func(flag string) bool
+	// KubeadmFile is --kubeadm-config, "" without it.
+	KubeadmFile string
+	// Image is --image (or its default).
+	Image string
+	// ManifestDir is --manifest-dir, "" for `hapod manifest`.
+	ManifestDir string
+	// CRISocket is --cri-socket, "" without it.
+	CRISocket              string
+	DryRun, Force, Offline bool
+}
+
+// requestFromFlags reads the command line.
+func requestFromFlags(c *cli.Context, m mode) (request, error) {
+	cfg, err := configFromFlags(c)
+	return request{
+		Mode: m, Config: cfg, Given: c.IsSet,
+		KubeadmFile: c.String(flagKubeadmConfig), Image: c.String(flagImage),
+		ManifestDir: c.String(flagManifestDir), CRISocket: c.String(flagCRISocket),
+		DryRun: c.Bool(flagDryRun), Force: c.Bool(flagForce), Offline: c.Bool(flagOffline),
+	}, err
+}
+
+// makePlan turns a request, the kubeadm config and what this host shows
 // into a plan. Every check runs here, before the first byte is written;
 // the one thing it does to the world is a DHCP lease for --vip dhcp (the
 // manifest needs the address), which its note owns up to.
-func makePlan(c *cli.Context, host Host, m mode) (plan, error) {
-	p := plan{Mode: m, KubeadmFile: c.String(flagKubeadmConfig)}
-	cfg, err := configFromFlags(c)
-	if err != nil {
-		return p, err
-	}
+func makePlan(ctx context.Context, host Host, r request) (plan, error) {
+	m := r.Mode
+	p := plan{Mode: m, KubeadmFile: r.KubeadmFile, Image: r.Image}
+	cfg := r.Config
 	if cfg.VIP.DHCP && !cfg.VIP.Prefix.IsValid() {
 		if m == modeJoin {
 			return p, &config.FieldError{Flag: "vip", Value: "dhcp", Err: errors.New(
 				"only 'hapod init' leases the VIP; run the join command it printed (--vip=ADDR --vip-dhcp)")}
 		}
-		note, err := leaseVIP(c, &cfg, host)
+		note, err := leaseVIP(ctx, &cfg, host)
 		if err != nil {
 			return p, err
 		}
-		if c.Bool(flagDryRun) {
+		if r.DryRun {
 			// The manifest cannot be rendered without the address, so a
 			// dry run leases too; it must not look like a side-effect-free run.
 			note = "dry run: " + note + "; this is a real lease, taken to render the manifest: the server keeps the address for this cluster's client identity, so 'hapod init' without --dry-run normally gets the same one"
@@ -71,13 +99,19 @@ func makePlan(c *cli.Context, host Host, m mode) (plan, error) {
 	// On init, a leased VIP (just now, or the first time: --vip=ADDR
 	// --vip-dhcp) decides the endpoint, and kubeadm must use it: init
 	// sets it in the kubeadm config, right before writing the manifest.
-	setEndpoint := p.KubeadmFile != "" && cfg.VIP.DHCP && m == modeInit
-	if p.KubeadmFile != "" {
-		if err := mergeKubeadm(c, &cfg, p.KubeadmFile, setEndpoint); err != nil {
+	setEndpoint := r.KubeadmFile != "" && cfg.VIP.DHCP && m == modeInit
+	var kf *kubeadm.File
+	if r.KubeadmFile != "" {
+		var err error
+		if kf, err = kubeadm.Load(ctx, r.KubeadmFile); err != nil {
+			return p, err
+		}
+		if err := mergeKubeadm(&cfg, kf, r.KubeadmFile, setEndpoint, r.Given); err != nil {
 			return p, err
 		}
 	}
-	if p.Stale, err = completeFromHost(c, &cfg, host, m == modeJoin); err != nil {
+	var err error
+	if p.Stale, err = completeFromHost(ctx, &cfg, host, m == modeJoin, r.ManifestDir); err != nil {
 		return p, err
 	}
 	cfg.Complete()
@@ -85,8 +119,7 @@ func makePlan(c *cli.Context, host Host, m mode) (plan, error) {
 		return p, err
 	}
 	p.Config = cfg
-	p.Image = c.String(flagImage)
-	if p.Image == "" && !c.IsSet(flagImage) {
+	if p.Image == "" && !r.Given(flagImage) {
 		return p, imageRequired()
 	}
 	if err := manifest.CheckImage(p.Image); err != nil {
@@ -97,7 +130,7 @@ func makePlan(c *cli.Context, host Host, m mode) (plan, error) {
 	// anything is written. `hapod manifest` may run anywhere (a
 	// workstation, GitOps): it checks the settings, not the host.
 	if m != modePrint {
-		start, err := preflight.Check(c.Context, cfg, preflight.Host{Addrs: host.Addrs})
+		start, err := preflight.Check(ctx, cfg, preflight.Host{Addrs: host.Addrs})
 		if err != nil {
 			return p, err
 		}
@@ -108,12 +141,12 @@ func makePlan(c *cli.Context, host Host, m mode) (plan, error) {
 	}
 	if setEndpoint {
 		// Checked now, written only once everything else has passed.
-		p.Edit, err = kubeadm.PlanEndpoint(c.Context, p.KubeadmFile, netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port))
+		p.Edit, err = kubeadm.PlanEndpoint(ctx, r.KubeadmFile, netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port))
 		if err != nil {
 			return p, err
 		}
 	}
-	if p.KubeadmFile == "" {
+	if r.KubeadmFile == "" {
 		if w := portShareWarning(cfg); w != "" {
 			p.Notes = append(p.Notes, w)
 		}
@@ -122,11 +155,7 @@ func makePlan(c *cli.Context, host Host, m mode) (plan, error) {
 		p.Notes = append(p.Notes, "warning: "+w)
 	}
 	if m != modePrint {
-		ic, err := checkImage(c, host, p.Image)
-		if err != nil {
-			return p, err
-		}
-		note, err := ic.verdict(c.Bool(flagOffline), c.Bool(flagForce))
+		note, err := checkImage(ctx, host, p.Image, r.CRISocket, kf).verdict(r.Offline, r.Force)
 		if err != nil {
 			return p, err
 		}
