@@ -27,7 +27,9 @@ func TestMakePlanDecidesWithoutActing(t *testing.T) {
 	dir := t.TempDir()
 	r := request{
 		Mode: modeInit, Config: cfg, Image: "ghcr.io/hapod/hapod:v1.2.3", ManifestDir: dir,
-		Given: func(flag string) bool { return flag == "vip" || flag == "peer" || flag == "backend" || flag == flagImage },
+		Given: func(flag string) bool {
+			return flag == "vip" || flag == "peer" || flag == "backend" || flag == flagImage
+		},
 	}
 	p, err := makePlan(context.Background(), fakeHost(stale), r)
 	if err != nil {
