@@ -27,15 +27,11 @@ type Event struct {
 // Info, so "the recent Info-and-above log lines" is exactly "the recent
 // state changes": the status page shows them without a second, parallel
 // event API that could drift from the logs.
-//
-// It also counts VRRP transitions by a small, fixed reason class (see
-// ReasonClass) for the hapod_vrrp_transitions_total metric.
 type Recorder struct {
-	mu     sync.Mutex
-	ring   []Event
-	next   int // where the next event goes
-	full   bool
-	onLine func(r slog.Record, attrs []slog.Attr)
+	mu   sync.Mutex
+	ring []Event
+	next int // where the next event goes
+	full bool
 }
 
 // NewRecorder keeps the last n events (DefaultEvents if n <= 0).
@@ -99,9 +95,6 @@ func (t *tap) Handle(ctx context.Context, rec slog.Record) error {
 			return true
 		})
 		t.rec.Add(Event{Time: rec.Time, Level: rec.Level.String(), Message: rec.Message, Details: details(attrs)})
-		if t.rec.onLine != nil {
-			t.rec.onLine(rec, attrs)
-		}
 	}
 	if !t.next.Enabled(ctx, rec.Level) {
 		return nil

@@ -51,6 +51,8 @@ var (
 		"VRRP priority advertised now: the base priority plus adjustments (lowered while no backend is healthy).")
 	descAdvertsSent = desc(subVRRP, "adverts_sent_total",
 		"VRRP advertisements sent.")
+	descTransitions = desc(subVRRP, "transitions_total",
+		"VRRP state changes, by new state and reason ("+transitionReasonNames()+").", "to", "reason")
 	descAdvertsReceived = desc(subVRRP, "adverts_received_total",
 		"VRRP advertisements for this virtual router received from other routers.")
 	descDrops = desc(subVRRP, "dropped_packets_total",
@@ -96,11 +98,19 @@ var (
 
 var allDescs = []*prometheus.Desc{
 	descVRRPInfo, descVRRPState, descVIPHeld, descVIPConflicts, descTimeInState, descLastTransition,
-	descBasePriority, descEffPriority, descAdvertsSent, descAdvertsReceived, descDrops,
+	descBasePriority, descEffPriority, descAdvertsSent, descAdvertsReceived, descTransitions, descDrops,
 	descActive, descAccepted, descRefused, descClosed, descRetries, descAcceptErrors,
 	descHealthyBackends, descBackendActive, descBackendTotal, descBackendBytesIn,
 	descBackendBytesOut, descBackendFailures, descBackendSuspect, descBackendUp,
 	descLeaseRemaining, descLeaseActive, descLeaseProblem,
+}
+
+func transitionReasonNames() string {
+	var names []string
+	for _, r := range vrrp.Reasons() {
+		names = append(names, r.String())
+	}
+	return strings.Join(names, ", ")
 }
 
 func dropReasonNames() string {
@@ -162,6 +172,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descEffPriority, float64(st.EffectivePriority))
 		counter(descAdvertsSent, st.AdvertsSent)
 		counter(descAdvertsReceived, st.AdvertsReceived)
+		for _, s := range stateLabels {
+			for _, r := range vrrp.Reasons() {
+				if n := st.TransitionsBy[vrrp.TransitionKey{To: s.s, Reason: r}]; n > 0 {
+					counter(descTransitions, n, s.label, r.String())
+				}
+			}
+		}
 	}
 	if src.Drops != nil {
 		drops := src.Drops.Drops()
@@ -217,10 +234,4 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-// transitionLabels are the labels of hapod_vrrp_transitions_total for a
-// "vrrp state change" log line: the new state and the reason class.
-func transitionLabels(to, reason string) (string, string) {
-	return strings.ToLower(to), ReasonClass(reason)
 }

@@ -68,7 +68,7 @@ type MonitorConfig struct {
 }
 
 // Monitor is hapod's observability: it reads the speaker, the proxy and
-// the checker at scrape or request time, records state changes from the
+// the checker at scrape or request time, records recent events from the
 // log (Handler), times health checks (ObserveCheck), and serves /metrics,
 // /status and the page at / (Install).
 type Monitor struct {
@@ -77,7 +77,6 @@ type Monitor struct {
 	recorder *Recorder
 	registry *prometheus.Registry
 
-	transitions  *prometheus.CounterVec
 	checkLatency *prometheus.HistogramVec
 
 	mu  sync.Mutex
@@ -95,17 +94,12 @@ func NewMonitor(cfg MonitorConfig) *Monitor {
 		clock:    cfg.Clock,
 		recorder: NewRecorder(cfg.Events),
 		registry: prometheus.NewRegistry(),
-		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: subVRRP, Name: "transitions_total",
-			Help: "VRRP state changes, by new state and reason class (startup, shutdown, link_down, link_up, master_down, priority_zero, preempt, higher_priority, higher_address, other).",
-		}, []string{"to", "reason"}),
 		checkLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: subHealth, Name: "check_duration_seconds",
 			Help:    "Health check latency, by backend and result (ok, fail).",
 			Buckets: checkBuckets,
 		}, []string{"backend", "result"}),
 	}
-	m.recorder.onLine = m.countTransition
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
 		Help: "hapod's version and the Go version it was built with; the value is always 1.",
@@ -113,7 +107,6 @@ func NewMonitor(cfg MonitorConfig) *Monitor {
 	build.WithLabelValues(cfg.Info.Version, runtime.Version()).Set(1)
 	m.registry.MustRegister(
 		collector{m},
-		m.transitions,
 		m.checkLatency,
 		build,
 		collectors.NewGoCollector(),
@@ -136,22 +129,8 @@ func (m *Monitor) sources() Sources {
 }
 
 // Handler wraps a log handler: every record still goes to next, and the
-// ones at Info or above become the page's recent events. The VRRP
-// speaker's "vrrp state change" lines also count hapod_vrrp_transitions_total,
-// so give the speaker a logger built on this handler.
+// ones at Info or above become the page's recent events.
 func (m *Monitor) Handler(next slog.Handler) slog.Handler { return m.recorder.Handler(next) }
-
-// transitionMessage is the message of the VRRP speaker's state change
-// log line (pkg/vrrp speaker.go), with attributes "to" and "reason".
-const transitionMessage = "vrrp state change"
-
-func (m *Monitor) countTransition(r slog.Record, attrs []slog.Attr) {
-	if r.Message != transitionMessage {
-		return
-	}
-	to, reason := transitionLabels(attr(attrs, "to"), attr(attrs, "reason"))
-	m.transitions.WithLabelValues(to, reason).Inc()
-}
 
 // ObserveCheck records one health check; it fits health.Config.Observe.
 func (m *Monitor) ObserveCheck(backend netip.AddrPort, d time.Duration, err error) {

@@ -202,10 +202,107 @@ type ReleaseVIP struct{}
 // that has just stepped down, until their cache entries expire.
 type AnnounceVIP struct{}
 
-// Transition reports a state change with a reason written for humans.
+// Transition reports a state change: why (Reason) and, for reasons
+// caused by another router's advert, whose (Peer, Priority).
 type Transition struct {
 	From, To State
-	Reason   string
+	Reason   Reason
+	// Peer and Priority are the sender and priority of the advert behind
+	// ReasonPriorityZero, ReasonPreempt, ReasonHigherPriority and
+	// ReasonHigherAddress; zero otherwise.
+	Peer     netip.Addr
+	Priority uint8
+	// OwnPriority is this router's priority that a ReasonPreempt advert
+	// fell short of; zero otherwise.
+	OwnPriority uint8
+}
+
+// Text is the transition's reason as a sentence for logs and the status
+// page, naming the peer where there is one.
+func (t Transition) Text() string {
+	switch t.Reason {
+	case ReasonPriorityZero:
+		return fmt.Sprintf("priority 0 advert from %s", t.Peer)
+	case ReasonPreempt:
+		return fmt.Sprintf("preempting lower priority %s (prio %d < %d)", t.Peer, t.Priority, t.OwnPriority)
+	case ReasonHigherPriority:
+		return fmt.Sprintf("higher priority advert from %s (prio %d)", t.Peer, t.Priority)
+	case ReasonHigherAddress:
+		return fmt.Sprintf("equal priority advert from higher address %s (prio %d)", t.Peer, t.Priority)
+	default:
+		return reasonTexts[t.Reason]
+	}
+}
+
+// Reason is why a Transition happened. The zero value is invalid.
+type Reason int
+
+// The reasons of transitions. Their String values are the reason label
+// of hapod_vrrp_transitions_total: a fixed set, with no peer addresses.
+const (
+	ReasonInvalid Reason = iota
+	// ReasonStartup: the protocol started (Init to Backup).
+	ReasonStartup
+	// ReasonShutdown: the protocol stopped (to Init).
+	ReasonShutdown
+	// ReasonLinkDown: the interface lost its carrier (to Init).
+	ReasonLinkDown
+	// ReasonLinkUp: the carrier came back (Init to Backup).
+	ReasonLinkUp
+	// ReasonMasterDown: no advert from the active router for an
+	// Active_Down_Interval (Backup to Active).
+	ReasonMasterDown
+	// ReasonPriorityZero: the active router said it was stopping, and the
+	// shortened down timer ran out (Backup to Active).
+	ReasonPriorityZero
+	// ReasonPreempt: the active router's priority was lower than ours and
+	// preemption is on (Backup to Active).
+	ReasonPreempt
+	// ReasonHigherPriority: another active router has a higher priority
+	// (Active to Backup).
+	ReasonHigherPriority
+	// ReasonHigherAddress: another active router has our priority and a
+	// higher address (Active to Backup).
+	ReasonHigherAddress
+	reasonEnd
+)
+
+var reasonNames = [...]string{
+	ReasonStartup:        "startup",
+	ReasonShutdown:       "shutdown",
+	ReasonLinkDown:       "link_down",
+	ReasonLinkUp:         "link_up",
+	ReasonMasterDown:     "master_down",
+	ReasonPriorityZero:   "priority_zero",
+	ReasonPreempt:        "preempt",
+	ReasonHigherPriority: "higher_priority",
+	ReasonHigherAddress:  "higher_address",
+}
+
+// reasonTexts are the sentences of the reasons that name no peer.
+var reasonTexts = map[Reason]string{
+	ReasonStartup:    "startup",
+	ReasonShutdown:   "shutdown",
+	ReasonLinkDown:   "link down",
+	ReasonLinkUp:     "link up",
+	ReasonMasterDown: "master down timer expired",
+}
+
+// String returns the reason's metric label, such as "master_down".
+func (r Reason) String() string {
+	if r > ReasonInvalid && r < reasonEnd {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("Reason(%d)", int(r))
+}
+
+// Reasons returns every valid Reason, in order.
+func Reasons() []Reason {
+	out := make([]Reason, 0, reasonEnd-1)
+	for r := ReasonInvalid + 1; r < reasonEnd; r++ {
+		out = append(out, r)
+	}
+	return out
 }
 
 func (SendAdvert) isAction()  {}
@@ -213,15 +310,6 @@ func (TakeVIP) isAction()     {}
 func (ReleaseVIP) isAction()  {}
 func (AnnounceVIP) isAction() {}
 func (Transition) isAction()  {}
-
-// Reasons that carry no peer address.
-const (
-	reasonStartup    = "startup"
-	reasonShutdown   = "shutdown"
-	reasonLinkDown   = "link down"
-	reasonLinkUp     = "link up"
-	reasonMasterDown = "master down timer expired"
-)
 
 // Machine is the VRRP state machine of RFC 9568 section 6 (and RFC 3768 for
 // v2 timing) for one virtual router. It is pure: it never reads the clock or
@@ -238,9 +326,9 @@ type Machine struct {
 	// activeInterval is Active_Adver_Interval: v3 learns it from the active
 	// router's adverts; it restarts from the own interval on every startup.
 	activeInterval time.Duration
-	downAt         time.Time // Active_Down_Timer, Backup only
-	adverAt        time.Time // Adver_Timer, Active only
-	downReason     string    // what the down timer expiring will mean
+	downAt         time.Time  // Active_Down_Timer, Backup only
+	adverAt        time.Time  // Adver_Timer, Active only
+	downWhy        Transition // what the down timer expiring will mean
 	activeRouter   netip.Addr
 }
 
@@ -308,20 +396,20 @@ func (m *Machine) Step(now time.Time, in Input) []Action {
 		if m.state != StateInit || !m.linkUp {
 			return nil
 		}
-		return m.startBackup(now, reasonStartup)
+		return m.startBackup(now, ReasonStartup)
 	case LinkUp:
 		m.linkUp = true
 		if m.state != StateInit || !m.started {
 			return nil
 		}
-		return m.startBackup(now, reasonLinkUp)
+		return m.startBackup(now, ReasonLinkUp)
 	case Shutdown:
 		m.started = false
-		return m.toInit(reasonShutdown, true)
+		return m.toInit(ReasonShutdown, true)
 	case LinkDown:
 		m.linkUp = false
 		// No priority-0 advert: the link that would carry it is gone.
-		return m.toInit(reasonLinkDown, false)
+		return m.toInit(ReasonLinkDown, false)
 	case Tick:
 		return m.tick(now)
 	case Advert:
@@ -335,20 +423,22 @@ func (m *Machine) Step(now time.Time, in Input) []Action {
 
 // startBackup is the Startup event of RFC 9568 section 6.4.1 for a router
 // that does not own the address: wait one Active_Down_Interval as backup.
-func (m *Machine) startBackup(now time.Time, reason string) []Action {
+func (m *Machine) startBackup(now time.Time, reason Reason) []Action {
 	m.activeInterval = m.cfg.Interval
 	m.state = StateBackup
 	m.activeRouter = netip.Addr{}
-	m.armDown(now, m.masterDown()+m.cfg.TieBreak, reasonMasterDown)
+	m.armDown(now, m.masterDown()+m.cfg.TieBreak, Transition{Reason: ReasonMasterDown})
 	return []Action{Transition{From: StateInit, To: StateBackup, Reason: reason}}
 }
 
-func (m *Machine) armDown(now time.Time, d time.Duration, reason string) {
+// armDown sets the down timer; why is the Transition its expiry makes
+// (From and To are filled in then).
+func (m *Machine) armDown(now time.Time, d time.Duration, why Transition) {
 	m.downAt = now.Add(d)
-	m.downReason = reason
+	m.downWhy = why
 }
 
-func (m *Machine) toInit(reason string, sayGoodbye bool) []Action {
+func (m *Machine) toInit(reason Reason, sayGoodbye bool) []Action {
 	from := m.state
 	m.downAt, m.adverAt = time.Time{}, time.Time{}
 	m.activeRouter = netip.Addr{}
@@ -383,8 +473,10 @@ func (m *Machine) tick(now time.Time) []Action {
 		// TakeVIP before the advert: a stopping active router waits for
 		// this advert before it drops the address, so when the advert
 		// leaves, the address is already up here and clients see no gap.
+		why := m.downWhy
+		why.From, why.To = StateBackup, StateActive
 		return []Action{
-			Transition{From: StateBackup, To: StateActive, Reason: m.downReason},
+			why,
 			TakeVIP{},
 			SendAdvert{Priority: m.priority},
 		}
@@ -422,15 +514,15 @@ func (m *Machine) advert(now time.Time, a Advert) []Action {
 		case a.Priority == 0:
 			m.activeRouter = netip.Addr{}
 			m.armDown(now, SkewTime(m.cfg.Version, m.priority, m.activeInterval)+m.cfg.TieBreak,
-				fmt.Sprintf("priority 0 advert from %s", a.From))
+				Transition{Reason: ReasonPriorityZero, Peer: a.From})
 		case !m.cfg.Preempt || a.Priority >= m.priority:
 			m.learnInterval(a)
 			m.activeRouter = a.From
-			m.armDown(now, m.masterDown(), reasonMasterDown)
+			m.armDown(now, m.masterDown(), Transition{Reason: ReasonMasterDown})
 		default:
 			// Preempting: ignore the weaker active router and let the down
 			// timer run out; say why when it does.
-			m.downReason = fmt.Sprintf("preempting lower priority %s (prio %d < %d)", a.From, a.Priority, m.priority)
+			m.downWhy = Transition{Reason: ReasonPreempt, Peer: a.From, Priority: a.Priority, OwnPriority: m.priority}
 		}
 		return nil
 	case StateActive:
@@ -442,21 +534,21 @@ func (m *Machine) advert(now time.Time, a Advert) []Action {
 			m.adverAt = now.Add(m.cfg.Interval)
 			return []Action{SendAdvert{Priority: m.priority}, AnnounceVIP{}}
 		case a.Priority > m.priority || (a.Priority == m.priority && a.From.Compare(m.cfg.Primary) > 0):
-			reason := fmt.Sprintf("higher priority advert from %s (prio %d)", a.From, a.Priority)
+			reason := ReasonHigherPriority
 			if a.Priority == m.priority {
-				reason = fmt.Sprintf("equal priority advert from higher address %s (prio %d)", a.From, a.Priority)
+				reason = ReasonHigherAddress
 			}
 			m.learnInterval(a)
 			m.state = StateBackup
 			m.activeRouter = a.From
 			m.adverAt = time.Time{}
-			m.armDown(now, m.masterDown(), reasonMasterDown)
+			m.armDown(now, m.masterDown(), Transition{Reason: ReasonMasterDown})
 			// Two active routers: a split brain healing (or a preemption).
 			// Our announcements may have drawn clients here; a priority-0
 			// advert as we leave makes the winner reassert and announce
 			// the VIP again at once (the winner may never hear a normal
 			// advert from us if its own reached us first).
-			return []Action{Transition{From: StateActive, To: StateBackup, Reason: reason}, SendAdvert{Priority: 0}, ReleaseVIP{}}
+			return []Action{Transition{From: StateActive, To: StateBackup, Reason: reason, Peer: a.From, Priority: a.Priority}, SendAdvert{Priority: 0}, ReleaseVIP{}}
 		default:
 			// RFC 9568 section 6.4.3: answer a weaker active router at once
 			// so it steps down within one round trip, not one interval,

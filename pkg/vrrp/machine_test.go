@@ -67,6 +67,11 @@ func runScript(t *testing.T, m *Machine, steps []mstep) {
 		if len(got) == 0 {
 			got = nil
 		}
+		for j, a := range got {
+			if t, ok := a.(Transition); ok {
+				got[j] = textTransition{From: t.From, To: t.To, Text: t.Text()}
+			}
+		}
 		if !reflect.DeepEqual(got, s.want) {
 			t.Fatalf("step %d (%T at %v): actions\n got  %#v\n want %#v", i, s.in, s.at, got, s.want)
 		}
@@ -90,8 +95,48 @@ const (
 	skew100 = 60937500 * time.Nanosecond
 )
 
-func tr(from, to State, reason string) Transition {
-	return Transition{From: from, To: to, Reason: reason}
+// textTransition is a Transition as scripts spell it: its Text stands for
+// the Reason and the peer fields (TestTransitionText ties the two).
+type textTransition struct {
+	From, To State
+	Text     string
+}
+
+func (textTransition) isAction() {}
+
+func tr(from, to State, text string) textTransition {
+	return textTransition{From: from, To: to, Text: text}
+}
+
+func TestTransitionText(t *testing.T) {
+	peer := netip.MustParseAddr("198.18.0.12")
+	for _, tt := range []struct {
+		tr          Transition
+		label, text string
+	}{
+		{Transition{Reason: ReasonStartup}, "startup", "startup"},
+		{Transition{Reason: ReasonShutdown}, "shutdown", "shutdown"},
+		{Transition{Reason: ReasonLinkDown}, "link_down", "link down"},
+		{Transition{Reason: ReasonLinkUp}, "link_up", "link up"},
+		{Transition{Reason: ReasonMasterDown}, "master_down", "master down timer expired"},
+		{Transition{Reason: ReasonPriorityZero, Peer: peer}, "priority_zero", "priority 0 advert from 198.18.0.12"},
+		{Transition{Reason: ReasonPreempt, Peer: peer, Priority: 50, OwnPriority: 100}, "preempt", "preempting lower priority 198.18.0.12 (prio 50 < 100)"},
+		{Transition{Reason: ReasonHigherPriority, Peer: peer, Priority: 150}, "higher_priority", "higher priority advert from 198.18.0.12 (prio 150)"},
+		{Transition{Reason: ReasonHigherAddress, Peer: peer, Priority: 100}, "higher_address", "equal priority advert from higher address 198.18.0.12 (prio 100)"},
+	} {
+		if got := tt.tr.Reason.String(); got != tt.label {
+			t.Errorf("%d.String() = %q, want %q", int(tt.tr.Reason), got, tt.label)
+		}
+		if got := tt.tr.Text(); got != tt.text {
+			t.Errorf("%v Text() = %q, want %q", tt.tr.Reason, got, tt.text)
+		}
+	}
+	if n := len(Reasons()); n != 9 {
+		t.Errorf("%d reasons, the table above has 9: add the new one", n)
+	}
+	if got := ReasonInvalid.String(); got != "Reason(0)" {
+		t.Errorf("zero Reason = %q", got)
+	}
 }
 
 func TestStartupTakeoverAndAdverts(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -79,10 +80,19 @@ type Status struct {
 	AdvertsReceived uint64
 	// Transitions counts state changes.
 	Transitions uint64
+	// TransitionsBy counts state changes by the state entered and why.
+	TransitionsBy map[TransitionKey]uint64
 	// Peers are the other routers heard advertising for this virtual
 	// router, by address; at most MaxPeers, the longest silent forgotten
 	// first.
 	Peers []Peer
+}
+
+// TransitionKey is a class of state changes: the state entered and the
+// reason, without the peer (a fixed, small set).
+type TransitionKey struct {
+	To     State
+	Reason Reason
 }
 
 // MaxPeers is how many routers a Speaker remembers having heard. A VRRP
@@ -168,7 +178,7 @@ type Speaker struct {
 	mu      sync.Mutex // guards the fields below
 	adjust  map[string]int
 	linkUp  bool
-	status  Status // Peers left nil: Status() fills them from peers
+	status  Status // Peers left nil: Status() fills them from peers; TransitionsBy copied there
 	peers   peerTable
 	running bool
 
@@ -285,6 +295,7 @@ func (s *Speaker) Status() Status {
 	defer s.mu.Unlock()
 	st := s.status
 	st.Peers = s.peers.list()
+	st.TransitionsBy = maps.Clone(s.status.TransitionsBy)
 	return st
 }
 
@@ -493,12 +504,16 @@ func (s *Speaker) do(now time.Time, acts []Action, keepVIP bool) {
 	for _, a := range acts {
 		switch a := a.(type) {
 		case Transition:
-			s.log.Info("vrrp state change", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason)
+			s.log.Info("vrrp state change", "from", a.From.String(), "to", a.To.String(), "reason", a.Text())
 			s.mu.Lock()
 			s.status.State = a.To
 			s.status.Since = now
-			s.status.LastReason = a.Reason
+			s.status.LastReason = a.Text()
 			s.status.Transitions++
+			if s.status.TransitionsBy == nil {
+				s.status.TransitionsBy = make(map[TransitionKey]uint64)
+			}
+			s.status.TransitionsBy[TransitionKey{To: a.To, Reason: a.Reason}]++
 			s.mu.Unlock()
 		case TakeVIP:
 			s.vipWant = true
