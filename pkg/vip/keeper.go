@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"k8s.io/utils/clock"
+
+	"github.com/hapod/hapod/pkg/vrrp"
 )
 
 // KeeperConfig configures a Keeper.
@@ -154,10 +156,7 @@ func (k *Keeper) setBinding(b *binding) {
 	}()
 }
 
-var _ interface {
-	Acquire() error
-	Release() error
-} = (*Keeper)(nil)
+var _ vrrp.VIP = (*Keeper)(nil)
 
 // Acquire puts the VIP on the interface and announces it; the speaker
 // calls it on becoming active. From then on the Keeper adds it again

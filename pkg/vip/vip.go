@@ -26,16 +26,12 @@ import (
 	"time"
 
 	"k8s.io/utils/clock"
+
+	"github.com/hapod/hapod/pkg/vrrp"
 )
 
-// VIP is what the VRRP speaker needs: take the address on becoming master,
-// give it up on leaving that state.
-type VIP interface {
-	Acquire() error
-	Release() error
-}
-
-var _ VIP = (*Manager)(nil)
+// The VRRP speaker, the consumer, owns the interface a VIP implements.
+var _ vrrp.VIP = (*Manager)(nil)
 
 // Errors returned by this package; match them with errors.Is.
 var (
