@@ -43,7 +43,7 @@ func CheckPortConflict(frontendPort uint16, s Settings) error {
 		binds = "bind-address " + s.BindAddress.String()
 	}
 	return fmt.Errorf("%s%w: the proxy's frontend port %d is kube-apiserver's port (localAPIEndpoint.bindPort) and kube-apiserver listens on all addresses (%s), so one of them cannot bind: "+
-		"use a different frontend port (e.g. --port 8443 and controlPlaneEndpoint VIP:8443, as kubeadm's HA guide does) or set apiServer extraArgs bind-address=<node IP> in the kubeadm config",
+		"use a different frontend port (e.g. --port 8443 and controlPlaneEndpoint VIP:8443, as kubeadm's HA guide does); apiServer extraArgs bind-address is no way out: it is cluster-wide, so every joining control-plane node would bind the first node's address and fail preflight Port-6443",
 		prefix(s.Source), ErrPortConflict, frontendPort, binds)
 }
 

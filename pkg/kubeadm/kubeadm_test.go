@@ -400,7 +400,7 @@ func TestCheckPortConflict(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), "kubeadm.yaml: ") || strings.Count(err.Error(), "kubeadm.yaml") != 1 {
 				t.Errorf("error %q does not start with the file name, once", err)
 			}
-			for _, m := range []string{"--port 8443", "controlPlaneEndpoint VIP:8443", "bind-address=<node IP>"} {
+			for _, m := range []string{"--port 8443", "controlPlaneEndpoint VIP:8443", "cluster-wide", "Port-6443"} {
 				if !strings.Contains(err.Error(), m) {
 					t.Errorf("error %q does not mention %q", err, m)
 				}

@@ -97,7 +97,7 @@ func BadInput(dir string) ([]Case, error) {
 	}
 	const vipIsNode = ": VIP is also this node's own address: VIP 198.18.0.10 is the localAPIEndpoint.advertiseAddress; the VIP must be an unused address, distinct from every node's"
 	const portConflict = ": frontend port conflicts with kube-apiserver: the proxy's frontend port 6443 is kube-apiserver's port (localAPIEndpoint.bindPort) and kube-apiserver listens on all addresses (no apiServer extraArgs bind-address), so one of them cannot bind: " +
-		"use a different frontend port (e.g. --port 8443 and controlPlaneEndpoint VIP:8443, as kubeadm's HA guide does) or set apiServer extraArgs bind-address=<node IP> in the kubeadm config"
+		"use a different frontend port (e.g. --port 8443 and controlPlaneEndpoint VIP:8443, as kubeadm's HA guide does); apiServer extraArgs bind-address is no way out: it is cluster-wide, so every joining control-plane node would bind the first node's address and fail preflight Port-6443"
 	return []Case{
 		{Name: "bad ip", Args: []string{"--vip", "198.18.0.300", "--backend", "198.18.0.11:6443"}, Want: "--vip 198.18.0.300: not an IP address"},
 		{Name: "no vip", Args: []string{"--backend", "198.18.0.11:6443"}, Want: "--vip: required"},
