@@ -161,13 +161,3 @@ func details(attrs []slog.Attr) string {
 	}
 	return b.String()
 }
-
-// attr returns the string value of key in attrs, "" if absent.
-func attr(attrs []slog.Attr, key string) string {
-	for _, a := range attrs {
-		if a.Key == key {
-			return a.Value.String()
-		}
-	}
-	return ""
-}
