@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 )
 
 // The failover benchmark (`make bench-failover`): hapod and Debian's

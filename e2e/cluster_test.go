@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 )
 
 // frontendPort is hapod's proxy port on the VIP in these tests.

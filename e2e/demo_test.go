@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 )
 
 // TestDemo runs `make demo`'s program (e2e/demo) as a newcomer would and

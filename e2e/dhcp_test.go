@@ -19,7 +19,7 @@ import (
 
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 	"github.com/hapod/hapod/pkg/dhcpvip"
 )
 

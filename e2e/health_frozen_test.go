@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 	"github.com/hapod/hapod/pkg/status"
 )
 

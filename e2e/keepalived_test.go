@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 )
 
 // soak is how long a mixed group must keep exactly one holder: half of it

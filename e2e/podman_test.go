@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 )
 
 // TestPodmanKubePlay builds the image with `make image`, generates the

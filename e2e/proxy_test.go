@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 )
 
 // Health timing of the clusters here: --health-interval=500ms, fall 2.

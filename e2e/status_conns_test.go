@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 )
 
 // TestStatusServerBoundsConnections opens 5,000 keep-alive connections to

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 )
 
 // holdPort is where the stand-in apiservers of these tests listen.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 )
 
 // gracefulGoal is the bound on the client's outage when the VIP

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 )
 
 // clashVRID is the VRID both groups of TestVRIDClash use. Two clusters

@@ -33,7 +33,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 )
 
 const (

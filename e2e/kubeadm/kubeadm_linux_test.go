@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 )
 
 // TestKubeadmMulticast is the README's quick start on real kubeadm, with

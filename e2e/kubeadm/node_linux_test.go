@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hapod/hapod/e2e/lab"
+	"github.com/hapod/hapod/internal/lab"
 )
 
 // privateDirs are the host directories a node gets its own copy of (bind

@@ -4,78 +4,30 @@ package dhcpvip
 
 import (
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"net"
-	"os"
-	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+
+	"github.com/hapod/hapod/internal/lab"
 )
 
-// inTestNS runs fn on a thread inside a fresh network namespace with a
-// veth "parent0" (a dummy needs a module this kernel may lack), and removes the namespace afterwards. Links
-// and sockets made in fn live in that namespace.
-func inTestNS(t *testing.T, fn func()) {
+// inTestNS runs fn on a thread inside the namespace of a fresh lab node,
+// whose eth0 (a veth on the lab's bridge) it gets as the parent. Links and
+// sockets made in fn live in that namespace.
+func inTestNS(t *testing.T, fn func(parent string)) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
+	n := lab.New(t, 1).Nodes[0]
+	if err := n.Do(func() error { fn(n.Iface); return nil }); err != nil {
+		t.Fatal(err)
 	}
-	name := fmt.Sprintf("dhcpvip-%d-%x", os.Getpid(), rand.Uint32())
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Skipf("ip netns add: %v %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	for _, args := range [][]string{
-		{"-n", name, "link", "add", "parent0", "type", "veth", "peer", "name", "peer0"},
-		{"-n", name, "link", "set", "parent0", "up"},
-		{"-n", name, "link", "set", "peer0", "up"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v %s", strings.Join(args, " "), err, out)
-		}
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			t.Error(err)
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			runtime.UnlockOSThread()
-			t.Error(err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			t.Error(err)
-			return
-		}
-		fn()
-		if err := netns.Set(orig); err != nil {
-			t.Error(err) // the thread stays locked and dies with this goroutine
-			return
-		}
-		runtime.UnlockOSThread()
-	}()
-	<-done
 }
 
 func TestOpenLink(t *testing.T) {
 	mac := VirtualMAC(9, "link-test")
-	inTestNS(t, func() {
-		l, err := OpenLink("parent0", "hv-test", mac)
+	inTestNS(t, func(parent string) {
+		l, err := OpenLink(parent, "hv-test", mac)
 		if err != nil {
 			t.Error(err)
 			return
@@ -104,7 +56,7 @@ func TestOpenLink(t *testing.T) {
 
 		// hapod init on a node where hapod runs: a second link with the
 		// same MAC can't come up, and the error says why.
-		if _, err := OpenLink("parent0", "hv-init", mac); err == nil || !strings.Contains(err.Error(), "running hapod") {
+		if _, err := OpenLink(parent, "hv-init", mac); err == nil || !strings.Contains(err.Error(), "running hapod") {
 			t.Errorf("a second macvlan with the same MAC: %v", err)
 		}
 		if _, err := netlink.LinkByName("hv-init"); err == nil {
@@ -112,7 +64,7 @@ func TestOpenLink(t *testing.T) {
 		}
 
 		// A killed hapod left its macvlan: the next one replaces it.
-		l2, err := OpenLink("parent0", "hv-test", mac)
+		l2, err := OpenLink(parent, "hv-test", mac)
 		if err != nil {
 			t.Errorf("replacing a stale macvlan: %v", err)
 		} else if err := l2.Close(); err != nil {
@@ -128,7 +80,7 @@ func TestOpenLink(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		if _, err := OpenLink("parent0", "taken0", mac); err == nil || !strings.Contains(err.Error(), "taken") {
+		if _, err := OpenLink(parent, "taken0", mac); err == nil || !strings.Contains(err.Error(), "taken") {
 			t.Errorf("OpenLink over a veth: %v", err)
 		}
 		if _, err := netlink.LinkByName("taken0"); err != nil {

@@ -1,83 +1,33 @@
 package proxy
 
 import (
-	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/hapod/hapod/internal/lab"
 )
 
-// inNetns runs f on a thread switched into the named network namespace.
-// Sockets f creates stay in that namespace for good.
-func inNetns(t *testing.T, name string, f func()) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open("/run/netns/" + name)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		f()
-		// A thread that cannot go back stays locked and dies with the
-		// goroutine.
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-}
-
-func ip(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %v: %v: %s", args, err, out)
-	}
-}
-
 // TestFreebind binds the proxy to an address that is on no interface of
-// a fresh namespace (as every node does before VRRP gives it the VIP),
-// then adds the address and connects through it.
+// a lab node (as every node does before VRRP gives it the VIP), then adds
+// the address and connects through it.
 func TestFreebind(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
-	ns := fmt.Sprintf("hpx%d-%04x", os.Getpid(), rand.N(0x10000))
-	ip(t, "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	ip(t, "-n", ns, "link", "set", "lo", "up")
+	l := lab.New(t, 1)
+	n := l.Nodes[0]
 	b := startBackend(t, echo)
 
-	for _, tc := range []struct{ vip, prefix string }{
-		{"198.18.0.10", "/32"},
-		{"2001:db8::10", "/128"},
+	for _, tc := range []struct {
+		vip    netip.Addr
+		prefix string
+	}{
+		{l.VIP4(0), "/32"},
+		{l.VIP6(0), "/128"},
 	} {
-		t.Run(tc.vip, func(t *testing.T) {
-			vip := netip.AddrPortFrom(netip.MustParseAddr(tc.vip), 8443)
+		t.Run(tc.vip.String(), func(t *testing.T) {
+			vip := netip.AddrPortFrom(tc.vip, 8443)
 			var p *Proxy
 			var plainErr, listenErr error
-			inNetns(t, ns, func() {
+			inNode(t, n, func() {
 				// Without IP_FREEBIND the bind fails: the check is real.
 				var ln net.Listener
 				if ln, plainErr = net.Listen("tcp", vip.String()); plainErr == nil {
@@ -97,17 +47,26 @@ func TestFreebind(t *testing.T) {
 			go p.Serve(t.Context())
 			t.Cleanup(func() { p.closeAll() })
 
-			ip(t, "-n", ns, "addr", "add", tc.vip+tc.prefix, "dev", "lo", "nodad")
+			n.Run(t, "ip", "addr", "add", tc.vip.String()+tc.prefix, "dev", "lo", "nodad")
 			// The kernel installs the local route of a new IPv6 address
 			// asynchronously: "network is unreachable" for a moment.
 			var c net.Conn
 			var err error
 			eventually(t, "a connection to "+vip.String(), func() bool {
-				inNetns(t, ns, func() { c, err = net.Dial("tcp", vip.String()) })
+				inNode(t, n, func() { c, err = net.Dial("tcp", vip.String()) })
 				return err == nil
 			})
 			defer c.Close()
 			roundTrip(t, c, "through the VIP")
 		})
+	}
+}
+
+// inNode runs f on a thread inside n's namespace: sockets f creates stay
+// there.
+func inNode(t *testing.T, n *lab.Node, f func()) {
+	t.Helper()
+	if err := n.Do(func() error { f(); return nil }); err != nil {
+		t.Fatal(err)
 	}
 }

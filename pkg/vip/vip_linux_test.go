@@ -5,43 +5,35 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mdlayher/packet"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/hapod/hapod/internal/lab"
 )
 
-// The tests below need root: they build two namespaces ("hosts" A and B)
-// on a bridge in a third ("switch"), put the VIP on A's eth0 and watch
-// from B. Only 198.18.0.0/15 and 2001:db8::/32 are used, inside those
-// namespaces.
+// The tests below need root: they build a lab (internal/lab) with hosts A
+// and B on one bridge, put the VIP on A's eth0 and watch from B.
 
 // failGuard bounds every wait; reaching it is a failure, never a measure.
 const failGuard = 15 * time.Second
 
-type lab struct {
-	a, b, sw string // namespace names
-	macA     hwAddr
-}
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veths and a bridge")
-	}
+// twoHosts is a lab of two nodes, a and b, on fixed subnets
+// (198.18.0.0/24, 2001:db8::/64), so expected frames can name addresses:
+// a is .1, b is .2.
+type twoHosts struct {
+	a, b *lab.Node
+	macA hwAddr
 }
 
 func run(t *testing.T, args ...string) string {
@@ -53,65 +45,18 @@ func run(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-func newLab(t *testing.T) *lab {
+func newLab(t *testing.T) *twoHosts {
 	t.Helper()
-	requireRoot(t)
-	sfx := fmt.Sprintf("%04x%02x", os.Getpid()&0xffff, rand.IntN(256))
-	l := &lab{a: "hvipa" + sfx, b: "hvipb" + sfx, sw: "hvips" + sfx}
-	for _, ns := range []string{l.sw, l.a, l.b} {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	}
-	run(t, "ip", "-n", l.sw, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0", "stp_state", "0", "forward_delay", "0")
-	run(t, "ip", "-n", l.sw, "link", "set", "br0", "up")
-	for i, host := range []string{l.a, l.b} {
-		port := []string{"pa", "pb"}[i]
-		run(t, "ip", "-n", l.sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", host)
-		run(t, "ip", "-n", l.sw, "link", "set", port, "master", "br0", "up")
-		run(t, "ip", "netns", "exec", host, "sysctl", "-q", "-w",
-			"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
-			"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
-		run(t, "ip", "-n", host, "link", "set", "lo", "up")
-		run(t, "ip", "-n", host, "link", "set", "eth0", "up")
-		run(t, "ip", "-n", host, "addr", "add", fmt.Sprintf("198.18.0.%d/24", i+1), "dev", "eth0")
-		run(t, "ip", "-n", host, "addr", "add", fmt.Sprintf("2001:db8::%d/64", i+1), "dev", "eth0", "nodad")
-	}
-	var link []struct {
-		Address string `json:"address"`
-	}
-	if err := json.Unmarshal([]byte(run(t, "ip", "-n", l.a, "-j", "link", "show", "dev", "eth0")), &link); err != nil || len(link) != 1 {
-		t.Fatalf("reading A's MAC: %v %v", err, link)
-	}
-	mac, err := net.ParseMAC(link[0].Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.macA = hwAddr(mac)
-	return l
+	l := lab.NewWith(t, lab.Options{Nodes: 2,
+		Prefix4: netip.MustParsePrefix("198.18.0.0/24"), Prefix6: netip.MustParsePrefix("2001:db8::/64")})
+	return &twoHosts{a: l.Nodes[0], b: l.Nodes[1], macA: hwAddr(l.Nodes[0].MAC)}
 }
 
-// inNS runs f on a thread inside namespace name. The thread is never
-// unlocked, so Go discards it instead of reusing it in the wrong namespace.
-func inNS(t *testing.T, name string, f func()) {
+// inNS runs f on a thread inside n's namespace.
+func inNS(t *testing.T, n *lab.Node, f func()) {
 	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		h, err := netns.GetFromName(name)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		f()
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
-		t.Fatalf("entering namespace %s: %v", name, err)
+	if err := n.Do(func() error { f(); return nil }); err != nil {
+		t.Fatalf("entering %s: %v", n.Name, err)
 	}
 }
 
@@ -125,14 +70,14 @@ type capture struct {
 	file   string
 }
 
-func startCapture(t *testing.T, ns string, from hwAddr, match func(frame []byte) bool) *capture {
+func startCapture(t *testing.T, n *lab.Node, from hwAddr, match func(frame []byte) bool) *capture {
 	t.Helper()
 	c := &capture{frames: make(chan []byte, 64), file: filepath.Join(t.TempDir(), "cap.pcap")}
 	var conn *packet.Conn
 	var err error
-	inNS(t, ns, func() {
+	inNS(t, n, func() {
 		var ifi *net.Interface
-		if ifi, err = net.InterfaceByName("eth0"); err == nil {
+		if ifi, err = net.InterfaceByName(n.Iface); err == nil {
 			conn, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, nil)
 		}
 	})
@@ -224,26 +169,26 @@ func (c *capture) fields(t *testing.T, names ...string) []map[string]string {
 }
 
 // neighMAC returns B's neighbour entry for ip, or "".
-func neighMAC(t *testing.T, ns string, ip netip.Addr) string {
-	var n []struct {
+func neighMAC(t *testing.T, n *lab.Node, ip netip.Addr) string {
+	var neigh []struct {
 		LLAddr string `json:"lladdr"`
 	}
-	out := run(t, "ip", "-n", ns, "-j", "neigh", "show", "to", ip.String(), "dev", "eth0")
-	if err := json.Unmarshal([]byte(out), &n); err != nil {
+	out := run(t, "ip", "-n", n.NS, "-j", "neigh", "show", "to", ip.String(), "dev", "eth0")
+	if err := json.Unmarshal([]byte(out), &neigh); err != nil {
 		t.Fatalf("ip neigh: %v: %s", err, out)
 	}
-	if len(n) == 0 {
+	if len(neigh) == 0 {
 		return ""
 	}
-	return n[0].LLAddr
+	return neigh[0].LLAddr
 }
 
-func waitNeighMAC(t *testing.T, ns string, ip netip.Addr, want string) {
+func waitNeighMAC(t *testing.T, n *lab.Node, ip netip.Addr, want string) {
 	t.Helper()
 	deadline := time.Now().Add(failGuard)
-	for neighMAC(t, ns, ip) != want {
+	for neighMAC(t, n, ip) != want {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s never learnt %s at %s (has %q)", ns, ip, want, neighMAC(t, ns, ip))
+			t.Fatalf("%s never learnt %s at %s (has %q)", n.Name, ip, want, neighMAC(t, n, ip))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -260,11 +205,11 @@ type addrInfo struct {
 	Valid     uint64 `json:"valid_life_time"`
 }
 
-func addrOn(t *testing.T, ns string, ip netip.Addr) (addrInfo, bool) {
+func addrOn(t *testing.T, n *lab.Node, ip netip.Addr) (addrInfo, bool) {
 	var links []struct {
 		AddrInfo []addrInfo `json:"addr_info"`
 	}
-	out := run(t, "ip", "-n", ns, "-j", "addr", "show", "dev", "eth0")
+	out := run(t, "ip", "-n", n.NS, "-j", "addr", "show", "dev", "eth0")
 	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
 		t.Fatalf("ip addr: %v: %s", err, out)
 	}
@@ -276,11 +221,11 @@ func addrOn(t *testing.T, ns string, ip netip.Addr) (addrInfo, bool) {
 	return addrInfo{}, false
 }
 
-func held(t *testing.T, ns string, ip netip.Addr) bool {
+func held(t *testing.T, n *lab.Node, ip netip.Addr) bool {
 	t.Helper()
 	var ok bool
 	var err error
-	inNS(t, ns, func() { ok, err = Held("eth0", ip) })
+	inNS(t, n, func() { ok, err = Held("eth0", ip) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +240,7 @@ func TestLabAcquireIPv4(t *testing.T) {
 	l := newLab(t)
 	vip := netip.MustParsePrefix("198.18.0.10/24")
 	// B knows the VIP at another MAC, as after a failover.
-	run(t, "ip", "-n", l.b, "neigh", "replace", vip.Addr().String(), "lladdr", bogusMAC, "dev", "eth0", "nud", "stale")
+	run(t, "ip", "-n", l.b.NS, "neigh", "replace", vip.Addr().String(), "lladdr", bogusMAC, "dev", "eth0", "nud", "stale")
 
 	// 3 rounds of request + reply, twice.
 	capt := startCapture(t, l.b, l.macA, isARP)
@@ -364,7 +309,7 @@ func TestLabAcquireIPv4(t *testing.T) {
 func TestLabAcquireIPv6(t *testing.T) {
 	l := newLab(t)
 	vip := netip.MustParsePrefix("2001:db8::10/64")
-	run(t, "ip", "-n", l.b, "neigh", "replace", vip.Addr().String(), "lladdr", bogusMAC, "dev", "eth0", "nud", "stale")
+	run(t, "ip", "-n", l.b.NS, "neigh", "replace", vip.Addr().String(), "lladdr", bogusMAC, "dev", "eth0", "nud", "stale")
 
 	// ICMPv6 type 136 (NA) from A, 3 at once and 3 later.
 	capt := startCapture(t, l.b, l.macA, isNA)
@@ -433,7 +378,7 @@ func TestLabRemoveStale(t *testing.T) {
 		{"2001:db8::10/128", "2001:db8::10/64"},
 	} {
 		vip := netip.MustParsePrefix(tc.cfg)
-		run(t, "ip", "-n", l.a, "addr", "add", tc.leftover, "dev", "eth0", "nodad")
+		run(t, "ip", "-n", l.a.NS, "addr", "add", tc.leftover, "dev", "eth0", "nodad")
 		var m *Manager
 		var err error
 		inNS(t, l.a, func() { m, err = New(Config{Interface: "eth0", Prefix: vip}) })
@@ -458,7 +403,7 @@ func TestLabRemoveStale(t *testing.T) {
 func TestLabAcquireIsIdempotent(t *testing.T) {
 	l := newLab(t)
 	vip := netip.MustParsePrefix("198.18.0.10/24")
-	run(t, "ip", "-n", l.a, "addr", "add", vip.String(), "dev", "eth0")
+	run(t, "ip", "-n", l.a.NS, "addr", "add", vip.String(), "dev", "eth0")
 	var m *Manager
 	var err error
 	inNS(t, l.a, func() { m, err = New(Config{Interface: "eth0", Prefix: vip, RepeatAfter: -1}) })
@@ -474,7 +419,7 @@ func TestLabAcquireIsIdempotent(t *testing.T) {
 }
 
 func TestNewUnknownInterface(t *testing.T) {
-	requireRoot(t)
+	lab.RequireRoot(t)
 	_, err := New(Config{Interface: "hvip-nonexist", Prefix: netip.MustParsePrefix("198.18.0.10/24")})
 	if err == nil || !strings.Contains(err.Error(), "hvip-nonexist") {
 		t.Fatalf("New on a missing interface = %v, want an error naming it", err)
@@ -493,16 +438,16 @@ func nextState(t *testing.T, ch <-chan bool, want bool, what string) {
 	}
 }
 
-// startKeeper runs a Keeper in namespace ns and returns its link reports
+// startKeeper runs a Keeper in node n and returns its link reports
 // and the indexes it was rebound to.
-func startKeeper(t *testing.T, ns string, cfg KeeperConfig) (*Keeper, <-chan bool, <-chan int) {
+func startKeeper(t *testing.T, n *lab.Node, cfg KeeperConfig) (*Keeper, <-chan bool, <-chan int) {
 	t.Helper()
 	rebound := make(chan int, 4)
 	cfg.OnRebind = func(index int) error { rebound <- index; return nil }
 	cfg.RepeatAfter = -1
 	var k *Keeper
 	var err error
-	inNS(t, ns, func() { k, err = NewKeeper(cfg) })
+	inNS(t, n, func() { k, err = NewKeeper(cfg) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,19 +455,9 @@ func startKeeper(t *testing.T, ns string, cfg KeeperConfig) (*Keeper, <-chan boo
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	// Run opens its sockets (the subscription, new bindings) on its own
-	// thread: that one must be in ns too.
+	// thread: that one must be in n too.
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		h, err := netns.GetFromName(ns)
-		if err == nil {
-			err = netns.Set(h)
-			h.Close()
-		}
-		if err != nil {
-			done <- err
-			return
-		}
-		done <- k.Run(ctx, func(up bool) { links <- up })
+		done <- n.Do(func() error { return k.Run(ctx, func(up bool) { links <- up }) })
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -545,23 +480,23 @@ func TestLabKeeper(t *testing.T) {
 		Source: netip.MustParseAddr("198.18.0.1"),
 	})
 	nextState(t, links, true, "initial")
-	run(t, "ip", "-n", l.a, "link", "set", "eth0", "down")
+	run(t, "ip", "-n", l.a.NS, "link", "set", "eth0", "down")
 	nextState(t, links, false, "eth0 down")
-	run(t, "ip", "-n", l.a, "link", "set", "eth0", "up")
+	run(t, "ip", "-n", l.a.NS, "link", "set", "eth0", "up")
 	nextState(t, links, true, "eth0 up")
-	run(t, "ip", "-n", l.sw, "link", "set", "pa", "down")
+	l.a.CarrierDown(t)
 	nextState(t, links, false, "peer veth down")
-	run(t, "ip", "-n", l.sw, "link", "set", "pa", "up")
+	l.a.CarrierUp(t)
 	nextState(t, links, true, "peer veth up")
-	run(t, "ip", "-n", l.a, "addr", "del", "198.18.0.1/24", "dev", "eth0")
+	run(t, "ip", "-n", l.a.NS, "addr", "del", "198.18.0.1/24", "dev", "eth0")
 	nextState(t, links, false, "own address removed")
-	run(t, "ip", "-n", l.a, "addr", "add", "198.18.0.1/24", "dev", "eth0")
+	run(t, "ip", "-n", l.a.NS, "addr", "add", "198.18.0.1/24", "dev", "eth0")
 	nextState(t, links, true, "own address back")
 
 	if err := k.Acquire(); err != nil {
 		t.Fatal(err)
 	}
-	run(t, "ip", "-n", l.a, "addr", "del", vip.String(), "dev", "eth0")
+	run(t, "ip", "-n", l.a.NS, "addr", "del", vip.String(), "dev", "eth0")
 	waitHeld(t, l.a, "eth0", vip.Addr(), true, "VIP added back after ip addr del")
 	if st := k.Status(); !st.Held || !st.Wanted {
 		t.Errorf("Status after the VIP came back: %+v, want held and wanted", st)
@@ -570,17 +505,17 @@ func TestLabKeeper(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHeld(t, l.a, "eth0", vip.Addr(), false, "VIP gone after Release")
-	run(t, "ip", "-n", l.a, "addr", "add", vip.String(), "dev", "eth0")
+	run(t, "ip", "-n", l.a.NS, "addr", "add", vip.String(), "dev", "eth0")
 	waitHeld(t, l.a, "eth0", vip.Addr(), false, "VIP added by hand removed while not wanted")
 }
 
-func waitHeld(t *testing.T, ns, ifname string, ip netip.Addr, want bool, what string) {
+func waitHeld(t *testing.T, n *lab.Node, ifname string, ip netip.Addr, want bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(failGuard)
 	for {
 		var ok bool
 		var err error
-		inNS(t, ns, func() { ok, err = Held(ifname, ip) })
+		inNS(t, n, func() { ok, err = Held(ifname, ip) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -600,8 +535,8 @@ func waitHeld(t *testing.T, ns, ifname string, ip netip.Addr, want bool, what st
 func TestLabKeeperInterfaceRecreated(t *testing.T) {
 	l := newLab(t)
 	mk := func() {
-		run(t, "ip", "-n", l.a, "link", "add", "dm0", "type", "bridge")
-		run(t, "ip", "-n", l.a, "addr", "add", "198.18.1.1/24", "dev", "dm0")
+		run(t, "ip", "-n", l.a.NS, "link", "add", "dm0", "type", "bridge")
+		run(t, "ip", "-n", l.a.NS, "addr", "add", "198.18.1.1/24", "dev", "dm0")
 	}
 	mk()
 	k, links, rebound := startKeeper(t, l.a, KeeperConfig{
@@ -609,18 +544,18 @@ func TestLabKeeperInterfaceRecreated(t *testing.T) {
 		Source: netip.MustParseAddr("198.18.1.1"),
 	})
 	nextState(t, links, false, "initial (down)")
-	run(t, "ip", "-n", l.a, "link", "set", "dm0", "up")
+	run(t, "ip", "-n", l.a.NS, "link", "set", "dm0", "up")
 	nextState(t, links, true, "bridge up")
 	if err := k.Acquire(); err != nil {
 		t.Fatal(err)
 	}
-	run(t, "ip", "-n", l.a, "link", "del", "dm0")
+	run(t, "ip", "-n", l.a.NS, "link", "del", "dm0")
 	nextState(t, links, false, "bridge deleted")
 	if err := k.Release(); err != nil {
 		t.Errorf("Release with the interface gone = %v, want nil", err)
 	}
 	mk()
-	run(t, "ip", "-n", l.a, "link", "set", "dm0", "up")
+	run(t, "ip", "-n", l.a.NS, "link", "set", "dm0", "up")
 	select {
 	case <-rebound:
 	case <-time.After(failGuard):
@@ -646,7 +581,7 @@ func TestLabKeeperInterfaceRecreated(t *testing.T) {
 // Router flag, so peers keep treating it as a router.
 func TestLabNARouterFlag(t *testing.T) {
 	l := newLab(t)
-	run(t, "ip", "netns", "exec", l.a, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.forwarding=1")
+	run(t, "ip", "netns", "exec", l.a.NS, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.forwarding=1")
 	capt := startCapture(t, l.b, l.macA, isNA)
 	var m *Manager
 	var err error
@@ -672,7 +607,7 @@ func TestLabNARouterFlag(t *testing.T) {
 // is logged): the VIP is ours, and the speaker re-announces on link up.
 func TestLabAcquireOnDownLink(t *testing.T) {
 	l := newLab(t)
-	run(t, "ip", "-n", l.a, "link", "set", "eth0", "down")
+	run(t, "ip", "-n", l.a.NS, "link", "set", "eth0", "down")
 	for _, p := range []string{"198.18.0.10/24", "2001:db8::10/64"} {
 		vip := netip.MustParsePrefix(p)
 		var logs bytes.Buffer

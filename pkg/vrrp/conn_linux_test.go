@@ -3,18 +3,15 @@ package vrrp
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
+	"context"
 	"flag"
 	"fmt"
 	"maps"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,14 +21,15 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
+
+	// Named netlab here: speaker_test.go's simulated LAN is type lab.
+	netlab "github.com/hapod/hapod/internal/lab"
 )
 
 var wUpdate = flag.Bool("update", false, "rewrite testdata/keepalived-*.bin from a live keepalived")
 
-// The lab: two hosts, a and b, each with eth0 on a bridge in a third
-// namespace. Addresses are fixed (the namespaces are private); names carry a
-// random suffix because other tests build labs at the same time.
+// The lab: two hosts, a and b, on fixed subnets (the pinned keepalived
+// captures carry b's address): a is .1, b is .2 with a second address .12.
 var (
 	wLabA4  = netip.MustParseAddr("198.18.0.1")
 	wLabB4  = netip.MustParseAddr("198.18.0.2")
@@ -44,164 +42,38 @@ var (
 const wLabIf = "eth0"
 
 type wLab struct {
-	sw, a, b string // namespace names
-}
-
-// wInCI reports whether the CI environment variable is set to something
-// other than a false value ("", "0", "false"), as CI systems set CI=true.
-// The same rule as e2e/lab.InCI, which a package test should not import.
-func wInCI() bool {
-	v, ok := os.LookupEnv("CI")
-	if !ok || v == "" {
-		return false
-	}
-	b, err := strconv.ParseBool(v)
-	return err != nil || b
-}
-
-// wUnavailable ends a test this machine can't run: a skip on a developer's
-// machine, a failure under CI, which is root and installs every tool
-// (.ci/run), so that a run proving nothing does not pass.
-func wUnavailable(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if wInCI() {
-		t.Fatalf(format+" (CI is set: a missing prerequisite fails the test instead of skipping it)", args...)
-	}
-	t.Skipf(format, args...)
-}
-
-// wTool ends the test with wUnavailable unless the command name is
-// installed, naming the Debian package that has it.
-func wTool(t *testing.T, name, debianPackage string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		wUnavailable(t, "%s is not installed (Debian package %s: apt-get install %s)", name, debianPackage, debianPackage)
-	}
-}
-
-func TestInCIRule(t *testing.T) {
-	for v, want := range map[string]bool{"": false, "false": false, "0": false, "true": true, "1": true, "yes": true} {
-		t.Setenv("CI", v)
-		if got := wInCI(); got != want {
-			t.Errorf("CI=%q: wInCI() = %v, want %v", v, got, want)
-		}
-	}
-	t.Setenv("CI", "") // restores CI at the end
-	os.Unsetenv("CI")
-	if wInCI() {
-		t.Error("CI unset: wInCI() = true")
-	}
-}
-
-func wRequireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		wUnavailable(t, "needs root for network namespaces and raw sockets")
-	}
-	wTool(t, "ip", "iproute2")
-}
-
-func wRun(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
+	a, b *netlab.Node
 }
 
 func wNewLab(t *testing.T) *wLab {
 	t.Helper()
-	wRequireRoot(t)
-	var r [3]byte
-	rand.Read(r[:])
-	id := hex.EncodeToString(r[:])
-	l := &wLab{sw: "vrrpsw-" + id, a: "vrrpa-" + id, b: "vrrpb-" + id}
-	for _, ns := range []string{l.sw, l.a, l.b} {
-		wRun(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		// No auto link-local addresses: the lab uses 2001:db8::/32 only.
-		// No DAD, so addresses work at once.
-		for _, kv := range []string{
-			"net.ipv6.conf.default.addr_gen_mode=1", "net.ipv6.conf.all.accept_dad=0",
-			"net.ipv6.conf.default.accept_dad=0", "net.ipv4.conf.all.rp_filter=0",
-			"net.ipv4.conf.default.rp_filter=0",
-		} {
-			wRun(t, "ip", "netns", "exec", ns, "sysctl", "-qw", kv)
-		}
+	l := netlab.NewWith(t, netlab.Options{Nodes: 2,
+		Prefix4: netip.MustParsePrefix("198.18.0.0/24"), Prefix6: netip.MustParsePrefix("2001:db8::/64")})
+	w := &wLab{a: l.Nodes[0], b: l.Nodes[1]}
+	if w.a.IPv4 != wLabA4 || w.b.IPv4 != wLabB4 || w.a.IPv6 != wLabA6 || w.b.IPv6 != wLabB6 {
+		t.Fatalf("lab hosts %v %v %v %v, want %v %v %v %v", w.a.IPv4, w.b.IPv4, w.a.IPv6, w.b.IPv6, wLabA4, wLabB4, wLabA6, wLabB6)
 	}
-	wRun(t, "ip", "-n", l.sw, "link", "add", "br0", "type", "bridge",
-		"mcast_snooping", "0", "stp_state", "0", "forward_delay", "0")
-	wRun(t, "ip", "-n", l.sw, "link", "set", "br0", "up")
-	for _, h := range []struct {
-		ns, port string
-		addrs    []string
-	}{
-		{l.a, "pa", []string{"198.18.0.1/24", "2001:db8::1/64"}},
-		{l.b, "pb", []string{"198.18.0.2/24", "198.18.0.12/24", "2001:db8::2/64", "2001:db8::12/64"}},
-	} {
-		wRun(t, "ip", "-n", l.sw, "link", "add", h.port, "type", "veth", "peer", "name", wLabIf, "netns", h.ns)
-		wRun(t, "ip", "-n", l.sw, "link", "set", h.port, "master", "br0", "up")
-		for _, a := range h.addrs {
-			args := []string{"ip", "-n", h.ns, "addr", "add", a, "dev", wLabIf}
-			if strings.Contains(a, ":") {
-				args = append(args, "nodad")
-			}
-			wRun(t, args...)
-		}
-		wRun(t, "ip", "-n", h.ns, "link", "set", wLabIf, "up")
-		wRun(t, "ip", "-n", h.ns, "link", "set", "lo", "up")
-	}
-	return l
+	w.b.Run(t, "ip", "addr", "add", netip.PrefixFrom(wLabB4x, 24).String(), "dev", wLabIf)
+	w.b.Run(t, "ip", "addr", "add", netip.PrefixFrom(wLabB6x, 64).String(), "dev", wLabIf, "nodad")
+	return w
 }
 
-// inNS runs f on a thread switched into namespace ns: sockets opened by f
-// stay in ns for good.
-func wInNS(t *testing.T, ns string, f func()) {
+// wInNS runs f on a thread switched into n's namespace: sockets opened by f
+// stay there for good.
+func wInNS(t *testing.T, n *netlab.Node, f func()) {
 	t.Helper()
-	if err := wWithNS(ns, f); err != nil {
+	if err := n.Do(func() error { f(); return nil }); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// withNS is inNS for goroutines other than the test's.
-func wWithNS(ns string, f func()) error {
-	runtime.LockOSThread()
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	target, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		unix.Close(orig)
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer func() {
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: the runtime discards it with
-			// the goroutine instead of reusing it in the wrong namespace.
-			panic(fmt.Sprintf("restore network namespace: %v", err))
-		}
-		unix.Close(orig)
-		runtime.UnlockOSThread()
-	}()
-	err = unix.Setns(target, unix.CLONE_NEWNET)
-	unix.Close(target)
-	if err != nil {
-		return fmt.Errorf("setns %s: %w", ns, err)
-	}
-	f()
-	return nil
-}
-
-func wDialIn(t *testing.T, ns string, cfg ConnConfig) *RawConn {
+func wDialIn(t *testing.T, n *netlab.Node, cfg ConnConfig) *RawConn {
 	t.Helper()
 	var c *RawConn
 	var err error
-	wInNS(t, ns, func() { c, err = Dial(cfg) })
+	wInNS(t, n, func() { c, err = Dial(cfg) })
 	if err != nil {
-		t.Fatalf("Dial in %s: %v", ns, err)
+		t.Fatalf("Dial in %s: %v", n.Name, err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -249,46 +121,43 @@ func (r *wReceiver) next(t *testing.T) Received {
 	return Received{}
 }
 
-// sendTTL sends b from src to dst with a plain raw socket in ns, with the
+// sendTTL sends b from src to dst with a plain raw socket in n, with the
 // given TTL / hop limit: what a forwarded or spoofed advert looks like.
-func wSendTTL(t *testing.T, ns string, src, dst netip.Addr, b []byte, ttl int) {
+func wSendTTL(t *testing.T, n *netlab.Node, src, dst netip.Addr, b []byte, ttl int) {
 	t.Helper()
-	if err := wSendRaw(ns, src, dst, b, ttl); err != nil {
+	if err := wSendRaw(n, src, dst, b, ttl); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func wSendRaw(ns string, src, dst netip.Addr, b []byte, ttl int) error {
-	var err error
-	nsErr := wWithNS(ns, func() {
-		var ifi *net.Interface
-		if ifi, err = net.InterfaceByName(wLabIf); err != nil {
-			return
+func wSendRaw(n *netlab.Node, src, dst netip.Addr, b []byte, ttl int) error {
+	err := n.Do(func() error {
+		ifi, err := net.InterfaceByName(wLabIf)
+		if err != nil {
+			return err
 		}
 		if src.Is4() {
-			var c net.PacketConn
-			if c, err = net.ListenPacket("ip4:112", "0.0.0.0"); err != nil {
-				return
+			c, err := net.ListenPacket("ip4:112", "0.0.0.0")
+			if err != nil {
+				return err
 			}
 			defer c.Close()
 			pc := ipv4.NewPacketConn(c)
 			pc.SetTTL(ttl)
 			pc.SetMulticastTTL(ttl)
 			_, err = pc.WriteTo(b, &ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: ifi.Index}, &net.IPAddr{IP: dst.AsSlice()})
-			return
+			return err
 		}
-		var c net.PacketConn
-		if c, err = net.ListenPacket("ip6:112", "::"); err != nil {
-			return
+		c, err := net.ListenPacket("ip6:112", "::")
+		if err != nil {
+			return err
 		}
 		defer c.Close()
 		pc := ipv6.NewPacketConn(c)
 		_, err = pc.WriteTo(b, &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: ifi.Index, HopLimit: ttl},
 			&net.IPAddr{IP: dst.AsSlice(), Zone: strconv.Itoa(ifi.Index)})
+		return err
 	})
-	if nsErr != nil {
-		return nsErr
-	}
 	if err != nil {
 		return fmt.Errorf("send with TTL %d: %w", ttl, err)
 	}
@@ -296,7 +165,7 @@ func wSendRaw(ns string, src, dst netip.Addr, b []byte, ttl int) error {
 }
 
 func TestRawConnLab(t *testing.T) {
-	wRequireRoot(t)
+	netlab.RequireRoot(t)
 	tests := []struct {
 		name      string
 		version   Version
@@ -432,16 +301,16 @@ var wTsharkFields = []string{
 	"vrrp.checksum.status", "_ws.malformed", "_ws.expert",
 }
 
-// capture starts tshark in ns and returns once it is capturing; wait
+// capture starts tshark in n and returns once it is capturing; wait
 // returns the fields of the first packet matching filter.
-func wCapture(t *testing.T, ns, filter string) (wait func() map[string]string) {
+func wCapture(t *testing.T, n *netlab.Node, filter string) (wait func() map[string]string) {
 	t.Helper()
-	args := []string{"netns", "exec", ns, "tshark", "-n", "-l", "-i", wLabIf, "-f", filter, "-c", "1",
+	args := []string{"-n", "-l", "-i", wLabIf, "-f", filter, "-c", "1",
 		"-a", "duration:30", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"}
 	for _, f := range wTsharkFields {
 		args = append(args, "-e", f)
 	}
-	cmd := exec.Command("ip", args...)
+	cmd := n.Command(context.Background(), "tshark", args...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	stderr, err := cmd.StderrPipe()
@@ -489,8 +358,8 @@ func wCapture(t *testing.T, ns, filter string) (wait func() map[string]string) {
 // TestTshark has tshark, an independent dissector, check our adverts on the
 // wire: well formed, checksum good, fields as sent, TTL 255, DSCP CS6.
 func TestTshark(t *testing.T) {
-	wRequireRoot(t)
-	wTool(t, "tshark", "tshark")
+	netlab.RequireRoot(t)
+	netlab.Tool(t, "tshark", "tshark")
 	l := wNewLab(t)
 	tests := []struct {
 		name     string
@@ -590,8 +459,8 @@ func TestTshark(t *testing.T) {
 // the checksums it reports good, for both the v2 and v3 (pseudo-header)
 // kinds.
 func TestTsharkBadChecksum(t *testing.T) {
-	wRequireRoot(t)
-	wTool(t, "tshark", "tshark")
+	netlab.RequireRoot(t)
+	netlab.Tool(t, "tshark", "tshark")
 	l := wNewLab(t)
 	for _, tt := range []struct {
 		name     string
@@ -688,9 +557,9 @@ var wKeepalivedCaptures = []wKeepalivedCapture{
 	},
 }
 
-// startKeepalived runs keepalived in ns with one MASTER instance and stops
-// it (SIGTERM to its PID) at cleanup.
-func wStartKeepalived(t *testing.T, ns, instance string) {
+// startKeepalived runs keepalived in n with one MASTER instance; the lab
+// kills it at cleanup.
+func wStartKeepalived(t *testing.T, n *netlab.Node, instance string) {
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "keepalived.conf")
@@ -708,28 +577,16 @@ vrrp_instance VI_TEST {
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns, "keepalived", "-n", "-l", "-D", "-P",
+	n.Start(t, "keepalived", "-n", "-l", "-D", "-P",
 		"-f", conf, "-p", filepath.Join(dir, "keepalived.pid"), "-r", filepath.Join(dir, "vrrp.pid"))
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // ip netns exec execs keepalived: same PID
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("keepalived log:\n%s", log.String())
-		}
-	})
 }
 
 // TestKeepalived checks that keepalived's adverts pass every check of ours
 // and decode to what it was configured with, and pins their bytes in
 // testdata (rewrite with -update).
 func TestKeepalived(t *testing.T) {
-	wRequireRoot(t)
-	wTool(t, "keepalived", "keepalived")
+	netlab.RequireRoot(t)
+	netlab.Tool(t, "keepalived", "keepalived")
 	for _, kc := range wKeepalivedCaptures {
 		t.Run(kc.file, func(t *testing.T) {
 			l := wNewLab(t)

@@ -14,6 +14,12 @@ import (
 // namespaces.
 func New(t T, nodes int) *Lab {
 	t.Helper()
+	return NewWith(t, Options{Nodes: nodes})
+}
+
+// NewWith ends the test with Unavailable, as New does.
+func NewWith(t T, o Options) *Lab {
+	t.Helper()
 	Unavailable(t, "lab: network namespaces need Linux")
 	return nil
 }

@@ -32,6 +32,7 @@ package lab
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -105,18 +106,50 @@ func (n *Node) Addr(like netip.Addr) netip.Addr {
 	return n.IPv4
 }
 
-// Host addresses inside the lab prefixes: nodes count up from nodeBase, the
-// client sits at clientHost, VIPs count up from vipBase. The ranges can't
+// Host addresses inside the lab prefixes: nodes count up from nodeBase, VIPs
+// count up from vipBase, the client sits at clientHost. The ranges can't
 // overlap for any node count New accepts.
 const (
-	nodeBase   = 10
-	clientHost = 100
+	nodeBase   = 1
 	vipBase    = 200
-	maxNodes   = clientHost - nodeBase
+	clientHost = 254
+	maxNodes   = 99
 )
 
+// The lab's address ranges: every prefix a lab uses lies inside them.
+var (
+	labRange4 = netip.MustParsePrefix("198.18.0.0/15")
+	labRange6 = netip.MustParsePrefix("2001:db8::/32")
+)
+
+// Options shape a lab beyond its node count (NewWith).
+type Options struct {
+	// Nodes is the number of nodes besides the client, 1 to 99.
+	Nodes int
+	// Prefix4 and Prefix6, when valid, are the lab's subnets instead of
+	// random ones: a /24 inside 198.18.0.0/15 and a /64 inside
+	// 2001:db8::/32. For tests whose expected bytes carry addresses, such
+	// as a pinned capture. Labs with one prefix never meet: each has its
+	// own bridge.
+	Prefix4, Prefix6 netip.Prefix
+}
+
+// check enforces the lab's address rules on o.
+func (o Options) check() error {
+	if o.Nodes < 1 || o.Nodes > maxNodes {
+		return fmt.Errorf("%d nodes, want 1..%d", o.Nodes, maxNodes)
+	}
+	if p := o.Prefix4; p.IsValid() && (p.Bits() != 24 || !p.Addr().Is4() || !labRange4.Contains(p.Addr())) {
+		return fmt.Errorf("prefix %s: want a /24 inside %s", p, labRange4)
+	}
+	if p := o.Prefix6; p.IsValid() && (p.Bits() != 64 || !p.Addr().Is6() || !labRange6.Contains(p.Addr())) {
+		return fmt.Errorf("prefix %s: want a /64 inside %s", p, labRange6)
+	}
+	return nil
+}
+
 // VIP4 is a free IPv4 address of the lab prefix for a virtual IP (the n-th;
-// n from 0 to 50).
+// n from 0 to 53).
 func (l *Lab) VIP4(n int) netip.Addr { return hostAddr(l.Prefix4, vipBase+n) }
 
 // VIP6 is a free IPv6 address of the lab prefix for a virtual IP (the n-th).

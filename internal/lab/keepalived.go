@@ -111,7 +111,7 @@ func (c KeepalivedConfig) Render() string {
 	if name == "" {
 		name = fmt.Sprintf("VI_%d", c.VRID)
 	}
-	w(0, "# rendered by github.com/hapod/hapod/e2e/lab")
+	w(0, "# rendered by github.com/hapod/hapod/internal/lab")
 	w(0, "global_defs {")
 	w(1, "router_id %s", name)
 	// Scripts are never configured; these keep keepalived from warning

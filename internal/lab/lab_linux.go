@@ -31,10 +31,16 @@ const namePrefix = "hlab-"
 // test with Unavailable: a skip, or a failure under CI.
 func New(t T, nodes int) *Lab {
 	t.Helper()
+	return NewWith(t, Options{Nodes: nodes})
+}
+
+// NewWith is New with the options o.
+func NewWith(t T, o Options) *Lab {
+	t.Helper()
 	RequireRoot(t)
 	Tool(t, "ip", "iproute2")
-	if nodes < 1 || nodes > maxNodes {
-		t.Fatalf("lab: %d nodes, want 1..%d", nodes, maxNodes)
+	if err := o.check(); err != nil {
+		t.Fatalf("lab: %v", err)
 	}
 	if err := removeStaleLabs(); err != nil {
 		t.Logf("lab: %v", err)
@@ -42,7 +48,7 @@ func New(t T, nodes int) *Lab {
 	var l *Lab
 	for {
 		var err error
-		if l, err = newLab(nodes); err != nil {
+		if l, err = newLab(o); err != nil {
 			t.Fatalf("lab: %v", err)
 		}
 		// Another test may hold this random ID (2^24 of them): draw again.
@@ -62,12 +68,13 @@ func New(t T, nodes int) *Lab {
 	if err := l.build(); err != nil {
 		t.Fatalf("lab %s: %v", l.ID, err)
 	}
-	t.Logf("lab %s: hub %s, %d nodes, %s, %s", l.ID, l.Hub, nodes, l.Prefix4, l.Prefix6)
+	t.Logf("lab %s: hub %s, %d nodes, %s, %s", l.ID, l.Hub, o.Nodes, l.Prefix4, l.Prefix6)
 	return l
 }
 
-// newLab picks the random names and prefixes; nothing is created yet.
-func newLab(nodes int) (*Lab, error) {
+// newLab picks the random names and, unless o fixes them, prefixes;
+// nothing is created yet.
+func newLab(o Options) (*Lab, error) {
 	var r [4]byte
 	if _, err := rand.Read(r[:]); err != nil {
 		return nil, err
@@ -80,6 +87,12 @@ func newLab(nodes int) (*Lab, error) {
 	var a6 [16]byte
 	copy(a6[:], []byte{0x20, 0x01, 0x0d, 0xb8, r[1], r[2], 0, 0})
 	p6 := netip.PrefixFrom(netip.AddrFrom16(a6), 64)
+	if o.Prefix4.IsValid() {
+		p4 = o.Prefix4.Masked()
+	}
+	if o.Prefix6.IsValid() {
+		p6 = o.Prefix6.Masked()
+	}
 	l := &Lab{
 		ID:      id,
 		Hub:     namePrefix + id + "-hub",
@@ -99,7 +112,7 @@ func newLab(nodes int) (*Lab, error) {
 			lab:      l,
 		}
 	}
-	for i := range nodes {
+	for i := range o.Nodes {
 		l.Nodes = append(l.Nodes, mk(fmt.Sprintf("node%d", i), fmt.Sprintf("n%d", i), i+1, nodeBase+i))
 	}
 	l.Client = mk("client", "cl", 0xfe, clientHost)
