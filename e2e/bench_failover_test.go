@@ -123,14 +123,15 @@ func benchLab(t *testing.T) (*lab.Lab, netip.Prefix) {
 
 // hapodArgs are `hapod run`'s arguments for node n of l in case c.
 func hapodArgs(l *lab.Lab, n *lab.Node, vip netip.Prefix, c benchCase) []string {
-	args := []string{"run", "--vip=" + vip.String(), "--interface=" + n.Iface,
-		fmt.Sprintf("--priority=%d", benchPriority),
-		fmt.Sprintf("--vrrp-version=%d", c.version), "--advert-interval=" + c.interval.String(),
-		fmt.Sprintf("--port=%d", frontendPort), "--health-check=tcp"}
+	var backends []netip.AddrPort
 	for _, m := range l.Nodes {
-		args = append(args, "--backend="+netip.AddrPortFrom(m.IPv4, backendPort).String())
+		backends = append(backends, netip.AddrPortFrom(m.IPv4, backendPort))
 	}
-	return args
+	cfg := hapodConfig(vip, n, backends...)
+	cfg.VRRP.Priority = benchPriority
+	cfg.VRRP.Version = c.version
+	cfg.VRRP.AdvertInterval = c.interval
+	return runArgs(cfg)
 }
 
 func newHapodGroup(t *testing.T, c benchCase) *benchGroup {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hapod/hapod/internal/lab"
+	"github.com/hapod/hapod/pkg/health"
 )
 
 // frontendPort is hapod's proxy port on the VIP in these tests.
@@ -57,7 +57,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	if o.ipv6 {
 		c.vip = l.VIP6Prefix(0)
 	}
-	var backends []string
+	var backends []netip.AddrPort
 	for _, n := range l.Nodes {
 		a := netip.AddrPortFrom(n.Addr(c.vip.Addr()), backendPort)
 		if o.apiservers {
@@ -65,24 +65,23 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 		} else {
 			n.ServeTCP(t, a)
 		}
-		backends = append(backends, "--backend="+a.String())
-	}
-	check := "--health-check=tcp"
-	if o.apiservers {
-		check = "--health-check=https"
+		backends = append(backends, a)
 	}
 	for _, n := range l.Nodes {
-		args := append(append([]string{}, o.wrap...), hapodBin, "run", "--vip="+c.vip.String(), "--interface="+n.Iface,
-			fmt.Sprintf("--port=%d", frontendPort), check, "--health-interval=500ms", "--health-timeout=400ms",
-			"--health-rise=2", "--health-fall=2")
-		args = append(args, backends...)
+		cfg := hapodConfig(c.vip, n, backends...)
+		if o.apiservers {
+			cfg.Health.Check = string(health.KindHTTPS)
+		}
+		cfg.Health.Interval, cfg.Health.Timeout = 500*time.Millisecond, 400*time.Millisecond
+		cfg.Health.Rise, cfg.Health.Fall = 2, 2
 		if o.unicast {
 			for _, p := range l.Nodes {
 				if p != n {
-					args = append(args, "--peer="+p.Addr(c.vip.Addr()).String())
+					cfg.VRRP.Peers = append(cfg.VRRP.Peers, p.Addr(c.vip.Addr()))
 				}
 			}
 		}
+		args := append(append(append([]string{}, o.wrap...), hapodBin), runArgs(cfg)...)
 		args = append(args, o.extra...)
 		c.args = append(c.args, args)
 		c.procs = append(c.procs, nil)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hapod/hapod/internal/lab"
+	"github.com/hapod/hapod/pkg/health"
 	"github.com/hapod/hapod/pkg/status"
 )
 
@@ -94,9 +95,10 @@ func TestHealthChecksOfFrozenBackends(t *testing.T) {
 	serveSilent(t, n, silent)
 
 	c := &statusCluster{cluster: &cluster{t: t, lab: l, vip: l.VIP4Prefix(0)}}
-	c.args = [][]string{{hapodBin, "run", "--vip=" + c.vip.String(), "--interface=" + n.Iface,
-		fmt.Sprintf("--port=%d", frontendPort), "--health-check=https", "--health-interval=300ms",
-		"--health-timeout=200ms", "--backend=" + stopped.String(), "--backend=" + silent.String()}}
+	cfg := hapodConfig(c.vip, n, stopped, silent)
+	cfg.Health.Check = string(health.KindHTTPS)
+	cfg.Health.Interval, cfg.Health.Timeout = 300*time.Millisecond, 200*time.Millisecond
+	c.args = [][]string{append([]string{hapodBin}, runArgs(cfg)...)}
 	c.procs = []*lab.Process{nil}
 	c.start(0)
 	pid := c.procs[0].Pid()

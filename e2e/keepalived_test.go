@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -46,23 +45,20 @@ func TestKeepalivedInterop(t *testing.T) {
 			// (IP_FREEBIND) answers the client while keepalived holds it.
 			kn.ServeTCP(t, netip.AddrPortFrom(vip.Addr(), frontendPort))
 			hapodArgs := func(prio int) []string {
-				args := []string{"run", "--vip=" + vip.String(), "--interface=" + hn.Iface,
-					fmt.Sprintf("--vrid=%d", vrid), fmt.Sprintf("--priority=%d", prio),
-					fmt.Sprintf("--vrrp-version=%d", tc.version), "--advert-interval=" + tc.interval.String(),
-					fmt.Sprintf("--port=%d", frontendPort), "--health-check=tcp",
-					fmt.Sprintf("--backend=%s", netip.AddrPortFrom(hn.IPv4, backendPort)),
-					fmt.Sprintf("--backend=%s", netip.AddrPortFrom(kn.IPv4, backendPort))}
+				cfg := hapodConfig(vip, hn, netip.AddrPortFrom(hn.IPv4, backendPort), netip.AddrPortFrom(kn.IPv4, backendPort))
+				cfg.VRRP.VRID, cfg.VRRP.Priority = vrid, uint8(prio)
+				cfg.VRRP.Version, cfg.VRRP.AdvertInterval = tc.version, tc.interval
 				if tc.unicast {
-					args = append(args, "--peer="+kn.IPv4.String())
+					cfg.VRRP.Peers = []netip.Addr{kn.IPv4}
 				}
 				if tc.password != "" {
 					f := filepath.Join(t.TempDir(), "pass")
 					if err := os.WriteFile(f, []byte(tc.password+"\n"), 0o600); err != nil {
 						t.Fatal(err)
 					}
-					args = append(args, "--auth-pass-file="+f)
+					cfg.VRRP.AuthPassFile = f
 				}
-				return args
+				return runArgs(cfg)
 			}
 			kaConfig := func(prio uint8) lab.KeepalivedConfig {
 				c := lab.KeepalivedConfig{

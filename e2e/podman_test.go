@@ -100,8 +100,7 @@ func TestPodmanKubePlay(t *testing.T) {
 	// The instance lock is per network namespace: a `hapod run` on the
 	// host (a debug run, a second manifest) sees the pod's and leaves the
 	// VIP alone, though the pod has its own PID and mount namespaces.
-	second, err := node.Command(ctx, hapodBin, "run", "--vip="+vip.String(), "--interface="+node.Iface,
-		"--backend="+backend.String(), "--health-check=tcp").CombinedOutput()
+	second, err := node.Command(ctx, hapodBin, runArgs(hapodConfig(vip, node, backend))...).CombinedOutput()
 	if err == nil || !strings.Contains(string(second), "already runs for VIP "+vip.Addr().String()+" on this host") {
 		t.Errorf("hapod run on the host next to the pod: %v\n%s", err, second)
 	}

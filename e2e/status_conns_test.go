@@ -29,8 +29,7 @@ func TestStatusServerBoundsConnections(t *testing.T) {
 	backend := netip.AddrPortFrom(n.IPv4, backendPort)
 	n.ServeTCP(t, backend)
 	c := &statusCluster{cluster: &cluster{t: t, lab: l, vip: l.VIP4Prefix(0)}}
-	c.args = [][]string{{hapodBin, "run", "--vip=" + c.vip.String(), "--interface=" + n.Iface,
-		fmt.Sprintf("--port=%d", frontendPort), "--health-check=tcp", "--backend=" + backend.String()}}
+	c.args = [][]string{append([]string{hapodBin}, runArgs(hapodConfig(c.vip, n, backend))...)}
 	c.procs = []*lab.Process{nil}
 	c.start(0)
 	pid := c.procs[0].Pid()

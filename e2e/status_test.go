@@ -109,19 +109,17 @@ func newStatusCluster(t *testing.T, nodes int, extra ...string) *statusCluster {
 	t.Helper()
 	l := lab.New(t, nodes)
 	c := &statusCluster{cluster: &cluster{t: t, lab: l, vip: l.VIP4Prefix(0)}}
-	var flags []string
 	for _, n := range l.Nodes {
 		a := netip.AddrPortFrom(n.IPv4, holdPort)
 		c.servers = append(c.servers, serveHold(t, n, a))
 		c.backends = append(c.backends, a)
-		flags = append(flags, "--backend="+a.String())
 	}
 	for _, n := range l.Nodes {
+		cfg := hapodConfig(c.vip, n, c.backends...)
+		cfg.Health.Interval, cfg.Health.Timeout = 300*time.Millisecond, 200*time.Millisecond
+		cfg.VRRP.AdvertInterval = 100 * time.Millisecond
 		// The binary first: cluster.start runs args[0].
-		args := []string{hapodBin, "run", "--vip=" + c.vip.String(), "--interface=" + n.Iface,
-			fmt.Sprintf("--port=%d", frontendPort), "--health-check=tcp", "--health-interval=300ms",
-			"--health-timeout=200ms", "--advert-interval=100ms"}
-		args = append(append(args, flags...), extra...)
+		args := append(append([]string{hapodBin}, runArgs(cfg)...), extra...)
 		c.args = append(c.args, args)
 		c.procs = append(c.procs, nil)
 	}

@@ -39,21 +39,21 @@ func TestVRIDClash(t *testing.T) {
 	c.procs = make([]*lab.Process, len(l.Nodes))
 	groupOf := make(map[*lab.Node]int)
 	for g, grp := range groups {
-		var backends []string
+		var backends []netip.AddrPort
 		for _, i := range grp.nodes {
 			n := l.Nodes[i]
 			groupOf[n] = g
 			a := netip.AddrPortFrom(n.IPv4, backendPort)
 			n.ServeTCP(t, a)
-			backends = append(backends, "--backend="+a.String())
+			backends = append(backends, a)
 		}
 		for _, i := range grp.nodes {
 			n := l.Nodes[i]
-			args := []string{hapodBin, "run", "--vip=" + grp.vip.String(), "--interface=" + n.Iface,
-				fmt.Sprintf("--vrid=%d", clashVRID), "--advert-interval=100ms",
-				fmt.Sprintf("--port=%d", frontendPort), "--health-check=tcp", "--health-interval=500ms",
-				"--health-timeout=400ms", "--health-rise=2", "--health-fall=2"}
-			c.args[i] = append(args, backends...)
+			cfg := hapodConfig(grp.vip, n, backends...)
+			cfg.VRRP.VRID, cfg.VRRP.AdvertInterval = clashVRID, 100*time.Millisecond
+			cfg.Health.Interval, cfg.Health.Timeout = 500*time.Millisecond, 400*time.Millisecond
+			cfg.Health.Rise, cfg.Health.Fall = 2, 2
+			c.args[i] = append([]string{hapodBin}, runArgs(cfg)...)
 		}
 	}
 	for i := range l.Nodes {

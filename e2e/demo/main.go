@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"github.com/hapod/hapod/internal/lab"
+	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/health"
 )
 
 const (
@@ -153,17 +155,20 @@ func (d *demo) run() {
 
 	// The stand-in kube-apiservers: one per node on its own address, each
 	// greeting with its node's name, so the client sees who served it.
-	var backends []string
+	var backends []netip.AddrPort
 	for _, n := range l.Nodes {
 		a := netip.AddrPortFrom(n.IPv4, backendPort)
 		n.ServeTCP(d.s, a)
-		backends = append(backends, "--backend="+a.String())
+		backends = append(backends, a)
 	}
 	for _, n := range l.Nodes {
-		args := []string{"run", "--vip=" + d.vip.String(), "--interface=" + n.Iface,
-			fmt.Sprintf("--port=%d", frontendPort), "--health-check=tcp",
-			"--health-interval=500ms", "--health-timeout=200ms"}
-		d.args = append(d.args, append(args, backends...))
+		// `hapod run`'s arguments as the manifest renders them.
+		cfg := config.Default()
+		cfg.VIP.Prefix, cfg.VIP.Interface = d.vip, n.Iface
+		cfg.Proxy.Port, cfg.Proxy.Backends = frontendPort, backends
+		cfg.Health.Check = string(health.KindTCP)
+		cfg.Health.Interval, cfg.Health.Timeout = 500*time.Millisecond, 200*time.Millisecond
+		d.args = append(d.args, append([]string{"run"}, cfg.Args()...))
 		d.procs = append(d.procs, nil)
 	}
 	started := time.Now()
