@@ -94,7 +94,6 @@ type Server struct {
 	slow          atomic.Int64 // time.Duration
 	watchInterval atomic.Int64 // time.Duration
 	watches       atomic.Int64
-	requests      atomic.Uint64
 
 	mu     sync.Mutex
 	extra  []netip.Addr
@@ -215,9 +214,6 @@ func (s *Server) SetWatchInterval(d time.Duration) { s.watchInterval.Store(int64
 // ActiveWatches returns how many watch streams are open.
 func (s *Server) ActiveWatches() int { return int(s.watches.Load()) }
 
-// Requests returns how many requests the server has received.
-func (s *Server) Requests() uint64 { return s.requests.Load() }
-
 // Serve serves HTTPS (HTTP/1.1 and HTTP/2) on l until Close; it returns
 // nil after Close. It may be called for several listeners.
 func (s *Server) Serve(l net.Listener) error {
@@ -226,15 +222,6 @@ func (s *Server) Serve(l net.Listener) error {
 		return nil
 	}
 	return err
-}
-
-// ListenAndServe listens on addr ("host:port") and serves on it.
-func (s *Server) ListenAndServe(addr string) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("fakeapiserver: %w", err)
-	}
-	return s.Serve(l)
 }
 
 // Close closes the listeners and every connection, watches included.
@@ -328,10 +315,7 @@ func (s *Server) handler() http.Handler {
 	})
 	mux.HandleFunc("POST /fake/mode", s.setModeHandler)
 	mux.HandleFunc("/", s.apiHandler)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.requests.Add(1)
-		mux.ServeHTTP(w, r)
-	})
+	return mux
 }
 
 func (s *Server) setModeHandler(w http.ResponseWriter, r *http.Request) {
