@@ -370,7 +370,7 @@ func (k *Keeper) recordErr(err error) {
 // probe asks who has the VIP while this node holds it. Not in the first
 // ProbeInterval of holding it: a router handing over gracefully keeps the
 // VIP until it hears this node's first advert (at most 0.8 s, see
-// vrrp.SpeakerConfig.HandoverTimeout), and would answer as a conflict.
+// vrrp.MachineConfig.HandoverTimeout), and would answer as a conflict.
 func (k *Keeper) probe() {
 	k.mu.Lock()
 	defer k.mu.Unlock()

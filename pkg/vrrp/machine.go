@@ -81,6 +81,11 @@ type MachineConfig struct {
 	// both take over, the loser's priority-0 advert as it steps down makes
 	// the winner announce the VIP again. Default 0: RFC timing throughout.
 	TieBreak time.Duration
+	// HandoverTimeout is how long an active router that shuts down keeps
+	// the VIP (and so the service behind it) after its priority-0 advert,
+	// waiting for the advert of its successor, before it releases the VIP
+	// anyway. 0 releases at once; NewSpeaker sets a default.
+	HandoverTimeout time.Duration
 }
 
 // TieBreakDelay is a TieBreak for a router with this primary address: 0 to
@@ -305,11 +310,22 @@ func Reasons() []Reason {
 	return out
 }
 
-func (SendAdvert) isAction()  {}
-func (TakeVIP) isAction()     {}
-func (ReleaseVIP) isAction()  {}
-func (AnnounceVIP) isAction() {}
-func (Transition) isAction()  {}
+// HandoverDone ends the handover of an active router that shut down: To
+// advertised with Priority after the goodbye, so it holds the VIP now; or,
+// when To is invalid, HandoverTimeout passed without a successor. After is
+// how long the handover took. A ReleaseVIP follows.
+type HandoverDone struct {
+	To       netip.Addr
+	Priority uint8
+	After    time.Duration
+}
+
+func (SendAdvert) isAction()   {}
+func (HandoverDone) isAction() {}
+func (TakeVIP) isAction()      {}
+func (ReleaseVIP) isAction()   {}
+func (AnnounceVIP) isAction()  {}
+func (Transition) isAction()   {}
 
 // Machine is the VRRP state machine of RFC 9568 section 6 (and RFC 3768 for
 // v2 timing) for one virtual router. It is pure: it never reads the clock or
@@ -330,6 +346,9 @@ type Machine struct {
 	adverAt        time.Time  // Adver_Timer, Active only
 	downWhy        Transition // what the down timer expiring will mean
 	activeRouter   netip.Addr
+	// handoverFrom and handoverAt are when the handover after Shutdown
+	// began and when it times out; zero when none runs.
+	handoverFrom, handoverAt time.Time
 }
 
 // NewMachine returns a machine in StateInit. Out-of-range values are
@@ -369,10 +388,17 @@ func (m *Machine) Priority() uint8 { return m.priority }
 // active router announced it is stopping).
 func (m *Machine) ActiveRouter() netip.Addr { return m.activeRouter }
 
+// HandingOver reports that the machine shut down as the active router and
+// still keeps the VIP, waiting for a successor (see HandoverTimeout). The
+// driver keeps feeding it adverts and ticks until this turns false.
+func (m *Machine) HandingOver() bool { return !m.handoverAt.IsZero() }
+
 // NextDeadline returns when the driver must call Step with Tick, or the
-// zero time when no timer runs (Init).
+// zero time when no timer runs (Init, unless handing over).
 func (m *Machine) NextDeadline() time.Time {
 	switch m.state {
+	case StateInit:
+		return m.handoverAt
 	case StateBackup:
 		return m.downAt
 	case StateActive:
@@ -396,7 +422,7 @@ func (m *Machine) Step(now time.Time, in Input) []Action {
 		if m.state != StateInit || !m.linkUp {
 			return nil
 		}
-		return m.startBackup(now, ReasonStartup)
+		return append(m.endHandover(now, netip.Addr{}, 0), m.startBackup(now, ReasonStartup)...)
 	case LinkUp:
 		m.linkUp = true
 		if m.state != StateInit || !m.started {
@@ -405,11 +431,11 @@ func (m *Machine) Step(now time.Time, in Input) []Action {
 		return m.startBackup(now, ReasonLinkUp)
 	case Shutdown:
 		m.started = false
-		return m.toInit(ReasonShutdown, true)
+		return m.toInit(now, ReasonShutdown)
 	case LinkDown:
 		m.linkUp = false
-		// No priority-0 advert: the link that would carry it is gone.
-		return m.toInit(ReasonLinkDown, false)
+		// No successor's advert can arrive on a link that is gone.
+		return append(m.endHandover(now, netip.Addr{}, 0), m.toInit(now, ReasonLinkDown)...)
 	case Tick:
 		return m.tick(now)
 	case Advert:
@@ -438,7 +464,11 @@ func (m *Machine) armDown(now time.Time, d time.Duration, why Transition) {
 	m.downWhy = why
 }
 
-func (m *Machine) toInit(reason Reason, sayGoodbye bool) []Action {
+// toInit stops the protocol. An active router that shuts down says
+// goodbye and, with a HandoverTimeout, keeps the VIP until its successor
+// advertises: a new active router adds the VIP before it sends that
+// advert, so between the two there is no moment without an owner.
+func (m *Machine) toInit(now time.Time, reason Reason) []Action {
 	from := m.state
 	m.downAt, m.adverAt = time.Time{}, time.Time{}
 	m.activeRouter = netip.Addr{}
@@ -446,10 +476,15 @@ func (m *Machine) toInit(reason Reason, sayGoodbye bool) []Action {
 	case StateActive:
 		m.state = StateInit
 		acts := []Action{Transition{From: from, To: StateInit, Reason: reason}}
-		if sayGoodbye {
+		if reason == ReasonShutdown {
 			// Priority 0 lets the backups take over after Skew_Time
-			// instead of a whole Active_Down_Interval.
+			// instead of a whole Active_Down_Interval. (Not on link
+			// down: the link that would carry it is gone.)
 			acts = append(acts, SendAdvert{Priority: 0})
+			if m.cfg.HandoverTimeout > 0 {
+				m.handoverFrom, m.handoverAt = now, now.Add(m.cfg.HandoverTimeout)
+				return acts
+			}
 		}
 		return append(acts, ReleaseVIP{})
 	case StateBackup:
@@ -460,8 +495,24 @@ func (m *Machine) toInit(reason Reason, sayGoodbye bool) []Action {
 	}
 }
 
+// endHandover ends a running handover: to is the successor, invalid when
+// there is none. Without a handover it does nothing.
+func (m *Machine) endHandover(now time.Time, to netip.Addr, prio uint8) []Action {
+	if !m.HandingOver() {
+		return nil
+	}
+	done := HandoverDone{To: to, Priority: prio, After: now.Sub(m.handoverFrom)}
+	m.handoverFrom, m.handoverAt = time.Time{}, time.Time{}
+	return []Action{done, ReleaseVIP{}}
+}
+
 func (m *Machine) tick(now time.Time) []Action {
 	switch m.state {
+	case StateInit:
+		if !m.HandingOver() || now.Before(m.handoverAt) {
+			return nil
+		}
+		return m.endHandover(now, netip.Addr{}, 0)
 	case StateBackup:
 		if now.Before(m.downAt) {
 			return nil
@@ -509,6 +560,12 @@ func (m *Machine) advert(now time.Time, a Advert) []Action {
 		return nil
 	}
 	switch m.state {
+	case StateInit:
+		// Any router but a leaving one has taken over from us.
+		if a.Priority == 0 {
+			return nil
+		}
+		return m.endHandover(now, a.From, a.Priority)
 	case StateBackup:
 		switch {
 		case a.Priority == 0:

@@ -296,6 +296,46 @@ func TestShutdown(t *testing.T) {
 			{down100 + 1000*ms, Tick{}, nil, StateInit, noDeadline},
 		})
 	})
+	// With a HandoverTimeout the VIP stays until a successor advertises.
+	handover := func() MachineConfig {
+		c := v3cfg()
+		c.HandoverTimeout = 300 * ms
+		return c
+	}
+	stop := down100 + 10*ms
+	t.Run("active keeps the VIP until the successor's advert", func(t *testing.T) {
+		runScript(t, activeMachine(t, handover()), []mstep{
+			{stop, Shutdown{}, []Action{tr(StateActive, StateInit, "shutdown"), SendAdvert{0}}, StateInit, stop + 300*ms},
+			{stop + 10*ms, Advert{From: mAddrHigh, Priority: 0, Interval: 100 * ms}, nil, StateInit, stop + 300*ms},
+			{stop + 20*ms, Advert{From: mAddrSelf, Priority: 100, Interval: 100 * ms}, nil, StateInit, stop + 300*ms},
+			{stop + 70*ms, Advert{From: mAddrLow, Priority: 90, Interval: 100 * ms},
+				[]Action{HandoverDone{To: mAddrLow, Priority: 90, After: 70 * ms}, ReleaseVIP{}}, StateInit, noDeadline},
+			{stop + 80*ms, Advert{From: mAddrHigh, Priority: 200, Interval: 100 * ms}, nil, StateInit, noDeadline},
+		})
+	})
+	t.Run("handover times out", func(t *testing.T) {
+		m := activeMachine(t, handover())
+		runScript(t, m, []mstep{
+			{stop, Shutdown{}, []Action{tr(StateActive, StateInit, "shutdown"), SendAdvert{0}}, StateInit, stop + 300*ms},
+			{stop + 299*ms, Tick{}, nil, StateInit, stop + 300*ms},
+			{stop + 300*ms, Tick{}, []Action{HandoverDone{After: 300 * ms}, ReleaseVIP{}}, StateInit, noDeadline},
+		})
+		if m.HandingOver() {
+			t.Error("still handing over")
+		}
+	})
+	t.Run("link down ends the handover", func(t *testing.T) {
+		runScript(t, activeMachine(t, handover()), []mstep{
+			{stop, Shutdown{}, []Action{tr(StateActive, StateInit, "shutdown"), SendAdvert{0}}, StateInit, stop + 300*ms},
+			{stop + 5*ms, LinkDown{}, []Action{HandoverDone{After: 5 * ms}, ReleaseVIP{}}, StateInit, noDeadline},
+		})
+	})
+	t.Run("a backup does not hand over", func(t *testing.T) {
+		runScript(t, NewMachine(handover()), []mstep{
+			{0, Startup{}, []Action{tr(StateInit, StateBackup, "startup")}, StateBackup, down100},
+			{ms, Shutdown{}, []Action{tr(StateBackup, StateInit, "shutdown")}, StateInit, noDeadline},
+		})
+	})
 	t.Run("backup just stops", func(t *testing.T) {
 		runScript(t, NewMachine(v3cfg()), []mstep{
 			{0, Startup{}, []Action{tr(StateInit, StateBackup, "startup")}, StateBackup, down100},

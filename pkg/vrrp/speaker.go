@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
 	"k8s.io/utils/clock"
 )
 
@@ -27,7 +26,7 @@ type VIP interface {
 	Release() error
 }
 
-// maxHandover caps the default HandoverTimeout so that `hapod run` exits
+// maxHandover caps the default MachineConfig.HandoverTimeout so that `hapod run` exits
 // within a second of SIGTERM, well inside kubelet's grace period.
 const maxHandover = 800 * time.Millisecond
 
@@ -48,10 +47,6 @@ type SpeakerConfig struct {
 	// Logger receives state changes at Info and per-advert detail at
 	// Debug (default: slog.Default()).
 	Logger *slog.Logger
-	// HandoverTimeout is how long a stopping active router keeps the VIP
-	// while waiting for the advert of its successor (default: three advert
-	// intervals, at most 800ms).
-	HandoverTimeout time.Duration
 }
 
 // Status is a snapshot of a Speaker for status pages and metrics.
@@ -153,15 +148,6 @@ func (t peerTable) list() []Peer {
 	return out
 }
 
-// vipState is what the Speaker knows about the addresses on this node.
-type vipState int
-
-const (
-	vipReleased vipState = iota
-	vipHeld
-	vipUnknown // the last Acquire or Release failed
-)
-
 // Speaker drives a Machine: it feeds it adverts from a Conn, its timers,
 // link changes and priority adjustments, and performs its actions on the
 // Conn and a VIP. Run runs the protocol; the other methods are safe to
@@ -169,7 +155,7 @@ const (
 type Speaker struct {
 	cfg   SpeakerConfig
 	conn  Conn
-	vip   VIP
+	addrs VIP
 	clock clock.Clock
 	log   *slog.Logger
 
@@ -185,12 +171,8 @@ type Speaker struct {
 	// Owned by the Run goroutine.
 	m           *Machine
 	appliedLink bool
-	vipWant     bool
-	have        vipState  // what is on the node as far as we know
-	vipRetryAt  time.Time // zero: no retry pending
-	vipFailing  bool
+	vip         *vipPlan
 	sendFailing bool
-	announce    *rate.Limiter // re-announcements (AnnounceVIP)
 
 	// Counted by the loop for hook: inputs taken, and the stop.
 	nPackets uint64
@@ -223,14 +205,14 @@ func NewSpeaker(cfg SpeakerConfig, conn Conn, vip VIP) *Speaker {
 		cfg.Logger = slog.Default()
 	}
 	m := NewMachine(cfg.Machine)
-	cfg.Machine = m.cfg
-	if cfg.HandoverTimeout <= 0 {
-		cfg.HandoverTimeout = min(3*cfg.Machine.Interval, maxHandover)
+	if m.cfg.HandoverTimeout <= 0 {
+		m.cfg.HandoverTimeout = min(3*m.cfg.Interval, maxHandover)
 	}
+	cfg.Machine = m.cfg
 	return &Speaker{
 		cfg:   cfg,
 		conn:  conn,
-		vip:   vip,
+		addrs: vip,
 		clock: cfg.Clock,
 		log:   cfg.Logger.With("vrid", cfg.Machine.VRID),
 		wake:  make(chan struct{}, 1),
@@ -245,7 +227,7 @@ func NewSpeaker(cfg SpeakerConfig, conn Conn, vip VIP) *Speaker {
 		},
 		m:           m,
 		appliedLink: true,
-		announce:    rate.NewLimiter(rate.Every(reannounceEvery), reannounceBurst),
+		vip:         newVIPPlan(cfg.Machine.Interval),
 	}
 }
 
@@ -341,8 +323,9 @@ func (s *Speaker) Run(ctx context.Context) error {
 
 	now := s.clock.Now()
 	s.applyControls(now)
-	s.do(now, s.m.Step(now, Startup{}), false)
+	s.do(now, s.m.Step(now, Startup{}))
 
+	stop := ctx.Done()
 	for {
 		now = s.clock.Now()
 		wakeAt := s.wakeAt()
@@ -358,13 +341,13 @@ func (s *Speaker) Run(ctx context.Context) error {
 		}
 		s.idle(true, wakeAt)
 		var (
-			err  error
-			stop bool
-			rcv  *Received
+			err     error
+			stopped bool
+			rcv     *Received
 		)
 		select {
-		case <-ctx.Done():
-			stop = true
+		case <-stop:
+			stopped, stop = true, nil
 			s.stopping = true
 		case r := <-pkts:
 			rcv = &r
@@ -378,18 +361,25 @@ func (s *Speaker) Run(ctx context.Context) error {
 		if timer != nil {
 			timer.Stop()
 		}
+		now = s.clock.Now()
 		switch {
-		case stop:
-			return s.shutdown(pkts, recvErr)
+		case err != nil && s.stopping:
+			return s.releaseForGood() // nobody can hear the successor now
 		case err != nil:
 			return s.fail(err)
+		case stopped:
+			s.do(now, s.m.Step(now, Shutdown{}))
 		}
-		now = s.clock.Now()
 		if rcv != nil {
 			s.packet(now, *rcv)
 		}
-		s.applyControls(now)
+		if !s.stopping {
+			s.applyControls(now)
+		}
 		s.timers(now)
+		if s.stopping && !s.m.HandingOver() {
+			return s.releaseForGood()
+		}
 	}
 }
 
@@ -440,7 +430,7 @@ func (s *Speaker) receive(out chan<- Received, errc chan<- error, done <-chan st
 // next timer or a pending VIP retry, whichever is first.
 func (s *Speaker) wakeAt() time.Time {
 	t := s.m.NextDeadline()
-	if r := s.vipRetryAt; !r.IsZero() && (t.IsZero() || r.Before(t)) {
+	if r := s.vip.deadline(); !r.IsZero() && !s.stopping && (t.IsZero() || r.Before(t)) {
 		t = r
 	}
 	return t
@@ -448,10 +438,10 @@ func (s *Speaker) wakeAt() time.Time {
 
 func (s *Speaker) timers(now time.Time) {
 	if dl := s.m.NextDeadline(); !dl.IsZero() && !now.Before(dl) {
-		s.do(now, s.m.Step(now, Tick{}), false)
+		s.do(now, s.m.Step(now, Tick{}))
 	}
-	if r := s.vipRetryAt; !r.IsZero() && !now.Before(r) {
-		s.reconcileVIP(now)
+	if r := s.vip.deadline(); !r.IsZero() && !s.stopping && !now.Before(r) {
+		s.syncVIP(now)
 	}
 }
 
@@ -467,11 +457,11 @@ func (s *Speaker) applyControls(now time.Time) {
 		if link {
 			in = LinkUp{}
 		}
-		s.do(now, s.m.Step(now, in), false)
+		s.do(now, s.m.Step(now, in))
 	}
 	if prio != s.m.Priority() {
 		s.log.Info("vrrp priority changed", "from", s.m.Priority(), "to", prio)
-		s.do(now, s.m.Step(now, SetPriority{Priority: prio}), false)
+		s.do(now, s.m.Step(now, SetPriority{Priority: prio}))
 	}
 }
 
@@ -484,7 +474,7 @@ func (s *Speaker) packet(now time.Time, r Received) {
 	}
 	s.received(now, r)
 	s.log.Debug("vrrp advert received", "from", r.Src, "priority", p.Priority, "interval", p.Interval)
-	s.do(now, s.m.Step(now, Advert{From: r.Src, Priority: p.Priority, Interval: p.Interval}), false)
+	s.do(now, s.m.Step(now, Advert{From: r.Src, Priority: p.Priority, Interval: p.Interval}))
 }
 
 // received counts an advert for this virtual router and, unless it is
@@ -498,9 +488,9 @@ func (s *Speaker) received(now time.Time, r Received) {
 	}
 }
 
-// do performs the machine's actions in order. With keepVIP a ReleaseVIP
-// only records the wish: the graceful shutdown releases after handover.
-func (s *Speaker) do(now time.Time, acts []Action, keepVIP bool) {
+// do performs the machine's actions in order. While stopping, a ReleaseVIP
+// only records the wish: releaseForGood releases on the way out.
+func (s *Speaker) do(now time.Time, acts []Action) {
 	for _, a := range acts {
 		switch a := a.(type) {
 		case Transition:
@@ -516,22 +506,28 @@ func (s *Speaker) do(now time.Time, acts []Action, keepVIP bool) {
 			s.status.TransitionsBy[TransitionKey{To: a.To, Reason: a.Reason}]++
 			s.mu.Unlock()
 		case TakeVIP:
-			s.vipWant = true
-			s.vipRetryAt = time.Time{}
-			s.reconcileVIP(now)
+			s.vip.set(true)
+			s.syncVIP(now)
 		case ReleaseVIP:
-			s.vipWant = false
-			s.vipRetryAt = time.Time{}
-			if !keepVIP {
-				s.reconcileVIP(now)
+			s.vip.set(false)
+			if !s.stopping {
+				s.syncVIP(now)
+			}
+		case HandoverDone:
+			if a.To.IsValid() {
+				s.log.Info("vrrp handover done", "to", a.To, "priority", a.Priority, "after", a.After.String())
+			} else {
+				s.log.Warn("vrrp handover timed out, releasing the VIP anyway", "timeout", s.cfg.Machine.HandoverTimeout.String())
 			}
 		case AnnounceVIP:
-			s.reannounce(now)
+			if s.vip.reannounce(now) {
+				s.reannounce()
+			}
 		case SendAdvert:
 			s.send(a.Priority)
 			// Failed VIP operations are retried with the advert rhythm.
-			if s.vipWant && s.have != vipHeld {
-				s.reconcileVIP(now)
+			if s.vip.acquiring() {
+				s.syncVIP(now)
 			}
 		}
 	}
@@ -570,135 +566,64 @@ func (s *Speaker) send(prio uint8) {
 	}
 }
 
-// Re-announcements are rate limited: a misbehaving peer that keeps
-// advertising must not make us flood the LAN. A split brain heals with two
-// of them: one when the other active router's advert arrives, one when its
-// priority-0 advert says it let go. The second is the one that counts, as
-// it is the only one sure to come after the other router's last
-// announcement: when two equal-priority backups take over at the same
-// instant (both armed Skew_Time on a priority-0 advert), the loser's
-// burst may land after our first answer and draw the clients to a node
-// that is about to let go. So the bucket holds two, refilled one per
-// second. A takeover's own announcement does not count.
-const (
-	reannounceEvery = time.Second
-	reannounceBurst = 2
-)
-
 // reannounce announces the held VIP again (Acquire is idempotent: the
 // address stays, the gratuitous ARP or NA burst goes out).
-func (s *Speaker) reannounce(now time.Time) {
-	if s.have != vipHeld || !s.announce.AllowN(now, 1) {
-		return
-	}
-	if err := s.vip.Acquire(); err != nil {
+func (s *Speaker) reannounce() {
+	if err := s.addrs.Acquire(); err != nil {
 		s.log.Warn("vrrp VIP re-announce failed", "err", err)
 		return
 	}
 	s.log.Info("VIP re-announced: another router was active too")
 }
 
-// reconcileVIP brings the addresses in line with vipWant. A failure is
-// logged (at Warn once per streak) and retried one advert interval later.
-func (s *Speaker) reconcileVIP(now time.Time) {
-	if !s.vipRetryAt.IsZero() && now.Before(s.vipRetryAt) {
+// syncVIP makes the VIP call the plan says is due, if any, and logs its
+// outcome (at Warn once per failure streak).
+func (s *Speaker) syncVIP(now time.Time) {
+	op := s.vip.next(now)
+	if op == vipNone {
 		return
 	}
-	op, f, want := "acquire", s.vip.Acquire, vipHeld
-	if !s.vipWant {
-		op, f, want = "release", s.vip.Release, vipReleased
+	name, f := "acquire", s.addrs.Acquire
+	if op == vipRelease {
+		name, f = "release", s.addrs.Release
 	}
-	if s.have == want {
-		s.vipRetryAt = time.Time{}
-		return
-	}
-	if err := f(); err != nil {
-		s.have = vipUnknown
-		s.vipRetryAt = now.Add(s.cfg.Machine.Interval)
-		if !s.vipFailing {
-			s.vipFailing = true
-			s.log.Warn("vrrp VIP "+op+" failed, will retry", "err", err)
-		} else {
-			s.log.Debug("vrrp VIP "+op+" failed", "err", err)
-		}
-	} else {
-		s.have = want
-		s.vipRetryAt = time.Time{}
-		if s.vipFailing {
-			s.vipFailing = false
-			s.log.Info("vrrp VIP " + op + " succeeded after failures")
-		}
+	err := f()
+	switch s.vip.done(now, op, err) {
+	case vipFirstError:
+		s.log.Warn("vrrp VIP "+name+" failed, will retry", "err", err)
+	case vipError:
+		s.log.Debug("vrrp VIP "+name+" failed", "err", err)
+	case vipRecovered:
+		s.log.Info("vrrp VIP " + name + " succeeded after failures")
 	}
 	s.mu.Lock()
-	s.status.VIPHeld = s.have == vipHeld
+	s.status.VIPHeld = s.vip.held()
 	s.mu.Unlock()
-}
-
-// shutdown is the graceful stop after ctx is cancelled.
-func (s *Speaker) shutdown(pkts <-chan Received, recvErr <-chan error) error {
-	now := s.clock.Now()
-	wasActive := s.m.State() == StateActive
-	s.do(now, s.m.Step(now, Shutdown{}), true)
-	if wasActive && s.have != vipReleased {
-		s.awaitSuccessor(now, pkts, recvErr)
-	}
-	return s.releaseForGood()
-}
-
-// awaitSuccessor keeps the VIP until another router's advert (any priority
-// but 0) shows that it has taken over, or until HandoverTimeout. A new
-// active router adds the VIP before it sends that advert, so between the
-// two there is no moment without an owner.
-func (s *Speaker) awaitSuccessor(now time.Time, pkts <-chan Received, recvErr <-chan error) {
-	deadline := now.Add(s.cfg.HandoverTimeout)
-	timer := s.clock.NewTimer(s.cfg.HandoverTimeout)
-	defer timer.Stop()
-	for {
-		s.idle(true, deadline)
-		select {
-		case r := <-pkts:
-			s.nPackets++
-			s.idle(false, time.Time{})
-			p := r.Packet
-			if p == nil || p.VRID != s.cfg.Machine.VRID || p.Version != s.cfg.Machine.Version || p.Priority == 0 || r.Src == s.cfg.Machine.Primary {
-				continue
-			}
-			s.received(s.clock.Now(), r)
-			s.log.Info("vrrp handover done", "to", r.Src, "priority", p.Priority,
-				"after", s.clock.Since(now).String())
-			return
-		case <-timer.C():
-			s.idle(false, time.Time{})
-			s.log.Warn("vrrp handover timed out, releasing the VIP anyway", "timeout", s.cfg.HandoverTimeout.String())
-			return
-		case <-recvErr:
-			s.idle(false, time.Time{})
-			return
-		}
-	}
 }
 
 // releaseForGood releases the VIP once more if it may still be held.
 func (s *Speaker) releaseForGood() error {
-	s.vipWant = false
-	if s.have == vipReleased {
+	now := s.clock.Now()
+	s.vip.set(false)
+	if s.vip.next(now) == vipNone {
 		return nil
 	}
-	err := s.vip.Release()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	err := s.addrs.Release()
+	s.vip.done(now, vipRelease, err)
 	if err != nil {
 		return fmt.Errorf("vrrp: release VIP on exit: %w", err)
 	}
-	s.have = vipReleased
+	s.mu.Lock()
 	s.status.VIPHeld = false
+	s.mu.Unlock()
 	return nil
 }
 
 // fail stops after the Conn broke: nobody can hear us, so drop the VIP now.
 func (s *Speaker) fail(err error) error {
 	now := s.clock.Now()
-	s.do(now, s.m.Step(now, Shutdown{}), true)
+	s.stopping = true // release below, without a handover
+	s.do(now, s.m.Step(now, Shutdown{}))
 	if rerr := s.releaseForGood(); rerr != nil {
 		return errors.Join(fmt.Errorf("vrrp: receive: %w", err), rerr)
 	}

@@ -779,9 +779,9 @@ func TestHandoverTimeoutDefault(t *testing.T) {
 		{time.Second, 0, 800 * time.Millisecond},
 		{time.Second, 2 * time.Second, 2 * time.Second},
 	} {
-		s := NewSpeaker(SpeakerConfig{Machine: MachineConfig{Priority: 100, Interval: tt.interval}, HandoverTimeout: tt.set}, nil, nil)
-		if s.cfg.HandoverTimeout != tt.want {
-			t.Errorf("interval %v, set %v: timeout %v, want %v", tt.interval, tt.set, s.cfg.HandoverTimeout, tt.want)
+		s := NewSpeaker(SpeakerConfig{Machine: MachineConfig{Priority: 100, Interval: tt.interval, HandoverTimeout: tt.set}}, nil, nil)
+		if s.cfg.Machine.HandoverTimeout != tt.want {
+			t.Errorf("interval %v, set %v: timeout %v, want %v", tt.interval, tt.set, s.cfg.Machine.HandoverTimeout, tt.want)
 		}
 	}
 }
