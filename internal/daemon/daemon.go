@@ -154,35 +154,29 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	// The proxy closes its connections before the VIP goes.
 	closing := &closingVIP{VIP: held, px: px, log: log}
 
-	conn, err = vrrp.DialRedial(vrrp.ConnConfig{
+	// One vrrp.Config feeds the socket and the speaker.
+	router := vrrp.Config{
 		Interface: ifname,
-		Source:    source,
+		Primary:   source,
 		Peers:     cfg.VRRP.Peers,
 		VRID:      cfg.VRRP.VRID,
 		Version:   vrrp.Version(cfg.VRRP.Version),
-		Password:  password,
+		Priority:  cfg.VRRP.Priority,
 		Interval:  cfg.VRRP.AdvertInterval,
+		Preempt:   cfg.VRRP.Preempt,
+		Password:  password,
 		Addrs:     []netip.Addr{cfg.VIP.Prefix.Addr()},
-		OnDrop:    newMisconfigWarner(log, clk.Now).drop,
-	})
+	}
+	cc := router.ConnConfig()
+	cc.OnDrop = newMisconfigWarner(log, clk.Now).drop
+	conn, err = vrrp.DialRedial(cc)
 	if err != nil {
 		return fmt.Errorf("VRRP socket on %s: %w", ifname, err)
 	}
 	speaker = vrrp.NewSpeaker(vrrp.SpeakerConfig{
-		Machine: vrrp.MachineConfig{
-			VRID:     cfg.VRRP.VRID,
-			Priority: cfg.VRRP.Priority,
-			Interval: cfg.VRRP.AdvertInterval,
-			Version:  vrrp.Version(cfg.VRRP.Version),
-			Preempt:  cfg.VRRP.Preempt,
-			Primary:  source,
-			TieBreak: vrrp.TieBreakDelay(source, cfg.VRRP.AdvertInterval),
-		},
-		Addrs:    []netip.Addr{cfg.VIP.Prefix.Addr()},
-		AuthType: authType(password),
-		Password: password,
-		Clock:    clk,
-		Logger:   log,
+		Machine: router.MachineConfig(),
+		Clock:   clk,
+		Logger:  log,
 	}, conn, closing)
 	handover.setSpeaker(speaker)
 
@@ -311,11 +305,4 @@ func (v *closingVIP) Release() error {
 		v.log.Info("closed the connections through the VIP before releasing it", "closed", n)
 	}
 	return v.VIP.Release()
-}
-
-func authType(password string) vrrp.AuthType {
-	if password == "" {
-		return vrrp.AuthNone
-	}
-	return vrrp.AuthSimple
 }

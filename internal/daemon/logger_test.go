@@ -42,7 +42,6 @@ func TestJSONLogs(t *testing.T) {
 	sp := vrrp.NewSpeaker(vrrp.SpeakerConfig{
 		Machine: vrrp.MachineConfig{VRID: cfg.VRRP.VRID, Priority: 100, Interval: time.Second,
 			Version: vrrp.Version3, Primary: source},
-		Addrs:  []netip.Addr{cfg.VIP.Prefix.Addr()},
 		Clock:  clk,
 		Logger: log,
 	}, newSilentConn(), nopVIP{})

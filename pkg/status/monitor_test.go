@@ -316,7 +316,6 @@ func TestSpeakerTransitionsAreCounted(t *testing.T) {
 	sp := vrrp.NewSpeaker(vrrp.SpeakerConfig{
 		Machine: vrrp.MachineConfig{VRID: 10, Priority: 100, Interval: 10 * time.Millisecond,
 			Version: vrrp.Version3, Primary: testInfo.Address},
-		Addrs:  []netip.Addr{testInfo.VIP.Addr()},
 		Logger: log,
 	}, conn, nopVIP{})
 	m.SetSources(Sources{VRRP: sp})

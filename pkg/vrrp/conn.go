@@ -24,7 +24,9 @@ type Received struct {
 // seam between the speaker and the network; tests fake it.
 type Conn interface {
 	// Send advertises p: multicast to 224.0.0.18 or ff02::12 on the
-	// interface, or to each unicast peer.
+	// interface, or to each unicast peer. The Conn fills in what its
+	// configuration owns: the version and VRID when zero, the virtual
+	// addresses when p has none, and the authentication.
 	Send(p *Packet) error
 	// Receive blocks until an advert passes every check. Dropped packets
 	// are counted, not returned. After Close it returns net.ErrClosed.
@@ -196,6 +198,9 @@ func (c *RawConn) Send(p *Packet) error {
 	if q.Version != c.cfg.Version || q.VRID != c.cfg.VRID {
 		return fmt.Errorf("%w: %v VRID %d on a %v VRID %d connection",
 			ErrInvalidPacket, q.Version, q.VRID, c.cfg.Version, c.cfg.VRID)
+	}
+	if len(q.Addrs) == 0 {
+		q.Addrs = c.cfg.Addrs
 	}
 	q.AuthType, q.Password = AuthNone, ""
 	if c.cfg.Password != "" {

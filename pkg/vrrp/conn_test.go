@@ -269,22 +269,30 @@ func TestSend(t *testing.T) {
 		p        Packet
 		wantDsts []netip.Addr
 		wantAuth AuthType
+		// wantAddrs, when set, are the addresses the adverts must carry.
+		wantAddrs []netip.Addr
 	}{
 		{"v3 multicast", ConnConfig{Interface: "x", Source: wSrc4, VRID: 51, Version: Version3},
 			Packet{Priority: 100, Interval: 100 * time.Millisecond, Addrs: wAddrs("198.18.0.100")},
-			[]netip.Addr{GroupIPv4}, AuthNone},
+			[]netip.Addr{GroupIPv4}, AuthNone, nil},
 		{"v3 unicast", ConnConfig{Interface: "x", Source: wSrc4, Peers: []netip.Addr{wPeer4, peerB}, VRID: 51, Version: Version3},
 			Packet{Version: Version3, VRID: 51, Priority: 100, Interval: time.Second, Addrs: wAddrs("198.18.0.100")},
-			[]netip.Addr{wPeer4, peerB}, AuthNone},
+			[]netip.Addr{wPeer4, peerB}, AuthNone, nil},
 		{"v3 IPv6 multicast", ConnConfig{Interface: "x", Source: wSrc6, VRID: 51, Version: Version3},
 			Packet{Priority: 100, Interval: time.Second, Addrs: wAddrs("2001:db8::100")},
-			[]netip.Addr{GroupIPv6}, AuthNone},
+			[]netip.Addr{GroupIPv6}, AuthNone, nil},
 		{"v2 password from config", ConnConfig{Interface: "x", Source: wSrc4, VRID: 51, Version: Version2, Password: "secret"},
 			Packet{Priority: 100, Interval: time.Second, Addrs: wAddrs("198.18.0.100")},
-			[]netip.Addr{GroupIPv4}, AuthSimple},
+			[]netip.Addr{GroupIPv4}, AuthSimple, nil},
 		{"v2 caller's password ignored", ConnConfig{Interface: "x", Source: wSrc4, VRID: 51, Version: Version2},
 			Packet{Priority: 100, Interval: time.Second, AuthType: AuthSimple, Password: "x", Addrs: wAddrs("198.18.0.100")},
-			[]netip.Addr{GroupIPv4}, AuthNone},
+			[]netip.Addr{GroupIPv4}, AuthNone, nil},
+		{"addresses from config", ConnConfig{Interface: "x", Source: wSrc4, VRID: 51, Version: Version3, Addrs: wAddrs("198.18.0.100", "198.18.0.101")},
+			Packet{Priority: 100, Interval: time.Second},
+			[]netip.Addr{GroupIPv4}, AuthNone, wAddrs("198.18.0.100", "198.18.0.101")},
+		{"caller's addresses kept", ConnConfig{Interface: "x", Source: wSrc4, VRID: 51, Version: Version3, Addrs: wAddrs("198.18.0.100")},
+			Packet{Priority: 100, Interval: time.Second, Addrs: wAddrs("198.18.0.100", "198.18.0.102")},
+			[]netip.Addr{GroupIPv4}, AuthNone, wAddrs("198.18.0.100", "198.18.0.102")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -318,6 +326,9 @@ func TestSend(t *testing.T) {
 				if p.Version != tt.cfg.Version || p.VRID != tt.cfg.VRID || p.AuthType != tt.wantAuth ||
 					p.Password != tt.cfg.Password || p.Priority != tt.p.Priority {
 					t.Errorf("write %d: %+v", i, *p)
+				}
+				if tt.wantAddrs != nil && !slices.Equal(p.Addrs, tt.wantAddrs) {
+					t.Errorf("write %d: addresses %v, want %v", i, p.Addrs, tt.wantAddrs)
 				}
 			}
 		})

@@ -30,18 +30,12 @@ type VIP interface {
 // within a second of SIGTERM, well inside kubelet's grace period.
 const maxHandover = 800 * time.Millisecond
 
-// SpeakerConfig configures a Speaker.
+// SpeakerConfig configures a Speaker. The adverts it sends carry the
+// version, VRID, priority and interval; the Conn adds the virtual
+// addresses and the authentication (Config feeds both).
 type SpeakerConfig struct {
-	// Machine is the protocol configuration.
+	// Machine is the protocol configuration (Config.MachineConfig).
 	Machine MachineConfig
-	// Addrs are the virtual addresses carried in adverts.
-	Addrs []netip.Addr
-	// AuthType is the VRRPv2 authentication type put in adverts (default
-	// AuthNone). RawConn overrides it from its own ConnConfig.
-	AuthType AuthType
-	// Password is the VRRPv2 simple password used with AuthSimple
-	// (RawConn, again, uses its ConnConfig's).
-	Password string
 	// Clock is the time source (default: the real clock).
 	Clock clock.Clock
 	// Logger receives state changes at Info and per-advert detail at
@@ -543,9 +537,6 @@ func (s *Speaker) send(prio uint8) {
 		VRID:     c.VRID,
 		Priority: prio,
 		Interval: c.Interval,
-		AuthType: s.cfg.AuthType,
-		Password: s.cfg.Password,
-		Addrs:    s.cfg.Addrs,
 	})
 	switch {
 	case err != nil && !s.sendFailing:

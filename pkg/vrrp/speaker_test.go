@@ -123,7 +123,6 @@ func (l *lab) add(name string, last byte, prio uint8, mutate func(*SpeakerConfig
 	n.vip = &lvip{n: n}
 	cfg := SpeakerConfig{
 		Machine: MachineConfig{VRID: 7, Priority: prio, Interval: 100 * time.Millisecond, Version: Version3, Primary: addr},
-		Addrs:   []netip.Addr{labVIP},
 		Clock:   l.clk,
 		Logger:  slog.New(n.logs),
 	}
@@ -1020,7 +1019,6 @@ func TestSpeakerAdvertContent(t *testing.T) {
 	l := newLab(t)
 	a := l.add("a", 11, 150, func(c *SpeakerConfig) {
 		c.Machine.Version, c.Machine.Interval = Version2, time.Second
-		c.AuthType, c.Password = AuthSimple, "s3cret"
 	})
 	a.start()
 	l.runUntil(4 * time.Second)
@@ -1030,9 +1028,10 @@ func TestSpeakerAdvertContent(t *testing.T) {
 	if len(sent) == 0 {
 		t.Fatalf("nothing sent")
 	}
-	want := Packet{Version: Version2, VRID: 7, Priority: 150, Interval: time.Second, AuthType: AuthSimple, Password: "s3cret", Addrs: []netip.Addr{labVIP}}
+	// The addresses and the authentication are the Conn's (TestSend).
+	want := Packet{Version: Version2, VRID: 7, Priority: 150, Interval: time.Second}
 	if p := sent[0]; p.Version != want.Version || p.VRID != want.VRID || p.Priority != want.Priority || p.Interval != want.Interval ||
-		p.AuthType != want.AuthType || p.Password != want.Password || !slices.Equal(p.Addrs, want.Addrs) {
+		p.AuthType != AuthNone || p.Password != "" || len(p.Addrs) != 0 {
 		t.Fatalf("sent %+v, want %+v", p, want)
 	}
 }
