@@ -597,19 +597,6 @@ func TestSpeakerElectsExactlyOne(t *testing.T) {
 	}
 }
 
-func TestSpeakerEqualPrioritiesConverge(t *testing.T) {
-	l := newLab(t)
-	var ns []*lnode
-	for i := range byte(3) {
-		n := l.add(fmt.Sprintf("n%d", i), 11+i, 100, nil)
-		n.start()
-		ns = append(ns, n)
-	}
-	// All time out together at 360.9375ms; the highest address wins.
-	l.runUntil(time.Second)
-	l.requireOneActive(ns[2])
-}
-
 func TestSpeakerFailoverAfterCrash(t *testing.T) {
 	tests := []struct {
 		name         string
