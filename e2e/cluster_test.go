@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hapod/hapod/internal/lab"
+	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/health"
 )
 
@@ -40,7 +41,10 @@ type clusterOptions struct {
 	// each node and keeps hapod's default HTTPS health check; otherwise
 	// plain TCP servers that greet with the node name, checked with tcp.
 	apiservers bool
-	// extra flags for every node's `hapod run`.
+	// configure changes every node's Config after the defaults above.
+	configure func(*config.Config)
+	// extra are arguments after the Config's, for what no Config field
+	// holds (an obsolete flag).
 	extra []string
 	// wrap prefixes hapod's command line, e.g. prlimit.
 	wrap []string
@@ -80,6 +84,9 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 					cfg.VRRP.Peers = append(cfg.VRRP.Peers, p.Addr(c.vip.Addr()))
 				}
 			}
+		}
+		if o.configure != nil {
+			o.configure(&cfg)
 		}
 		args := append(append(append([]string{}, o.wrap...), hapodBin), runArgs(cfg)...)
 		args = append(args, o.extra...)

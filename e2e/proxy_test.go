@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hapod/hapod/internal/lab"
+	"github.com/hapod/hapod/pkg/config"
 )
 
 // Health timing of the clusters here: --health-interval=500ms, fall 2.
@@ -221,7 +222,7 @@ func TestProxyClosesConnectionsOfFailedBackend(t *testing.T) {
 // oldest watches on the busiest ones are closed gently until the spread is
 // even; reconnecting clients land on the returned one.
 func TestProxyRebalance(t *testing.T) {
-	c := newCluster(t, clusterOptions{apiservers: true, extra: []string{"--rebalance"}})
+	c := newCluster(t, clusterOptions{apiservers: true, configure: func(c *config.Config) { c.Proxy.Rebalance = true }})
 	c.waitOneHolder(5 * time.Second)
 	hc := c.apiClient()
 	lab.WaitFor(t, 5*time.Second, "the VIP answers", func() bool { _, err := c.whoami(hc); return err == nil })
@@ -351,7 +352,7 @@ func TestProxyFailoverUnderLoad(t *testing.T) {
 func TestProxyLimits(t *testing.T) {
 	// 48 descriptors: hapod's own sockets plus a few proxied connections.
 	c := newCluster(t, clusterOptions{nodes: 1, apiservers: true,
-		extra: []string{"--max-conns=10"}, wrap: []string{"prlimit", "--nofile=48:48"}})
+		configure: func(c *config.Config) { c.Proxy.MaxConns = 10 }, wrap: []string{"prlimit", "--nofile=48:48"}})
 	c.waitOneHolder(5 * time.Second)
 	hc := c.apiClient()
 	lab.WaitFor(t, 5*time.Second, "the VIP answers", func() bool { _, err := c.whoami(hc); return err == nil })

@@ -105,7 +105,7 @@ type statusCluster struct {
 	backends []netip.AddrPort
 }
 
-func newStatusCluster(t *testing.T, nodes int, extra ...string) *statusCluster {
+func newStatusCluster(t *testing.T, nodes int) *statusCluster {
 	t.Helper()
 	l := lab.New(t, nodes)
 	c := &statusCluster{cluster: &cluster{t: t, lab: l, vip: l.VIP4Prefix(0)}}
@@ -119,7 +119,7 @@ func newStatusCluster(t *testing.T, nodes int, extra ...string) *statusCluster {
 		cfg.Health.Interval, cfg.Health.Timeout = 300*time.Millisecond, 200*time.Millisecond
 		cfg.VRRP.AdvertInterval = 100 * time.Millisecond
 		// The binary first: cluster.start runs args[0].
-		args := append(append([]string{hapodBin}, runArgs(cfg)...), extra...)
+		args := append([]string{hapodBin}, runArgs(cfg)...)
 		c.args = append(c.args, args)
 		c.procs = append(c.procs, nil)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hapod/hapod/internal/lab"
+	"github.com/hapod/hapod/pkg/config"
 )
 
 // tsharkFields are what TestTsharkDaemonAdverts reads from each frame.
@@ -52,16 +53,18 @@ func TestTsharkDaemonAdverts(t *testing.T) {
 		{"v2-ipv4-password", false, false, 2, password},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			extra := []string{fmt.Sprintf("--vrid=%d", vrid), fmt.Sprintf("--priority=%d", priority),
-				fmt.Sprintf("--vrrp-version=%d", tc.version)}
+			var passFile string
 			if tc.password != "" {
-				f := filepath.Join(t.TempDir(), "pass")
-				if err := os.WriteFile(f, []byte(tc.password+"\n"), 0o600); err != nil {
+				passFile = filepath.Join(t.TempDir(), "pass")
+				if err := os.WriteFile(passFile, []byte(tc.password+"\n"), 0o600); err != nil {
 					t.Fatal(err)
 				}
-				extra = append(extra, "--auth-pass-file="+f)
 			}
-			c := newCluster(t, clusterOptions{nodes: 2, ipv6: tc.ipv6, unicast: tc.unicast, extra: extra})
+			configure := func(c *config.Config) {
+				c.VRRP.VRID, c.VRRP.Priority, c.VRRP.Version = vrid, priority, tc.version
+				c.VRRP.AuthPassFile = passFile
+			}
+			c := newCluster(t, clusterOptions{nodes: 2, ipv6: tc.ipv6, unicast: tc.unicast, configure: configure})
 			holder := c.stableOneHolder(300 * time.Millisecond)
 			// Until the health checks pass, the priority is lowered by the
 			// no-backend weight; capture full-priority adverts only.
