@@ -66,7 +66,7 @@ e2e: static
 
 # A real kubeadm HA cluster with hapod as its endpoint (root): kubeadm,
 # kubelet and the control plane built from the Go module proxy at
-# K8S_VERSION (cached under K8S_CACHE: ~13 min cold on 2 cores, seconds warm), images
+# K8S_VERSION (cached under K8S_CACHE: 10-13 min cold on 2 cores, seconds warm), images
 # for them and hapod's, three nodes in network namespaces.
 K8S_CACHE    ?= /var/cache/hapod-kubeadm
 K8S_VERSION  ?= v1.37.2

@@ -96,6 +96,15 @@ func (c *cluster) initFirst(t *testing.T, viaConfig bool) {
 	}
 	t.Logf("kubeadm init took %v; VIP %s up on %s at %s, kube-apiserver first answered at %s: VIP %v earlier",
 		initTook.Round(100*time.Millisecond), c.vip.Addr(), n1.name, vipAt.Format("15:04:05.000"), apiAt.Format("15:04:05.000"), apiAt.Sub(vipAt).Round(time.Millisecond))
+	// The same order in the containers' own logs, as `crictl logs` shows them.
+	acquired := n1.podLogTime(t, "hapod", "hapod", `msg="VIP acquired"`)
+	serving := n1.podLogTime(t, "kube-apiserver", "kube-apiserver", "Serving securely on")
+	if !acquired.Before(serving) {
+		t.Errorf("logs: hapod's \"VIP acquired\" at %s, kube-apiserver's \"Serving securely\" at %s: want the VIP first",
+			acquired.Format("15:04:05.000"), serving.Format("15:04:05.000"))
+	}
+	t.Logf("logs: hapod \"VIP acquired\" at %s, kube-apiserver \"Serving securely on\" at %s (%v later)",
+		acquired.Format("15:04:05.000"), serving.Format("15:04:05.000"), serving.Sub(acquired).Round(time.Millisecond))
 
 	if got := readFile(t, n1.hostPath("/etc/kubernetes/manifests/hapod.yaml")); !bytes.Equal(got, written) {
 		t.Errorf("hapod.yaml changed during kubeadm init:\n%s", got)

@@ -384,6 +384,34 @@ func (n *node) logTail(name string, lines int) string {
 	return strings.Join(all[max(0, len(all)-lines):], "\n")
 }
 
+// podLogTime is the CRI timestamp of the first line containing what in the
+// log of container in the node's static pod kube-system/<pod>-<node>;
+// it fails the test when there is none.
+func (n *node) podLogTime(t *testing.T, pod, container, what string) time.Time {
+	t.Helper()
+	logs, _ := filepath.Glob(n.hostPath(fmt.Sprintf("/var/log/pods/kube-system_%s-%s_*/%s/*.log", pod, n.name, container)))
+	slices.Sort(logs) // 0.log, 1.log, ...: the first run first
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.Contains(line, what) {
+				continue
+			}
+			stamp, _, _ := strings.Cut(line, " ")
+			at, err := time.Parse(time.RFC3339Nano, stamp)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", n.name, l, err)
+			}
+			return at
+		}
+	}
+	t.Fatalf("%s: no %q in the logs of %s/%s (%v)", n.name, what, pod, container, logs)
+	return time.Time{}
+}
+
 // startContainerd starts the node's containerd and imports the image
 // archive into its k8s.io namespace (kubelet's).
 func (n *node) startContainerd(ctx context.Context) error {
