@@ -498,8 +498,14 @@ func TestLabKeeper(t *testing.T) {
 	}
 	run(t, "ip", "-n", l.a.NS, "addr", "del", vip.String(), "dev", "eth0")
 	waitHeld(t, l.a, "eth0", vip.Addr(), true, "VIP added back after ip addr del")
-	if st := k.Status(); !st.Held || !st.Wanted {
-		t.Errorf("Status after the VIP came back: %+v, want held and wanted", st)
+	// The kernel has it back; the Keeper's view follows with the netlink
+	// notification of the add, a moment later.
+	deadline := time.Now().Add(failGuard)
+	for st := k.Status(); !st.Held || !st.Wanted; st = k.Status() {
+		if time.Now().After(deadline) {
+			t.Fatalf("Status %v after the VIP came back: %+v, want held and wanted", failGuard, st)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	if err := k.Release(); err != nil {
 		t.Fatal(err)
