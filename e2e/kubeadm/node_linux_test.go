@@ -594,7 +594,7 @@ func (n *node) pids() []int {
 			continue
 		}
 		var pst syscall.Stat_t
-		if nsIno != 0 && syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &pst) == nil && pst.Ino == nsIno && alive(pid) {
+		if nsIno != 0 && syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &pst) == nil && pst.Ino == nsIno && lab.Alive(pid) {
 			seen[pid] = true
 		}
 	}
@@ -606,7 +606,7 @@ func (n *node) pids() []int {
 				}
 				b, _ := os.ReadFile(p)
 				for _, f := range strings.Fields(string(b)) {
-					if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() && alive(pid) {
+					if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() && lab.Alive(pid) {
 						seen[pid] = true
 					}
 				}
@@ -620,16 +620,6 @@ func (n *node) pids() []int {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// alive reports whether pid runs (a zombie counts as gone).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
 
 // teardown kills everything of the node, by PID, then removes its cgroup

@@ -236,7 +236,7 @@ func killNamespacePids(ns string) {
 	// the namespace; these are not our children, so we can't wait(2).
 	deadline := time.Now().Add(2 * time.Second)
 	for _, pid := range pids {
-		for alive(pid) && time.Now().Before(deadline) {
+		for Alive(pid) && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
@@ -302,9 +302,9 @@ func setSysctls(nsPath string, kv map[string]string) error {
 	})
 }
 
-// alive reports whether pid runs. A zombie (dead, not yet reaped by its
+// Alive reports whether pid runs. A zombie (dead, not yet reaped by its
 // parent, often init after its own parent died) counts as gone.
-func alive(pid int) bool {
+func Alive(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return false

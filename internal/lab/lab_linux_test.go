@@ -277,7 +277,7 @@ func TestLab(t *testing.T) {
 		}
 	}
 	for _, pid := range pids {
-		if alive(pid) {
+		if Alive(pid) {
 			t.Errorf("process %d survived its lab", pid)
 		}
 	}
