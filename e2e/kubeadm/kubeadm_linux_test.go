@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -171,6 +174,11 @@ func (c *cluster) joinOthers(t *testing.T, viaConfig bool) {
 			if got := readFile(t, n.hostPath("/etc/kubernetes/manifests/hapod.yaml")); string(got) != want {
 				t.Errorf("%s: hapod join --kubeadm-config wrote a different manifest than the printed line would:\n%s\nprinted line's:\n%s", n.name, got, want)
 			}
+		} else if viaConfig {
+			// Node 3 has no hapod binary: hapod comes from the image
+			// archive its containerd imported, run as the README's Install
+			// section shows.
+			c.hapodFromImage(t, n, c.printedHapodJoin...)
 		} else {
 			c.hapod(t, n, c.printedHapodJoin...)
 		}
@@ -202,6 +210,88 @@ func (c *cluster) joinOthers(t *testing.T, viaConfig bool) {
 	pods, _ := c.kubectl(t.Context(), c.nodes[0], "get", "pods", "-n", "kube-system", "-o", "wide")
 	t.Logf("%s$ kubectl get pods -n kube-system -o wide\n%s", c.nodes[0].name, indent(pods))
 	t.Logf("VIP on %s", names(c.holders()))
+}
+
+// ctrRun is the README's "No binary on the host" command in node n:
+// `ctr -n k8s.io run --rm --net-host` of hapod's image (the one imported
+// from the archive) with /etc/kubernetes and containerd's socket
+// bind-mounted, running /hapod with args.
+func (c *cluster) ctrRun(t *testing.T, n *node, id string, args ...string) (string, error) {
+	t.Helper()
+	return n.run(t.Context(), "ctr", append([]string{"-n", "k8s.io", "run", "--rm", "--net-host",
+		"--mount", "type=bind,src=/etc/kubernetes,dst=/etc/kubernetes,options=rbind:rw",
+		"--mount", "type=bind,src=/run/containerd/containerd.sock,dst=/var/run/containerd/containerd.sock,options=bind:rw",
+		c.s.image, id, "/hapod"}, args...)...)
+}
+
+// hapodFromImage runs `hapod args` on node n, which has no hapod binary,
+// from the image with ctrRun. First the image check with an --image the
+// node does not have (a localhost/ tag never imported): exit status 1, one
+// line naming the import command, no manifest written. Then args as given
+// (their image is on the node): the check passes and the manifest is
+// written. Records args for later re-runs like hapod does.
+func (c *cluster) hapodFromImage(t *testing.T, n *node, args ...string) string {
+	t.Helper()
+	if out, err := n.run(t.Context(), "sh", "-c", "command -v hapod"); err == nil {
+		t.Fatalf("%s has a hapod binary on its PATH: %s", n.name, out)
+	}
+	manifestPath := n.hostPath("/etc/kubernetes/manifests/hapod.yaml")
+	before := tree(t, n.hostPath("/etc/kubernetes"))
+	absent := c.s.image + "-absent"
+	var bad []string
+	for _, a := range args {
+		if !strings.HasPrefix(a, "--image=") {
+			bad = append(bad, a)
+		}
+	}
+	bad = append(bad, "--image="+absent)
+	out, err := c.ctrRun(t, n, "hapod-absent", bad...)
+	var ee *exec.ExitError
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || len(lines) != 1 ||
+		!strings.Contains(out, "--image "+absent+": not on this node") || !strings.Contains(out, "import it first: ctr -n k8s.io images import ") {
+		t.Fatalf("%s: hapod %s from the image with an image the node lacks: %v\n%s\nwant exit status 1 and one line naming ctr import", n.name, strings.Join(bad, " "), err, out)
+	}
+	if after := tree(t, n.hostPath("/etc/kubernetes")); !slices.Equal(after, before) {
+		t.Fatalf("%s: hapod with a missing image wrote into /etc/kubernetes: %q, before %q", n.name, after, before)
+	}
+	t.Logf("%s (no hapod binary)$ ctr -n k8s.io run --rm --net-host --mount ...etc/kubernetes... --mount ...containerd.sock... %s hapod-absent /hapod %s\n%s   exit status %d, no manifest written",
+		n.name, c.s.image, strings.Join(bad, " "), indent(out), ee.ExitCode())
+
+	out, err = c.ctrRun(t, n, "hapod-"+args[0], args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "is on this node (unix:///var/run/containerd/containerd.sock)") {
+		t.Errorf("%s: hapod from the image did not find its image on the node:\n%s", n.name, out)
+	}
+	if _, err := os.Stat(manifestPath); err != nil {
+		t.Fatalf("%s: hapod from the image wrote no manifest: %v", n.name, err)
+	}
+	c.hapodArgs[n] = args
+	t.Logf("%s (no hapod binary)$ ctr -n k8s.io run --rm --net-host --mount ... %s hapod-%s /hapod %s\n%s", n.name, c.s.image, args[0], strings.Join(args, " "), indent(out))
+	return out
+}
+
+// tree lists the files and directories under dir, with their sizes.
+func tree(t *testing.T, dir string) []string {
+	t.Helper()
+	var list []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		list = append(list, fmt.Sprintf("%s %d", p, info.Size()))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
 }
 
 // holderCrash is scenario 3: the VIP holder dies (kubelet, containerd and
