@@ -170,6 +170,25 @@ func TestSecondRunLeavesVIPAlone(t *testing.T) {
 // `kubeadm reset` (which SIGKILLs hapod), removes the manifest, has the
 // running hapod hand the VIP over and exit, and says so; run again it has
 // nothing to do.
+// handedOver waits for a node other than old to hold the VIP alone, checks
+// that old gave it up, lets the probe run 300 ms more and stops it. It
+// returns the new holder, the probe's result and the client outage that
+// began at or after start (zero when there was none).
+func (j *joined) handedOver(old *lab.Node, p *lab.Probe, start time.Time) (*lab.Node, lab.ProbeResult, time.Duration) {
+	j.t.Helper()
+	next, _ := j.waitOneHolder(3*time.Second, old)
+	if old.HasAddr(j.vip.Addr()) {
+		j.t.Errorf("%s still has the VIP", old.Name)
+	}
+	time.Sleep(300 * time.Millisecond)
+	res := p.Stop()
+	var outage time.Duration
+	if o, ok := res.OutageAt(start); ok {
+		outage = o.Duration
+	}
+	return next, res, outage
+}
+
 func TestResetHandsOver(t *testing.T) {
 	j := newJoinedCluster(t, false)
 	holder := j.stableOneHolder(500 * time.Millisecond)
@@ -199,16 +218,7 @@ func TestResetHandsOver(t *testing.T) {
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s still there after reset: %v", path, err)
 	}
-	next, _ := j.waitOneHolder(3*time.Second, holder)
-	if holder.HasAddr(j.vip.Addr()) {
-		t.Errorf("%s still has the VIP after reset", holder.Name)
-	}
-	time.Sleep(300 * time.Millisecond)
-	res := p.Stop()
-	var outage time.Duration
-	if o, ok := res.OutageAt(start); ok {
-		outage = o.Duration
-	}
+	next, res, outage := j.handedOver(holder, p, start)
 	t.Logf("hapod reset on holder %s took %v; %s took over; client outage %v (%d of %d connects failed)\n%s",
 		holder.Name, took.Round(time.Millisecond), next.Name, outage, res.Failures, res.Attempts, strings.TrimSpace(out))
 	// A hard failover costs 300 ms or more here (the master-down timer:
@@ -334,16 +344,7 @@ func TestResetWhileKubeletStopsHapod(t *testing.T) {
 	if err := j.procs[i].Wait(time.Second); err != nil {
 		t.Errorf("hapod on %s: %v, want exited 0", holder.Name, err)
 	}
-	next, _ := j.waitOneHolder(3*time.Second, holder)
-	if holder.HasAddr(j.vip.Addr()) {
-		t.Errorf("%s still has the VIP", holder.Name)
-	}
-	time.Sleep(300 * time.Millisecond)
-	res := p.Stop()
-	var outage time.Duration
-	if o, ok := res.OutageAt(start); ok {
-		outage = o.Duration
-	}
+	next, res, outage := j.handedOver(holder, p, start)
 	t.Logf("SIGTERM and hapod reset on holder %s together: %s took over; client outage %v (%d of %d connects failed)\n%s",
 		holder.Name, next.Name, outage, res.Failures, res.Attempts, strings.TrimSpace(out))
 	if outage > 3*gracefulGoal { // see TestResetHandsOver
