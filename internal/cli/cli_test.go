@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -751,36 +752,46 @@ func TestInitVIPFromDHCP(t *testing.T) {
 // TestConcurrentInit: `hapod init` runs racing with different settings
 // do not both report "created": exactly one writes the manifest, the
 // others refuse and show the difference, and the file is the winner's.
+// The runs are separate processes, as two admins' commands are (in one
+// process they would also share urfave/cli's global help flag).
 // Issue 19, item 8.
 func TestConcurrentInit(t *testing.T) {
 	const runs = 8
-	for round := range 10 {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 5 {
 		dir := filepath.Join(t.TempDir(), "manifests")
-		results := make([]result, runs)
-		start := make(chan struct{})
-		done := make(chan int)
+		cmds := make([]*exec.Cmd, runs)
+		outs := make([]*bytes.Buffer, runs)
+		errOuts := make([]*bytes.Buffer, runs)
 		for i := range runs {
-			go func() {
-				<-start
-				results[i] = run(t, fakeHost(), append([]string{"init", "--manifest-dir", dir, "--vip", "198.18.0.10/24", "--priority", fmt.Sprint(100 + i)}, backends...)...)
-				done <- i
-			}()
+			args := append([]string{"init", "--manifest-dir", dir, "--vip", "198.18.0.10/24", "--priority", fmt.Sprint(100 + i)}, backends...)
+			cmd := exec.Command(self, args...)
+			cmd.Env = append(os.Environ(), childEnv+"=1")
+			outs[i], errOuts[i] = new(bytes.Buffer), new(bytes.Buffer)
+			cmd.Stdout, cmd.Stderr = outs[i], errOuts[i]
+			cmds[i] = cmd
 		}
-		close(start)
-		for range runs {
-			<-done
+		for i, cmd := range cmds {
+			if err := cmd.Start(); err != nil {
+				t.Fatalf("run %d: %v", i, err)
+			}
 		}
 		winner := -1
-		for i, r := range results {
+		for i, cmd := range cmds {
+			err := cmd.Wait()
+			stdout, stderr := outs[i].String(), errOuts[i].String()
 			switch {
-			case r.err == nil && strings.Contains(r.stdout, "created "):
+			case err == nil && strings.Contains(stdout, "created "):
 				if winner >= 0 {
 					t.Fatalf("round %d: runs %d and %d both created the manifest", round, winner, i)
 				}
 				winner = i
-			case errors.Is(r.err, manifest.ErrExists) && strings.Contains(r.stderr, fmt.Sprintf("+    - --priority=%d", 100+i)):
+			case err != nil && strings.Contains(stderr, manifest.ErrExists.Error()) && strings.Contains(stderr, fmt.Sprintf("+    - --priority=%d", 100+i)):
 			default:
-				t.Fatalf("round %d: run %d: %v\nstdout:\n%s\nstderr:\n%s", round, i, r.err, r.stdout, r.stderr)
+				t.Fatalf("round %d: run %d: %v\nstdout:\n%s\nstderr:\n%s", round, i, err, stdout, stderr)
 			}
 		}
 		got, err := os.ReadFile(filepath.Join(dir, manifest.FileName))
