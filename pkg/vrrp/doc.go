@@ -8,9 +8,13 @@
 //     actions (send an advert, take or release the VIP, a state transition
 //     with a reason) and NextDeadline says when to call it next. It never
 //     reads the clock, so every timing rule is tested with synthetic time;
-//   - Speaker, the thin driver: it feeds received adverts, timer expiry, link
-//     changes and priority adjustments into the Machine, performs the actions
-//     on a Conn and a VIP, and hands the VIP over on shutdown without a gap.
+//   - core, the rest of what a router decides, as pure as the Machine: it
+//     feeds the Machine, decides when to call the VIP (retries, the budget
+//     of re-announcements) and keeps the peers and the status;
+//     testdata/sim holds transcripts of several cores on a simulated LAN;
+//   - Speaker, the thin driver: its loop waits for an advert, a timer, a
+//     link change, a priority adjustment or the end, hands it to the core
+//     and performs what the core asks on a Conn and a VIP.
 //
 // Nothing here needs the Kubernetes API: the VIP must come up from the
 // network alone, before any API server exists.

@@ -84,68 +84,11 @@ type TransitionKey struct {
 	Reason Reason
 }
 
-// MaxPeers is how many routers a Speaker remembers having heard. A VRRP
-// group has a handful; the bound keeps a LAN full of (authenticated, or
-// unauthenticated v3) senders from growing the table without end.
-const MaxPeers = 32
-
-// Peer is another router heard advertising for this virtual router: an
-// advert that passed the Conn's checks and carried our VRID and version.
-type Peer struct {
-	// Addr is the advert's source address.
-	Addr netip.Addr
-	// Priority and Interval are those of its last advert; priority 0 means
-	// it said it was leaving.
-	Priority uint8
-	Interval time.Duration
-	// LastHeard is when its last advert arrived; Adverts counts them.
-	LastHeard time.Time
-	Adverts   uint64
-}
-
-// peerTable is the Speaker's record of the routers it heard, bounded by
-// MaxPeers. Guarded by Speaker.mu.
-type peerTable map[netip.Addr]*Peer
-
-// heard records an advert from addr at now. A new router in a full table
-// takes the place of the one heard least recently.
-func (t peerTable) heard(now time.Time, addr netip.Addr, prio uint8, interval time.Duration) {
-	p := t[addr]
-	if p == nil {
-		if len(t) >= MaxPeers {
-			var oldest *Peer
-			for _, q := range t {
-				if oldest == nil || q.LastHeard.Before(oldest.LastHeard) ||
-					(q.LastHeard.Equal(oldest.LastHeard) && q.Addr.Less(oldest.Addr)) {
-					oldest = q
-				}
-			}
-			delete(t, oldest.Addr)
-		}
-		p = &Peer{Addr: addr}
-		t[addr] = p
-	}
-	p.Priority, p.Interval, p.LastHeard = prio, interval, now
-	p.Adverts++
-}
-
-// list returns copies of the peers, by address.
-func (t peerTable) list() []Peer {
-	if len(t) == 0 {
-		return nil
-	}
-	out := make([]Peer, 0, len(t))
-	for _, p := range t {
-		out = append(out, *p)
-	}
-	slices.SortFunc(out, func(a, b Peer) int { return a.Addr.Compare(b.Addr) })
-	return out
-}
-
-// Speaker drives a Machine: it feeds it adverts from a Conn, its timers,
-// link changes and priority adjustments, and performs its actions on the
-// Conn and a VIP. Run runs the protocol; the other methods are safe to
-// call from any goroutine.
+// Speaker runs a virtual router: its loop waits for an advert from the
+// Conn, a timer, a SetLink or AdjustPriority, or the end, and hands each to
+// the core, which decides (see core.go) and performs through the Conn and
+// the VIP. Run runs the protocol; the other methods are safe to call from
+// any goroutine.
 type Speaker struct {
 	cfg   SpeakerConfig
 	conn  Conn
@@ -155,37 +98,14 @@ type Speaker struct {
 
 	wake chan struct{} // link or priority changed
 
-	mu      sync.Mutex // guards the fields below
-	adjust  map[string]int
-	linkUp  bool
-	status  Status // Peers left nil: Status() fills them from peers; TransitionsBy copied there
-	peers   peerTable
-	running bool
+	mu        sync.Mutex // guards the fields below
+	adjust    map[string]int
+	linkUp    bool
+	effective uint8  // base priority plus adjust, clamped
+	status    Status // the core's, as of the end of the loop's last turn
+	running   bool
 
-	// Owned by the Run goroutine.
-	m           *Machine
-	appliedLink bool
-	vip         *vipPlan
-	sendFailing bool
-
-	// Counted by the loop for hook: inputs taken, and the stop.
-	nPackets uint64
-	nWakes   uint64
-	stopping bool
-
-	// hook, when set by tests, is called right before the loop blocks
-	// and as soon as it wakes. It lets a fake-clock test know that every
-	// speaker has finished reacting to every input before it moves time.
-	hook func(loopState)
-}
-
-// loopState is what hook reports.
-type loopState struct {
-	idle     bool      // about to block
-	deadline time.Time // when the loop wakes by itself; zero: never
-	packets  uint64    // packets taken from the Conn so far
-	wakes    uint64    // SetLink/AdjustPriority wake-ups taken so far
-	stopping bool      // ctx is cancelled
+	c *core // owned by the Run goroutine
 }
 
 // NewSpeaker returns a Speaker for one virtual router. cfg.Machine should
@@ -198,13 +118,7 @@ func NewSpeaker(cfg SpeakerConfig, conn Conn, vip VIP) *Speaker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := NewMachine(cfg.Machine)
-	if m.cfg.HandoverTimeout <= 0 {
-		m.cfg.HandoverTimeout = min(3*m.cfg.Interval, maxHandover)
-	}
-	cfg.Machine = m.cfg
-	return &Speaker{
-		cfg:   cfg,
+	s := &Speaker{
 		conn:  conn,
 		addrs: vip,
 		clock: cfg.Clock,
@@ -212,18 +126,21 @@ func NewSpeaker(cfg SpeakerConfig, conn Conn, vip VIP) *Speaker {
 		wake:  make(chan struct{}, 1),
 		// Not adjusted: no map entry until the first AdjustPriority.
 		linkUp: true,
-		peers:  make(peerTable),
-		status: Status{
-			State:             StateInit,
-			Since:             cfg.Clock.Now(),
-			BasePriority:      m.Priority(),
-			EffectivePriority: m.Priority(),
-		},
-		m:           m,
-		appliedLink: true,
-		vip:         newVIPPlan(cfg.Machine.Interval),
 	}
+	s.c = newCore(cfg.Clock.Now(), cfg.Machine, speakerEffects{s}, s.log)
+	cfg.Machine = s.c.cfg
+	s.cfg = cfg
+	s.effective = s.c.m.Priority()
+	s.status = s.c.snapshot()
+	return s
 }
+
+// speakerEffects performs a core's calls on the Speaker's Conn and VIP.
+type speakerEffects struct{ s *Speaker }
+
+func (e speakerEffects) send(p *Packet) error { return e.s.conn.Send(p) }
+func (e speakerEffects) acquire() error       { return e.s.addrs.Acquire() }
+func (e speakerEffects) release() error       { return e.s.addrs.Release() }
 
 // SetLink reports the carrier state of the interface. While the link is
 // down the router sits in Init without the VIP; when it returns it starts
@@ -253,7 +170,7 @@ func (s *Speaker) AdjustPriority(source string, delta int) {
 	for _, d := range s.adjust {
 		sum += d
 	}
-	s.status.EffectivePriority = clampPriority(sum)
+	s.effective = clampPriority(sum)
 	s.mu.Unlock()
 	s.poke()
 }
@@ -265,13 +182,29 @@ func (s *Speaker) poke() {
 	}
 }
 
+// controls returns what SetLink and AdjustPriority last asked for.
+func (s *Speaker) controls() (link bool, prio uint8) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.linkUp, s.effective
+}
+
+// publish makes the core's status what Status returns.
+func (s *Speaker) publish() {
+	st := s.c.snapshot()
+	s.mu.Lock()
+	s.status = st
+	s.mu.Unlock()
+}
+
 // Status returns a snapshot of the speaker's state and counters.
 func (s *Speaker) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.status
-	st.Peers = s.peers.list()
-	st.TransitionsBy = maps.Clone(s.status.TransitionsBy)
+	st.EffectivePriority = s.effective
+	st.Peers = slices.Clone(st.Peers)
+	st.TransitionsBy = maps.Clone(st.TransitionsBy)
 	return st
 }
 
@@ -314,72 +247,47 @@ func (s *Speaker) Run(ctx context.Context) error {
 		_ = s.conn.Close() // unblocks Receive
 		wg.Wait()
 	}()
+	defer s.publish()
 
-	now := s.clock.Now()
-	s.applyControls(now)
-	s.do(now, s.m.Step(now, Startup{}))
+	link, prio := s.controls()
+	s.c.start(s.clock.Now(), link, prio)
+	s.publish()
 
 	stop := ctx.Done()
 	for {
-		now = s.clock.Now()
-		wakeAt := s.wakeAt()
-		if !wakeAt.IsZero() && !wakeAt.After(now) {
-			s.timers(now)
-			continue
+		now := s.clock.Now()
+		var w wakeup
+		if at := s.c.wakeAt(); at.IsZero() || at.After(now) {
+			var timerC <-chan time.Time
+			var timer clock.Timer
+			if !at.IsZero() {
+				timer = s.clock.NewTimer(at.Sub(now))
+				timerC = timer.C()
+			}
+			var err error
+			select {
+			case <-stop:
+				stop, w.stop = nil, true
+			case r := <-pkts:
+				w.rcv = &r
+			case err = <-recvErr:
+			case <-timerC:
+			case <-s.wake:
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+			now = s.clock.Now()
+			if err != nil {
+				return s.c.fail(now, err)
+			}
 		}
-		var timerC <-chan time.Time
-		var timer clock.Timer
-		if !wakeAt.IsZero() {
-			timer = s.clock.NewTimer(wakeAt.Sub(now))
-			timerC = timer.C()
+		w.link, w.prio = s.controls()
+		done := s.c.wake(now, w)
+		s.publish()
+		if done {
+			return s.c.exit(now)
 		}
-		s.idle(true, wakeAt)
-		var (
-			err     error
-			stopped bool
-			rcv     *Received
-		)
-		select {
-		case <-stop:
-			stopped, stop = true, nil
-			s.stopping = true
-		case r := <-pkts:
-			rcv = &r
-			s.nPackets++
-		case err = <-recvErr:
-		case <-timerC:
-		case <-s.wake:
-			s.nWakes++
-		}
-		s.idle(false, time.Time{})
-		if timer != nil {
-			timer.Stop()
-		}
-		now = s.clock.Now()
-		switch {
-		case err != nil && s.stopping:
-			return s.releaseForGood() // nobody can hear the successor now
-		case err != nil:
-			return s.fail(err)
-		case stopped:
-			s.do(now, s.m.Step(now, Shutdown{}))
-		}
-		if rcv != nil {
-			s.packet(now, *rcv)
-		}
-		if !s.stopping {
-			s.applyControls(now)
-		}
-		s.timers(now)
-		if s.stopping && !s.m.HandingOver() {
-			return s.releaseForGood()
-		}
-	}
-}
-
-func (s *Speaker) idle(idle bool, deadline time.Time) {
-	if s.hook != nil {
-		s.hook(loopState{idle: idle, deadline: deadline, packets: s.nPackets, wakes: s.nWakes, stopping: s.stopping})
 	}
 }
 
@@ -418,205 +326,4 @@ func (s *Speaker) receive(out chan<- Received, errc chan<- error, done <-chan st
 			return
 		}
 	}
-}
-
-// wakeAt is when the loop must run without outside input: the machine's
-// next timer or a pending VIP retry, whichever is first.
-func (s *Speaker) wakeAt() time.Time {
-	t := s.m.NextDeadline()
-	if r := s.vip.deadline(); !r.IsZero() && !s.stopping && (t.IsZero() || r.Before(t)) {
-		t = r
-	}
-	return t
-}
-
-func (s *Speaker) timers(now time.Time) {
-	if dl := s.m.NextDeadline(); !dl.IsZero() && !now.Before(dl) {
-		s.do(now, s.m.Step(now, Tick{}))
-	}
-	if r := s.vip.deadline(); !r.IsZero() && !s.stopping && !now.Before(r) {
-		s.syncVIP(now)
-	}
-}
-
-// applyControls feeds the machine the link state and priority that SetLink
-// and AdjustPriority last asked for.
-func (s *Speaker) applyControls(now time.Time) {
-	s.mu.Lock()
-	link, prio := s.linkUp, s.status.EffectivePriority
-	s.mu.Unlock()
-	if link != s.appliedLink {
-		s.appliedLink = link
-		in := Input(LinkDown{})
-		if link {
-			in = LinkUp{}
-		}
-		s.do(now, s.m.Step(now, in))
-	}
-	if prio != s.m.Priority() {
-		s.log.Info("vrrp priority changed", "from", s.m.Priority(), "to", prio)
-		s.do(now, s.m.Step(now, SetPriority{Priority: prio}))
-	}
-}
-
-func (s *Speaker) packet(now time.Time, r Received) {
-	p := r.Packet
-	// The Conn filters these already; a mismatch here would be a wiring
-	// mistake, and feeding it to the machine could move the VIP.
-	if p == nil || p.VRID != s.cfg.Machine.VRID || p.Version != s.cfg.Machine.Version {
-		return
-	}
-	s.received(now, r)
-	s.log.Debug("vrrp advert received", "from", r.Src, "priority", p.Priority, "interval", p.Interval)
-	s.do(now, s.m.Step(now, Advert{From: r.Src, Priority: p.Priority, Interval: p.Interval}))
-}
-
-// received counts an advert for this virtual router and, unless it is
-// our own looped back, records its sender as a peer.
-func (s *Speaker) received(now time.Time, r Received) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.status.AdvertsReceived++
-	if r.Src != s.cfg.Machine.Primary {
-		s.peers.heard(now, r.Src, r.Packet.Priority, r.Packet.Interval)
-	}
-}
-
-// do performs the machine's actions in order. While stopping, a ReleaseVIP
-// only records the wish: releaseForGood releases on the way out.
-func (s *Speaker) do(now time.Time, acts []Action) {
-	for _, a := range acts {
-		switch a := a.(type) {
-		case Transition:
-			s.log.Info("vrrp state change", "from", a.From.String(), "to", a.To.String(), "reason", a.Text())
-			s.mu.Lock()
-			s.status.State = a.To
-			s.status.Since = now
-			s.status.LastReason = a.Text()
-			s.status.Transitions++
-			if s.status.TransitionsBy == nil {
-				s.status.TransitionsBy = make(map[TransitionKey]uint64)
-			}
-			s.status.TransitionsBy[TransitionKey{To: a.To, Reason: a.Reason}]++
-			s.mu.Unlock()
-		case TakeVIP:
-			s.vip.set(true)
-			s.syncVIP(now)
-		case ReleaseVIP:
-			s.vip.set(false)
-			if !s.stopping {
-				s.syncVIP(now)
-			}
-		case HandoverDone:
-			if a.To.IsValid() {
-				s.log.Info("vrrp handover done", "to", a.To, "priority", a.Priority, "after", a.After.String())
-			} else {
-				s.log.Warn("vrrp handover timed out, releasing the VIP anyway", "timeout", s.cfg.Machine.HandoverTimeout.String())
-			}
-		case AnnounceVIP:
-			if s.vip.reannounce(now) {
-				s.reannounce()
-			}
-		case SendAdvert:
-			s.send(a.Priority)
-			// Failed VIP operations are retried with the advert rhythm.
-			if s.vip.acquiring() {
-				s.syncVIP(now)
-			}
-		}
-	}
-	s.mu.Lock()
-	s.status.ActiveRouter = s.m.ActiveRouter()
-	s.mu.Unlock()
-}
-
-func (s *Speaker) send(prio uint8) {
-	c := s.cfg.Machine
-	err := s.conn.Send(&Packet{
-		Version:  c.Version,
-		VRID:     c.VRID,
-		Priority: prio,
-		Interval: c.Interval,
-	})
-	switch {
-	case err != nil && !s.sendFailing:
-		// Once per failure streak: at 10 adverts a second, more is noise.
-		s.sendFailing = true
-		s.log.Warn("vrrp advert send failed", "priority", prio, "err", err)
-	case err != nil:
-		s.log.Debug("vrrp advert send failed", "priority", prio, "err", err)
-	default:
-		if s.sendFailing {
-			s.sendFailing = false
-			s.log.Info("vrrp advert send recovered")
-		}
-		s.log.Debug("vrrp advert sent", "priority", prio)
-		s.mu.Lock()
-		s.status.AdvertsSent++
-		s.mu.Unlock()
-	}
-}
-
-// reannounce announces the held VIP again (Acquire is idempotent: the
-// address stays, the gratuitous ARP or NA burst goes out).
-func (s *Speaker) reannounce() {
-	if err := s.addrs.Acquire(); err != nil {
-		s.log.Warn("vrrp VIP re-announce failed", "err", err)
-		return
-	}
-	s.log.Info("VIP re-announced: another router was active too")
-}
-
-// syncVIP makes the VIP call the plan says is due, if any, and logs its
-// outcome (at Warn once per failure streak).
-func (s *Speaker) syncVIP(now time.Time) {
-	op := s.vip.next(now)
-	if op == vipNone {
-		return
-	}
-	name, f := "acquire", s.addrs.Acquire
-	if op == vipRelease {
-		name, f = "release", s.addrs.Release
-	}
-	err := f()
-	switch s.vip.done(now, op, err) {
-	case vipFirstError:
-		s.log.Warn("vrrp VIP "+name+" failed, will retry", "err", err)
-	case vipError:
-		s.log.Debug("vrrp VIP "+name+" failed", "err", err)
-	case vipRecovered:
-		s.log.Info("vrrp VIP " + name + " succeeded after failures")
-	}
-	s.mu.Lock()
-	s.status.VIPHeld = s.vip.held()
-	s.mu.Unlock()
-}
-
-// releaseForGood releases the VIP once more if it may still be held.
-func (s *Speaker) releaseForGood() error {
-	now := s.clock.Now()
-	s.vip.set(false)
-	if s.vip.next(now) == vipNone {
-		return nil
-	}
-	err := s.addrs.Release()
-	s.vip.done(now, vipRelease, err)
-	if err != nil {
-		return fmt.Errorf("vrrp: release VIP on exit: %w", err)
-	}
-	s.mu.Lock()
-	s.status.VIPHeld = false
-	s.mu.Unlock()
-	return nil
-}
-
-// fail stops after the Conn broke: nobody can hear us, so drop the VIP now.
-func (s *Speaker) fail(err error) error {
-	now := s.clock.Now()
-	s.stopping = true // release below, without a handover
-	s.do(now, s.m.Step(now, Shutdown{}))
-	if rerr := s.releaseForGood(); rerr != nil {
-		return errors.Join(fmt.Errorf("vrrp: receive: %w", err), rerr)
-	}
-	return fmt.Errorf("vrrp: receive: %w", err)
 }
