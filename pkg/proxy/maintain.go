@@ -5,33 +5,14 @@ import (
 )
 
 // maintain runs the coarse timers: the idle sweep and rebalancing. One
-// goroutine for all connections instead of a deadline per read.
+// goroutine for all connections instead of a deadline per read; when it
+// wakes and what is due then is maintSchedule's.
 func (p *Proxy) maintain() {
 	clk := p.cfg.Clock
-	idleEvery := min(max(p.cfg.IdleTimeout/10, time.Second), time.Minute)
-	rebalanceEvery := time.Second / time.Duration(p.cfg.RebalanceRate)
 	now := clk.Now()
-	nextIdle := now.Add(idleEvery)
-	var nextRebalance time.Time
+	s := newMaintSchedule(now, p.cfg.IdleTimeout, p.cfg.RebalanceRate)
 	for {
-		wait := nextIdle.Sub(now)
-		if p.rebalancing.Load() {
-			if nextRebalance.IsZero() {
-				nextRebalance = now.Add(rebalanceEvery)
-			}
-			wait = min(wait, nextRebalance.Sub(now))
-		} else {
-			nextRebalance = time.Time{}
-		}
-		t := clk.NewTimer(max(wait, 0))
-		if p.tickDone != nil { // tests step a fake clock in lockstep
-			select {
-			case p.tickDone <- struct{}{}:
-			case <-p.stopping:
-				t.Stop()
-				return
-			}
-		}
+		t := clk.NewTimer(s.wait(now, p.rebalancing.Load()))
 		select {
 		case <-t.C():
 		case <-p.kick:
@@ -41,15 +22,61 @@ func (p *Proxy) maintain() {
 			return
 		}
 		now = clk.Now()
-		if !now.Before(nextIdle) {
+		sweep, rebalance := s.due(now)
+		if sweep {
 			p.sweepIdle(now)
-			nextIdle = now.Add(idleEvery)
 		}
-		if !nextRebalance.IsZero() && !now.Before(nextRebalance) {
+		if rebalance {
 			p.rebalanceStep()
-			nextRebalance = now.Add(rebalanceEvery)
 		}
 	}
+}
+
+// maintSchedule decides when the maintenance goroutine wakes and what is
+// due then: an idle sweep every tenth of IdleTimeout (1s..1min), and,
+// while rebalancing, one step per 1/RebalanceRate. It never reads the
+// clock.
+type maintSchedule struct {
+	idleEvery, rebalanceEvery time.Duration
+	nextIdle                  time.Time
+	nextRebalance             time.Time // zero while not rebalancing
+}
+
+func newMaintSchedule(now time.Time, idleTimeout time.Duration, rebalanceRate int) maintSchedule {
+	idleEvery := min(max(idleTimeout/10, time.Second), time.Minute)
+	return maintSchedule{
+		idleEvery:      idleEvery,
+		rebalanceEvery: time.Second / time.Duration(rebalanceRate),
+		nextIdle:       now.Add(idleEvery),
+	}
+}
+
+// wait is how long to sleep from now; rebalancing says that the
+// rebalancer is on (its first step comes one interval after it is seen).
+func (s *maintSchedule) wait(now time.Time, rebalancing bool) time.Duration {
+	wait := s.nextIdle.Sub(now)
+	if rebalancing {
+		if s.nextRebalance.IsZero() {
+			s.nextRebalance = now.Add(s.rebalanceEvery)
+		}
+		wait = min(wait, s.nextRebalance.Sub(now))
+	} else {
+		s.nextRebalance = time.Time{}
+	}
+	return max(wait, 0)
+}
+
+// due reports what to do at now and schedules the next of each.
+func (s *maintSchedule) due(now time.Time) (sweep, rebalance bool) {
+	if !now.Before(s.nextIdle) {
+		sweep = true
+		s.nextIdle = now.Add(s.idleEvery)
+	}
+	if !s.nextRebalance.IsZero() && !now.Before(s.nextRebalance) {
+		rebalance = true
+		s.nextRebalance = now.Add(s.rebalanceEvery)
+	}
+	return sweep, rebalance
 }
 
 // sweepIdle closes connections whose byte counts have not moved for

@@ -198,8 +198,7 @@ type Proxy struct {
 	// the drain. Checked under Backend.mu when a connection is added.
 	hard atomic.Bool
 
-	kick     chan struct{} // wakes the maintenance loop (rebalance start)
-	tickDone chan struct{} // tests only: a value each time maintenance arms its timer
+	kick chan struct{} // wakes the maintenance loop (rebalance start)
 
 	active       atomic.Int64 // client connections now
 	accepted     atomic.Uint64
