@@ -74,7 +74,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	for _, n := range l.Nodes {
 		cfg := hapodConfig(c.vip, n, backends...)
 		if o.apiservers {
-			cfg.Health.Check = string(health.KindHTTPS)
+			cfg.Health.Check = health.KindHTTPS
 		}
 		cfg.Health.Interval, cfg.Health.Timeout = 500*time.Millisecond, 400*time.Millisecond
 		cfg.Health.Rise, cfg.Health.Fall = 2, 2

@@ -18,7 +18,7 @@ func hapodConfig(vip netip.Prefix, n *lab.Node, backends ...netip.AddrPort) conf
 	c.VIP.Interface = n.Iface
 	c.Proxy.Port = frontendPort
 	c.Proxy.Backends = backends
-	c.Health.Check = string(health.KindTCP)
+	c.Health.Check = health.KindTCP
 	return c
 }
 

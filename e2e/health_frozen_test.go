@@ -96,7 +96,7 @@ func TestHealthChecksOfFrozenBackends(t *testing.T) {
 
 	c := &statusCluster{cluster: &cluster{t: t, lab: l, vip: l.VIP4Prefix(0)}}
 	cfg := hapodConfig(c.vip, n, stopped, silent)
-	cfg.Health.Check = string(health.KindHTTPS)
+	cfg.Health.Check = health.KindHTTPS
 	cfg.Health.Interval, cfg.Health.Timeout = 300*time.Millisecond, 200*time.Millisecond
 	c.args = [][]string{append([]string{hapodBin}, runArgs(cfg)...)}
 	c.procs = []*lab.Process{nil}

@@ -166,7 +166,7 @@ func (d *demo) run() {
 		cfg := config.Default()
 		cfg.VIP.Prefix, cfg.VIP.Interface = d.vip, n.Iface
 		cfg.Proxy.Port, cfg.Proxy.Backends = frontendPort, backends
-		cfg.Health.Check = string(health.KindTCP)
+		cfg.Health.Check = health.KindTCP
 		cfg.Health.Interval, cfg.Health.Timeout = 500*time.Millisecond, 200*time.Millisecond
 		d.args = append(d.args, append([]string{"run"}, cfg.Args()...))
 		d.procs = append(d.procs, nil)

@@ -83,7 +83,7 @@ type Proxy struct {
 	Backends []netip.AddrPort
 	// Balance is the selection policy: "least-conn" (default: API clients
 	// hold long-lived watches) or "round-robin" (--balance).
-	Balance string
+	Balance proxy.PolicyName
 	// ConnectTimeout bounds dialing a backend, retries included
 	// (--connect-timeout, default 3s).
 	ConnectTimeout time.Duration
@@ -113,7 +113,7 @@ type Proxy struct {
 type Health struct {
 	// Check is the kind of check: "https" (GET Path, expect 200), "tls"
 	// (handshake) or "tcp" (connect) (--health-check, default https).
-	Check string
+	Check health.Kind
 	// Path is the HTTPS check's path (--health-path, default /readyz).
 	Path string
 	// Interval between checks of one backend (--health-interval, default 2s).
@@ -159,12 +159,12 @@ const (
 	DefaultIntervalV2      = time.Second
 	DefaultPort            = 8443
 	DefaultAPIServerPort   = 6443
-	DefaultBalance         = string(proxy.DefaultPolicy)
+	DefaultBalance         = proxy.DefaultPolicy
 	DefaultConnectTimeout  = proxy.DefaultConnectTimeout
 	DefaultIdleTimeout     = proxy.DefaultIdleTimeout
 	DefaultMaxConns        = proxy.DefaultMaxConns
 	DefaultRecvBuffer      = proxy.DefaultRecvBuffer
-	DefaultHealthCheck     = string(health.KindHTTPS)
+	DefaultHealthCheck     = health.KindHTTPS
 	DefaultHealthPath      = health.DefaultPath
 	DefaultHealthInterval  = health.DefaultInterval
 	DefaultHealthTimeout   = health.DefaultTimeout
@@ -197,7 +197,7 @@ func Default() Config {
 			IdleTimeout:    DefaultIdleTimeout,
 			MaxConns:       DefaultMaxConns,
 			RecvBuffer:     DefaultRecvBuffer,
-			CloseOnDown:    true,
+			CloseOnDown:    proxy.DefaultCloseOnDown,
 		},
 		Health: Health{
 			Check:    DefaultHealthCheck,

@@ -370,8 +370,8 @@ func TestNamesComeFromTheirPackages(t *testing.T) {
 		names []string
 		build func(string) error
 	}{
-		{"balance", names(proxy.PolicyNames()), func(n string) error { _, err := proxy.PolicyByName(n); return err }},
-		{"health-check", names(health.Kinds()), func(n string) error { _, err := health.NewChecker(n, "", nil); return err }},
+		{"balance", names(proxy.PolicyNames()), func(n string) error { _, err := proxy.PolicyByName(proxy.PolicyName(n)); return err }},
+		{"health-check", names(health.Kinds()), func(n string) error { _, err := health.NewChecker(health.Kind(n), "", nil); return err }},
 	} {
 		var usage string
 		for _, f := range Fields() {

@@ -320,9 +320,9 @@ func Fields() []Field {
 		{
 			Name: "balance", Kind: KindValue, Category: CategoryProxy,
 			Usage: "backend selection: " + orList(proxy.PolicyNames()),
-			get:   func(c *Config) []string { return []string{c.Proxy.Balance} },
+			get:   func(c *Config) []string { return []string{string(c.Proxy.Balance)} },
 			set: func(c *Config, s string) error {
-				c.Proxy.Balance = s
+				c.Proxy.Balance = proxy.PolicyName(s)
 				return oneOf(s, proxy.PolicyNames()...)
 			},
 		},
@@ -394,9 +394,9 @@ func Fields() []Field {
 		{
 			Name: "health-check", Kind: KindValue, Category: CategoryHealth,
 			Usage: "backend check: https (GET --health-path, expect 200), tls (handshake) or tcp (connect)",
-			get:   func(c *Config) []string { return []string{c.Health.Check} },
+			get:   func(c *Config) []string { return []string{string(c.Health.Check)} },
 			set: func(c *Config, s string) error {
-				c.Health.Check = s
+				c.Health.Check = health.Kind(s)
 				return oneOf(s, health.Kinds()...)
 			},
 		},

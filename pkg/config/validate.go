@@ -199,7 +199,7 @@ func (c *Config) validateProxy() error {
 		}
 		seen[b] = true
 	}
-	if err := oneOf(p.Balance, proxy.PolicyNames()...); err != nil {
+	if err := oneOf(string(p.Balance), proxy.PolicyNames()...); err != nil {
 		return fieldErr("balance", p.Balance, "%v", err)
 	}
 	for _, d := range []struct {
@@ -222,10 +222,10 @@ func (c *Config) validateProxy() error {
 
 func (c *Config) validateHealth() error {
 	h := c.Health
-	if err := oneOf(h.Check, health.Kinds()...); err != nil {
+	if err := oneOf(string(h.Check), health.Kinds()...); err != nil {
 		return fieldErr("health-check", h.Check, "%v", err)
 	}
-	if err := checkHealthPath(h.Path); h.Check == string(health.KindHTTPS) && err != nil {
+	if err := checkHealthPath(h.Path); h.Check == health.KindHTTPS && err != nil {
 		return fieldErr("health-path", h.Path, "%v", err)
 	}
 	if h.Interval < MinHealthInterval {

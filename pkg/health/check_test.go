@@ -296,7 +296,7 @@ func TestTLSConfigErrors(t *testing.T) {
 func TestNewChecker(t *testing.T) {
 	conf := &tls.Config{ServerName: "x"}
 	tests := []struct {
-		kind string
+		kind Kind
 		want Checker
 	}{
 		{"", &HTTPSChecker{Path: "/livez", Config: conf}},

@@ -44,7 +44,7 @@ func TestCheckersAgainstFakeAPIServer(t *testing.T) {
 	}
 	checkers := map[string]health.Checker{}
 	for _, k := range health.Kinds() {
-		c, err := health.NewChecker(string(k), "", conf)
+		c, err := health.NewChecker(k, "", conf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func BenchmarkCheck(b *testing.B) {
 	defer s.Close()
 	backend := netip.MustParseAddrPort(l.Addr().String())
 	for _, k := range health.Kinds() {
-		c, err := health.NewChecker(string(k), "", nil)
+		c, err := health.NewChecker(k, "", nil)
 		if err != nil {
 			b.Fatal(err)
 		}

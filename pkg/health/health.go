@@ -66,8 +66,8 @@ var (
 // NewChecker builds the Checker for kind ("" means KindHTTPS). path is
 // used by the HTTPS check only ("" means DefaultPath). tlsConf is used by
 // the HTTPS and TLS checks; nil means no verification (see TLSConfig).
-func NewChecker(kind string, path string, tlsConf *tls.Config) (Checker, error) {
-	switch Kind(kind) {
+func NewChecker(kind Kind, path string, tlsConf *tls.Config) (Checker, error) {
+	switch kind {
 	case "", KindHTTPS:
 		return &HTTPSChecker{Path: path, Config: tlsConf}, nil
 	case KindTLS:

@@ -76,8 +76,8 @@ func PolicyNames() []PolicyName { return []PolicyName{PolicyLeastConn, PolicyRou
 
 // PolicyByName returns the policy called name (see PolicyNames); an empty
 // name is DefaultPolicy.
-func PolicyByName(name string) (Policy, error) {
-	switch PolicyName(name) {
+func PolicyByName(name PolicyName) (Policy, error) {
+	switch name {
 	case "", PolicyLeastConn:
 		return LeastConn{}, nil
 	case PolicyRoundRobin:

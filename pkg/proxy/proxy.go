@@ -39,6 +39,8 @@ const (
 	// DefaultRecvBuffer is what DefaultConfig asks for each socket's
 	// receive buffer (see Config.RecvBuffer).
 	DefaultRecvBuffer = 1 << 20
+	// DefaultCloseOnDown is DefaultConfig's CloseOnDown.
+	DefaultCloseOnDown = true
 	// KeepAliveIdle is the TCP keep-alive idle time on both sides; probes
 	// then go every KeepAliveInterval, KeepAliveCount times, so a dead
 	// peer is noticed within about a minute and a half.
@@ -122,7 +124,7 @@ type Config struct {
 // DefaultConfig returns a Config with every default set, listening on
 // listen.
 func DefaultConfig(listen netip.AddrPort) Config {
-	c := Config{Listen: listen, CloseOnDown: true, RecvBuffer: DefaultRecvBuffer}
+	c := Config{Listen: listen, CloseOnDown: DefaultCloseOnDown, RecvBuffer: DefaultRecvBuffer}
 	c.setDefaults()
 	return c
 }

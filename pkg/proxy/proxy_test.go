@@ -16,7 +16,7 @@ import (
 )
 
 func TestPolicyByName(t *testing.T) {
-	for _, name := range []string{"", "least-conn"} {
+	for _, name := range []PolicyName{"", PolicyLeastConn} {
 		p, err := PolicyByName(name)
 		if err != nil {
 			t.Fatal(err)

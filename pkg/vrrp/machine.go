@@ -117,13 +117,13 @@ func (c MachineConfig) Validate() error {
 		return fmt.Errorf("%w: primary address missing", ErrInvalidMachineConfig)
 	}
 	if c.Version == Version2 {
-		if c.Interval < time.Second || c.Interval > 255*time.Second || c.Interval%time.Second != 0 {
-			return fmt.Errorf("%w: VRRPv2 interval %v must be whole seconds in 1s..255s", ErrInvalidMachineConfig, c.Interval)
+		if c.Interval < MinIntervalV2 || c.Interval > MaxIntervalV2 || c.Interval%IntervalUnitV2 != 0 {
+			return fmt.Errorf("%w: VRRPv2 interval %v must be whole seconds in %v..%v", ErrInvalidMachineConfig, c.Interval, MinIntervalV2, MaxIntervalV2)
 		}
 		return nil
 	}
-	if c.Interval < 10*time.Millisecond || c.Interval > 4095*10*time.Millisecond || c.Interval%(10*time.Millisecond) != 0 {
-		return fmt.Errorf("%w: VRRPv3 interval %v must be whole centiseconds in 10ms..40.95s", ErrInvalidMachineConfig, c.Interval)
+	if c.Interval < MinIntervalV3 || c.Interval > MaxIntervalV3 || c.Interval%IntervalUnitV3 != 0 {
+		return fmt.Errorf("%w: VRRPv3 interval %v must be whole centiseconds in %v..%v", ErrInvalidMachineConfig, c.Interval, MinIntervalV3, MaxIntervalV3)
 	}
 	return nil
 }
