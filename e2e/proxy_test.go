@@ -29,11 +29,14 @@ const markedDown = 2 * 500 * time.Millisecond
 
 // apiClient talks HTTPS to the VIP from the client namespace, one new
 // connection per request (the hardest case for a proxy and a balancer).
-func (c *cluster) apiClient() *http.Client {
+func (c *cluster) apiClient() *http.Client { return vipHTTPSClient(c.lab) }
+
+// vipHTTPSClient is apiClient for any lab.
+func vipHTTPSClient(l *lab.Lab) *http.Client {
 	return &http.Client{
 		Timeout: 3 * time.Second,
 		Transport: &http.Transport{
-			DialContext:       c.lab.Client.Dial,
+			DialContext:       l.Client.Dial,
 			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
 			DisableKeepAlives: true,
 		},

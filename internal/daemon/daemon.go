@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"k8s.io/utils/clock"
 
@@ -177,6 +178,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		Machine: router.MachineConfig(),
 		Clock:   clk,
 		Logger:  log,
+		// Before the VIP is taken: the first client through it must not
+		// be sent to the node whose silence made this takeover.
+		OnTransition: func(tr vrrp.Transition) {
+			for _, b := range suspectsAfter(tr, cfg.Proxy.Backends) {
+				pool.Suspect(b)
+			}
+		},
 	}, conn, closing)
 	handover.setSpeaker(speaker)
 
@@ -191,7 +199,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		Fall:     cfg.Health.Fall,
 		Clock:    clk,
 		Logger:   log,
-		Observe:  mon.ObserveCheck,
+		Observe: func(b netip.AddrPort, d time.Duration, err error) {
+			mon.ObserveCheck(b, d, err)
+			if err == nil {
+				pool.CheckPassed(b, clk.Now().Add(-d)) // when it started
+			}
+		},
 	}, checker, cfg.Proxy.Backends, func(t health.Transition) {
 		logBackend(log, t, pool) // first: the cause before its effects
 		pool.SetHealthy(t.Backend, t.Healthy)

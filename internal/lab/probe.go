@@ -35,6 +35,11 @@ type ProbeConfig struct {
 	// node name) into Sample.Served; a connection that closes without one
 	// counts as failed. Default off: a completed connect is a success.
 	ReadGreeting bool
+	// Request, when set, is the attempt instead of a TCP connect: what a
+	// real client does (an HTTPS GET through a proxy, say), with ctx
+	// ending at Timeout. It returns who served it, for Sample.Served, or
+	// why it failed.
+	Request func(ctx context.Context) (served string, err error)
 }
 
 // Sample is one probe attempt.
@@ -121,7 +126,7 @@ func (p *Probe) run(ctx context.Context) {
 	}
 }
 
-// attempt is one TCP connect (and greeting read).
+// attempt is one TCP connect (and greeting read), or one Request.
 func (p *Probe) attempt(at time.Time) {
 	defer p.tries.Done()
 	s := Sample{At: at}
@@ -129,8 +134,14 @@ func (p *Probe) attempt(at time.Time) {
 	// in flight into failures.
 	actx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
 	defer cancel()
-	c, err := p.from.Dial(actx, "tcp", p.cfg.Target.String())
-	if err == nil {
+	var c net.Conn
+	var err error
+	if p.cfg.Request != nil {
+		s.Served, err = p.cfg.Request(actx)
+	} else {
+		c, err = p.from.Dial(actx, "tcp", p.cfg.Target.String())
+	}
+	if c != nil {
 		if p.cfg.ReadGreeting {
 			s.Served, err = readGreeting(actx, c)
 		}

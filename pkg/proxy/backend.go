@@ -12,9 +12,11 @@ type Backend struct {
 	// Addr is where the backend listens.
 	Addr netip.AddrPort
 
-	index        int
-	healthy      atomic.Bool
-	suspectUntil atomic.Int64 // unix nanoseconds; 0: not suspect
+	index   int
+	healthy atomic.Bool
+	// A suspect mark: since when and until when (unix nanoseconds; 0:
+	// none; untilChecked: no time limit). Written under Pool.mu.
+	suspectSince, suspectUntil atomic.Int64
 
 	active   atomic.Int64  // connections dialling or established
 	total    atomic.Uint64 // established connections, ever
@@ -29,6 +31,21 @@ type Backend struct {
 	doneIn, doneOut uint64
 }
 
+// suspect marks b suspect from now until until, never shortening a
+// mark already there. The caller holds Pool.mu.
+func (b *Backend) suspect(now, until int64) {
+	b.suspectSince.Store(now)
+	if until > b.suspectUntil.Load() {
+		b.suspectUntil.Store(until)
+	}
+}
+
+// clearSuspect ends b's suspect mark. The caller holds Pool.mu.
+func (b *Backend) clearSuspect() {
+	b.suspectSince.Store(0)
+	b.suspectUntil.Store(0)
+}
+
 // Active returns the number of connections to b, dials in progress
 // included (so concurrent selections see each other).
 func (b *Backend) Active() int64 { return b.active.Load() }
@@ -40,8 +57,10 @@ func (b *Backend) Healthy() bool { return b.healthy.Load() }
 type BackendStats struct {
 	Addr    netip.AddrPort
 	Healthy bool
-	// Suspect: a recent dial failed; new connections avoid b until the
-	// hold-down expires or the health checker reports it up again.
+	// Suspect: a recent dial failed, or the daemon reported evidence
+	// that b's node died (Pool.Suspect); new connections avoid b until
+	// the hold-down expires (a failed dial's) or a health check started
+	// after the mark passes.
 	Suspect bool
 	Active  int64
 	Total   uint64

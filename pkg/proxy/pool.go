@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"net/netip"
 	"slices"
 	"sync"
@@ -13,9 +14,14 @@ import (
 )
 
 // suspectHoldDown is how long a backend whose dial failed is skipped for
-// new connections unless the health checker reports it up sooner. Short:
-// it only bridges the gap until the checker (2s interval) notices.
+// new connections unless a health check started after the failure passes
+// sooner. Short: it only bridges the gap until the checker (2s interval)
+// notices.
 const suspectHoldDown = 5 * time.Second
+
+// untilChecked is the hold-down end of a Suspect mark: none, only a
+// passing health check ends it.
+const untilChecked = math.MaxInt64
 
 // Pool is the set of backends, their health and the selection policy.
 // The health checker drives it with SetHealthy; the proxy picks from it.
@@ -118,14 +124,18 @@ func (p *Pool) SetHealthy(addr netip.AddrPort, healthy bool) {
 	defer p.transition.Unlock()
 	if b.healthy.Load() == healthy {
 		if healthy && b.suspectUntil.Load() != 0 {
-			b.suspectUntil.Store(0)
-			p.rebuild()
+			p.mu.Lock()
+			b.clearSuspect()
+			p.rebuildLocked(p.clock.Now().UnixNano())
+			p.mu.Unlock()
 		}
 		return
 	}
 	b.healthy.Store(healthy)
 	if healthy {
-		b.suspectUntil.Store(0)
+		p.mu.Lock()
+		b.clearSuspect()
+		p.mu.Unlock()
 	}
 	n := p.rebuild()
 	if healthy {
@@ -222,9 +232,67 @@ func without(bs, tried []*Backend) []*Backend {
 	return out
 }
 
-// markSuspect records a failed dial to b.
+// markSuspect records a failed dial to b: new connections avoid it for
+// suspectHoldDown, or until a check started after now passes.
 func (p *Pool) markSuspect(b *Backend) {
 	b.failures.Add(1)
-	b.suspectUntil.Store(p.clock.Now().Add(suspectHoldDown).UnixNano())
-	p.rebuild()
+	now := p.clock.Now().UnixNano()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b.suspect(now, now+int64(suspectHoldDown))
+	p.rebuildLocked(now)
+}
+
+// Suspect marks the backend at addr suspect on evidence from outside the
+// proxy (hapod's daemon: VRRP took over because the router on that
+// backend's node went silent, so the node is likely dead). New
+// connections avoid it, as after a failed dial, but with no time limit:
+// until a health check that started after this call passes, or the
+// checker reports it up after a down. A crashed host drops SYNs, and each
+// client sent there would wait out its share of ConnectTimeout. With
+// CloseOnDown its established connections are closed at once, as on a
+// down. It returns how many it closed, and false for an unknown addr.
+func (p *Pool) Suspect(addr netip.AddrPort) (closed int, ok bool) {
+	b := p.byAddr[addr]
+	if b == nil {
+		return 0, false
+	}
+	p.transition.Lock()
+	defer p.transition.Unlock()
+	now := p.clock.Now().UnixNano()
+	p.mu.Lock()
+	b.suspect(now, untilChecked)
+	p.rebuildLocked(now)
+	p.mu.Unlock()
+	if p.closeOnDown && b.healthy.Load() {
+		closed = b.closeAll()
+		p.downClosed.Add(uint64(closed))
+	}
+	p.log.Warn("backend suspect until a health check passes", "backend", addr, "closed", closed)
+	return closed, true
+}
+
+// CheckPassed records a passing health check of addr that started at
+// start. It ends a suspect mark made before start: the backend answered
+// after the evidence against it. A check already under way when the mark
+// was made proves nothing (it may have passed just before the crash).
+func (p *Pool) CheckPassed(addr netip.AddrPort, start time.Time) {
+	b := p.byAddr[addr]
+	if b == nil || b.suspectSince.Load() == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !clearsSuspect(b.suspectSince.Load(), start.UnixNano()) {
+		return
+	}
+	b.clearSuspect()
+	p.rebuildLocked(p.clock.Now().UnixNano())
+	p.log.Info("backend no longer suspect: a health check passed", "backend", addr)
+}
+
+// clearsSuspect reports whether a passing check that started at
+// checkStart ends a suspect mark made at markedAt (0: no mark).
+func clearsSuspect(markedAt, checkStart int64) bool {
+	return markedAt != 0 && checkStart >= markedAt
 }

@@ -83,7 +83,7 @@ var (
 	descBackendFailures = desc(subProxy, "backend_connect_failures_total",
 		"Failed dials to a backend.", "backend")
 	descBackendSuspect = desc(subProxy, "backend_suspect",
-		"1 while a backend is avoided after a failed dial (until its hold-down ends or a check passes).", "backend")
+		"1 while a backend is avoided after a failed dial (until its 5 s hold-down ends or a check passes) or after its node's VRRP router went silent (until a check passes).", "backend")
 
 	descBackendUp = desc(subHealth, "backend_up",
 		"1 when a backend passes its health checks (after rise/fall hysteresis), 0 when down or not checked yet.", "backend")

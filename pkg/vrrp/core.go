@@ -45,6 +45,9 @@ type core struct {
 	stopping    bool // Shutdown given: a ReleaseVIP waits for exit
 	status      Status
 	peers       peerTable
+	// onTransition, when set, hears every Transition before its effects
+	// (SpeakerConfig.OnTransition).
+	onTransition func(Transition)
 }
 
 // newCore returns a core in Init. cfg is normalised as NewMachine does,
@@ -171,6 +174,9 @@ func (c *core) do(now time.Time, acts []Action) {
 				c.status.TransitionsBy = make(map[TransitionKey]uint64)
 			}
 			c.status.TransitionsBy[TransitionKey{To: a.To, Reason: a.Reason}]++
+			if c.onTransition != nil {
+				c.onTransition(a)
+			}
 		case TakeVIP:
 			c.vip.set(true)
 			c.syncVIP(now)

@@ -214,7 +214,11 @@ type Transition struct {
 	Reason   Reason
 	// Peer and Priority are the sender and priority of the advert behind
 	// ReasonPriorityZero, ReasonPreempt, ReasonHigherPriority and
-	// ReasonHigherAddress; zero otherwise.
+	// ReasonHigherAddress. For ReasonMasterDown they are the active
+	// router whose adverts stopped, the last one heard from (zero when
+	// none was heard since startup): a router that went silent is likely
+	// a dead host, and its other services (its kube-apiserver) with it.
+	// Zero otherwise.
 	Peer     netip.Addr
 	Priority uint8
 	// OwnPriority is this router's priority that a ReasonPreempt advert
@@ -575,7 +579,7 @@ func (m *Machine) advert(now time.Time, a Advert) []Action {
 		case !m.cfg.Preempt || a.Priority >= m.priority:
 			m.learnInterval(a)
 			m.activeRouter = a.From
-			m.armDown(now, m.masterDown(), Transition{Reason: ReasonMasterDown})
+			m.armDown(now, m.masterDown(), Transition{Reason: ReasonMasterDown, Peer: a.From, Priority: a.Priority})
 		default:
 			// Preempting: ignore the weaker active router and let the down
 			// timer run out; say why when it does.
@@ -599,7 +603,7 @@ func (m *Machine) advert(now time.Time, a Advert) []Action {
 			m.state = StateBackup
 			m.activeRouter = a.From
 			m.adverAt = time.Time{}
-			m.armDown(now, m.masterDown(), Transition{Reason: ReasonMasterDown})
+			m.armDown(now, m.masterDown(), Transition{Reason: ReasonMasterDown, Peer: a.From, Priority: a.Priority})
 			// Two active routers: a split brain healing (or a preemption).
 			// Our announcements may have drawn clients here; a priority-0
 			// advert as we leave makes the winner reassert and announce

@@ -607,3 +607,48 @@ func TestTieBreak(t *testing.T) {
 		t.Errorf("deadline after an advert %v, want %v", got.Sub(start), want.Sub(start))
 	}
 }
+
+// TestMasterDownNamesTheSilentRouter: a takeover because the active
+// router's adverts stopped names that router (the proxy treats its
+// apiserver as suspect); one after startup, with no router heard, names
+// none; one after stepping down names the router that won.
+func TestMasterDownNamesTheSilentRouter(t *testing.T) {
+	masterDown := func(acts []Action) Transition {
+		t.Helper()
+		for _, a := range acts {
+			if tr, ok := a.(Transition); ok && tr.Reason == ReasonMasterDown {
+				return tr
+			}
+		}
+		t.Fatalf("no master-down transition in %v", acts)
+		return Transition{}
+	}
+	base := time.Unix(1000, 0)
+
+	m := NewMachine(v3cfg())
+	m.Step(base, Startup{})
+	if tr := masterDown(m.Step(base.Add(down100), Tick{})); tr.Peer.IsValid() {
+		t.Errorf("takeover after startup names %v, want no peer", tr.Peer)
+	}
+
+	m = NewMachine(v3cfg())
+	m.Step(base, Startup{})
+	m.Step(base.Add(10*ms), Advert{From: mAddrHigh, Priority: 150, Interval: 100 * ms})
+	tr := masterDown(m.Step(base.Add(10*ms+down100), Tick{}))
+	if tr.Peer != mAddrHigh || tr.Priority != 150 {
+		t.Errorf("takeover after %v went silent: peer %v prio %d", mAddrHigh, tr.Peer, tr.Priority)
+	}
+
+	// Active, then beaten by a higher priority that later goes silent.
+	m = NewMachine(v3cfg())
+	m.Step(base, Startup{})
+	m.Step(base.Add(down100), Tick{})
+	at := base.Add(down100 + 50*ms)
+	m.Step(at, Advert{From: mAddrLow, Priority: 200, Interval: 100 * ms})
+	if m.State() != StateBackup {
+		t.Fatalf("state %v after a higher priority advert", m.State())
+	}
+	if tr := masterDown(m.Step(m.NextDeadline(), Tick{})); tr.Peer != mAddrLow {
+		t.Errorf("takeover after the winner %v went silent names %v", mAddrLow, tr.Peer)
+	}
+}

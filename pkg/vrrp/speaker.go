@@ -41,6 +41,10 @@ type SpeakerConfig struct {
 	// Logger receives state changes at Info and per-advert detail at
 	// Debug (default: slog.Default()).
 	Logger *slog.Logger
+	// OnTransition, when set, is called with every state change before
+	// its effects (a takeover's VIP is added after it returns), on the
+	// speaker's goroutine: it must not block.
+	OnTransition func(Transition)
 }
 
 // Status is a snapshot of a Speaker for status pages and metrics.
@@ -128,6 +132,7 @@ func NewSpeaker(cfg SpeakerConfig, conn Conn, vip VIP) *Speaker {
 		linkUp: true,
 	}
 	s.c = newCore(cfg.Clock.Now(), cfg.Machine, speakerEffects{s}, s.log)
+	s.c.onTransition = cfg.OnTransition
 	cfg.Machine = s.c.cfg
 	s.cfg = cfg
 	s.effective = s.c.m.Priority()

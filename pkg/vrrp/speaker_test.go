@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,10 +103,14 @@ type loop struct {
 	result chan error
 }
 
-func startLoop(t *testing.T, mc MachineConfig) *loop {
+func startLoop(t *testing.T, mc MachineConfig, mod ...func(*SpeakerConfig)) *loop {
 	l := &loop{t: t, clk: testingclock.NewFakeClock(loopT0), conn: newFakeConn(),
 		vip: &fakeVIP{calls: make(chan string, 100)}, logs: &recHandler{}, result: make(chan error, 1)}
-	l.sp = NewSpeaker(SpeakerConfig{Machine: mc, Clock: l.clk, Logger: slog.New(l.logs)}, l.conn, l.vip)
+	sc := SpeakerConfig{Machine: mc, Clock: l.clk, Logger: slog.New(l.logs)}
+	for _, m := range mod {
+		m(&sc)
+	}
+	l.sp = NewSpeaker(sc, l.conn, l.vip)
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	go func() { l.result <- l.sp.Run(ctx) }()
@@ -245,6 +250,46 @@ func TestSpeakerLoop(t *testing.T) {
 	}
 	if st := l.sp.Status(); st.State != StateInit || st.VIPHeld || l.sp.Ready() {
 		t.Fatalf("status after Run %+v", st)
+	}
+}
+
+// OnTransition hears a takeover before the VIP is added, naming the
+// router whose adverts stopped.
+func TestSpeakerOnTransition(t *testing.T) {
+	type heard struct {
+		tr        Transition
+		vipCalled bool
+	}
+	got := make(chan heard, 10)
+	var started atomic.Pointer[loop] // set once startLoop returns
+	l := startLoop(t, v3Config(100), func(c *SpeakerConfig) {
+		c.OnTransition = func(tr Transition) {
+			h := heard{tr: tr}
+			if l := started.Load(); l != nil {
+				h.vipCalled = len(l.vip.calls) > 0
+			}
+			got <- h
+		}
+	})
+	started.Store(l)
+	<-got // Init to Backup
+	l.conn.in <- Received{Src: loopPeer, Packet: &Packet{Version: Version3, VRID: 7, Priority: 120, Interval: 100 * time.Millisecond}}
+	for limit := time.Now().Add(loopLimit); l.sp.Status().ActiveRouter != loopPeer; time.Sleep(time.Millisecond) {
+		if time.Now().After(limit) {
+			t.Fatal("the peer's advert was not heard")
+		}
+	}
+	l.takeOver()
+	select {
+	case h := <-got:
+		if h.tr.To != StateActive || h.tr.Reason != ReasonMasterDown || h.tr.Peer != loopPeer || h.tr.Priority != 120 {
+			t.Errorf("OnTransition got %+v, want a master-down takeover naming %v (priority 120)", h.tr, loopPeer)
+		}
+		if h.vipCalled {
+			t.Error("OnTransition called after the VIP was added")
+		}
+	default:
+		t.Fatal("OnTransition not called on the takeover")
 	}
 }
 
