@@ -161,20 +161,20 @@ func (c *cluster) crashHolderOnce(t *testing.T, run int) time.Duration {
 				run, next.Name, dead, b.ConnectFailures, b.TotalConnections)
 		}
 	}
-	// A request sent after the VIP moved that fails anyway was sent to
-	// the dead node: the outage above ends at the first success and
-	// does not show it. (One sent within announceSlack of the move may
-	// have left before the client's neighbour entry followed the
-	// gratuitous ARP: seen 4-14 ms after the move here.)
-	const announceSlack = 20 * time.Millisecond
+	// A request sent after the VIP moved that fails anyway was either
+	// sent to the dead node by the new holder's proxy (asserted against
+	// above), or left the client before its neighbour entry followed
+	// the gratuitous ARP (its SYN went to the dead MAC; seen 4-30 ms
+	// after the move). The outage ends at the first success and does
+	// not show either.
 	late := 0
 	for _, s := range res.Samples {
-		if !s.OK && s.At.After(at.Add(moved+announceSlack)) {
+		if !s.OK && s.At.After(at.Add(moved)) {
 			late++
 			t.Logf("run %d: attempt %v after the VIP moved failed: %v", run, s.At.Sub(at.Add(moved)).Round(time.Millisecond), s.Err)
 		}
 	}
-	t.Logf("run %d: %s crashed; VIP on %s after %v; client-observed outage %v (%d attempts failed, %d of them sent after the VIP moved and the client followed)",
+	t.Logf("run %d: %s crashed; VIP on %s after %v; client-observed outage %v (%d attempts failed, %d of them sent after the VIP moved)",
 		run, holder.Name, next.Name, moved.Round(time.Millisecond), outage.Round(time.Millisecond), res.Failures, late)
 
 	// Back: the VIP it kept removed before it rejoins, hapod restarted.
