@@ -47,25 +47,25 @@ func leaseVIP(ctx context.Context, cfg *config.Config, host Host) (string, error
 // that holds it) or from the route to the VIP, refuses a VIP that is one
 // of this host's own addresses, and on join drops the peer that is this
 // host. It returns the VIP when a dead hapod left it on an interface: the
-// caller removes it once every check has passed.
-func completeFromHost(ctx context.Context, cfg *config.Config, host Host, join bool, manifestDir string) (stale *hostnet.Addr, err error) {
+// caller removes it once every check has passed. It asks nothing: f holds
+// what the host showed.
+func completeFromHost(cfg *config.Config, f hostFacts, join bool) (stale *hostnet.Addr, err error) {
 	if !cfg.VIP.Prefix.IsValid() {
 		return nil, nil // Validate names the missing --vip
 	}
 	vip := cfg.VIP.Prefix.Addr()
-	addrs, err := host.Addrs()
-	if err != nil {
-		return nil, err
+	if f.AddrsErr != nil {
+		return nil, f.AddrsErr
 	}
-	local := map[netip.Addr]hostnet.Addr{}
-	for _, a := range addrs {
-		local[a.Prefix.Addr()] = a
+	local := map[netip.Addr]bool{}
+	for _, a := range f.Addrs {
+		local[a.Prefix.Addr()] = true
 	}
-	if a, ok := local[vip]; ok {
-		v, err := observeLocalVIP(host, a, ownManifestHasVIP(ctx, manifestDir, vip))
-		if err != nil {
-			return nil, err
+	if v := f.Local; v != nil {
+		if f.LocalErr != nil {
+			return nil, f.LocalErr
 		}
+		a := v.Addr
 		switch v.classify() {
 		case vipNodeAddress:
 			return nil, &config.FieldError{Flag: "vip", Value: vip.String(), Err: fmt.Errorf(
@@ -81,19 +81,18 @@ func completeFromHost(ctx context.Context, cfg *config.Config, host Host, join b
 		}
 	}
 	if join {
-		cfg.VRRP.Peers = slices.DeleteFunc(cfg.VRRP.Peers, func(p netip.Addr) bool { _, ok := local[p]; return ok })
+		cfg.VRRP.Peers = slices.DeleteFunc(cfg.VRRP.Peers, func(p netip.Addr) bool { return local[p] })
 	}
 	for _, p := range cfg.VRRP.Peers {
-		if _, ok := local[p]; ok {
+		if local[p] {
 			return nil, &config.FieldError{Flag: "peer", Value: p.String(), Err: errors.New("is this host's own address; peers are the other nodes")}
 		}
 	}
 	if cfg.VIP.Interface == "" {
-		ifname, err := host.RouteInterface(vip)
-		if err != nil {
-			return nil, &config.FieldError{Flag: "interface", Err: fmt.Errorf("not given and not detected: %v", err)}
+		if f.RouteErr != nil {
+			return nil, &config.FieldError{Flag: "interface", Err: fmt.Errorf("not given and not detected: %v", f.RouteErr)}
 		}
-		cfg.VIP.Interface = ifname
+		cfg.VIP.Interface = f.Route
 	}
 	return stale, nil
 }

@@ -75,7 +75,9 @@ func requestFromFlags(c *cli.Context, m mode) (request, error) {
 // makePlan turns a request, the kubeadm config and what this host shows
 // into a plan. Every check runs here, before the first byte is written;
 // the one thing it does to the world is a DHCP lease for --vip dhcp (the
-// manifest needs the address), which its note owns up to.
+// manifest needs the address), which its note owns up to. It reads the
+// inputs (lease, kubeadm config, merged with the flags), gathers the host
+// facts for the result, then decides in decide, which asks nothing.
 func makePlan(ctx context.Context, host Host, r request) (plan, error) {
 	m := r.Mode
 	p := plan{Mode: m, KubeadmFile: r.KubeadmFile, Image: r.Image}
@@ -96,22 +98,101 @@ func makePlan(ctx context.Context, host Host, r request) (plan, error) {
 		}
 		p.Notes = append(p.Notes, note)
 	}
-	// On init, a leased VIP (just now, or the first time: --vip=ADDR
-	// --vip-dhcp) decides the endpoint, and kubeadm must use it: init
-	// sets it in the kubeadm config, right before writing the manifest.
-	setEndpoint := r.KubeadmFile != "" && cfg.VIP.DHCP && m == modeInit
-	var kf *kubeadm.File
+	in := inputs{Config: cfg, SetEndpoint: r.KubeadmFile != "" && cfg.VIP.DHCP && m == modeInit}
 	if r.KubeadmFile != "" {
 		var err error
-		if kf, err = kubeadm.Load(ctx, r.KubeadmFile); err != nil {
+		if in.Kubeadm, err = kubeadm.Load(ctx, r.KubeadmFile); err != nil {
 			return p, err
 		}
-		if err := mergeKubeadm(&cfg, kf, r.KubeadmFile, setEndpoint, r.Given); err != nil {
+		if err := mergeKubeadm(&in.Config, in.Kubeadm, r.KubeadmFile, in.SetEndpoint, r.Given); err != nil {
 			return p, err
 		}
 	}
+	return decide(p, r, in, gatherFacts(ctx, host, r, in))
+}
+
+// inputs is the configuration makePlan decides on: the flags merged with
+// the kubeadm config.
+type inputs struct {
+	// Config is the flags' Config with the kubeadm config's settings,
+	// neither completed nor validated.
+	Config config.Config
+	// Kubeadm is the loaded --kubeadm-config, nil without one.
+	Kubeadm *kubeadm.File
+	// SetEndpoint: init sets the leased VIP as the kubeadm config's
+	// endpoint (--vip dhcp with --kubeadm-config).
+	SetEndpoint bool
+}
+
+// hostFacts is what this host and the files the config names showed, for
+// decide. Each error is kept with its fact and reported where decide
+// needs the fact, so the first problem a user sees is the one it was
+// before the facts were gathered up front.
+type hostFacts struct {
+	// Addrs are the host's addresses.
+	Addrs    []hostnet.Addr
+	AddrsErr error
+	// Local is the VIP as found on one of the host's interfaces, with
+	// what classify needs; nil when it is on none.
+	Local    *localVIP
+	LocalErr error
+	// Route is the interface of the route to the VIP, asked only when
+	// neither --interface nor the VIP's own interface says it.
+	Route    string
+	RouteErr error
+	// Files are the password and CA files read (init and join).
+	Files    preflight.Start
+	FilesErr error
+	// Image is what the container runtime said about the image (init and
+	// join, with a well-formed image).
+	Image imageCheck
+	// Edit is the kubeadm config's endpoint edit (SetEndpoint only).
+	Edit    *kubeadm.EndpointEdit
+	EditErr error
+}
+
+// gatherFacts asks the host, and reads the files, what decide needs for
+// in's VIP. It decides nothing and returns no error: a failed question
+// is a fact too.
+func gatherFacts(ctx context.Context, host Host, r request, in inputs) hostFacts {
+	var f hostFacts
+	cfg := in.Config
+	if !cfg.VIP.Prefix.IsValid() {
+		return f // Validate names the missing --vip
+	}
+	vip := cfg.VIP.Prefix.Addr()
+	if f.Addrs, f.AddrsErr = host.Addrs(); f.AddrsErr != nil {
+		return f
+	}
+	for i := len(f.Addrs) - 1; i >= 0; i-- { // the last one, should two interfaces have it
+		if a := f.Addrs[i]; a.Prefix.Addr() == vip {
+			v, err := observeLocalVIP(host, a, ownManifestHasVIP(ctx, r.ManifestDir, vip))
+			f.Local, f.LocalErr = &v, err
+			break
+		}
+	}
+	if cfg.VIP.Interface == "" && f.Local == nil {
+		f.Route, f.RouteErr = host.RouteInterface(vip)
+	}
+	if r.Mode != modePrint {
+		f.Files, f.FilesErr = preflight.ReadFiles(ctx, cfg)
+		if r.Image != "" && manifest.CheckImage(r.Image) == nil {
+			f.Image = checkImage(ctx, host, r.Image, r.CRISocket, in.Kubeadm)
+		}
+	}
+	if in.SetEndpoint {
+		f.Edit, f.EditErr = kubeadm.PlanEndpoint(ctx, r.KubeadmFile, netip.AddrPortFrom(vip, cfg.Proxy.Port))
+	}
+	return f
+}
+
+// decide completes the plan from the request, the inputs and the host
+// facts. It reads nothing and asks nothing: table tests give it facts.
+func decide(p plan, r request, in inputs, f hostFacts) (plan, error) {
+	m := r.Mode
+	cfg := in.Config
 	var err error
-	if p.Stale, err = completeFromHost(ctx, &cfg, host, m == modeJoin, r.ManifestDir); err != nil {
+	if p.Stale, err = completeFromHost(&cfg, f, m == modeJoin); err != nil {
 		return p, err
 	}
 	cfg.Complete()
@@ -130,21 +211,22 @@ func makePlan(ctx context.Context, host Host, r request) (plan, error) {
 	// anything is written. `hapod manifest` may run anywhere (a
 	// workstation, GitOps): it checks the settings, not the host.
 	if m != modePrint {
-		start, err := preflight.Check(ctx, cfg, preflight.Host{Addrs: host.Addrs})
-		if err != nil {
+		if f.FilesErr != nil {
+			return p, f.FilesErr
+		}
+		if p.Source, err = preflight.CheckAddrs(cfg, f.Addrs); err != nil {
 			return p, err
 		}
-		p.Source = start.Source
 	}
 	if p.Manifest, err = manifest.Render(cfg, p.Image, Version); err != nil {
 		return p, err
 	}
-	if setEndpoint {
+	if in.SetEndpoint {
 		// Checked now, written only once everything else has passed.
-		p.Edit, err = kubeadm.PlanEndpoint(ctx, r.KubeadmFile, netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port))
-		if err != nil {
-			return p, err
+		if f.EditErr != nil {
+			return p, f.EditErr
 		}
+		p.Edit = f.Edit
 	}
 	if r.KubeadmFile == "" {
 		if w := portShareWarning(cfg); w != "" {
@@ -155,7 +237,7 @@ func makePlan(ctx context.Context, host Host, r request) (plan, error) {
 		p.Notes = append(p.Notes, "warning: "+w)
 	}
 	if m != modePrint {
-		note, err := checkImage(ctx, host, p.Image, r.CRISocket, kf).verdict(r.Offline, r.Force)
+		note, err := f.Image.verdict(r.Offline, r.Force)
 		if err != nil {
 			return p, err
 		}

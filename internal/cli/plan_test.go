@@ -2,9 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hapod/hapod/internal/hostnet"
@@ -50,5 +53,99 @@ func TestMakePlanDecidesWithoutActing(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("makePlan wrote %d files", len(entries))
+	}
+}
+
+// TestDecide: the decision from flags, kubeadm settings and host facts,
+// with no host at all.
+func TestDecide(t *testing.T) {
+	vip := netip.MustParsePrefix("198.18.0.10/24")
+	own := netip.MustParseAddr("198.18.0.11")
+	peer := netip.MustParseAddr("198.18.0.12")
+	image := "ghcr.io/hapod/hapod:v1.2.3"
+	addrs := []hostnet.Addr{
+		{Prefix: netip.MustParsePrefix("127.0.0.1/8"), Interface: "lo"},
+		{Prefix: netip.MustParsePrefix("198.18.0.11/24"), Interface: "eth1"},
+	}
+	vipOn := func(secondary bool) hostnet.Addr {
+		return hostnet.Addr{Prefix: vip, Interface: "eth1", Secondary: secondary}
+	}
+	errHost := errors.New("host said no")
+	type want struct {
+		err       string // a substring; "" for success
+		iface     string
+		stale     bool
+		source    netip.Addr
+		peers     []netip.Addr
+		imageNote bool
+	}
+	ok := want{iface: "eth1", source: own, peers: []netip.Addr{peer}, imageNote: true}
+	for _, tc := range []struct {
+		name  string
+		mode  mode
+		peers []netip.Addr
+		mod   func(*request, *hostFacts)
+		want  want
+	}{
+		{"the route names the interface", modeInit, []netip.Addr{peer}, nil, ok},
+		{"no route and no --interface", modeInit, nil, func(_ *request, f *hostFacts) { f.RouteErr = errHost },
+			want{err: "--interface: not given and not detected: host said no"}},
+		{"addresses unreadable", modeInit, nil, func(_ *request, f *hostFacts) { f.AddrsErr = errHost },
+			want{err: "host said no"}},
+		{"the VIP held here names the interface", modeInit, []netip.Addr{peer}, func(_ *request, f *hostFacts) {
+			f.Local, f.Route = &localVIP{Addr: vipOn(false), Running: true}, ""
+		}, ok},
+		{"a stale VIP is to be removed", modeInit, []netip.Addr{peer}, func(_ *request, f *hostFacts) {
+			f.Local, f.Route = &localVIP{Addr: vipOn(true)}, ""
+		}, want{iface: "eth1", stale: true, source: own, peers: []netip.Addr{peer}, imageNote: true}},
+		{"the VIP is a node address", modeInit, nil, func(_ *request, f *hostFacts) {
+			f.Local = &localVIP{Addr: vipOn(false)}
+		}, want{err: "--vip 198.18.0.10: already an address of eth1"}},
+		{"the VIP's owner could not be asked", modeInit, nil, func(_ *request, f *hostFacts) {
+			f.Local, f.LocalErr = &localVIP{Addr: vipOn(true)}, errHost
+		}, want{err: "host said no"}},
+		{"join drops the peer that is this node", modeJoin, []netip.Addr{own, peer}, nil, ok},
+		{"init refuses a peer that is this node", modeInit, []netip.Addr{own, peer}, nil,
+			want{err: "--peer 198.18.0.11: is this host's own address"}},
+		{"a file named is unreadable", modeInit, nil, func(_ *request, f *hostFacts) { f.FilesErr = errHost },
+			want{err: "host said no"}},
+		{"the image is missing and --offline", modeInit, []netip.Addr{peer}, func(r *request, f *hostFacts) {
+			r.Offline, f.Image.Present = true, false
+		}, want{err: "--image " + image + ": not on this node"}},
+		{"manifest looks at no files and no runtime", modePrint, []netip.Addr{peer}, func(_ *request, f *hostFacts) {
+			f.FilesErr, f.Image = errHost, imageCheck{}
+		}, want{iface: "eth1", peers: []netip.Addr{peer}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.VIP.Prefix = vip
+			cfg.VRRP.Peers = tc.peers
+			cfg.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.11:6443")}
+			r := request{Mode: tc.mode, Config: cfg, Image: image, Given: func(string) bool { return true }}
+			f := hostFacts{Addrs: addrs, Route: "eth1", Image: imageCheck{Image: image, Endpoint: "unix:///run/containerd.sock", Present: true}}
+			if tc.mod != nil {
+				tc.mod(&r, &f)
+			}
+			p, err := decide(plan{Mode: tc.mode, Image: image}, r, inputs{Config: cfg}, f)
+			if tc.want.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want.err) {
+					t.Fatalf("err = %v, want one saying %q", err, tc.want.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Config.VIP.Interface != tc.want.iface || (p.Stale != nil) != tc.want.stale || p.Source != tc.want.source ||
+				!slices.Equal(p.Config.VRRP.Peers, tc.want.peers) {
+				t.Errorf("interface %q stale %v source %v peers %v; want %+v", p.Config.VIP.Interface, p.Stale, p.Source, p.Config.VRRP.Peers, tc.want)
+			}
+			if got := slices.ContainsFunc(p.Notes, func(n string) bool { return strings.Contains(n, "is on this node") }); got != tc.want.imageNote {
+				t.Errorf("notes %q: image note %v, want %v", p.Notes, got, tc.want.imageNote)
+			}
+			if len(p.Manifest) == 0 {
+				t.Errorf("no manifest")
+			}
+		})
 	}
 }

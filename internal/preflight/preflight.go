@@ -44,6 +44,23 @@ type Start struct {
 // Check reads and checks what cfg (completed, valid, with its interface
 // set) needs from this host. Errors name the flag.
 func Check(ctx context.Context, cfg config.Config, host Host) (Start, error) {
+	s, err := ReadFiles(ctx, cfg)
+	if err != nil {
+		return Start{}, err
+	}
+	addrs, err := host.Addrs()
+	if err != nil {
+		return Start{}, err
+	}
+	if s.Source, err = CheckAddrs(cfg, addrs); err != nil {
+		return Start{}, err
+	}
+	return s, nil
+}
+
+// ReadFiles reads and checks the files cfg names: the password and the
+// health checks' CA. Source is left unset.
+func ReadFiles(ctx context.Context, cfg config.Config) (Start, error) {
 	var s Start
 	var err error
 	if cfg.VRRP.AuthPassFile != "" {
@@ -54,18 +71,20 @@ func Check(ctx context.Context, cfg config.Config, host Host) (Start, error) {
 	if s.HealthTLS, err = healthTLS(cfg.Health.CAFile); err != nil {
 		return Start{}, err
 	}
-	addrs, err := host.Addrs()
+	return s, nil
+}
+
+// CheckAddrs checks cfg against the host's addresses and returns the
+// source address of the adverts (see SourceAddr). Pure.
+func CheckAddrs(cfg config.Config, addrs []hostnet.Addr) (netip.Addr, error) {
+	src, err := SourceAddr(addrs, cfg.VIP.Interface, cfg.VIP.Prefix.Addr(), len(cfg.VRRP.Peers) > 0)
 	if err != nil {
-		return Start{}, err
-	}
-	vip := cfg.VIP.Prefix.Addr()
-	if s.Source, err = SourceAddr(addrs, cfg.VIP.Interface, vip, len(cfg.VRRP.Peers) > 0); err != nil {
-		return Start{}, &config.FieldError{Flag: "interface", Value: cfg.VIP.Interface, Err: err}
+		return netip.Addr{}, &config.FieldError{Flag: "interface", Value: cfg.VIP.Interface, Err: err}
 	}
 	if err := checkStatusAddr(addrs, cfg.Status.Addr); err != nil {
-		return Start{}, &config.FieldError{Flag: "status-addr", Value: cfg.Status.Addr.String(), Err: err}
+		return netip.Addr{}, &config.FieldError{Flag: "status-addr", Value: cfg.Status.Addr.String(), Err: err}
 	}
-	return s, nil
+	return src, nil
 }
 
 // healthTLS builds the checks' TLS configuration: the CA file must be a
