@@ -203,25 +203,19 @@ func (n *simNode) send(p *Packet) error {
 	return nil
 }
 
-func (n *simNode) acquire() error {
-	if n.failAcquire > 0 {
-		n.failAcquire--
-		n.out("acquire failed")
-		return errSim
-	}
-	n.held = true
-	n.out("acquire")
-	return nil
-}
+func (n *simNode) acquire() error { return n.vipCall("acquire", &n.failAcquire, true) }
+func (n *simNode) release() error { return n.vipCall("release", &n.failRelease, false) }
 
-func (n *simNode) release() error {
-	if n.failRelease > 0 {
-		n.failRelease--
-		n.out("release failed")
+// vipCall is an Acquire or Release: it fails while *fails is positive,
+// else leaves the VIP held or not.
+func (n *simNode) vipCall(name string, fails *int, held bool) error {
+	if *fails > 0 {
+		*fails--
+		n.out("%s failed", name)
 		return errSim
 	}
-	n.held = false
-	n.out("release")
+	n.held = held
+	n.out("%s", name)
 	return nil
 }
 
