@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -90,16 +91,19 @@ type Result struct {
 	Checks uint64
 }
 
-// Prober checks a fixed set of backends periodically and reports state
-// changes. It owns the per-backend state behind one mutex.
+// Prober checks a set of backends periodically and reports state
+// changes. It owns the per-backend state behind one mutex. Backends can
+// be added and removed while it runs (Add, Remove).
 type Prober struct {
 	cfg          Config
 	checker      Checker
-	backends     []netip.AddrPort
 	onTransition func(Transition)
 
-	mu    sync.Mutex
-	state map[netip.AddrPort]*backendState
+	mu       sync.Mutex
+	backends []netip.AddrPort // in the order given, then added
+	state    map[netip.AddrPort]*backendState
+	runCtx   context.Context // set by Run; nil before
+	wg       sync.WaitGroup  // the checking goroutines
 
 	// notifyMu serialises onTransition calls so the callback need not be
 	// safe for concurrent use.
@@ -109,6 +113,7 @@ type Prober struct {
 type backendState struct {
 	hyst Hysteresis
 	res  Result
+	stop context.CancelFunc // ends this backend's checks; nil before Run
 }
 
 // NewProber returns a Prober for backends (duplicates are checked once).
@@ -123,36 +128,83 @@ func NewProber(cfg Config, checker Checker, backends []netip.AddrPort, onTransit
 		state:        make(map[netip.AddrPort]*backendState, len(backends)),
 	}
 	for _, b := range backends {
-		if _, dup := p.state[b]; dup {
-			continue
-		}
-		p.backends = append(p.backends, b)
-		p.state[b] = &backendState{
-			hyst: Hysteresis{Rise: cfg.Rise, Fall: cfg.Fall},
-			res:  Result{Backend: b},
-		}
+		p.addLocked(b)
 	}
 	return p
+}
+
+// addLocked adds b if new, and starts checking it if Run is running.
+func (p *Prober) addLocked(b netip.AddrPort) bool {
+	if _, dup := p.state[b]; dup {
+		return false
+	}
+	st := &backendState{
+		hyst: Hysteresis{Rise: p.cfg.Rise, Fall: p.cfg.Fall},
+		res:  Result{Backend: b},
+	}
+	p.backends = append(p.backends, b)
+	p.state[b] = st
+	if p.runCtx != nil {
+		p.startLocked(b, st)
+	}
+	return true
+}
+
+func (p *Prober) startLocked(b netip.AddrPort, st *backendState) {
+	ctx, stop := context.WithCancel(p.runCtx)
+	st.stop = stop
+	p.wg.Go(func() { p.runBackend(ctx, b, st) })
+}
+
+// Add starts checking b, at once if Run is running, and reports whether
+// it is new. Its first result is reported like those of the first
+// backends.
+func (p *Prober) Add(b netip.AddrPort) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addLocked(b)
+}
+
+// Remove stops checking b, forgets its state and reports whether it was
+// checked. A check of b already running finishes unreported.
+func (p *Prober) Remove(b netip.AddrPort) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.state[b]
+	if st == nil {
+		return false
+	}
+	if st.stop != nil {
+		st.stop()
+	}
+	delete(p.state, b)
+	p.backends = slices.DeleteFunc(p.backends, func(x netip.AddrPort) bool { return x == b })
+	return true
 }
 
 // Run checks every backend, all at once on start and then every
 // Interval, until ctx ends; it returns when all checks have stopped. The
 // schedule is fixed (start + n*Interval): a check that overruns skips the
-// slots it missed instead of drifting. With no backends it returns at
-// once. Call Run once.
+// slots it missed instead of drifting. Call Run once.
 func (p *Prober) Run(ctx context.Context) {
-	var wg sync.WaitGroup
+	p.mu.Lock()
+	p.runCtx = ctx
 	for _, b := range p.backends {
-		wg.Go(func() { p.runBackend(ctx, b) })
+		p.startLocked(b, p.state[b])
 	}
-	wg.Wait()
+	p.mu.Unlock()
+	<-ctx.Done()
+	p.mu.Lock()
+	p.runCtx = nil // a backend added from now on is not checked
+	p.mu.Unlock()
+	p.wg.Wait()
 }
 
-func (p *Prober) runBackend(ctx context.Context, b netip.AddrPort) {
+func (p *Prober) runBackend(ctx context.Context, b netip.AddrPort, st *backendState) {
 	clk, interval := p.cfg.Clock, p.cfg.Interval
 	next := clk.Now()
 	for {
-		p.checkOnce(ctx, b)
+		p.checkOnce(ctx, b, st)
 		if ctx.Err() != nil {
 			return
 		}
@@ -179,8 +231,8 @@ func nextSlot(prev, now time.Time, interval time.Duration) time.Time {
 	return next.Add((now.Sub(next)/interval + 1) * interval)
 }
 
-// checkOnce runs one check of b and records it.
-func (p *Prober) checkOnce(ctx context.Context, b netip.AddrPort) {
+// checkOnce runs one check of b and records it in st.
+func (p *Prober) checkOnce(ctx context.Context, b netip.AddrPort, st *backendState) {
 	clk := p.cfg.Clock
 	cctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	start := clk.Now()
@@ -188,7 +240,7 @@ func (p *Prober) checkOnce(ctx context.Context, b netip.AddrPort) {
 	cancel()
 	end := clk.Now()
 	if ctx.Err() != nil {
-		// Stopping: a check cut short by shutdown says nothing about
+		// Stopping, or b removed: a check cut short says nothing about
 		// the backend and must not be reported as a failure.
 		return
 	}
@@ -201,7 +253,10 @@ func (p *Prober) checkOnce(ctx context.Context, b netip.AddrPort) {
 	}
 
 	p.mu.Lock()
-	st := p.state[b]
+	if p.state[b] != st {
+		p.mu.Unlock() // removed while checking
+		return
+	}
 	changed, healthy := st.hyst.Record(err == nil)
 	st.res.Healthy = healthy
 	st.res.LastErr = err
@@ -212,13 +267,16 @@ func (p *Prober) checkOnce(ctx context.Context, b netip.AddrPort) {
 
 	if changed && p.onTransition != nil {
 		p.notifyMu.Lock()
-		p.onTransition(Transition{Backend: b, Healthy: healthy, Err: err, At: end})
+		// Not if b was removed meanwhile: its verdict would be stale.
+		if ctx.Err() == nil {
+			p.onTransition(Transition{Backend: b, Healthy: healthy, Err: err, At: end})
+		}
 		p.notifyMu.Unlock()
 	}
 }
 
 // Results returns a snapshot of every backend, in the order given to
-// NewProber.
+// NewProber, then in the order added.
 func (p *Prober) Results() []Result {
 	p.mu.Lock()
 	defer p.mu.Unlock()

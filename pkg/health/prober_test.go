@@ -255,3 +255,46 @@ func TestNextSlot(t *testing.T) {
 		}
 	}
 }
+
+func TestProberAddRemove(t *testing.T) {
+	b1 := netip.MustParseAddrPort("198.18.0.1:6443")
+	b2 := netip.MustParseAddrPort("198.18.0.2:6443")
+	h := newProberHarness(t, Config{Interval: 2 * time.Second, Rise: 2, Fall: 3}, b1)
+	if got := h.round(nil); len(got) != 1 || got[0].Backend != b1 || !got[0].Healthy {
+		t.Fatalf("first round: %+v", got)
+	}
+	// Added while running: checked at once, its first result reported.
+	if !h.prober.Add(b2) || h.prober.Add(b2) || h.prober.Add(b1) {
+		t.Fatal("Add: want true for a new backend only")
+	}
+	h.n = 2
+	got := h.round(map[netip.AddrPort]error{b2: errDown})
+	if len(got) != 1 || got[0].Backend != b2 || got[0].Healthy {
+		t.Fatalf("round after Add: %+v, want b2 down", got)
+	}
+	// Removed: no more checks, no more transitions, gone from Results.
+	if !h.prober.Remove(b1) || h.prober.Remove(b1) {
+		t.Fatal("Remove: want true once")
+	}
+	h.n = 1
+	for range 4 {
+		if got := h.round(map[netip.AddrPort]error{b1: errDown, b2: errDown}); len(got) != 0 {
+			t.Fatalf("transitions after Remove: %+v", got)
+		}
+	}
+	res := h.prober.Results()
+	if len(res) != 1 || res[0].Backend != b2 {
+		t.Fatalf("Results() = %+v, want b2 only", res)
+	}
+}
+
+func TestProberAddBeforeRun(t *testing.T) {
+	b1 := netip.MustParseAddrPort("198.18.0.1:6443")
+	b2 := netip.MustParseAddrPort("198.18.0.2:6443")
+	p := NewProber(Config{}, &scriptedChecker{}, []netip.AddrPort{b1}, nil)
+	p.Add(b2)
+	p.Remove(b1)
+	if res := p.Results(); len(res) != 1 || res[0].Backend != b2 {
+		t.Fatalf("Results() = %+v, want b2 only", res)
+	}
+}

@@ -84,7 +84,7 @@ func (s *maintSchedule) due(now time.Time) (sweep, rebalance bool) {
 // is effective within one sweep interval of its nominal value.
 func (p *Proxy) sweepIdle(now time.Time) {
 	var idle []*conn
-	for _, b := range p.pool.backends {
+	for _, b := range p.pool.list() {
 		b.mu.Lock()
 		for c := b.head; c != nil; c = c.next {
 			moved := c.in.Load() + c.out.Load()

@@ -28,12 +28,15 @@ const untilChecked = math.MaxInt64
 // Backends start healthy, like haproxy's servers, so the proxy serves
 // before the first check completes; failed dials are retried elsewhere.
 type Pool struct {
-	policy   Policy
-	backends []*Backend
-	byAddr   map[netip.AddrPort]*Backend
+	policy Policy
+	// backends is replaced, never changed in place, by Add and Remove
+	// (under transition), so readers need no lock.
+	backends atomic.Pointer[[]*Backend]
+	byAddr   map[netip.AddrPort]*Backend // guarded by transition
+	nextIdx  int                         // guarded by transition
 
-	// transition serialises SetHealthy calls with their side effects, so
-	// OnHealthy sees the counts in the order they happened.
+	// transition serialises SetHealthy, Add and Remove with their side
+	// effects, so OnHealthy sees the counts in the order they happened.
 	transition sync.Mutex
 	mu         sync.Mutex // guards rebuilding snap
 	snap       atomic.Pointer[snapshot]
@@ -69,15 +72,16 @@ func NewPool(addrs []netip.AddrPort, policy Policy) *Pool {
 		clock:  clock.RealClock{},
 		log:    slog.New(slog.DiscardHandler),
 	}
+	var bs []*Backend
 	for _, a := range addrs {
 		if _, dup := p.byAddr[a]; dup {
 			continue
 		}
-		b := &Backend{Addr: a, index: len(p.backends)}
+		b := p.newBackend(a)
 		b.healthy.Store(true)
-		p.backends = append(p.backends, b)
-		p.byAddr[a] = b
+		bs = append(bs, b)
 	}
+	p.backends.Store(&bs)
 	p.mu.Lock()
 	p.rebuildLocked(0)
 	p.mu.Unlock()
@@ -102,8 +106,60 @@ func (p *Pool) attach(cfg *Config, onUp func(), downClosed *atomic.Uint64) error
 	return nil
 }
 
-// Backends returns the backends in the order given to NewPool.
-func (p *Pool) Backends() []*Backend { return slices.Clone(p.backends) }
+func (p *Pool) newBackend(a netip.AddrPort) *Backend {
+	b := &Backend{Addr: a, index: p.nextIdx}
+	p.nextIdx++
+	p.byAddr[a] = b
+	return b
+}
+
+// list returns the current backends; the slice must not be changed.
+func (p *Pool) list() []*Backend { return *p.backends.Load() }
+
+// Backends returns the backends: those given to NewPool, then those
+// added, in order, without the removed ones.
+func (p *Pool) Backends() []*Backend { return slices.Clone(p.list()) }
+
+// Add puts a backend into the pool at run time (membership discovered a
+// new kube-apiserver) and reports whether it was new. Unlike those given
+// to NewPool it starts down: the health checker's first verdict on it
+// brings it up, so an address listed but not reachable from this node
+// never gets a client.
+func (p *Pool) Add(addr netip.AddrPort) bool {
+	p.transition.Lock()
+	defer p.transition.Unlock()
+	if _, ok := p.byAddr[addr]; ok {
+		return false
+	}
+	bs := append(slices.Clone(p.list()), p.newBackend(addr))
+	p.backends.Store(&bs)
+	p.rebuild()
+	p.log.Info("backend added", "backend", addr, "backends", len(bs))
+	return true
+}
+
+// Remove takes a backend out of the pool at run time (membership says
+// its kube-apiserver is gone) and reports whether it was there. It gets
+// no new connection from then on; established ones are left to end on
+// their own (its health check failing closes them with CloseOnDown). A
+// healthy backend removed changes the healthy count: OnHealthy is called.
+func (p *Pool) Remove(addr netip.AddrPort) bool {
+	p.transition.Lock()
+	defer p.transition.Unlock()
+	b := p.byAddr[addr]
+	if b == nil {
+		return false
+	}
+	delete(p.byAddr, addr)
+	bs := slices.DeleteFunc(slices.Clone(p.list()), func(x *Backend) bool { return x == b })
+	p.backends.Store(&bs)
+	n := p.rebuild()
+	p.log.Info("backend removed", "backend", addr, "backends", len(bs), "healthy", n, "established", b.Active())
+	if b.healthy.Load() && p.onHealthy != nil {
+		p.onHealthy(n)
+	}
+	return true
+}
 
 // Healthy returns how many backends the health checker reports up.
 func (p *Pool) Healthy() int { return int(p.healthyN.Load()) }
@@ -116,12 +172,12 @@ func (p *Pool) Healthy() int { return int(p.healthyN.Load()) }
 // OnHealthy(n). OnHealthy must not call SetHealthy. Reporting a healthy
 // backend healthy again clears a suspect mark from a failed dial.
 func (p *Pool) SetHealthy(addr netip.AddrPort, healthy bool) {
+	p.transition.Lock()
+	defer p.transition.Unlock()
 	b := p.byAddr[addr]
 	if b == nil {
 		return
 	}
-	p.transition.Lock()
-	defer p.transition.Unlock()
 	if b.healthy.Load() == healthy {
 		if healthy && b.suspectUntil.Load() != 0 {
 			p.mu.Lock()
@@ -166,7 +222,7 @@ func (p *Pool) rebuild() int {
 
 func (p *Pool) rebuildLocked(nowNano int64) int {
 	s := &snapshot{}
-	for _, b := range p.backends {
+	for _, b := range p.list() {
 		if !b.healthy.Load() {
 			continue
 		}

@@ -498,7 +498,7 @@ func (p *Proxy) Stats() Stats {
 		VIPReleased:  p.vipClosed.Load(),
 		Healthy:      p.pool.Healthy(),
 	}
-	for _, b := range p.pool.backends {
+	for _, b := range p.pool.list() {
 		s.Backends = append(s.Backends, b.stats(now))
 	}
 	return s

@@ -77,7 +77,7 @@ func TestRecvBufferWithoutNetAdmin(t *testing.T) {
 // the accepted client socket and the backend socket.
 func eachSide(t *testing.T, pool *Pool, f func(side string, fd int)) {
 	t.Helper()
-	cs := pool.backends[0].conns()
+	cs := pool.list()[0].conns()
 	if len(cs) != 1 {
 		t.Fatalf("%d established connections, want 1", len(cs))
 	}

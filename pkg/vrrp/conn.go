@@ -138,15 +138,54 @@ type RawConn struct {
 	src     netip.Addr // cfg.Source without zone or 4-in-6 mapping
 	ifIndex int
 	pc      packetConn
-	dsts    []netip.Addr
-	peers   map[netip.Addr]bool // nil in multicast mode
-	addrs   []netip.Addr        // cfg.Addrs without zone or 4-in-6 mapping
+	dsts    atomic.Pointer[destinations]
+	addrs   []netip.Addr // cfg.Addrs without zone or 4-in-6 mapping
 
 	rmu sync.Mutex // serialises Receive, which reuses buf
 	buf []byte
 
 	closed atomic.Bool
 	drops  [numDropReasons]atomic.Uint64
+}
+
+// destinations are where adverts go and whom they are accepted from.
+// Replaced whole by SetPeers, so Send and Receive read them without a lock.
+type destinations struct {
+	dsts  []netip.Addr
+	peers map[netip.Addr]bool // nil in multicast mode
+}
+
+func unicast(peers []netip.Addr) *destinations {
+	d := &destinations{peers: make(map[netip.Addr]bool, len(peers))}
+	for _, p := range peers {
+		d.dsts = append(d.dsts, p)
+		d.peers[p.Unmap().WithZone("")] = true
+	}
+	return d
+}
+
+// ErrMulticast is returned by SetPeers on a connection dialled without
+// peers: multicast or unicast is decided when the socket is opened.
+var ErrMulticast = errors.New("vrrp: multicast connection has no peers to set")
+
+// SetPeers replaces the unicast peers: the next advert goes to exactly
+// these, and adverts from a peer no longer listed are dropped
+// (DropUnknownPeer). An empty list is refused, as it would silence the
+// router; so is a connection in multicast mode (ErrMulticast).
+func (c *RawConn) SetPeers(peers []netip.Addr) error {
+	if c.dsts.Load().peers == nil {
+		return ErrMulticast
+	}
+	cfg := c.cfg
+	cfg.Peers = peers
+	if len(peers) == 0 {
+		return fmt.Errorf("%w: no peers left", ErrInvalidConfig)
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	c.dsts.Store(unicast(slices.Clone(peers)))
+	return nil
 }
 
 // newConn wraps an open packetConn. ifIndex is the interface's index, used
@@ -168,17 +207,13 @@ func newConn(cfg ConnConfig, ifIndex int, pc packetConn) (*RawConn, error) {
 		c.addrs = append(c.addrs, a.Unmap().WithZone(""))
 	}
 	if len(cfg.Peers) == 0 {
+		group := GroupIPv6
 		if c.src.Is4() {
-			c.dsts = []netip.Addr{GroupIPv4}
-		} else {
-			c.dsts = []netip.Addr{GroupIPv6}
+			group = GroupIPv4
 		}
+		c.dsts.Store(&destinations{dsts: []netip.Addr{group}})
 	} else {
-		c.peers = make(map[netip.Addr]bool, len(cfg.Peers))
-		for _, p := range cfg.Peers {
-			c.dsts = append(c.dsts, p)
-			c.peers[p.Unmap().WithZone("")] = true
-		}
+		c.dsts.Store(unicast(c.cfg.Peers))
 	}
 	return c, nil
 }
@@ -207,7 +242,7 @@ func (c *RawConn) Send(p *Packet) error {
 		q.AuthType, q.Password = AuthSimple, c.cfg.Password
 	}
 	var errs []error
-	for _, dst := range c.dsts {
+	for _, dst := range c.dsts.Load().dsts {
 		// The VRRPv3 checksum covers the destination: one encoding each.
 		b, err := q.Marshal(c.src, dst)
 		if err != nil {
@@ -272,7 +307,7 @@ func (c *RawConn) check(b []byte, d datagram) (*Packet, *DropError) {
 	if d.HopLimit != 255 {
 		return nil, drop(DropTTL, "TTL/hop limit %d from %v", d.HopLimit, src)
 	}
-	if c.peers != nil && !c.peers[src] {
+	if peers := c.dsts.Load().peers; peers != nil && !peers[src] {
 		return nil, drop(DropUnknownPeer, "%v is not a configured peer", src)
 	}
 	p, err := Unmarshal(b, src, d.Dst)

@@ -3,6 +3,8 @@ package vrrp
 import (
 	"errors"
 	"net"
+	"net/netip"
+	"slices"
 	"sync"
 )
 
@@ -41,7 +43,10 @@ func newRedial(cfg ConnConfig, dial func(ConnConfig) (*RawConn, error)) (*Redial
 // old one; a Receive blocked on the old one goes on with the new one.
 // On error the old socket stays.
 func (r *RedialConn) Redial() error {
-	c, err := r.dial(r.cfg)
+	r.mu.Lock()
+	cfg := r.cfg
+	r.mu.Unlock()
+	c, err := r.dial(cfg)
 	if err != nil {
 		return err
 	}
@@ -51,6 +56,9 @@ func (r *RedialConn) Redial() error {
 		c.Close()
 		return net.ErrClosed
 	}
+	if len(r.cfg.Peers) > 0 {
+		_ = c.SetPeers(r.cfg.Peers) // set while it was dialled: validated already
+	}
 	old := r.cur
 	r.cur = c
 	for reason, n := range old.Drops() {
@@ -58,6 +66,18 @@ func (r *RedialConn) Redial() error {
 	}
 	r.mu.Unlock()
 	old.Close()
+	return nil
+}
+
+// SetPeers replaces the unicast peers of the current socket and of
+// those Redial opens later (see RawConn.SetPeers).
+func (r *RedialConn) SetPeers(peers []netip.Addr) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.cur.SetPeers(peers); err != nil {
+		return err
+	}
+	r.cfg.Peers = slices.Clone(peers)
 	return nil
 }
 
