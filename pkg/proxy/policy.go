@@ -19,14 +19,18 @@ type Policy interface {
 // LeastConn picks the backend with the fewest active connections. It is
 // the default because Kubernetes API clients hold long-lived watches:
 // counting connections, not requests, is what spreads that load. Ties are
-// broken by the client's source port, so a burst of new clients against
-// equally loaded backends spreads instead of piling onto the first one.
+// broken by a hash of the client's source port, so a burst of new clients
+// against equally loaded backends spreads instead of piling onto the
+// first one. Hashed, not taken modulo the backend count: Linux hands out
+// connect() ports in steps of two, and an even number of backends would
+// see only half of them.
 type LeastConn struct{}
 
 // Select implements Policy.
 func (LeastConn) Select(backends []*Backend, client netip.AddrPort) *Backend {
 	n := len(backends)
-	start := int(client.Port()) % n
+	// Fibonacci hashing: the high bits of port times 2^32/phi.
+	start := int((uint32(client.Port())*0x9E3779B9)>>16) % n
 	best := backends[start]
 	bestActive := best.active.Load()
 	for i := 1; i < n; i++ {

@@ -46,17 +46,7 @@ func TestPolicySelect(t *testing.T) {
 	if got := (LeastConn{}).Select(bs, netip.AddrPortFrom(netip.IPv4Unspecified(), 40000)); got != bs[1] {
 		t.Errorf("LeastConn picked %d, want 1", got.index)
 	}
-	// Ties are spread by client port.
-	for _, b := range bs {
-		b.active.Store(0)
-	}
-	seen := map[int]bool{}
-	for port := uint16(1000); port < 1003; port++ {
-		seen[(LeastConn{}).Select(bs, netip.AddrPortFrom(netip.IPv4Unspecified(), port)).index] = true
-	}
-	if len(seen) != 3 {
-		t.Errorf("LeastConn ties with 3 ports hit %v, want all 3 backends", seen)
-	}
+	// Ties: TestLeastConnTiesSpreadOverSourcePorts.
 	rr := &RoundRobin{}
 	var order []int
 	for range 6 {
