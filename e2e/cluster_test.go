@@ -99,11 +99,12 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	return c
 }
 
-// startAPIServer runs the fake kube-apiserver on n at addr and waits
-// until it listens.
-func (c *cluster) startAPIServer(n *lab.Node, addr netip.AddrPort) *lab.Process {
+// startAPIServer runs the fake kube-apiserver on n at addr, with extra
+// arguments, and waits until it listens.
+func (c *cluster) startAPIServer(n *lab.Node, addr netip.AddrPort, extra ...string) *lab.Process {
 	c.t.Helper()
-	p := n.Start(c.t, fakeAPIServerBin, "--listen="+addr.String(), "--name="+n.Name, "--watch-interval=200ms")
+	args := append([]string{"--listen=" + addr.String(), "--name=" + n.Name, "--watch-interval=200ms"}, extra...)
+	p := n.Start(c.t, fakeAPIServerBin, args...)
 	lab.WaitFor(c.t, 10*time.Second, n.Name+"'s apiserver listening", func() bool { return strings.Contains(p.Log(), "ready ") })
 	return p
 }

@@ -19,6 +19,10 @@ func hapodConfig(vip netip.Prefix, n *lab.Node, backends ...netip.AddrPort) conf
 	c.Proxy.Port = frontendPort
 	c.Proxy.Backends = backends
 	c.Health.Check = health.KindTCP
+	// No kubelet identity in the lab, and the host's /var/lib/hapod is
+	// not the test's: the membership tests turn discovery on with their
+	// own kubeconfig and state directory.
+	c.Membership.Discover = false
 	return c
 }
 

@@ -36,7 +36,10 @@ func TestPodmanKubePlay(t *testing.T) {
 	node.ServeTCP(t, backend)
 	vip := l.VIP4Prefix(0)
 	podYAML := node.Run(t, hapodBin, "manifest", "--vip="+vip.String(), "--interface="+node.Iface,
-		"--image="+image, "--backend="+backend.String(), "--health-check=tcp")
+		"--image="+image, "--backend="+backend.String(), "--health-check=tcp",
+		// Its hostPath mounts (kubelet.conf, the state directory) would
+		// be created on this machine: no kubelet here to discover with.
+		"--discover=false")
 	path := filepath.Join(t.TempDir(), "hapod.yaml")
 	if err := os.WriteFile(path, []byte(podYAML), 0o600); err != nil {
 		t.Fatal(err)

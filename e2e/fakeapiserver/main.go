@@ -2,6 +2,7 @@
 // imitation, as a process for end-to-end tests in network namespaces:
 //
 //	fakeapiserver --listen 198.18.0.11:6443 --name cp1 --ca-out /tmp/ca.crt
+//	fakeapiserver --listen 198.18.0.11:6443 --ca-dir /tmp/pki --endpoints-file /tmp/ep.json
 //
 // Once it listens it prints "ready ADDR ..." (one line per listener) on
 // stdout, so a test can wait for that line instead of polling the port.
@@ -56,6 +57,8 @@ type options struct {
 	sans          []netip.Addr
 	watchInterval time.Duration
 	shutdownDelay time.Duration
+	caDir         string
+	endpointsFile string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -87,6 +90,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	})
 	fs.DurationVar(&o.watchInterval, "watch-interval", fakeapiserver.DefaultWatchInterval, "time between two lines of a watch stream")
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, fail /readyz this long while serving before stopping")
+	fs.StringVar(&o.caDir, "ca-dir", "", "use the CA in `DIR` (ca.crt, ca.key) instead of a fresh one, so that servers share it")
+	fs.StringVar(&o.endpointsFile, "endpoints-file", "", "serve the default/kubernetes Endpoints from `FILE` (JSON, read at every request; 503 while missing) to clients with a certificate of the CA")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -109,10 +114,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := fakeapiserver.New(o.name)
-	if err != nil {
+	var srv *fakeapiserver.Server
+	if o.caDir != "" {
+		ca, err := fakeapiserver.LoadCA(o.caDir)
+		if err != nil {
+			return fmt.Errorf("--ca-dir: %w", err)
+		}
+		srv = fakeapiserver.NewWithCA(o.name, ca)
+	} else if srv, err = fakeapiserver.New(o.name); err != nil {
 		return err
 	}
+	srv.SetEndpointsFile(o.endpointsFile)
 	srv.SetMode(o.mode)
 	srv.SetSlowDelay(o.slow)
 	srv.SetWatchInterval(o.watchInterval)

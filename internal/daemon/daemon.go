@@ -96,7 +96,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	if err != nil {
 		return err
 	}
-	pool := proxy.NewPool(cfg.Proxy.Backends, policy)
+	// The backends and peers start from the static and persisted
+	// members: nothing here waits for the API.
+	mem := loadMembers(cfg, log)
+	pool := proxy.NewPool(mem.initial, policy)
 	px, err := proxy.New(proxy.Config{
 		Listen:         netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port),
 		ConnectTimeout: cfg.Proxy.ConnectTimeout,
@@ -168,6 +171,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		Password:  password,
 		Addrs:     []netip.Addr{cfg.VIP.Prefix.Addr()},
 	}
+	if peers := mem.peers(mem.initial, source); peers != nil {
+		router.Peers = peers
+	}
 	cc := router.ConnConfig()
 	cc.OnDrop = newMisconfigWarner(log, clk.Now).drop
 	conn, err = vrrp.DialRedial(cc)
@@ -205,12 +211,21 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 				pool.CheckPassed(b, clk.Now().Add(-d)) // when it started
 			}
 		},
-	}, checker, cfg.Proxy.Backends, func(t health.Transition) {
+	}, checker, mem.initial, func(t health.Transition) {
 		logBackend(log, t, pool) // first: the cause before its effects
 		pool.SetHealthy(t.Backend, t.Healthy)
 	})
 
-	sources := status.Sources{VRRP: speaker, VIP: addr, Drops: conn, Proxy: px, Health: prober}
+	// Background parts stop when bgCtx ends, after the VIP is handed over.
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	sink := memberSink{pool: pool, prober: prober, self: source}
+	if len(router.Peers) > 0 {
+		sink.setPeers = conn.SetPeers
+	}
+	tracker := mem.start(bgCtx, sink, clk, "hapod/"+Version)
+
+	sources := status.Sources{VRRP: speaker, VIP: addr, Drops: conn, Proxy: px, Health: prober, Membership: tracker}
 	if leased != nil {
 		sources.DHCP = leased
 	}
@@ -220,11 +235,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	log.Info("hapod starting", "vip", cfg.VIP.Prefix, "interface", ifname, "source", source,
 		"vrid", cfg.VRRP.VRID, "version", cfg.VRRP.Version, "priority", cfg.VRRP.Priority,
 		"interval", cfg.VRRP.AdvertInterval, "peers", len(cfg.VRRP.Peers), "port", cfg.Proxy.Port,
-		"backends", len(cfg.Proxy.Backends))
+		"backends", len(mem.initial), "discover", cfg.Membership.Discover)
 
-	// Background parts stop when bgCtx ends, after the VIP is handed over.
-	bgCtx, stopBackground := context.WithCancel(context.Background())
-	defer stopBackground()
 	var speakerDone, proxyDone atomic.Bool
 	srv.AddLiveness("vrrp", func() error {
 		if speakerDone.Load() {

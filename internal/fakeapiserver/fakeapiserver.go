@@ -15,6 +15,7 @@
 //	GET  /fake/whoami               the server's name (no newline)
 //	GET  /fake/mode                 the current mode
 //	POST /fake/mode?m=MODE[&delay=D] switch mode (and the slow delay)
+//	GET  EndpointsPath              the Endpoints file (SetEndpointsFile), to a client certificate of the CA
 //	any  ...?watch=1                one JSON line per watch interval until the client leaves
 //	any  other path                 a small JSON object naming the server
 //
@@ -30,7 +31,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -90,6 +90,7 @@ type Server struct {
 	ca    *x509.Certificate
 	caKey *ecdsa.PrivateKey
 
+	endpoints     atomic.Value // string: the Endpoints file; "" none
 	mode          atomic.Value // Mode
 	slow          atomic.Int64 // time.Duration
 	watchInterval atomic.Int64 // time.Duration
@@ -102,36 +103,29 @@ type Server struct {
 
 // New returns a server called name in ModeOK with a freshly generated CA.
 func New(name string) (*Server, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := NewCA("fakeapiserver-ca " + name)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "fakeapiserver-ca " + name},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, fmt.Errorf("fakeapiserver: CA: %w", err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
+	return NewWithCA(name, ca), nil
+}
+
+// NewWithCA returns a server called name in ModeOK whose certificates
+// ca issues, and which verifies the client certificates ca issued (see
+// CA.Kubeconfig): servers sharing a CA look like one cluster's
+// apiservers.
+func NewWithCA(name string, ca *CA) *Server {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
 	s := &Server{
 		name:   name,
-		ca:     ca,
-		caKey:  key,
-		caPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		ca:     ca.cert,
+		caKey:  ca.key,
+		caPEM:  ca.PEM(),
 		leaves: map[netip.Addr]*tls.Certificate{},
 	}
 	s.mode.Store(ModeOK)
+	s.endpoints.Store("")
 	s.slow.Store(int64(DefaultSlowDelay))
 	s.watchInterval.Store(int64(DefaultWatchInterval))
 	s.srv = &http.Server{
@@ -139,13 +133,17 @@ func New(name string) (*Server, error) {
 		TLSConfig: &tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			GetCertificate: s.certificate,
+			// Health checks come without one; the API routes that
+			// want an identity check for it.
+			ClientAuth: tls.VerifyClientCertIfGiven,
+			ClientCAs:  pool,
 		},
 		ReadHeaderTimeout: 10 * time.Second,
 		// Clients that give up mid-handshake (TLS and TCP health checks
 		// do so on purpose) are normal here, not worth a log line.
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
-	return s, nil
+	return s
 }
 
 func serial() *big.Int {
@@ -197,6 +195,43 @@ func (s *Server) AddSAN(addrs ...netip.Addr) {
 		s.extra = append(s.extra, a.Unmap())
 	}
 	clear(s.leaves)
+}
+
+// EndpointsPath is the API path of the default/kubernetes Endpoints, the
+// list of live apiservers hapod's membership discovery reads.
+const EndpointsPath = "/api/v1/namespaces/default/endpoints/kubernetes"
+
+// SetEndpointsFile makes GET EndpointsPath answer with the contents of
+// path (a v1 Endpoints as JSON), read at every request so that a test
+// changes the cluster's members by rewriting it. The request must carry a
+// client certificate of the server's CA (401 otherwise); while path does
+// not exist the answer is 503, as from an apiserver without etcd. Empty:
+// no such route (404 like any other unknown path).
+func (s *Server) SetEndpointsFile(path string) { s.endpoints.Store(path) }
+
+func (s *Server) endpointsHandler(w http.ResponseWriter, r *http.Request) {
+	path := s.endpoints.Load().(string)
+	status := func(code int, reason, msg string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(map[string]any{"kind": "Status", "apiVersion": "v1",
+			"status": "Failure", "code": code, "reason": reason, "message": msg})
+	}
+	switch {
+	case path == "":
+		status(http.StatusNotFound, "NotFound", `endpoints "kubernetes" not found`)
+		return
+	case r.TLS == nil || len(r.TLS.VerifiedChains) == 0:
+		status(http.StatusUnauthorized, "Unauthorized", "Unauthorized")
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		status(http.StatusServiceUnavailable, "ServiceUnavailable", "etcd unavailable: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(data)
 }
 
 // SetMode switches the mode; it applies to requests that arrive after it.
@@ -314,6 +349,7 @@ func (s *Server) handler() http.Handler {
 		io.WriteString(w, string(s.Mode()))
 	})
 	mux.HandleFunc("POST /fake/mode", s.setModeHandler)
+	mux.HandleFunc("GET "+EndpointsPath, s.endpointsHandler)
 	mux.HandleFunc("/", s.apiHandler)
 	return mux
 }

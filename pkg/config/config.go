@@ -14,18 +14,20 @@ import (
 	"time"
 
 	"github.com/hapod/hapod/pkg/health"
+	"github.com/hapod/hapod/pkg/membership"
 	"github.com/hapod/hapod/pkg/proxy"
 )
 
 // Config is everything `hapod run` needs. The zero value is not valid; start
 // from Default.
 type Config struct {
-	VIP    VIP
-	VRRP   VRRP
-	Proxy  Proxy
-	Health Health
-	Status Status
-	Log    Log
+	VIP        VIP
+	VRRP       VRRP
+	Proxy      Proxy
+	Health     Health
+	Membership Membership
+	Status     Status
+	Log        Log
 }
 
 // VIP is the virtual address and where it lives.
@@ -135,6 +137,28 @@ type Health struct {
 	Weight int
 }
 
+// Membership configures how backends and unicast peers follow the
+// cluster's control-plane nodes.
+type Membership struct {
+	// Discover reads the API's list of live kube-apiservers (the
+	// default/kubernetes Endpoints) with the node's kubelet identity and
+	// adds them to the backends, and in unicast mode to the peers
+	// (--discover, default true). The static --backend and --peer lists
+	// stay the floor.
+	Discover bool
+	// Kubeconfig is the node identity's kubeconfig (--kubeconfig, default
+	// /etc/kubernetes/kubelet.conf). Never admin.conf: the kubelet's
+	// identity may read what discovery needs and little else.
+	Kubeconfig string
+	// StateDir keeps the last known members, so that a restart during an
+	// API outage starts with them (--state-dir, default /var/lib/hapod).
+	StateDir string
+	// Grace is how long a discovered member must be missing from the
+	// API's list, with the API reachable, before it is removed
+	// (--member-grace, default 5m).
+	Grace time.Duration
+}
+
 // Status configures the local status server.
 type Status struct {
 	// Addr is where /healthz, /readyz, /metrics and /status listen
@@ -172,6 +196,9 @@ const (
 	DefaultHealthFall      = health.DefaultFall
 	DefaultNoBackendWeight = 50
 	DefaultClusterName     = "kubernetes"
+	DefaultKubeconfig      = "/etc/kubernetes/kubelet.conf"
+	DefaultStateDir        = "/var/lib/hapod"
+	DefaultMemberGrace     = membership.DefaultGrace
 	DefaultLogFormat       = "text"
 	DefaultLogLevel        = "info"
 )
@@ -207,6 +234,12 @@ func Default() Config {
 			Rise:     DefaultHealthRise,
 			Fall:     DefaultHealthFall,
 			Weight:   DefaultNoBackendWeight,
+		},
+		Membership: Membership{
+			Discover:   true,
+			Kubeconfig: DefaultKubeconfig,
+			StateDir:   DefaultStateDir,
+			Grace:      DefaultMemberGrace,
 		},
 		Status: Status{Addr: DefaultStatusAddr},
 		Log:    Log{Format: DefaultLogFormat, Level: DefaultLogLevel},

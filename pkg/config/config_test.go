@@ -40,8 +40,9 @@ func full() Config {
 			Check: "tls", Path: "/livez", Interval: 5 * time.Second, Timeout: 2 * time.Second,
 			Rise: 4, Fall: 5, CAFile: "/etc/kubernetes/pki/ca.crt", Weight: 0,
 		},
-		Status: Status{Addr: netip.MustParseAddrPort("[::1]:9999")},
-		Log:    Log{Format: "json", Level: "debug"},
+		Membership: Membership{Discover: false, Kubeconfig: "/etc/hapod/node.conf", StateDir: "/run/hapod", Grace: 90 * time.Second},
+		Status:     Status{Addr: netip.MustParseAddrPort("[::1]:9999")},
+		Log:        Log{Format: "json", Level: "debug"},
 	}
 }
 
@@ -98,7 +99,7 @@ func TestArgsStable(t *testing.T) {
 		"--idle-timeout=1h30m", "--max-conns=1000", "--recv-buffer=0", "--splice=true", "--close-on-down=false",
 		"--rebalance=true", "--health-check=tls", "--health-path=/livez", "--health-interval=5s",
 		"--health-timeout=2s", "--health-rise=4", "--health-fall=5", "--health-ca-file=/etc/kubernetes/pki/ca.crt",
-		"--no-backend-weight=0", "--status-addr=[::1]:9999", "--log-format=json", "--log-level=debug",
+		"--no-backend-weight=0", "--discover=false", "--kubeconfig=/etc/hapod/node.conf", "--state-dir=/run/hapod", "--member-grace=1m30s", "--status-addr=[::1]:9999", "--log-format=json", "--log-level=debug",
 	}
 	if got := c.Args(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Args() =\n%q\nwant\n%q", got, want)

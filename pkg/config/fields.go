@@ -27,10 +27,11 @@ const (
 
 // Categories group the flags in --help.
 const (
-	CategoryVRRP   = "VIP and VRRP"
-	CategoryProxy  = "Proxy"
-	CategoryHealth = "Health checks"
-	CategoryStatus = "Status and logs"
+	CategoryVRRP       = "VIP and VRRP"
+	CategoryProxy      = "Proxy"
+	CategoryHealth     = "Health checks"
+	CategoryStatus     = "Status and logs"
+	CategoryMembership = "Membership"
 )
 
 // Field is one row of the flag table: how a Config field is spelled on the
@@ -463,6 +464,42 @@ func Fields() []Field {
 			set: func(c *Config, s string) error {
 				n, err := parseUint(s, 0, 253)
 				c.Health.Weight = int(n)
+				return err
+			},
+		},
+		{
+			Name: "discover", Kind: KindBool, Category: CategoryMembership,
+			Usage: "add the kube-apiservers the API lists (default/kubernetes Endpoints, read with --kubeconfig) to the backends, and in unicast mode to the peers; --backend and --peer stay the floor",
+			get:   func(c *Config) []string { return []string{strconv.FormatBool(c.Membership.Discover)} },
+			set: func(c *Config, s string) (err error) {
+				c.Membership.Discover, err = strconv.ParseBool(s)
+				return err
+			},
+		},
+		{
+			Name: "kubeconfig", Kind: KindValue, Category: CategoryMembership,
+			Usage: "the node identity's kubeconfig discovery reads the API with (the kubelet's; never admin.conf); discovery waits until it exists",
+			get:   func(c *Config) []string { return []string{c.Membership.Kubeconfig} },
+			set: func(c *Config, s string) error {
+				c.Membership.Kubeconfig = s
+				return checkAbsPath(s)
+			},
+		},
+		{
+			Name: "state-dir", Kind: KindValue, Category: CategoryMembership,
+			Usage: "host directory keeping the last known members, so that a restart during an API outage starts with them",
+			get:   func(c *Config) []string { return []string{c.Membership.StateDir} },
+			set: func(c *Config, s string) error {
+				c.Membership.StateDir = s
+				return checkAbsPath(s)
+			},
+		},
+		{
+			Name: "member-grace", Kind: KindValue, Category: CategoryMembership,
+			Usage: fmt.Sprintf("how long a discovered member must be missing from the API's list, the API answering all along, before it is removed (at least %v)", MinMemberGrace),
+			get:   func(c *Config) []string { return []string{durationString(c.Membership.Grace)} },
+			set: func(c *Config, s string) (err error) {
+				c.Membership.Grace, err = parseDuration(s)
 				return err
 			},
 		},

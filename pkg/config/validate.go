@@ -26,13 +26,14 @@ const (
 	MinHealthTimeout  = 10 * time.Millisecond
 	MinConnectTimeout = 10 * time.Millisecond
 	MinIdleTimeout    = time.Second
+	MinMemberGrace    = time.Second
 )
 
 // Validate checks a completed Config (see Complete). The error is a
 // *FieldError naming the flag at fault; only the first problem is
 // reported, so the user gets one clear line.
 func (c *Config) Validate() error {
-	for _, check := range []func() error{c.validateVIP, c.validateVRRP, c.validateProxy, c.validateHealth, c.validateStatus} {
+	for _, check := range []func() error{c.validateVIP, c.validateVRRP, c.validateProxy, c.validateHealth, c.validateMembership, c.validateStatus} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -265,6 +266,22 @@ func (c *Config) validateStatus() error {
 	}
 	if err := oneOf(c.Log.Level, "debug", "info", "warn", "error"); err != nil {
 		return fieldErr("log-level", c.Log.Level, "%v", err)
+	}
+	return nil
+}
+
+func (c *Config) validateMembership() error {
+	m := c.Membership
+	if !m.Discover {
+		return nil
+	}
+	switch {
+	case m.Kubeconfig == "":
+		return fieldErr("kubeconfig", nil, "required with --discover")
+	case m.StateDir == "":
+		return fieldErr("state-dir", nil, "required with --discover")
+	case m.Grace < MinMemberGrace:
+		return fieldErr("member-grace", m.Grace, "at least %v", MinMemberGrace)
 	}
 	return nil
 }

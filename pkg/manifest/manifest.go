@@ -59,12 +59,29 @@ func Pod(cfg config.Config, image string) *corev1.Pod {
 			continue
 		}
 		mounts = append(mounts, corev1.VolumeMount{Name: f.name, MountPath: f.path, ReadOnly: true})
-		volumes = append(volumes, corev1.Volume{
-			Name: f.name,
-			VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
-				Path: f.path, Type: ptr(corev1.HostPathFile),
-			}},
-		})
+		volumes = append(volumes, hostPath(f.name, f.path, corev1.HostPathFile))
+	}
+	if m := cfg.Membership; m.Discover {
+		// The node identity, read-only: kubelet.conf and the client
+		// certificate it names, never /etc/kubernetes as a whole (which
+		// holds admin.conf). kubelet.conf exists once `kubeadm init`
+		// wrote it or the kubelet's TLS bootstrap did, which is before
+		// kubelet starts static pods; FileOrCreate only keeps the pod
+		// (and the VIP) from waiting for it should that ever not hold:
+		// the kubelet bootstraps over an empty file, and discovery waits
+		// until it parses. The certificate directory is mounted whole
+		// because kubelet-client-current.pem is a symlink the kubelet
+		// moves on rotation.
+		mounts = append(mounts,
+			corev1.VolumeMount{Name: "kubeconfig", MountPath: m.Kubeconfig, ReadOnly: true},
+			corev1.VolumeMount{Name: "kubelet-pki", MountPath: KubeletPKIDir, ReadOnly: true},
+			corev1.VolumeMount{Name: "state", MountPath: m.StateDir},
+		)
+		volumes = append(volumes,
+			hostPath("kubeconfig", m.Kubeconfig, corev1.HostPathFileOrCreate),
+			hostPath("kubelet-pki", KubeletPKIDir, corev1.HostPathDirectoryOrCreate),
+			hostPath("state", m.StateDir, corev1.HostPathDirectoryOrCreate),
+		)
 	}
 
 	return &corev1.Pod{
@@ -118,6 +135,20 @@ func Pod(cfg config.Config, image string) *corev1.Pod {
 			}},
 			Volumes: volumes,
 		},
+	}
+}
+
+// KubeletPKIDir is where the kubelet keeps its client certificate
+// (kubelet-client-current.pem, kubelet's --cert-dir default), which
+// kubelet.conf names.
+const KubeletPKIDir = "/var/lib/kubelet/pki"
+
+func hostPath(name, path string, t corev1.HostPathType) corev1.Volume {
+	return corev1.Volume{
+		Name: name,
+		VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
+			Path: path, Type: ptr(t),
+		}},
 	}
 }
 

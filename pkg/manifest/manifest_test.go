@@ -142,10 +142,12 @@ func TestPodConventions(t *testing.T) {
 	lp := ct.LivenessProbe
 	check("liveness probe", lp != nil && lp.HTTPGet != nil && lp.HTTPGet.Path == "/healthz" &&
 		lp.HTTPGet.Host == "127.0.0.1" && lp.HTTPGet.Port.IntValue() == int(config.DefaultStatusAddr.Port()))
-	check("one read-only mount of the password file", len(ct.VolumeMounts) == 1 &&
+	check("a read-only mount of the password file", len(ct.VolumeMounts) > 0 &&
 		ct.VolumeMounts[0].MountPath == "/etc/hapod/vrrp-pass" && ct.VolumeMounts[0].ReadOnly)
-	check("hostPath File volume", len(s.Volumes) == 1 && s.Volumes[0].HostPath != nil &&
+	check("hostPath File volume", len(s.Volumes) > 0 && s.Volumes[0].HostPath != nil &&
 		s.Volumes[0].HostPath.Path == "/etc/hapod/vrrp-pass" && *s.Volumes[0].HostPath.Type == corev1.HostPathFile)
+	check("nothing under /etc/kubernetes but kubelet.conf", !strings.Contains(string(data), "path: /etc/kubernetes\n") &&
+		!strings.Contains(string(data), "admin.conf"))
 	if strings.Contains(string(data), "privileged") {
 		t.Error("manifest mentions privileged")
 	}
@@ -153,7 +155,10 @@ func TestPodConventions(t *testing.T) {
 
 func TestPodMountsHealthCA(t *testing.T) {
 	const ca = "/etc/kubernetes/pki/ca.crt"
-	s := Pod(cfg(t, func(c *config.Config) { c.Health.CAFile = ca }), testImage).Spec
+	s := Pod(cfg(t, func(c *config.Config) {
+		c.Health.CAFile = ca
+		c.Membership.Discover = false
+	}), testImage).Spec
 	m := s.Containers[0].VolumeMounts
 	if len(m) != 1 || m[0].MountPath != ca || !m[0].ReadOnly || m[0].Name != "health-ca" {
 		t.Errorf("mounts = %+v, want %s read-only", m, ca)
@@ -161,6 +166,38 @@ func TestPodMountsHealthCA(t *testing.T) {
 	v := s.Volumes
 	if len(v) != 1 || v[0].Name != "health-ca" || v[0].HostPath == nil || v[0].HostPath.Path != ca || *v[0].HostPath.Type != corev1.HostPathFile {
 		t.Errorf("volumes = %+v, want the hostPath file %s", v, ca)
+	}
+}
+
+// With --discover the pod mounts the node identity read-only (kubelet.conf
+// and the kubelet's certificate directory, nothing else of
+// /etc/kubernetes) and the state directory read-write; without, none.
+func TestPodMountsMembership(t *testing.T) {
+	s := Pod(cfg(t, nil), testImage).Spec
+	type mount struct {
+		name, path string
+		readOnly   bool
+		typ        corev1.HostPathType
+	}
+	var got []mount
+	for i, m := range s.Containers[0].VolumeMounts {
+		v := s.Volumes[i]
+		if v.Name != m.Name || v.HostPath == nil || v.HostPath.Path != m.MountPath {
+			t.Fatalf("mount %+v has volume %+v", m, v)
+		}
+		got = append(got, mount{m.Name, m.MountPath, m.ReadOnly, *v.HostPath.Type})
+	}
+	want := []mount{
+		{"kubeconfig", "/etc/kubernetes/kubelet.conf", true, corev1.HostPathFileOrCreate},
+		{"kubelet-pki", "/var/lib/kubelet/pki", true, corev1.HostPathDirectoryOrCreate},
+		{"state", "/var/lib/hapod", false, corev1.HostPathDirectoryOrCreate},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("mounts\n%+v\nwant\n%+v", got, want)
+	}
+	s = Pod(cfg(t, func(c *config.Config) { c.Membership.Discover = false }), testImage).Spec
+	if len(s.Volumes) != 0 || len(s.Containers[0].VolumeMounts) != 0 {
+		t.Errorf("--discover=false still mounts %+v", s.Volumes)
 	}
 }
 

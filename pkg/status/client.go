@@ -128,5 +128,34 @@ func WriteTable(w io.Writer, r Report) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", b.Address, h, lat, b.ActiveConnections, b.TotalConnections, lastErr)
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if m := r.Membership; m != nil {
+		return writeMembers(w, r.Time, *m)
+	}
+	return nil
+}
+
+// writeMembers is the membership part of WriteTable: where each member
+// comes from, and when a missing one leaves.
+func writeMembers(w io.Writer, now time.Time, m MembershipReport) error {
+	api := "API reachable"
+	switch {
+	case m.LastRead.IsZero():
+		api = "API not read yet"
+	case !m.APIReachable:
+		api = "API NOT REACHABLE (members kept): " + m.LastError
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "MEMBER\tSOURCE\t%s\n", api)
+	for _, mm := range m.Members {
+		note := "-"
+		if !mm.RemoveAt.IsZero() {
+			note = "missing from the API's list, removed in " + humanDuration(mm.RemoveAt.Sub(now))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", mm.Address, mm.Source, note)
+	}
 	return tw.Flush()
 }

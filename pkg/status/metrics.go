@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hapod/hapod/pkg/membership"
 	"github.com/hapod/hapod/pkg/vrrp"
 )
 
@@ -16,6 +17,7 @@ const (
 	subProxy  = "proxy"
 	subHealth = "health"
 	subDHCP   = "dhcp"
+	subMember = "membership"
 )
 
 // checkBuckets are the buckets of the health check latency histogram, in
@@ -96,7 +98,21 @@ var (
 		"1 while the active node's lease has a problem (NAK, a different address, expiry, no lease known after a takeover), 0 otherwise.")
 )
 
+var (
+	descMembers = desc(subMember, "members",
+		"Members (kube-apiservers the proxy uses) by source: static (--backend), persisted (saved by an earlier run), discovered (listed by the API).", "source")
+	descMemberChanges = desc(subMember, "changes_total",
+		"Members added (static, persisted, discovered) and removed (gone: missing from the API's list for --member-grace) since start.", "change", "reason")
+	descMemberReads = desc(subMember, "reads_total",
+		"Reads of the API's list of apiservers by result: ok, error (no apiserver answered), denied (the node identity may not read it).", "result")
+	descMemberAPIReachable = desc(subMember, "api_reachable",
+		"1 when the last read of the API's list succeeded; while 0 no member is removed.")
+	descMemberPendingRemoval = desc(subMember, "pending_removals",
+		"Members missing from the API's list whose grace period runs.")
+)
+
 var allDescs = []*prometheus.Desc{
+	descMembers, descMemberChanges, descMemberReads, descMemberAPIReachable, descMemberPendingRemoval,
 	descVRRPInfo, descVRRPState, descVIPHeld, descVIPConflicts, descTimeInState, descLastTransition,
 	descBasePriority, descEffPriority, descAdvertsSent, descAdvertsReceived, descTransitions, descDrops,
 	descActive, descAccepted, descRefused, descClosed, descRetries, descAcceptErrors,
@@ -217,6 +233,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descBackendUp, b2f(r.Healthy), r.Backend.String())
 		}
 	}
+	if src.Membership != nil {
+		collectMembership(src.Membership.Status(), gauge, counter)
+	}
 	if src.DHCP != nil {
 		st := src.DHCP.Status()
 		remaining := 0.0
@@ -234,4 +253,29 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// memberReasons are the label values of the membership metrics, every
+// one reported (zeros included) so that rate() and sums work from start.
+var memberReasons = []membership.Reason{membership.ReasonStatic, membership.ReasonPersisted, membership.ReasonDiscovered}
+
+func collectMembership(st membership.Status, gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, uint64, ...string)) {
+	by := map[membership.Reason]int{}
+	pending := 0
+	for _, m := range st.Members {
+		by[m.Reason]++
+		if !m.RemoveAt.IsZero() {
+			pending++
+		}
+	}
+	for _, r := range memberReasons {
+		gauge(descMembers, float64(by[r]), r.String())
+		counter(descMemberChanges, st.Added[r], "added", r.String())
+	}
+	counter(descMemberChanges, st.Removed[membership.ReasonGone], "removed", membership.ReasonGone.String())
+	for _, r := range []membership.ReadResult{membership.ReadOK, membership.ReadError, membership.ReadDenied} {
+		counter(descMemberReads, st.Reads[r], string(r))
+	}
+	gauge(descMemberAPIReachable, b2f(st.Reachable))
+	gauge(descMemberPendingRemoval, float64(pending))
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/hapod/hapod/pkg/health"
+	"github.com/hapod/hapod/pkg/membership"
 	"github.com/hapod/hapod/pkg/proxy"
 	"github.com/hapod/hapod/pkg/vip"
 	"github.com/hapod/hapod/pkg/vrrp"
@@ -52,7 +53,12 @@ type Sources struct {
 	Health HealthSource
 	// DHCP is set only for a DHCP-leased VIP.
 	DHCP DHCPSource
+	// Membership is where the backends and peers come from.
+	Membership MembershipSource
 }
+
+// MembershipSource is the membership tracker (*membership.Tracker).
+type MembershipSource interface{ Status() membership.Status }
 
 // DHCPSource is the lease keeper of a DHCP-leased VIP (*dhcpvip.Keeper).
 type DHCPSource interface{ Status() dhcpvip.Status }
@@ -164,6 +170,10 @@ func (m *Monitor) Snapshot() Snapshot {
 	if src.DHCP != nil {
 		st := src.DHCP.Status()
 		s.DHCP = &st
+	}
+	if src.Membership != nil {
+		st := src.Membership.Status()
+		s.Membership = &st
 	}
 	s.Events = m.recorder.Events()
 	return s

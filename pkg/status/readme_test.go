@@ -31,6 +31,7 @@ func metricReference(t *testing.T) string {
 	src := activeNode().sources()
 	src.DHCP = fakeDHCP{}
 	src.VIP = fakeVIP{vip.Status{Held: true}}
+	src.Membership = membersOf()
 	m.SetSources(src)
 	// Vector metrics appear once they have a child.
 	m.ObserveCheck(be1, time.Millisecond, nil)

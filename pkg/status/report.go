@@ -9,6 +9,7 @@ import (
 
 	"github.com/hapod/hapod/pkg/dhcpvip"
 	"github.com/hapod/hapod/pkg/health"
+	"github.com/hapod/hapod/pkg/membership"
 	"github.com/hapod/hapod/pkg/proxy"
 	"github.com/hapod/hapod/pkg/vip"
 	"github.com/hapod/hapod/pkg/vrrp"
@@ -34,6 +35,9 @@ type Report struct {
 	Backends []BackendReport `json:"backends"`
 	// DHCP is the VIP's lease, for a DHCP-leased VIP only.
 	DHCP *DHCPReport `json:"dhcp,omitempty"`
+	// Membership is where the backends and peers come from; absent when
+	// not known.
+	Membership *MembershipReport `json:"membership,omitempty"`
 	// Events are the recent state changes and warnings, newest first.
 	Events []Event `json:"events"`
 }
@@ -121,6 +125,28 @@ const (
 	HealthUnknown = "unknown"
 )
 
+// MembershipReport is the membership part of a Report: every member, and
+// whether the API's list could be read.
+type MembershipReport struct {
+	// APIReachable: the last read of the list succeeded.
+	APIReachable bool      `json:"apiReachable"`
+	LastRead     time.Time `json:"lastRead,omitzero"`
+	LastError    string    `json:"lastError,omitempty"`
+	// Reads counts reads of the list by result (ok, error, denied).
+	Reads   map[string]uint64 `json:"reads,omitempty"`
+	Members []MemberReport    `json:"members"`
+}
+
+// MemberReport is one member.
+type MemberReport struct {
+	Address netip.AddrPort `json:"address"`
+	// Source is why it is a member: static, persisted or discovered.
+	Source string    `json:"source"`
+	Since  time.Time `json:"since"`
+	// RemoveAt is when it leaves unless the API lists it again.
+	RemoveAt time.Time `json:"removeAt,omitzero"`
+}
+
 // Info is what a Monitor knows about the node from its configuration.
 type Info struct {
 	// Node is the host name.
@@ -195,7 +221,9 @@ type Snapshot struct {
 	Proxy  proxy.Stats
 	Health []health.Result
 	DHCP   *dhcpvip.Status
-	Events []Event
+	// Membership is nil when no tracker reports.
+	Membership *membership.Status
+	Events     []Event
 }
 
 // BuildReport assembles the Report of info and snap as of now. It is
@@ -324,6 +352,25 @@ func BuildReport(now time.Time, info Info, snap Snapshot) Report {
 		}
 		if err := d.Healthy(); err != nil {
 			r.DHCP.Problem = err.Error()
+		}
+	}
+	if m := snap.Membership; m != nil {
+		r.Membership = &MembershipReport{
+			APIReachable: m.Reachable,
+			LastRead:     m.LastRead,
+			LastError:    m.LastErr,
+			Members:      []MemberReport{},
+		}
+		if len(m.Reads) > 0 {
+			r.Membership.Reads = make(map[string]uint64, len(m.Reads))
+			for k, n := range m.Reads {
+				r.Membership.Reads[string(k)] = n
+			}
+		}
+		for _, mm := range m.Members {
+			r.Membership.Members = append(r.Membership.Members, MemberReport{
+				Address: mm.Addr, Source: mm.Reason.String(), Since: mm.Since, RemoveAt: mm.RemoveAt,
+			})
 		}
 	}
 	r.Problems = problems(r)

@@ -1,0 +1,87 @@
+//lint:file-ignore SA1019 the Node authorizer lets a node identity get Endpoints, and grants nothing on EndpointSlices (see package discover)
+
+package discover
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/hapod/hapod/internal/fakeapiserver"
+	"github.com/hapod/hapod/pkg/membership"
+)
+
+// The real client path: TLS verified against the kubeconfig's CA for the
+// name "kubernetes" while dialling an IP, the node's client certificate
+// presented, the Endpoints decoded; a client without the certificate is
+// refused and counted as denied.
+func TestSourceAgainstFakeAPIServer(t *testing.T) {
+	ca, err := fakeapiserver.NewCA("test-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := fakeapiserver.NewWithCA("cp1", ca)
+	dir := t.TempDir()
+	epFile := filepath.Join(dir, "endpoints.json")
+	srv.SetEndpointsFile(epFile)
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	addr := netip.MustParseAddrPort(l.Addr().String())
+
+	// Every address asked is this loopback listener: the members n2 and
+	// n3 come after it and are never dialled.
+	kc, err := ca.Kubeconfig("system:node:cp1", "https://"+addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcPath := filepath.Join(dir, "kubelet.conf")
+	writeFile(t, kcPath, string(kc))
+
+	tr := membership.NewTracker(membership.TrackerConfig{
+		Config: membership.Config{Static: []netip.AddrPort{addr}}, Clock: clocktesting.NewFakeClock(t0),
+	})
+	src := New(Config{Kubeconfig: kcPath, Clock: clocktesting.NewFakeClock(t0)}, tr)
+	if err := src.load(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// No Endpoints yet: 503, an unreachable API.
+	src.readOnce(ctx)
+	if st := tr.Status(); st.Reads[membership.ReadError] != 1 {
+		t.Fatalf("without endpoints: %+v", st)
+	}
+	b, _ := json.Marshal(endpoints(n2, n3))
+	writeFile(t, epFile, string(b))
+	src.readOnce(ctx)
+	if got := tr.Members(); !slices.Equal(got, []netip.AddrPort{addr, n2, n3}) {
+		t.Fatalf("members %v (status %+v)", got, tr.Status())
+	}
+
+	// Without the client certificate: 401, denied.
+	anon := New(Config{Kubeconfig: kcPath}, tr)
+	if err := anon.load(); err != nil {
+		t.Fatal(err)
+	}
+	anon.creds.CertData, anon.creds.KeyData = nil, nil
+	anon.readOnce(ctx)
+	if st := tr.Status(); st.Reads[membership.ReadDenied] != 1 {
+		t.Fatalf("without a client certificate: reads %v", st.Reads)
+	}
+	if err := os.Remove(epFile); err != nil {
+		t.Fatal(err)
+	}
+}
