@@ -25,7 +25,7 @@ import (
 // containerd write.
 var privateDirs = []string{
 	"/etc/kubernetes", "/etc/containerd", "/etc/cni/net.d", "/opt/cni",
-	"/var/lib/kubelet", "/var/lib/etcd", "/var/lib/containerd", "/var/lib/cni",
+	"/var/lib/kubelet", "/var/lib/etcd", "/var/lib/containerd", "/var/lib/cni", "/var/lib/hapod",
 	"/run/containerd", "/run/kubelet", "/var/log/pods", "/var/log/containers",
 }
 
