@@ -9,6 +9,7 @@ import (
 	"github.com/hapod/hapod/internal/cri"
 	"github.com/hapod/hapod/internal/inputfile"
 	"github.com/hapod/hapod/internal/release"
+	"github.com/hapod/hapod/pkg/config"
 )
 
 // DefaultManifestDir is where kubelet looks for static pods on a kubeadm node.
@@ -24,6 +25,8 @@ const (
 	flagForce         = "force"
 	flagCRISocket     = "cri-socket"
 	flagOffline       = "offline"
+	flagAdvertise     = "apiserver-advertise-address"
+	flagBindPort      = "apiserver-bind-port"
 )
 
 // defaultImage is the published image of this release, or "" for a build
@@ -39,6 +42,8 @@ func generateFlags(write bool) []cli.Flag {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: flagKubeadmConfig, Usage: fmt.Sprintf("kubeadm config file (v1beta3 or v1beta4): the VIP and port come from controlPlaneEndpoint (in a join file: discovery.bootstrapToken.apiServerEndpoint), this node's backend from localAPIEndpoint; a regular file of at most %d MiB", inputfile.MaxSize>>20), Category: "Manifest", TakesFile: true},
 		&cli.StringFlag{Name: flagImage, Usage: "container image of the pod (required unless hapod is a release build)", Value: defaultImage(), Category: "Manifest"},
+		&cli.StringFlag{Name: flagAdvertise, Usage: "this node's kube-apiserver address, as kubeadm's flag of that name: with no --backend it is the first backend and the others are discovered (default: the kubeadm config's localAPIEndpoint, else this node's address on the VIP's interface)", Category: "Manifest"},
+		&cli.UintFlag{Name: flagBindPort, Usage: "this node's kube-apiserver port, with --" + flagAdvertise + " or its default", Value: config.DefaultAPIServerPort, Category: "Manifest"},
 	}
 	if write {
 		flags = append(flags,
@@ -64,7 +69,16 @@ nothing; different settings need --force, and the difference is shown.
 --dry-run writes nothing, but with --vip dhcp it still takes a real lease
 (the manifest needs the address) and says so.
 
+With no --backend, this node's own kube-apiserver is the first backend
+(--apiserver-advertise-address, the kubeadm config's localAPIEndpoint, or
+this node's address on the VIP's interface) and the others are discovered
+from the API once it runs (--discover): the same command then works on
+every control-plane node, e.g. in Cluster API's preKubeadmCommands.
+
 Examples:
+   hapod init --vip 198.18.0.10/24
+   kubeadm init --control-plane-endpoint 198.18.0.10:8443 --upload-certs
+
    hapod init ` + exampleFlags + `
    kubeadm init --control-plane-endpoint 198.18.0.10:8443 --upload-certs
 

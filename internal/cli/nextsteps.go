@@ -27,7 +27,12 @@ func printNextSteps(out io.Writer, p plan, a applied) {
 	} else {
 		fmt.Fprintf(out, "\nNow start the control plane with the VIP as its endpoint:\n\n  kubeadm init --control-plane-endpoint %s --upload-certs\n", endpoint)
 	}
-	fmt.Fprintf(out, "\nThen, on each other control-plane node, before 'kubeadm join ... --control-plane':\n\n  %s\n", strings.Join(JoinCommand(cfg, p.Image, p.Source), " "))
+	join := cfg
+	if p.OwnBackend {
+		// Each node takes its own apiserver and discovers the others.
+		join.Proxy.Backends = nil
+	}
+	fmt.Fprintf(out, "\nThen, on each other control-plane node, before 'kubeadm join ... --control-plane':\n\n  %s\n", strings.Join(JoinCommand(join, p.Image, p.Source), " "))
 	if cfg.VRRP.AuthPassFile != "" {
 		fmt.Fprintf(out, "\nCopy %s to the same path on each node first (mode 0600).\n", cfg.VRRP.AuthPassFile)
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 
 	"github.com/urfave/cli/v2"
@@ -37,6 +38,10 @@ type plan struct {
 	// Stale is a VIP a dead hapod left on an interface, to be removed;
 	// nil: none.
 	Stale *hostnet.Addr
+	// OwnBackend: no --backend was given and the only backend is this
+	// node's own kube-apiserver, the others to be discovered; the printed
+	// join line then names no backend either.
+	OwnBackend bool
 	// Notes are what a successful run says besides its output (a lease
 	// taken, warnings), held back until every check has passed so a
 	// failing run prints its one error line and nothing else.
@@ -57,19 +62,37 @@ type request struct {
 	// ManifestDir is --manifest-dir, "" for `hapod manifest`.
 	ManifestDir string
 	// CRISocket is --cri-socket, "" without it.
-	CRISocket              string
+	CRISocket string
+	// Advertise is --apiserver-advertise-address (invalid without it)
+	// and BindPort --apiserver-bind-port: this node's kube-apiserver.
+	Advertise              netip.Addr
+	BindPort               uint16
 	DryRun, Force, Offline bool
 }
 
 // requestFromFlags reads the command line.
 func requestFromFlags(c *cli.Context, m mode) (request, error) {
 	cfg, err := configFromFlags(c)
-	return request{
+	r := request{
 		Mode: m, Config: cfg, Given: c.IsSet,
 		KubeadmFile: c.String(flagKubeadmConfig), Image: c.String(flagImage),
 		ManifestDir: c.String(flagManifestDir), CRISocket: c.String(flagCRISocket),
 		DryRun: c.Bool(flagDryRun), Force: c.Bool(flagForce), Offline: c.Bool(flagOffline),
-	}, err
+	}
+	if err != nil {
+		return r, err
+	}
+	if s := c.String(flagAdvertise); s != "" {
+		if r.Advertise, err = netip.ParseAddr(s); err != nil || r.Advertise.Zone() != "" {
+			return r, &config.FieldError{Flag: flagAdvertise, Value: s, Err: errors.New("not an IP address")}
+		}
+	}
+	port := c.Uint(flagBindPort)
+	if port < 1 || port > 65535 {
+		return r, &config.FieldError{Flag: flagBindPort, Value: fmt.Sprint(port), Err: errors.New("not a port (1-65535)")}
+	}
+	r.BindPort = uint16(port)
+	return r, nil
 }
 
 // makePlan turns a request, the kubeadm config and what this host shows
@@ -186,6 +209,31 @@ func gatherFacts(ctx context.Context, host Host, r request, in inputs) hostFacts
 	return f
 }
 
+// ownAPIServer is the backend of a node given no --backend: its own
+// kube-apiserver, at --apiserver-advertise-address or else (on the node)
+// its address on the VIP's interface, the one kubeadm advertises by
+// default. `hapod manifest` looks at no host: without the flag it returns
+// nothing and Validate asks for --backend.
+func ownAPIServer(cfg config.Config, r request, f hostFacts) (netip.AddrPort, string, error) {
+	const rest = "the other kube-apiservers are discovered from the API once it answers (--discover)"
+	if r.Advertise.IsValid() {
+		own := netip.AddrPortFrom(r.Advertise.Unmap(), r.BindPort)
+		return own, fmt.Sprintf("no --backend: the first backend is this node's kube-apiserver %s (--%s); %s", own, flagAdvertise, rest), nil
+	}
+	if r.Mode == modePrint || !cfg.VIP.Prefix.IsValid() {
+		return netip.AddrPort{}, "", nil
+	}
+	// A global address, also for an IPv6 VIP: kube-apiserver advertises
+	// no link-local one.
+	a, err := preflight.SourceAddr(f.Addrs, cfg.VIP.Interface, cfg.VIP.Prefix.Addr(), true)
+	if err != nil {
+		return netip.AddrPort{}, "", &config.FieldError{Flag: "backend", Err: fmt.Errorf(
+			"not given, and %s %w: pass --backend or --%s", cfg.VIP.Interface, err, flagAdvertise)}
+	}
+	own := netip.AddrPortFrom(a, r.BindPort)
+	return own, fmt.Sprintf("no --backend: the first backend is this node's kube-apiserver %s (its address on %s); %s", own, cfg.VIP.Interface, rest), nil
+}
+
 // decide completes the plan from the request, the inputs and the host
 // facts. It reads nothing and asks nothing: table tests give it facts.
 func decide(p plan, r request, in inputs, f hostFacts) (plan, error) {
@@ -194,6 +242,16 @@ func decide(p plan, r request, in inputs, f hostFacts) (plan, error) {
 	var err error
 	if p.Stale, err = completeFromHost(&cfg, f, m == modeJoin); err != nil {
 		return p, err
+	}
+	if len(cfg.Proxy.Backends) == 0 && cfg.Membership.Discover {
+		own, note, err := ownAPIServer(cfg, r, f)
+		if err != nil {
+			return p, err
+		}
+		if own.IsValid() {
+			cfg.Proxy.Backends, p.OwnBackend = []netip.AddrPort{own}, true
+			p.Notes = append(p.Notes, note)
+		}
 	}
 	cfg.Complete()
 	if err := cfg.Validate(); err != nil {

@@ -149,3 +149,71 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
+
+// TestDecideOwnBackend: with no --backend, a node's first backend is its
+// own kube-apiserver (--apiserver-advertise-address, else its address on
+// the VIP's interface), and the printed join line names no backend, so
+// that one command fits every node.
+func TestDecideOwnBackend(t *testing.T) {
+	image := "ghcr.io/hapod/hapod:v1.2.3"
+	addrs := []hostnet.Addr{
+		{Prefix: netip.MustParsePrefix("127.0.0.1/8"), Interface: "lo"},
+		{Prefix: netip.MustParsePrefix("fe80::1/64"), Interface: "eth1"},
+		{Prefix: netip.MustParsePrefix("198.18.0.11/24"), Interface: "eth1"},
+		{Prefix: netip.MustParsePrefix("2001:db8::11/64"), Interface: "eth1"},
+	}
+	for _, tc := range []struct {
+		name      string
+		mode      mode
+		vip       string
+		advertise string
+		discover  bool
+		want      string // the backend; "" for none
+		err       string
+	}{
+		{"init: the address on the VIP's interface", modeInit, "198.18.0.10/24", "", true, "198.18.0.11:6443", ""},
+		{"join: the same", modeJoin, "198.18.0.10/24", "", true, "198.18.0.11:6443", ""},
+		{"IPv6: the global address, not the link-local one", modeInit, "2001:db8::10/64", "", true, "[2001:db8::11]:6443", ""},
+		{"--apiserver-advertise-address", modeInit, "198.18.0.10/24", "198.18.0.99", true, "198.18.0.99:6443", ""},
+		{"manifest with --apiserver-advertise-address", modePrint, "198.18.0.10/24", "198.18.0.99", true, "198.18.0.99:6443", ""},
+		{"manifest looks at no host", modePrint, "198.18.0.10/24", "", true, "", "--backend: at least one"},
+		{"no discovery: no guess", modeInit, "198.18.0.10/24", "", false, "", "--backend: at least one"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.VIP.Prefix = netip.MustParsePrefix(tc.vip)
+			cfg.Membership.Discover = tc.discover
+			r := request{Mode: tc.mode, Config: cfg, Image: image, Given: func(string) bool { return true }, BindPort: 6443}
+			if tc.advertise != "" {
+				r.Advertise = netip.MustParseAddr(tc.advertise)
+			}
+			f := hostFacts{Addrs: addrs, Route: "eth1", Image: imageCheck{Image: image, Endpoint: "unix:///run/containerd.sock", Present: true}}
+			p, err := decide(plan{Mode: tc.mode, Image: image}, r, inputs{Config: cfg}, f)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want one saying %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.Config.Proxy.Backends; len(got) != 1 || got[0].String() != tc.want || !p.OwnBackend {
+				t.Fatalf("backends %v (own %v), want [%s]", got, p.OwnBackend, tc.want)
+			}
+			if !slices.ContainsFunc(p.Notes, func(n string) bool {
+				return strings.Contains(n, "no --backend: the first backend is this node's kube-apiserver "+tc.want)
+			}) {
+				t.Errorf("notes %q", p.Notes)
+			}
+			if tc.mode != modeInit {
+				return
+			}
+			var out strings.Builder
+			printNextSteps(&out, p, applied{Outcome: manifest.Created, Path: "/etc/kubernetes/manifests/hapod.yaml"})
+			if s := out.String(); strings.Contains(s, "--backend") || !strings.Contains(s, "hapod join --vip="+tc.vip) {
+				t.Errorf("the join line names a backend, or no VIP:\n%s", s)
+			}
+		})
+	}
+}
