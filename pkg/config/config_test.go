@@ -310,6 +310,9 @@ func TestValidate(t *testing.T) {
 		{"connect timeout 1ns", func(c *Config) { c.Proxy.ConnectTimeout = 1 }, "connect-timeout", "at least 10ms"},
 		{"status on the vip", func(c *Config) { c.Status.Addr = netip.MustParseAddrPort("198.18.0.10:10270") }, "status-addr", "is the VIP"},
 		{"status multicast", func(c *Config) { c.Status.Addr = netip.MustParseAddrPort("224.0.0.1:10270") }, "status-addr", "not a unicast address"},
+		{"member grace 999ms", func(c *Config) { c.Membership.Grace = 999 * time.Millisecond }, "member-grace", "at least 1s"},
+		{"discovery without a kubeconfig", func(c *Config) { c.Membership.Kubeconfig = "" }, "kubeconfig", "required with --discover"},
+		{"discovery without a state directory", func(c *Config) { c.Membership.StateDir = "" }, "state-dir", "required with --discover"},
 	} {
 		c := base()
 		tc.mutate(&c)
