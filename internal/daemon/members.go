@@ -107,6 +107,7 @@ func (m *members) start(ctx context.Context, sink memberSink, clk clock.Clock, u
 	go tr.Run(ctx)
 	src := discover.New(discover.Config{
 		Kubeconfig: m.cfg.Membership.Kubeconfig,
+		VIP:        m.cfg.VIP.Prefix.Addr(),
 		UserAgent:  userAgent,
 		Clock:      clk,
 		Logger:     m.log,

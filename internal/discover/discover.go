@@ -70,6 +70,9 @@ type Config struct {
 	// Local reports whether an address is this host's: the members on
 	// it are asked first (default: the host's interface addresses).
 	Local func(netip.Addr) bool
+	// VIP is left out of what the API lists: an apiserver advertising
+	// the VIP (a misconfigured node) would have the proxy dial itself.
+	VIP netip.Addr
 	// Clock paces the reads (default: real).
 	Clock clock.Clock
 	// Logger (default: discard).
@@ -162,7 +165,12 @@ func (s *Source) readOnce(ctx context.Context) {
 		}
 		if err == nil {
 			s.denied = false
-			s.sink.Observe(Members(ep))
+			members := Members(ep)
+			if i := slices.IndexFunc(members, func(m netip.AddrPort) bool { return m.Addr() == s.cfg.VIP }); i >= 0 {
+				s.cfg.Logger.Warn("an apiserver advertises the VIP as its address; left out of the backends and peers", "member", members[i], "server", host)
+				members = slices.Delete(members, i, i+1)
+			}
+			s.sink.Observe(members)
 			return
 		}
 		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {

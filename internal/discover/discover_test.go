@@ -267,6 +267,21 @@ func TestSourceRestartFromPersistedWithAPIDown(t *testing.T) {
 	}
 }
 
+// An apiserver advertising the VIP is left out: the proxy would dial
+// itself.
+func TestSourceLeavesOutTheVIP(t *testing.T) {
+	h := newDiscoverHarness(t, []netip.AddrPort{n1}, nil)
+	vip := netip.MustParseAddrPort("198.18.0.10:6443")
+	h.src.cfg.VIP = vip.Addr()
+	h.api.set(host(n1), serving(endpoints(n1, vip, n2)))
+	if got := h.read(0); !slices.Equal(got, []netip.AddrPort{n1, n2}) {
+		t.Fatalf("members %v", got)
+	}
+	if !strings.Contains(h.logs.String(), "advertises the VIP") {
+		t.Fatalf("no warning:\n%s", h.logs.String())
+	}
+}
+
 func TestSourceDenied(t *testing.T) {
 	h := newDiscoverHarness(t, []netip.AddrPort{n1, n2}, nil)
 	h.api.set(host(n1), forbidden)
