@@ -73,6 +73,10 @@ K8S_VERSION  ?= v1.37.2
 ETCD_VERSION ?= v3.7.0
 K8S_REPO     ?= localhost/hapod-e2e
 KUBEADM_IMAGE ?= localhost/hapod:e2e-kubeadm
+# KUBEADM_TESTS picks tests (go test -run), e.g. TestKubeadmUnicast: init,
+# join and the holder crash only; HAPOD_CRASH_RUNS=N in the environment
+# repeats the crash N times.
+KUBEADM_TESTS ?= .
 e2e-kubeadm:
 	GO=$(GO) e2e/kubeadm/build-k8s.sh $(K8S_CACHE) $(K8S_VERSION) $(ETCD_VERSION)
 	$(MAKE) image IMAGE=$(KUBEADM_IMAGE)
@@ -80,7 +84,7 @@ e2e-kubeadm:
 	    $(K8S_REPO) $(KUBEADM_IMAGE) $(KUBEADM_IMAGE)-new) && \
 	HAPOD_K8S_BIN=$(K8S_CACHE)/bin/$(K8S_VERSION) HAPOD_K8S_IMAGES=$$archive HAPOD_K8S_REPO=$(K8S_REPO) \
 	HAPOD_K8S_VERSION=$(K8S_VERSION) HAPOD_IMAGE=$(KUBEADM_IMAGE) HAPOD_IMAGE_NEW=$(KUBEADM_IMAGE)-new \
-	$(GO) test -count=1 -timeout 60m -v ./e2e/kubeadm/
+	$(GO) test -count=1 -timeout 60m -v -run '$(KUBEADM_TESTS)' ./e2e/kubeadm/
 
 # Benchmarks compare against keepalived / haproxy side by side and print ratios.
 bench: bench-failover bench-proxy

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"github.com/hapod/hapod/internal/lab"
+	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/status"
 )
 
 const (
@@ -54,6 +57,8 @@ type cluster struct {
 	// joinCommand is the `kubeadm join` line kubeadm init printed for
 	// control-plane nodes, without "kubeadm".
 	joinCommand []string
+	// crashed is the node holderCrash crashed last, until it is back.
+	crashed *node
 }
 
 // newCluster builds the lab and three nodes with containerd running, the
@@ -486,4 +491,25 @@ func indent(s string) string {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// hapodStatus reads the node's hapod /status (its status server on the
+// node's loopback).
+func (n *node) hapodStatus(ctx context.Context) (status.Report, error) {
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: n.Dial}}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+config.DefaultStatusAddr.String()+"/status", nil)
+	if err != nil {
+		return status.Report{}, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return status.Report{}, err
+	}
+	defer resp.Body.Close()
+	var r status.Report
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return status.Report{}, fmt.Errorf("%s /status: %w", n.name, err)
+	}
+	return r, nil
 }
