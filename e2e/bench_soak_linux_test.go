@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,7 +47,10 @@ func TestBenchFailoverSoak(t *testing.T) {
 		soakFor = d
 	}
 	c := benchCase{name: "v3 100ms (default)", version: 3, interval: 100 * time.Millisecond}
-	groups := []*soakGroup{{benchGroup: newHapodGroup(t, c), changes: stateChanges}}
+	// hapod checks real TLS apiservers (fake ones) with its default
+	// HTTPS checks, so that a check slowed by the load shows as a false
+	// "backend down" or "suspect".
+	groups := []*soakGroup{{benchGroup: newHapodProxyGroup(t, c), changes: stateChanges, downs: backendDowns}}
 	if _, err := exec.LookPath("keepalived"); err == nil {
 		groups = append(groups, &soakGroup{benchGroup: newKeepalivedGroup(t, c), changes: keepalivedStateChanges})
 	} else {
@@ -64,6 +68,9 @@ func TestBenchFailoverSoak(t *testing.T) {
 		g.last = []int{g.holder}
 		for _, p := range g.procs {
 			g.base = append(g.base, g.changes(p.Log()))
+			if g.downs != nil {
+				g.downBase = append(g.downBase, g.downs(p.Log()))
+			}
 		}
 		capture, err := captureAdverts(g.lab.Client)
 		if err != nil {
@@ -92,7 +99,7 @@ func TestBenchFailoverSoak(t *testing.T) {
 	fmt.Fprintf(&report, "soak %v, %d busy loops at nice 0, %d looks at the holders\n", soakFor, hogs, looks)
 	for _, g := range groups {
 		adverts := g.capture.stop()
-		spurious := 0
+		spurious, falseDowns := 0, 0
 		var lines []string
 		for i, p := range g.procs {
 			log := p.Log()
@@ -100,6 +107,13 @@ func TestBenchFailoverSoak(t *testing.T) {
 			spurious += n
 			if n > 0 {
 				lines = append(lines, fmt.Sprintf("%s: %d state changes:\n%s", g.lab.Nodes[i].Name, n, tail(log, 12)))
+			}
+			if g.downs != nil {
+				d := g.downs(log) - g.downBase[i]
+				falseDowns += d
+				if d > 0 {
+					lines = append(lines, fmt.Sprintf("%s: %d healthy backends marked down or suspect:\n%s", g.lab.Nodes[i].Name, d, tail(log, 12)))
+				}
 			}
 		}
 		var at []time.Time
@@ -116,11 +130,15 @@ func TestBenchFailoverSoak(t *testing.T) {
 		if g.impl != "hapod" {
 			name += " (reference)"
 		}
-		fmt.Fprintf(&report, "%s: spurious transitions: %d; holder changes: %d; adverts not from the first holder: %d\n%s\n",
-			name, spurious, g.moves, others, jitterReport(at, c.interval))
-		if g.impl == "hapod" && (spurious > 0 || g.moves > 0) {
-			t.Errorf("hapod: %d spurious transitions, %d holder changes under load:\n%s",
-				spurious, g.moves, strings.Join(append(g.events, lines...), "\n"))
+		downs := "not counted"
+		if g.downs != nil {
+			downs = strconv.Itoa(falseDowns)
+		}
+		fmt.Fprintf(&report, "%s: spurious transitions: %d; holder changes: %d; adverts not from the first holder: %d; healthy backends marked down or suspect: %s\n%s\n",
+			name, spurious, g.moves, others, downs, jitterReport(at, c.interval))
+		if g.impl == "hapod" && (spurious > 0 || g.moves > 0 || falseDowns > 0) {
+			t.Errorf("hapod: %d spurious transitions, %d holder changes, %d false backend downs under load:\n%s",
+				spurious, g.moves, falseDowns, strings.Join(append(g.events, lines...), "\n"))
 		} else if len(g.events)+len(lines) > 0 {
 			t.Logf("%s:\n%s", name, strings.Join(append(g.events, lines...), "\n"))
 		}
@@ -134,6 +152,10 @@ type soakGroup struct {
 	*benchGroup
 	// changes counts the implementation's state-change log lines.
 	changes func(log string) int
+	// downs counts its lines saying a backend went down or suspect (nil:
+	// not counted); downBase is the count per node after the election.
+	downs    func(log string) int
+	downBase []int
 	holder  int   // the first holder
 	base    []int // state-change lines per node after the election
 	capture *advertCapture
@@ -163,6 +185,12 @@ func (g *soakGroup) look(t *testing.T, since time.Duration) {
 
 // stateChanges counts hapod's "vrrp state change" log lines.
 func stateChanges(log string) int { return strings.Count(log, `msg="vrrp state change"`) }
+
+// backendDowns counts hapod's lines saying a backend went down or became
+// suspect (its node's VRRP router went silent).
+func backendDowns(log string) int {
+	return strings.Count(log, `msg="backend down"`) + strings.Count(log, `msg="backend suspect until a health check passes"`)
+}
 
 // keepalivedStateChanges counts keepalived's "Entering ... STATE" lines.
 func keepalivedStateChanges(log string) int { return strings.Count(log, "Entering ") }

@@ -103,9 +103,15 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 // arguments, and waits until it listens.
 func (c *cluster) startAPIServer(n *lab.Node, addr netip.AddrPort, extra ...string) *lab.Process {
 	c.t.Helper()
+	return startAPIServer(c.t, n, addr, extra...)
+}
+
+// startAPIServer is cluster.startAPIServer for any test.
+func startAPIServer(t *testing.T, n *lab.Node, addr netip.AddrPort, extra ...string) *lab.Process {
+	t.Helper()
 	args := append([]string{"--listen=" + addr.String(), "--name=" + n.Name, "--watch-interval=200ms"}, extra...)
-	p := n.Start(c.t, fakeAPIServerBin, args...)
-	lab.WaitFor(c.t, 10*time.Second, n.Name+"'s apiserver listening", func() bool { return strings.Contains(p.Log(), "ready ") })
+	p := n.Start(t, fakeAPIServerBin, args...)
+	lab.WaitFor(t, 10*time.Second, n.Name+"'s apiserver listening", func() bool { return strings.Contains(p.Log(), "ready ") })
 	return p
 }
 

@@ -46,13 +46,14 @@ func crashRuns(t *testing.T, def int) int {
 	return n
 }
 
-// httpsProbe probes url from the client namespace as crashProbe says.
-func httpsProbe(t *testing.T, l *lab.Lab, url string) *lab.Probe {
+// httpsProbe GETs url from the client namespace every interval, a new
+// connection each, failing after timeout.
+func httpsProbe(t *testing.T, l *lab.Lab, url string, interval, timeout time.Duration) *lab.Probe {
 	t.Helper()
 	hc := vipHTTPSClient(l)
 	p, err := lab.StartProbeConfig(t.Context(), l.Client, lab.ProbeConfig{
-		Interval: crashProbeInterval,
-		Timeout:  crashProbeTimeout,
+		Interval: interval,
+		Timeout:  timeout,
 		Request: func(ctx context.Context) (string, error) {
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			if err != nil {
@@ -121,7 +122,7 @@ func (c *cluster) crashHolderOnce(t *testing.T, run int) time.Duration {
 	holder := c.stableOneHolder(time.Second)
 	h := c.index(holder)
 	dead := netip.AddrPortFrom(holder.IPv4, backendPort)
-	probe := httpsProbe(t, c.lab, c.vipURL("/fake/whoami"))
+	probe := httpsProbe(t, c.lab, c.vipURL("/fake/whoami"), crashProbeInterval, crashProbeTimeout)
 	defer probe.Stop()
 	lab.WaitFor(t, 10*time.Second, "the client served before the crash", func() bool {
 		s, ok := probe.Snapshot().LastSample()
