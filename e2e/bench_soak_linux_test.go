@@ -156,12 +156,12 @@ type soakGroup struct {
 	// not counted); downBase is the count per node after the election.
 	downs    func(log string) int
 	downBase []int
-	holder  int   // the first holder
-	base    []int // state-change lines per node after the election
-	capture *advertCapture
-	last    []int    // holders at the previous look
-	moves   int      // looks at which the holders differed from the last
-	events  []string // when and how they differed
+	holder   int   // the first holder
+	base     []int // state-change lines per node after the election
+	capture  *advertCapture
+	last     []int    // holders at the previous look
+	moves    int      // looks at which the holders differed from the last
+	events   []string // when and how they differed
 }
 
 // look compares the holders with the previous look and records a change.
