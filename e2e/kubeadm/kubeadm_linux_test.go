@@ -384,8 +384,17 @@ func (c *cluster) recoverCrashed(t *testing.T) {
 	n := c.crashed
 	c.crashed = nil
 	start := time.Now()
-	if out, err := exec.Command("ip", "-n", n.NS, "addr", "del", c.vip.String(), "dev", n.Iface).CombinedOutput(); err != nil && n.HasAddr(c.vip.Addr()) {
-		t.Fatalf("%s: remove the VIP its crash left: %v: %s", n.name, err, out)
+	addrs, err := n.Addrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if a.Addr() != c.vip.Addr() {
+			continue
+		}
+		if out, err := exec.Command("ip", "-n", n.NS, "addr", "del", a.String(), "dev", n.Iface).CombinedOutput(); err != nil {
+			t.Fatalf("%s: remove the VIP its crash left: %v: %s", n.name, err, out)
+		}
 	}
 	n.LinkUp(t)
 	if err := n.startContainerd(t.Context()); err != nil {
