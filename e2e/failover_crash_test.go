@@ -17,6 +17,7 @@ import (
 
 	"github.com/hapod/hapod/internal/lab"
 	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/status"
 )
 
 // Issue 23: a client of the VIP when its holder's host crashes, with
@@ -195,4 +196,87 @@ func (c *cluster) crashHolderOnce(t *testing.T, run int) time.Duration {
 		return false
 	})
 	return outage
+}
+
+// TestFailoverCrashedBackup crashes a node that does not hold the VIP,
+// HAPOD_CRASH_RUNS times (default 2): nothing moves, but the holder's
+// proxy still counts that node's apiserver healthy until fall x interval
+// of failed checks. The first client sent there finds it silent; the
+// proxy must try another backend after raceDelay (250 ms, not a third
+// of --connect-timeout) and send nobody there again until a check
+// passes: at most one dial to the dead backend per crash. It logs the
+// requests that failed.
+func TestFailoverCrashedBackup(t *testing.T) {
+	runs := crashRuns(t, 2)
+	def := config.Default().Health
+	c := newCluster(t, clusterOptions{apiservers: true, configure: func(cfg *config.Config) {
+		cfg.Health.Interval, cfg.Health.Timeout = def.Interval, def.Timeout
+		cfg.Health.Rise, cfg.Health.Fall = def.Rise, def.Fall
+	}})
+	failed := 0
+	for r := range runs {
+		holder := c.stableOneHolder(time.Second)
+		h := c.index(holder)
+		victim := c.lab.Nodes[(h+1)%len(c.lab.Nodes)]
+		v := c.index(victim)
+		dead := netip.AddrPortFrom(victim.IPv4, backendPort)
+		before, err := c.report(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		probe := httpsProbe(t, c.lab, c.vipURL("/fake/whoami"), crashProbeInterval, crashProbeTimeout)
+		time.Sleep(time.Second + rand.N(time.Second))
+		at := time.Now()
+		c.lab.Partition(t, victim)
+		if err := c.kill(v, syscall.SIGKILL); err == nil {
+			t.Fatal("SIGKILL: hapod exited cleanly?")
+		}
+		lab.WaitFor(t, 30*time.Second, holder.Name+" to check "+dead.String()+" down", func() bool {
+			rep, err := c.report(h)
+			if err != nil {
+				return false
+			}
+			for _, b := range rep.Backends {
+				if b.Address == dead {
+					return b.Health == "down"
+				}
+			}
+			return false
+		})
+		time.Sleep(2 * crashProbeTimeout)
+		res := probe.Stop()
+		after, err := c.report(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dials := backendFailures(after, dead) - backendFailures(before, dead)
+		if dials > 1 {
+			t.Errorf("run %d: %s's proxy dialled the crashed %s %d times; want at most once (then suspect until a check passes)",
+				r+1, holder.Name, dead, dials)
+		}
+		n := 0
+		for _, s := range res.Samples {
+			if !s.OK && s.At.After(at) {
+				n++
+				t.Logf("run %d: request %v after the crash failed: %v", r+1, s.At.Sub(at).Round(time.Millisecond), s.Err)
+			}
+		}
+		failed += n
+		t.Logf("run %d: %s crashed (%s holds the VIP): %d dials to its apiserver, %d of %d requests failed",
+			r+1, victim.Name, holder.Name, dials, n, res.Attempts)
+		delVIP(t, victim, c.vip)
+		c.lab.Heal(t, victim)
+		c.start(v)
+	}
+	t.Logf("%d requests failed over %d crashes of a backup node", failed, runs)
+}
+
+// backendFailures is the connect failures of backend a in rep.
+func backendFailures(rep status.Report, a netip.AddrPort) uint64 {
+	for _, b := range rep.Backends {
+		if b.Address == a {
+			return b.ConnectFailures
+		}
+	}
+	return 0
 }

@@ -329,7 +329,7 @@ func Fields() []Field {
 		},
 		{
 			Name: "connect-timeout", Kind: KindValue, Category: CategoryProxy,
-			Usage: fmt.Sprintf("time to connect to a backend, retries on other backends included (at least %v)", MinConnectTimeout),
+			Usage: fmt.Sprintf("time to connect to a backend, retries on other backends included (at least %v); one attempt waits at most 250ms while another backend is left", MinConnectTimeout),
 			get:   func(c *Config) []string { return []string{durationString(c.Proxy.ConnectTimeout)} },
 			set: func(c *Config, s string) (err error) {
 				c.Proxy.ConnectTimeout, err = parseDuration(s)

@@ -52,10 +52,10 @@ func (l *loop) dial(c *conn) {
 		err := l.connect(c, b)
 		if err == nil {
 			// One unresponsive backend (SYNs blackholed) must not eat
-			// the whole budget: each attempt gets a share of what is left.
-			share := (c.dialDeadline - now) / int64(max(1, p.pool.Healthy()-len(c.tried)))
+			// the budget: see attemptShare.
+			share := attemptShare(time.Duration(c.dialDeadline-now), p.pool.Healthy()-len(c.tried))
 			c.state = stateDialing
-			l.addTimer(c, now+share)
+			l.addTimer(c, now+int64(share))
 			return
 		}
 		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
@@ -132,7 +132,7 @@ func (l *loop) dialError(c *conn, err error) {
 	if c.aborted.Load() {
 		return
 	}
-	p.pool.markSuspect(b)
+	p.pool.markSuspect(b, err)
 	p.log.Debug("dial failed", "backend", b.Addr, "client", c.client, "err", err)
 	c.tried = append(c.tried, b)
 	p.retries.Add(1)

@@ -8,15 +8,17 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"k8s.io/utils/clock"
 )
 
-// suspectHoldDown is how long a backend whose dial failed is skipped for
-// new connections unless a health check started after the failure passes
-// sooner. Short: it only bridges the gap until the checker (2s interval)
-// notices.
+// suspectHoldDown is how long a backend whose dial was refused is skipped
+// for new connections unless a health check started after the failure
+// passes sooner. Short: it only bridges the gap until the checker (2s
+// interval) notices. A timed-out dial's mark lasts until a check passes
+// (see holdDownEnds).
 const suspectHoldDown = 5 * time.Second
 
 // untilChecked is the hold-down end of a Suspect mark: none, only a
@@ -288,15 +290,33 @@ func without(bs, tried []*Backend) []*Backend {
 	return out
 }
 
-// markSuspect records a failed dial to b: new connections avoid it for
-// suspectHoldDown, or until a check started after now passes.
-func (p *Pool) markSuspect(b *Backend) {
+// markSuspect records a dial to b that failed with err: new connections
+// avoid it until a check started after now passes, or, when err says
+// only that the backend refused (holdDownEnds), suspectHoldDown at most.
+func (p *Pool) markSuspect(b *Backend, err error) {
 	b.failures.Add(1)
 	now := p.clock.Now().UnixNano()
+	until := int64(untilChecked)
+	if holdDownEnds(err) {
+		until = now + int64(suspectHoldDown)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	b.suspect(now, now+int64(suspectHoldDown))
+	b.suspect(now, until)
 	p.rebuildLocked(now)
+}
+
+// holdDownEnds reports whether the suspect mark of a dial that failed
+// with err ends after suspectHoldDown. A connect that timed out (SYNs
+// unanswered: the proxy's own attempt deadline) or found no route to the
+// host (its neighbour entry failed) says the host is gone, as a crash
+// or a cut link leaves it: such a mark lasts until a health check
+// passes, as the health checker needs fall x interval to say down and
+// every client sent there meanwhile would wait out its connect share. A
+// refusal (the host is up, the apiserver restarting) and anything else
+// lift after the hold-down.
+func holdDownEnds(err error) bool {
+	return !errors.Is(err, syscall.ETIMEDOUT) && !errors.Is(err, syscall.EHOSTUNREACH) && !errors.Is(err, syscall.ENETUNREACH)
 }
 
 // Suspect marks the backend at addr suspect on evidence from outside the

@@ -58,7 +58,9 @@ type Config struct {
 	// the proxy is ready the moment VRRP moves the address here.
 	Listen netip.AddrPort
 	// ConnectTimeout is the total budget for dialing a backend, retries
-	// on other backends included (default 3s).
+	// on other backends included (default 3s). While another backend is
+	// left to try, one attempt waits at most 250 ms for an answer (see
+	// raceDelay) before the next backend is tried.
 	ConnectTimeout time.Duration
 	// IdleTimeout closes a connection with no data either way for this
 	// long (default 1h, see DefaultIdleTimeout). It is checked coarsely by

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,16 +92,95 @@ func TestSuspectKeptByDialFailure(t *testing.T) {
 	b := pool.byAddr[a]
 	pool.Suspect(a)
 	fc.Step(time.Second)
-	pool.markSuspect(b)
+	pool.markSuspect(b, syscall.ECONNREFUSED)
 	fc.Step(2 * suspectHoldDown)
 	if s := b.stats(fc.Now().UnixNano()); !s.Suspect {
 		t.Fatal("a failed dial shortened the mark to its own hold-down")
 	}
 	pool.CheckPassed(a, fc.Now())
-	pool.markSuspect(b)
+	pool.markSuspect(b, syscall.ECONNREFUSED)
 	fc.Step(time.Millisecond)
 	pool.CheckPassed(a, fc.Now())
 	if s := b.stats(fc.Now().UnixNano()); s.Suspect {
 		t.Error("a check that started after the failed dial did not end its hold-down")
+	}
+}
+
+// TestPickAllocatesNothing: choosing a backend, with a suspect one to
+// skip, costs no allocation (the hot path of every new connection).
+func TestPickAllocatesNothing(t *testing.T) {
+	fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
+	addrs := []netip.AddrPort{
+		netip.MustParseAddrPort("198.18.0.1:6443"),
+		netip.MustParseAddrPort("198.18.0.2:6443"),
+		netip.MustParseAddrPort("198.18.0.3:6443"),
+	}
+	pool := NewPool(addrs, nil)
+	pool.clock = fc
+	pool.Suspect(addrs[0])
+	client := netip.MustParseAddrPort("198.18.0.100:40000")
+	allocs := testing.AllocsPerRun(1000, func() {
+		b := pool.pick(client, nil)
+		if b == nil || b.Addr == addrs[0] {
+			t.Fatalf("picked %v", b)
+		}
+		b.active.Add(-1)
+	})
+	if allocs != 0 {
+		t.Errorf("pick allocates %v times per call", allocs)
+	}
+}
+
+func TestHoldDownEnds(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		ends bool
+	}{
+		{syscall.ECONNREFUSED, true}, // the host answered: apiserver restarting
+		{syscall.ECONNRESET, true},
+		{syscall.ETIMEDOUT, false},    // SYNs unanswered: a dead host
+		{syscall.EHOSTUNREACH, false}, // its neighbour entry failed
+		{syscall.ENETUNREACH, false},
+		{fmt.Errorf("connect: %w", syscall.ETIMEDOUT), false},
+	} {
+		if got := holdDownEnds(tt.err); got != tt.ends {
+			t.Errorf("holdDownEnds(%v) = %v, want %v", tt.err, got, tt.ends)
+		}
+	}
+}
+
+// TestTimedOutDialSuspectUntilChecked: a dial that timed out marks the
+// backend until a check passes, not for the refused dial's hold-down.
+func TestTimedOutDialSuspectUntilChecked(t *testing.T) {
+	fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
+	a := netip.MustParseAddrPort("198.18.0.1:6443")
+	pool := NewPool([]netip.AddrPort{a}, nil)
+	pool.clock = fc
+	b := pool.byAddr[a]
+	pool.markSuspect(b, syscall.ETIMEDOUT)
+	fc.Step(10 * suspectHoldDown)
+	if !b.stats(fc.Now().UnixNano()).Suspect {
+		t.Fatal("a timed-out dial's mark ended with the hold-down")
+	}
+	pool.CheckPassed(a, fc.Now())
+	if b.stats(fc.Now().UnixNano()).Suspect {
+		t.Error("still suspect after a passing check")
+	}
+}
+
+func TestAttemptShare(t *testing.T) {
+	for _, tt := range []struct {
+		left       time.Duration
+		candidates int
+		want       time.Duration
+	}{
+		{3 * time.Second, 3, raceDelay},                     // others left: race after raceDelay
+		{300 * time.Millisecond, 3, 100 * time.Millisecond}, // an equal share when smaller
+		{3 * time.Second, 1, 3 * time.Second},               // the last candidate gets all that is left
+		{3 * time.Second, 0, 3 * time.Second},               // a suspect fallback beyond the healthy count
+	} {
+		if got := attemptShare(tt.left, tt.candidates); got != tt.want {
+			t.Errorf("attemptShare(%v, %d) = %v, want %v", tt.left, tt.candidates, got, tt.want)
+		}
 	}
 }
