@@ -372,6 +372,12 @@ func (c *cluster) crashOnce(t *testing.T, run int) time.Duration {
 	outage := r.OutageAfter(at)
 	t.Logf("run %d: %s (VIP holder) crashed at %s; VIP on %s %v later; client-observed outage %v after the crash: %s",
 		run, h.name, at.Format("15:04:05.000"), to.name, moved.Sub(at).Round(time.Millisecond), outage.Round(time.Millisecond), report(r))
+	for _, s := range r.Samples {
+		if !s.OK && !s.At.Before(at) {
+			t.Logf("run %d: request sent %v after the crash (%v after the VIP moved) failed: %v",
+				run, s.At.Sub(at).Round(time.Millisecond), s.At.Sub(moved).Round(time.Millisecond), s.Err)
+		}
+	}
 	return outage
 }
 
