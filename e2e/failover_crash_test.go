@@ -220,10 +220,20 @@ func TestFailoverCrashedBackup(t *testing.T) {
 		victim := c.lab.Nodes[(h+1)%len(c.lab.Nodes)]
 		v := c.index(victim)
 		dead := netip.AddrPortFrom(victim.IPv4, backendPort)
-		before, err := c.report(h)
-		if err != nil {
-			t.Fatal(err)
-		}
+		var before status.Report
+		lab.WaitFor(t, 30*time.Second, holder.Name+" to check every backend up", func() bool {
+			rep, err := c.report(h)
+			if err != nil {
+				return false
+			}
+			for _, b := range rep.Backends {
+				if b.Health != "up" || b.Suspect {
+					return false
+				}
+			}
+			before = rep
+			return true
+		})
 		probe := httpsProbe(t, c.lab, c.vipURL("/fake/whoami"), crashProbeInterval, crashProbeTimeout)
 		time.Sleep(time.Second + rand.N(time.Second))
 		at := time.Now()
