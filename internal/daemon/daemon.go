@@ -187,7 +187,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		// Before the VIP is taken: the first client through it must not
 		// be sent to the node whose silence made this takeover.
 		OnTransition: func(tr vrrp.Transition) {
-			for _, b := range suspectsAfter(tr, cfg.Proxy.Backends) {
+			for _, b := range suspectsAfter(tr, backendAddrs(pool)) {
 				pool.Suspect(b)
 			}
 		},

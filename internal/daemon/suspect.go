@@ -3,6 +3,7 @@ package daemon
 import (
 	"net/netip"
 
+	"github.com/hapod/hapod/pkg/proxy"
 	"github.com/hapod/hapod/pkg/vrrp"
 )
 
@@ -28,6 +29,17 @@ func suspectsAfter(tr vrrp.Transition, backends []netip.AddrPort) []netip.AddrPo
 		if b.Addr().Unmap() == tr.Peer.Unmap() {
 			out = append(out, b)
 		}
+	}
+	return out
+}
+
+// backendAddrs are the addresses of pool's backends now: the configured
+// ones and those membership added.
+func backendAddrs(pool *proxy.Pool) []netip.AddrPort {
+	bs := pool.Backends()
+	out := make([]netip.AddrPort, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, b.Addr)
 	}
 	return out
 }

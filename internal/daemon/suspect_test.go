@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/hapod/hapod/pkg/proxy"
 	"github.com/hapod/hapod/pkg/vrrp"
 )
 
@@ -33,5 +34,18 @@ func TestSuspectsAfter(t *testing.T) {
 		if got := suspectsAfter(tt.tr, backends); !slices.Equal(got, tt.want) {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestBackendAddrsFollowMembership: the takeover's evidence is matched
+// against the pool as membership left it, not only the configured list.
+func TestBackendAddrsFollowMembership(t *testing.T) {
+	first := netip.MustParseAddrPort("198.18.0.10:6443")
+	added := netip.MustParseAddrPort("198.18.0.11:6443")
+	pool := proxy.NewPool([]netip.AddrPort{first}, nil)
+	pool.Add(added)
+	got := suspectsAfter(vrrp.Transition{From: vrrp.StateBackup, To: vrrp.StateActive, Reason: vrrp.ReasonMasterDown, Peer: added.Addr()}, backendAddrs(pool))
+	if !slices.Equal(got, []netip.AddrPort{added}) {
+		t.Errorf("suspects %v, want the discovered member %v", got, added)
 	}
 }

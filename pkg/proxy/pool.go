@@ -329,12 +329,12 @@ func holdDownEnds(err error) bool {
 // CloseOnDown its established connections are closed at once, as on a
 // down. It returns how many it closed, and false for an unknown addr.
 func (p *Pool) Suspect(addr netip.AddrPort) (closed int, ok bool) {
+	p.transition.Lock()
+	defer p.transition.Unlock()
 	b := p.byAddr[addr]
 	if b == nil {
 		return 0, false
 	}
-	p.transition.Lock()
-	defer p.transition.Unlock()
 	now := p.clock.Now().UnixNano()
 	p.mu.Lock()
 	b.suspect(now, untilChecked)
@@ -353,6 +353,8 @@ func (p *Pool) Suspect(addr netip.AddrPort) (closed int, ok bool) {
 // after the evidence against it. A check already under way when the mark
 // was made proves nothing (it may have passed just before the crash).
 func (p *Pool) CheckPassed(addr netip.AddrPort, start time.Time) {
+	p.transition.Lock()
+	defer p.transition.Unlock()
 	b := p.byAddr[addr]
 	if b == nil || b.suspectSince.Load() == 0 {
 		return
