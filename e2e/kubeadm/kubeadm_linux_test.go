@@ -24,10 +24,11 @@ import (
 )
 
 // TestKubeadmMulticast is the README's quick start on real kubeadm, with
-// multicast VRRP (hapod's default) and flags everywhere: `hapod init`
-// with flags and `kubeadm init` on node 1, the printed `hapod join` line
-// and `kubeadm join VIP:8443 --control-plane ...` on nodes 2 and 3; then the
-// cluster's lifecycle: `kubeadm upgrade apply` on node 1, and on the VIP
+// multicast VRRP (hapod's default) and flags everywhere: `hapod init --vip`
+// (no --backend) and `kubeadm init` on node 1, the printed `hapod join`
+// line and `kubeadm join VIP:8443 --control-plane ...` on nodes 2 and 3;
+// the node identity's access to the apiserver lists, and every node
+// discovering the other two apiservers; then the cluster's lifecycle: `kubeadm upgrade apply` on node 1, and on the VIP
 // holder a hapod upgrade, `hapod reset` + `kubeadm reset` and re-join, and
 // re-join after hapod was SIGKILLed. Each step runs on the cluster the previous one left.
 func TestKubeadmMulticast(t *testing.T) {
@@ -39,6 +40,8 @@ func TestKubeadmMulticast(t *testing.T) {
 	}{
 		{"init", func(t *testing.T) { c.initFirst(t, false) }},
 		{"join", func(t *testing.T) { c.joinOthers(t, false) }},
+		{"node-identity-access", c.nodeAccess},
+		{"discovered", c.discovered},
 		{"kubeadm-upgrade-apply", c.kubeadmUpgradeApply},
 		{"hapod-upgrade-on-holder", c.upgradeOnHolder},
 		{"reset-holder-and-rejoin", c.resetHolder},
@@ -86,7 +89,10 @@ func (c *cluster) initFirst(t *testing.T, viaConfig bool) {
 	} else {
 		args = append(args, "--vip="+c.vip.String())
 	}
-	args = append(append(append(args, c.backendFlags()...), c.peerFlags(n1)...), "--image="+c.s.image)
+	if viaConfig {
+		args = append(args, c.backendFlags()...)
+	} // else none: node 1's apiserver first, the others discovered
+	args = append(append(args, c.peerFlags(n1)...), "--image="+c.s.image)
 	out := c.hapod(t, n1, args...)
 	c.printedHapodJoin = printedJoin(t, out)
 	written := readFile(t, n1.hostPath("/etc/kubernetes/manifests/hapod.yaml"))
