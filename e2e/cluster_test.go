@@ -24,9 +24,12 @@ const backendPort = 6443
 // cluster is hapod running on every node of a lab, each node also running
 // a TCP backend on its own address that greets with the node's name.
 type cluster struct {
-	t     *testing.T
-	lab   *lab.Lab
-	vip   netip.Prefix
+	t   *testing.T
+	lab *lab.Lab
+	vip netip.Prefix
+	// port is the endpoint's port on the VIP: frontendPort, or 6443
+	// with clusterOptions.redirect.
+	port  uint16
 	args  [][]string
 	procs []*lab.Process
 	// apis are the fake kube-apiservers (clusterOptions.apiservers).
@@ -41,6 +44,11 @@ type clusterOptions struct {
 	// each node and keeps hapod's default HTTPS health check; otherwise
 	// plain TCP servers that greet with the node name, checked with tcp.
 	apiservers bool
+	// redirect binds each fake kube-apiserver to 0.0.0.0:6443, as
+	// kube-apiserver does by default, and makes VIP:6443 the endpoint:
+	// hapod's proxy listens on its default listen port and VIP:6443
+	// reaches it through the nftables redirect. Needs apiservers.
+	redirect bool
 	// configure changes every node's Config after the defaults above.
 	configure func(*config.Config)
 	// extra are arguments after the Config's, for what no Config field
@@ -57,16 +65,22 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 		o.nodes = 3
 	}
 	l := lab.New(t, o.nodes)
-	c := &cluster{t: t, lab: l, vip: l.VIP4Prefix(0)}
+	c := &cluster{t: t, lab: l, vip: l.VIP4Prefix(0), port: frontendPort}
+	if o.redirect {
+		c.port = config.DefaultPort
+	}
 	if o.ipv6 {
 		c.vip = l.VIP6Prefix(0)
 	}
 	var backends []netip.AddrPort
 	for _, n := range l.Nodes {
 		a := netip.AddrPortFrom(n.Addr(c.vip.Addr()), backendPort)
-		if o.apiservers {
+		switch {
+		case o.redirect:
+			c.apis = append(c.apis, c.startAPIServer(n, netip.AddrPortFrom(netip.IPv4Unspecified(), backendPort)))
+		case o.apiservers:
 			c.apis = append(c.apis, c.startAPIServer(n, a))
-		} else {
+		default:
 			n.ServeTCP(t, a)
 		}
 		backends = append(backends, a)
@@ -75,6 +89,9 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 		cfg := hapodConfig(c.vip, n, backends...)
 		if o.apiservers {
 			cfg.Health.Check = health.KindHTTPS
+		}
+		if o.redirect {
+			cfg.Proxy.Port = c.port // the listen port is derived
 		}
 		cfg.Health.Interval, cfg.Health.Timeout = 500*time.Millisecond, 400*time.Millisecond
 		cfg.Health.Rise, cfg.Health.Fall = 2, 2

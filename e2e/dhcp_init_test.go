@@ -53,7 +53,7 @@ func TestInitJoinRunWithDHCPVIP(t *testing.T) {
 		dirs[i] = filepath.Join(t.TempDir(), "manifests")
 	}
 	initArgs := append([]string{"init", "--vip=dhcp", "--interface=eth0", "--cluster-name=" + clusterName,
-		"--health-check=tcp", "--manifest-dir=" + dirs[0], "--image=example.test/hapod:e2e"}, backends...)
+		fmt.Sprintf("--port=%d", frontendPort), "--health-check=tcp", "--manifest-dir=" + dirs[0], "--image=example.test/hapod:e2e"}, backends...)
 	out, err := nodes[0].Command(t.Context(), hapodBin, initArgs...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("hapod init --vip dhcp: %v\n%s\ndnsmasq:\n%s", err, out, server.Log())

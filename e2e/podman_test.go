@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -36,7 +37,7 @@ func TestPodmanKubePlay(t *testing.T) {
 	node.ServeTCP(t, backend)
 	vip := l.VIP4Prefix(0)
 	podYAML := node.Run(t, hapodBin, "manifest", "--vip="+vip.String(), "--interface="+node.Iface,
-		"--image="+image, "--backend="+backend.String(), "--health-check=tcp",
+		fmt.Sprintf("--port=%d", frontendPort), "--image="+image, "--backend="+backend.String(), "--health-check=tcp",
 		// Its hostPath mounts (kubelet.conf, the state directory) would
 		// be created on this machine: no kubelet here to discover with.
 		"--discover=false")

@@ -44,7 +44,7 @@ func vipHTTPSClient(l *lab.Lab) *http.Client {
 }
 
 func (c *cluster) vipURL(path string) string {
-	return "https://" + netip.AddrPortFrom(c.vip.Addr(), frontendPort).String() + path
+	return "https://" + netip.AddrPortFrom(c.vip.Addr(), c.port).String() + path
 }
 
 // whoami asks the VIP which apiserver answered.

@@ -119,12 +119,13 @@ func NewApp(stdout, stderr io.Writer, host Host) *cli.App {
 		Description: `Before 'kubeadm init' on the first control-plane node, 'hapod init' writes
 /etc/kubernetes/manifests/hapod.yaml. Kubelet starts that pod together with the
 control plane; it holds the virtual IP with VRRP (keepalived-compatible) and
-proxies VIP:PORT to every healthy kube-apiserver. 'hapod init' prints the
+proxies VIP:6443 to every healthy kube-apiserver (an nftables redirect to the
+proxy's own port, so the apiservers keep their default bind). 'hapod init' prints the
 'hapod join' command to run before 'kubeadm join --control-plane' on the others.
 
 Example, on the first of three control-plane nodes (VIP 198.18.0.10):
    hapod init ` + exampleFlags + `
-   kubeadm init --control-plane-endpoint 198.18.0.10:8443 --upload-certs
+   kubeadm init --control-plane-endpoint 198.18.0.10 --upload-certs
 
 Before 'kubeadm reset' on a node, run 'hapod reset': it removes the manifest
 and has the running hapod hand the VIP over to another node and exit.

@@ -115,7 +115,8 @@ func TestInitWritesOnceThenUnchangedThenRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"created " + path, "kubeadm init --control-plane-endpoint 198.18.0.10:8443", "hapod join --vip=198.18.0.10/24 --vrid=10 --port=8443 --backend=198.18.0.11:6443"} {
+	for _, want := range []string{"created " + path, "kubeadm init --control-plane-endpoint 198.18.0.10:6443", "hapod join --vip=198.18.0.10/24 --vrid=10 --port=6443 --backend=198.18.0.11:6443",
+		"endpoint 198.18.0.10:6443: redirected by hapod's nftables rule to the proxy on port 9445"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("init output lacks %q:\n%s", want, r.stdout)
 		}
@@ -179,7 +180,7 @@ func TestDryRunVIPFromDHCP(t *testing.T) {
 	for _, want := range []string{
 		"hapod: dry run: leased VIP 198.18.0.164/24 on eth0 from DHCP server 198.18.0.1",
 		"this is a real lease, taken to render the manifest",
-		"hapod: dry run: would set controlPlaneEndpoint 198.18.0.164:8443 in " + kcfg,
+		"hapod: dry run: would set controlPlaneEndpoint 198.18.0.164:6443 in " + kcfg,
 		"hapod: dry run: would create " + filepath.Join(dir, manifest.FileName),
 	} {
 		if !strings.Contains(r.stderr, want) {
@@ -262,15 +263,20 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// TestPortShareWarning: the warning about a frontend port shared with the
-// apiservers comes out on success, after the checks.
+// TestPortShareWarning: the warning about the proxy listening on the
+// apiservers' port itself comes out on success, after the checks; the
+// default, the redirect, needs none.
 func TestPortShareWarning(t *testing.T) {
-	r := run(t, fakeHost(), "init", "--manifest-dir", t.TempDir(), "--vip", "198.18.0.10/24", "--port", "6443", "--backend", "198.18.0.11:6443")
+	r := run(t, fakeHost(), "init", "--manifest-dir", t.TempDir(), "--vip", "198.18.0.10/24", "--listen-port", "6443", "--backend", "198.18.0.11:6443")
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	if !strings.HasPrefix(r.stderr, "hapod: warning: --port 6443 is also the kube-apiservers' port") {
+	if !strings.HasPrefix(r.stderr, "hapod: warning: the proxy listens on VIP:6443, the kube-apiservers' port") {
 		t.Errorf("stderr %q lacks the warning", r.stderr)
+	}
+	r = run(t, fakeHost(), "init", "--manifest-dir", t.TempDir(), "--vip", "198.18.0.10/24", "--backend", "198.18.0.11:6443")
+	if r.err != nil || strings.Contains(r.stderr, "warning") {
+		t.Errorf("default endpoint: %v, stderr %q", r.err, r.stderr)
 	}
 }
 
@@ -617,6 +623,28 @@ func TestJoinKubeadmConfigOnly(t *testing.T) {
 			}
 		})
 	}
+	// A JoinConfiguration cannot carry apiServer extraArgs (they are the
+	// ClusterConfiguration's, which joining nodes download): its silence
+	// on bind-address says nothing, and VIP:6443 is the endpoint kubeadm
+	// uses by default. hapod takes it through the redirect.
+	t.Run("endpoint on the apiservers' port", func(t *testing.T) {
+		dir := t.TempDir()
+		f := filepath.Join(dir, "join.yaml")
+		os.WriteFile(f, []byte(join("v1beta4", "198.18.0.10:6443")), 0o600)
+		r := run(t, node3, "join", "--manifest-dir", dir, "--kubeadm-config", f)
+		if r.err != nil {
+			t.Fatalf("%v\n%s", r.err, r.stderr)
+		}
+		data, _ := os.ReadFile(filepath.Join(dir, manifest.FileName))
+		for _, want := range []string{"- --port=6443", "- --listen-port=9445", "- --backend=198.18.0.13:6443"} {
+			if !strings.Contains(string(data), want) {
+				t.Errorf("manifest lacks %q:\n%s", want, data)
+			}
+		}
+		if want := "kubeadm join 198.18.0.10:6443 --control-plane"; !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	})
 	t.Run("DNS name", func(t *testing.T) {
 		dir := t.TempDir()
 		f := filepath.Join(dir, "join.yaml")
@@ -648,13 +676,13 @@ func TestVersionAndHelp(t *testing.T) {
 		t.Errorf("version: %q %v", r.stdout, r.err)
 	}
 	r := run(t, fakeHost(), "--help")
-	for _, want := range []string{"Example", "hapod init " + exampleFlags + "\n", "kubeadm init --control-plane-endpoint 198.18.0.10:8443"} {
+	for _, want := range []string{"Example", "hapod init " + exampleFlags + "\n", "kubeadm init --control-plane-endpoint 198.18.0.10 --upload-certs"} {
 		if r.err != nil || !strings.Contains(r.stdout, want) {
 			t.Errorf("hapod --help lacks %q: %v\n%s", want, r.err, r.stdout)
 		}
 	}
 	r = run(t, fakeHost(), "init", "--help")
-	for _, want := range []string{"--vip", "--backend", "--kubeadm-config", "Examples:", `(default: "8443")`} {
+	for _, want := range []string{"--vip", "--backend", "--kubeadm-config", "Examples:", `(default: "6443")`} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("init --help lacks %q", want)
 		}
@@ -676,7 +704,7 @@ func TestInitVIPFromDHCP(t *testing.T) {
 		t.Fatalf("%v\n%s", r.err, r.stderr)
 	}
 	vrid := config.DeriveVRIDFromName("prod")
-	for _, want := range []string{"leased VIP 198.18.0.164/24 on eth0 from DHCP server 198.18.0.1", "set controlPlaneEndpoint 198.18.0.164:8443"} {
+	for _, want := range []string{"leased VIP 198.18.0.164/24 on eth0 from DHCP server 198.18.0.1", "set controlPlaneEndpoint 198.18.0.164:6443"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 		}
@@ -690,7 +718,7 @@ func TestInitVIPFromDHCP(t *testing.T) {
 	if !strings.Contains(r.stdout, "hapod join --vip=198.18.0.164/24 --vip-dhcp=true --cluster-name=prod") {
 		t.Errorf("join command does not carry the lease:\n%s", r.stdout)
 	}
-	if k, _ := os.ReadFile(kcfg); !strings.Contains(string(k), `controlPlaneEndpoint: "198.18.0.164:8443"`) {
+	if k, _ := os.ReadFile(kcfg); !strings.Contains(string(k), `controlPlaneEndpoint: "198.18.0.164:6443"`) {
 		t.Errorf("kubeadm config not updated:\n%s", k)
 	}
 	if b, _ := os.ReadFile(kcfg + ".hapod-backup"); string(b) != kubeadmV1beta4 {
@@ -710,7 +738,7 @@ func TestInitVIPFromDHCP(t *testing.T) {
 	if r.err != nil || !strings.Contains(r.stdout, "unchanged") {
 		t.Errorf("re-run: %v\n%s", r.err, r.stdout)
 	}
-	if k, _ := os.ReadFile(k3); !strings.Contains(string(k), `controlPlaneEndpoint: "198.18.0.164:8443"`) {
+	if k, _ := os.ReadFile(k3); !strings.Contains(string(k), `controlPlaneEndpoint: "198.18.0.164:6443"`) {
 		t.Errorf("re-run did not set the endpoint:\n%s", k)
 	}
 
@@ -798,5 +826,47 @@ func TestConcurrentInit(t *testing.T) {
 		if err != nil || winner < 0 || !strings.Contains(string(got), fmt.Sprintf("- --priority=%d\n", 100+winner)) {
 			t.Fatalf("round %d: winner %d, manifest %v:\n%s", round, winner, err, got)
 		}
+	}
+}
+
+// TestKubeadmConfigPicksEndpointMode: init with a kubeadm config listens
+// on the endpoint itself unless kube-apiserver holds that port on every
+// address (kubeadm's default bind), where it takes the redirect; the
+// output says which.
+func TestKubeadmConfigPicksEndpointMode(t *testing.T) {
+	cluster := func(endpoint, extra string) string {
+		return "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 198.18.0.11\n  bindPort: 6443\n---\n" +
+			"apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: " + endpoint + "\n" + extra
+	}
+	for _, tt := range []struct {
+		name, file string
+		listen     string
+		says       string
+	}{
+		{"no port: kubeadm's 6443, default bind", cluster("198.18.0.10", ""), "--listen-port=9445",
+			"endpoint 198.18.0.10:6443: redirected by hapod's nftables rule to the proxy on port 9445"},
+		{"6443, bind-address 0.0.0.0", cluster("198.18.0.10:6443", "apiServer:\n  extraArgs:\n  - name: bind-address\n    value: 0.0.0.0\n"), "--listen-port=9445",
+			"redirected by hapod's nftables rule"},
+		{"6443, a specific bind", cluster("198.18.0.10:6443", "apiServer:\n  extraArgs:\n  - name: bind-address\n    value: 198.18.0.11\n"), "--listen-port=6443",
+			"endpoint 198.18.0.10:6443: the proxy listens there itself"},
+		{"8443", cluster("198.18.0.10:8443", ""), "--listen-port=8443",
+			"endpoint 198.18.0.10:8443: the proxy listens there itself"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := filepath.Join(dir, "kubeadm.yaml")
+			os.WriteFile(f, []byte(tt.file), 0o600)
+			r := run(t, fakeHost(), "init", "--manifest-dir", dir, "--kubeadm-config", f)
+			if r.err != nil {
+				t.Fatalf("%v\n%s", r.err, r.stderr)
+			}
+			if !strings.Contains(r.stdout, tt.says) {
+				t.Errorf("output lacks %q:\n%s", tt.says, r.stdout)
+			}
+			data, _ := os.ReadFile(filepath.Join(dir, manifest.FileName))
+			if !strings.Contains(string(data), "- "+tt.listen+"\n") {
+				t.Errorf("manifest lacks %s:\n%s", tt.listen, data)
+			}
+		})
 	}
 }

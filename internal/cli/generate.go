@@ -80,7 +80,7 @@ Examples:
    kubeadm init --control-plane-endpoint 198.18.0.10:8443 --upload-certs
 
    hapod init ` + exampleFlags + `
-   kubeadm init --control-plane-endpoint 198.18.0.10:8443 --upload-certs
+   kubeadm init --control-plane-endpoint 198.18.0.10 --upload-certs
 
    hapod init --kubeadm-config kubeadm.yaml
    kubeadm init --config kubeadm.yaml --upload-certs`,
@@ -98,7 +98,7 @@ addresses is dropped, so the same command works on every node.
 
 Examples:
    hapod join ` + exampleFlags + `
-   kubeadm join 198.18.0.10:8443 --control-plane --token ... --discovery-token-ca-cert-hash ... --certificate-key ...
+   kubeadm join 198.18.0.10:6443 --control-plane --token ... --discovery-token-ca-cert-hash ... --certificate-key ...
 
    hapod join --kubeadm-config join.yaml --backend ... # VIP:port from discovery.bootstrapToken.apiServerEndpoint
    kubeadm join --config join.yaml`,

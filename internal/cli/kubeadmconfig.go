@@ -55,19 +55,32 @@ func mergeKubeadm(cfg *config.Config, f *kubeadm.File, path string, setEndpoint 
 	if !given("backend") && s.AdvertiseAddress.IsValid() {
 		cfg.Proxy.Backends = []netip.AddrPort{netip.AddrPortFrom(s.AdvertiseAddress, s.BindPort)}
 	}
-	if err := kubeadm.CheckPortConflict(cfg.Proxy.Port, s); err != nil {
+	if !given("listen-port") {
+		// The mode: where kube-apiserver holds the endpoint's port on
+		// every address (kubeadm's default), the proxy listens on a port
+		// of its own and the endpoint reaches it through the redirect;
+		// otherwise it listens on the endpoint itself.
+		cfg.Proxy.ListenPort = cfg.Proxy.Port
+		if s.HoldsAllAddresses(cfg.Proxy.Port) {
+			cfg.Proxy.ListenPort = config.DefaultListenPort
+		}
+	}
+	if err := kubeadm.CheckPortConflict(cfg.Proxy.ListenPort, s); err != nil {
 		return err // names the file already
 	}
 	return nil
 }
 
 // portShareWarning warns when, without a kubeadm config to tell, the
-// proxy's port equals a backend's: kube-apiserver binds the wildcard by
-// default.
+// proxy listens on a backend's port itself: kube-apiserver binds the
+// wildcard by default, and only a per-node bind leaves VIP:port free.
 func portShareWarning(cfg config.Config) string {
+	if cfg.Proxy.Redirect() {
+		return ""
+	}
 	for _, b := range cfg.Proxy.Backends {
-		if b.Port() == cfg.Proxy.Port {
-			return fmt.Sprintf("warning: --port %d is also the kube-apiservers' port; unless they bind a specific address (apiServer extraArgs bind-address), kube-apiserver and kubeadm's Port-%d preflight check collide with the proxy on the VIP", cfg.Proxy.Port, cfg.Proxy.Port)
+		if b.Port() == cfg.Proxy.ListenPort {
+			return fmt.Sprintf("warning: the proxy listens on VIP:%d, the kube-apiservers' port: that works only where every kube-apiserver binds its node's address (a per-node kubeadm patch); leave --listen-port out to reach the proxy through hapod's nftables redirect instead", cfg.Proxy.ListenPort)
 		}
 	}
 	return ""

@@ -16,8 +16,9 @@ import (
 func printNextSteps(out io.Writer, p plan, a applied) {
 	cfg := p.Config
 	fmt.Fprintf(out, "hapod: %s %s: VIP %s on %s (VRRPv%d, VRID %d), proxy port %d -> %d backend(s)\n",
-		a.Outcome, a.Path, cfg.VIP.Prefix, cfg.VIP.Interface, cfg.VRRP.Version, cfg.VRRP.VRID, cfg.Proxy.Port, len(cfg.Proxy.Backends))
+		a.Outcome, a.Path, cfg.VIP.Prefix, cfg.VIP.Interface, cfg.VRRP.Version, cfg.VRRP.VRID, cfg.Proxy.ListenPort, len(cfg.Proxy.Backends))
 	endpoint := netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port)
+	fmt.Fprintf(out, "hapod: endpoint %s: %s\n", endpoint, endpointMode(cfg.Proxy))
 	if p.Mode != modeInit {
 		fmt.Fprintf(out, "\nNow join the control plane through the VIP:\n\n  kubeadm join %s --control-plane ...\n", endpoint)
 		return
@@ -38,6 +39,14 @@ func printNextSteps(out io.Writer, p plan, a applied) {
 	}
 }
 
+// endpointMode says how clients of VIP:--port reach the proxy.
+func endpointMode(p config.Proxy) string {
+	if p.Redirect() {
+		return fmt.Sprintf("redirected by hapod's nftables rule to the proxy on port %d while this node has a healthy backend; the kube-apiservers keep port %d on all addresses (kubeadm's default)", p.ListenPort, p.Port)
+	}
+	return "the proxy listens there itself"
+}
+
 // JoinCommand is the `hapod join` command line that gives another node the
 // same cluster-wide settings as cfg. The interface and priority are left to
 // each node; in unicast mode the peer list gains this node's own address
@@ -47,6 +56,9 @@ func JoinCommand(cfg config.Config, image string, self netip.Addr) []string {
 	def := config.Default()
 	def.VIP.Prefix = cfg.VIP.Prefix
 	def.VRRP.Version = cfg.VRRP.Version
+	// The listen port derives from these: it is left out when the
+	// joining node would derive the same.
+	def.Proxy.Port, def.Proxy.Backends = cfg.Proxy.Port, cfg.Proxy.Backends
 	def.Complete()
 	join := cfg
 	if len(cfg.VRRP.Peers) > 0 && self.IsValid() && !slices.Contains(cfg.VRRP.Peers, self) {

@@ -22,6 +22,7 @@ import (
 	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/health"
 	"github.com/hapod/hapod/pkg/proxy"
+	"github.com/hapod/hapod/pkg/redirect"
 	"github.com/hapod/hapod/pkg/status"
 	"github.com/hapod/hapod/pkg/vip"
 	"github.com/hapod/hapod/pkg/vrrp"
@@ -91,6 +92,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		return err
 	}
 	var speaker *vrrp.Speaker // the proxy's OnHealthy runs once it serves
+	// VIP:--port reaches the proxy through hapod's nftables redirect
+	// when the proxy listens elsewhere (kube-apiserver holds 0.0.0.0:6443).
+	var redir *redirect.Switch
+	if cfg.Proxy.Redirect() {
+		if redir, err = newRedirect(cfg, clk, log); err != nil {
+			return err
+		}
+		// Last of all, once the VIP is gone: VIP:--port reaches the local
+		// kube-apiserver again (a no-op after the explicit Stop below).
+		defer redir.Stop()
+	}
 	// The proxy, listening on the VIP before this node holds it.
 	policy, err := proxy.PolicyByName(cfg.Proxy.Balance)
 	if err != nil {
@@ -101,7 +113,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	mem := loadMembers(cfg, log)
 	pool := proxy.NewPool(mem.initial, policy)
 	px, err := proxy.New(proxy.Config{
-		Listen:         netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port),
+		Listen:         netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.ListenPort),
 		ConnectTimeout: cfg.Proxy.ConnectTimeout,
 		IdleTimeout:    cfg.Proxy.IdleTimeout,
 		MaxConns:       cfg.Proxy.MaxConns,
@@ -119,6 +131,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 			} else {
 				speaker.AdjustPriority("backends", 0)
 			}
+			if redir != nil {
+				// Without a backend the proxy cannot serve: VIP:--port
+				// goes to the local kube-apiserver, which still answers.
+				// The switch logs its own failures and retries on the
+				// next change.
+				_ = redir.SetHealthy(n)
+			}
 		},
 	}, pool)
 	if err != nil {
@@ -126,6 +145,18 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	}
 	if err := px.Listen(); err != nil {
 		return err
+	}
+	if redir != nil {
+		// The proxy listens and no check has run: backends start healthy,
+		// as the pool has them. A SIGKILLed predecessor's table is
+		// replaced (or removed) here.
+		stale, err := redir.Start(pool.Healthy())
+		if err != nil {
+			return err
+		}
+		if stale {
+			log.Warn("took over the redirect table left by a previous run", "table", redirect.TableName(cfg.VIP.Prefix.Addr()))
+		}
 	}
 	// The VIP: a SIGKILLed predecessor may have left it on the interface.
 	// The keeper holds it as the speaker wants and as the kernel has it;
@@ -229,13 +260,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	if leased != nil {
 		sources.DHCP = leased
 	}
+	if redir != nil {
+		sources.Redirect = redir
+	}
 	mon.SetSources(sources)
 	mon.Install(srv)
 
 	log.Info("hapod starting", "vip", cfg.VIP.Prefix, "interface", ifname, "source", source,
 		"vrid", cfg.VRRP.VRID, "version", cfg.VRRP.Version, "priority", cfg.VRRP.Priority,
 		"interval", cfg.VRRP.AdvertInterval, "peers", len(cfg.VRRP.Peers), "port", cfg.Proxy.Port,
-		"backends", len(mem.initial), "discover", cfg.Membership.Discover)
+		"listen_port", cfg.Proxy.ListenPort, "backends", len(mem.initial), "discover", cfg.Membership.Discover)
 
 	var speakerDone, proxyDone atomic.Bool
 	srv.AddLiveness("vrrp", func() error {
@@ -299,6 +333,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	})
 	err = supervise(speakerErr, proxyErr, linkLost, stopSpeaker, log)
 	speakerDone.Store(true)
+	if redir != nil {
+		// The VIP is gone, and the proxy is about to: the endpoint port
+		// belongs to the local kube-apiserver again.
+		if rerr := redir.Stop(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
 	// The VIP is gone from this node and the connections through it were
 	// closed as it went (closingVIP): stop at once, so that the pod exits
 	// within a second of SIGTERM.
@@ -330,4 +371,19 @@ func (v *closingVIP) Release() error {
 		v.log.Info("closed the connections through the VIP before releasing it", "closed", n)
 	}
 	return v.VIP.Release()
+}
+
+// newRedirect is the switch for VIP:--port to VIP:--listen-port, on a
+// netlink socket in hapod's (the host's) network namespace.
+func newRedirect(cfg config.Config, clk clock.PassiveClock, log *slog.Logger) (*redirect.Switch, error) {
+	nft, err := redirect.NewNFTables()
+	if err != nil {
+		return nil, fmt.Errorf("--listen-port %d differs from --port %d, so VIP:%d is redirected with nftables: %w",
+			cfg.Proxy.ListenPort, cfg.Proxy.Port, cfg.Proxy.Port, err)
+	}
+	return redirect.NewSwitch(redirect.Spec{
+		VIPs:       []netip.Addr{cfg.VIP.Prefix.Addr()},
+		Port:       cfg.Proxy.Port,
+		ListenPort: cfg.Proxy.ListenPort,
+	}, nft, clk, log)
 }

@@ -75,12 +75,20 @@ type VRRP struct {
 	AuthPassFile string
 }
 
-// Proxy configures the L4 proxy on VIP:Port.
+// Proxy configures the L4 proxy and the cluster endpoint VIP:Port.
 type Proxy struct {
-	// Port is the frontend port on the VIP (--port, default 8443). It
-	// must differ from the kube-apiservers' port unless they bind a
-	// specific address (see the README's port plan).
+	// Port is the cluster endpoint's port on the VIP, the one kubeconfigs
+	// and clients use (--port, default 6443 like kubeadm's).
 	Port uint16
+	// ListenPort is the port the proxy listens on, on the VIP
+	// (--listen-port). When it differs from Port, hapod redirects TCP
+	// for VIP:Port to it with an nftables rule in its own table while
+	// this node's proxy can serve (pkg/redirect): kube-apiserver binds
+	// 0.0.0.0:6443, which no socket on VIP:6443 can share. Zero means
+	// derived by Complete: DefaultListenPort when Port is the
+	// kube-apiservers' port (6443 or a backend's), else Port (a plain
+	// listener, e.g. --port 8443).
+	ListenPort uint16
 	// Backends are the kube-apiservers, HOST:PORT (--backend).
 	Backends []netip.AddrPort
 	// Balance is the selection policy: "least-conn" (default: API clients
@@ -181,7 +189,8 @@ const (
 	DefaultVersion         = 3
 	DefaultIntervalV3      = 100 * time.Millisecond
 	DefaultIntervalV2      = time.Second
-	DefaultPort            = 8443
+	DefaultPort            = 6443
+	DefaultListenPort      = 9445
 	DefaultAPIServerPort   = 6443
 	DefaultBalance         = proxy.DefaultPolicy
 	DefaultConnectTimeout  = proxy.DefaultConnectTimeout
@@ -247,7 +256,8 @@ func Default() Config {
 }
 
 // Complete fills the fields whose default derives from other fields: the
-// VRID from the VIP and the advert interval from the version. It leaves
+// VRID from the VIP, the proxy's listen port from the endpoint's port and
+// the advert interval from the version. It leaves
 // everything else alone; call Validate afterwards.
 func (c *Config) Complete() {
 	switch {
@@ -258,6 +268,12 @@ func (c *Config) Complete() {
 		c.VRRP.VRID = DeriveVRIDFromName(c.VIP.ClusterName)
 	case c.VIP.Prefix.IsValid():
 		c.VRRP.VRID = DeriveVRID(c.VIP.Prefix.Addr())
+	}
+	if c.Proxy.ListenPort == 0 {
+		c.Proxy.ListenPort = c.Proxy.Port
+		if c.Proxy.SharesAPIServerPort() {
+			c.Proxy.ListenPort = DefaultListenPort
+		}
 	}
 	if c.VRRP.AdvertInterval == 0 {
 		if c.VRRP.Version == 2 {
@@ -285,3 +301,22 @@ func DeriveVRID(vip netip.Addr) uint8 {
 	}
 	return 1
 }
+
+// SharesAPIServerPort reports whether the endpoint's port is the
+// kube-apiservers' own: kubeadm's 6443, or a backend's port.
+func (p Proxy) SharesAPIServerPort() bool {
+	if p.Port == DefaultAPIServerPort {
+		return true
+	}
+	for _, b := range p.Backends {
+		if b.Port() == p.Port {
+			return true
+		}
+	}
+	return false
+}
+
+// Redirect reports whether the endpoint reaches the proxy through
+// hapod's nftables redirect (ListenPort differs from Port) rather than
+// the proxy listening on VIP:Port itself. Call it on a completed Config.
+func (p Proxy) Redirect() bool { return p.ListenPort != p.Port }

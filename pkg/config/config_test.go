@@ -26,6 +26,7 @@ func full() Config {
 		},
 		Proxy: Proxy{
 			Port:           9443,
+			ListenPort:     9444,
 			Backends:       []netip.AddrPort{netip.MustParseAddrPort("198.18.0.11:6443"), netip.MustParseAddrPort("198.18.0.12:6443")},
 			Balance:        "round-robin",
 			ConnectTimeout: 1500 * time.Millisecond,
@@ -94,7 +95,7 @@ func TestArgsStable(t *testing.T) {
 	want := []string{
 		"--vip=198.18.0.10/24", "--vip-dhcp=true", "--cluster-name=prod-eu", "--interface=eth1", "--vrid=42", "--priority=150", "--advert-interval=2s",
 		"--vrrp-version=2", "--preempt=false", "--peer=198.18.0.12", "--peer=198.18.0.13",
-		"--auth-pass-file=/etc/hapod/vrrp-pass", "--port=9443", "--backend=198.18.0.11:6443",
+		"--auth-pass-file=/etc/hapod/vrrp-pass", "--port=9443", "--listen-port=9444", "--backend=198.18.0.11:6443",
 		"--backend=198.18.0.12:6443", "--balance=round-robin", "--connect-timeout=1.5s",
 		"--idle-timeout=1h30m", "--max-conns=1000", "--recv-buffer=0", "--splice=true", "--close-on-down=false",
 		"--rebalance=true", "--health-check=tls", "--health-path=/livez", "--health-interval=5s",
@@ -262,15 +263,18 @@ func TestValidate(t *testing.T) {
 			c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("198.18.0.12")}
 		}, "peer", "given twice"},
 		{"no backend", func(c *Config) { c.Proxy.Backends = nil }, "backend", "at least one"},
-		{"backend loops", func(c *Config) { c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.10:8443")} }, "backend", "would loop"},
-		{"backend on vip", func(c *Config) { c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.10:6443")} }, "backend", "is on the VIP"},
+		{"backend loops", func(c *Config) { c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.10:6443")} }, "backend", "would loop"},
+		{"backend loops through the redirect", func(c *Config) { c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.10:9445")} }, "backend", "would loop"},
+		{"backend on vip", func(c *Config) { c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.10:7000")} }, "backend", "is on the VIP"},
+		{"no listen port", func(c *Config) { c.Proxy.ListenPort = 0 }, "listen-port", "must be 1-65535"},
+		{"redirect to the apiservers' port", func(c *Config) { c.Proxy.Port, c.Proxy.ListenPort = 8443, 6443 }, "listen-port", "is the kube-apiservers' port"},
 		{"backend twice", func(c *Config) {
 			c.Proxy.Backends = append(c.Proxy.Backends, c.Proxy.Backends[0])
 		}, "backend", "given twice"},
 		{"timeout above interval", func(c *Config) { c.Health.Timeout = 3 * time.Second }, "health-timeout", "at most --health-interval"},
 		{"weight above priority", func(c *Config) { c.Health.Weight = 100 }, "no-backend-weight", "must be 0-99"},
 		{"tiny receive buffer", func(c *Config) { c.Proxy.RecvBuffer = 100 }, "recv-buffer", "at least 4096"},
-		{"status collides", func(c *Config) { c.Status.Addr = netip.MustParseAddrPort("0.0.0.0:8443") }, "status-addr", "collides"},
+		{"status collides", func(c *Config) { c.Status.Addr = netip.MustParseAddrPort("0.0.0.0:9445") }, "status-addr", "collides"},
 		// Issue 19, item 12: input bounds.
 		{"vip /0", func(c *Config) { c.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/0") }, "vip", "prefix /0 is shorter than /8"},
 		{"vip /7", func(c *Config) { c.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/7") }, "vip", "shorter than /8"},
@@ -410,4 +414,31 @@ func names[T ~string](list []T) []string {
 		s[i] = string(n)
 	}
 	return s
+}
+
+// TestCompleteListenPort: the proxy leaves the apiservers' port to them
+// and takes VIP:--port through the redirect; any other port it listens on
+// itself, as manifests from before --listen-port (--port=8443) expect.
+func TestCompleteListenPort(t *testing.T) {
+	backends := []netip.AddrPort{netip.MustParseAddrPort("198.18.0.11:7443")}
+	for _, tt := range []struct {
+		name           string
+		port, listen   uint16
+		backends       []netip.AddrPort
+		wantListen     uint16
+		wantRedirected bool
+	}{
+		{"kubeadm's default", DefaultPort, 0, nil, DefaultListenPort, true},
+		{"a backend's port", 7443, 0, backends, DefaultListenPort, true},
+		{"a port of its own", 8443, 0, backends, 8443, false},
+		{"given: per-node bind patches", 6443, 6443, nil, 6443, false},
+		{"given: another internal port", 6443, 7000, nil, 7000, true},
+	} {
+		c := Default()
+		c.Proxy.Port, c.Proxy.ListenPort, c.Proxy.Backends = tt.port, tt.listen, tt.backends
+		c.Complete()
+		if c.Proxy.ListenPort != tt.wantListen || c.Proxy.Redirect() != tt.wantRedirected {
+			t.Errorf("%s: listen port %d, redirect %v; want %d, %v", tt.name, c.Proxy.ListenPort, c.Proxy.Redirect(), tt.wantListen, tt.wantRedirected)
+		}
+	}
 }

@@ -296,11 +296,21 @@ func Fields() []Field {
 		},
 		{
 			Name: "port", Kind: KindValue, Category: CategoryProxy,
-			Usage: "frontend port of the proxy on the VIP; must differ from the apiservers' port unless they bind a specific address",
+			Usage: "the cluster endpoint's port on the VIP, what kubeconfigs use (kubeadm's 6443, or e.g. 8443 for a plain listener beside the apiservers)",
 			get:   func(c *Config) []string { return []string{uintString(c.Proxy.Port)} },
 			set: func(c *Config, s string) error {
 				n, err := parseUint(s, 1, 65535)
 				c.Proxy.Port = uint16(n)
+				return err
+			},
+		},
+		{
+			Name: "listen-port", Kind: KindValue, Category: CategoryProxy,
+			Usage: fmt.Sprintf("port the proxy listens on, on the VIP; when it differs from --port, an nftables rule in hapod's own table redirects VIP:--port to it while this node has a healthy backend (default: %d when --port is the apiservers' port, which they bind on 0.0.0.0; else --port)", DefaultListenPort),
+			get:   func(c *Config) []string { return []string{uintString(c.Proxy.ListenPort)} },
+			set: func(c *Config, s string) error {
+				n, err := parseUint(s, 1, 65535)
+				c.Proxy.ListenPort = uint16(n)
 				return err
 			},
 		},

@@ -185,12 +185,20 @@ func (c *Config) validateProxy() error {
 	if len(p.Backends) > MaxBackends {
 		return fieldErr("backend", nil, "at most %d backends, got %d (each is health-checked on its own)", MaxBackends, len(p.Backends))
 	}
+	if p.ListenPort == 0 {
+		return fieldErr("listen-port", nil, "must be 1-65535")
+	}
 	frontend := netip.AddrPortFrom(c.VIP.Prefix.Addr(), p.Port)
+	listen := netip.AddrPortFrom(c.VIP.Prefix.Addr(), p.ListenPort)
 	seen := map[netip.AddrPort]bool{}
 	for _, b := range p.Backends {
 		switch {
-		case b == frontend:
+		case b == frontend || b == listen:
 			return fieldErr("backend", b, "is the proxy's own frontend (VIP:port): it would loop")
+		case p.Redirect() && b.Port() == p.ListenPort:
+			// The redirect exists because the apiservers hold their
+			// port on every address: the proxy cannot listen there.
+			return fieldErr("listen-port", fmt.Sprint(p.ListenPort), "is the kube-apiservers' port (--backend %s): the proxy must listen on another port, which --port %d is redirected to", b, p.Port)
 		case b.Addr() == c.VIP.Prefix.Addr():
 			return fieldErr("backend", b, "is on the VIP; backends are the kube-apiservers' own node addresses")
 		case nodeAddrProblem(b.Addr(), c.VIP.Prefix) != "":
@@ -258,8 +266,8 @@ func (c *Config) validateStatus() error {
 	if p := nodeAddrProblem(a.Addr(), c.VIP.Prefix); p != "" && !a.Addr().IsUnspecified() {
 		return fieldErr("status-addr", a, "%s", p)
 	}
-	if a.Port() == c.Proxy.Port && (a.Addr() == c.VIP.Prefix.Addr() || a.Addr().IsUnspecified()) {
-		return fieldErr("status-addr", a, "collides with the proxy on port %d", c.Proxy.Port)
+	if a.Port() == c.Proxy.ListenPort && (a.Addr() == c.VIP.Prefix.Addr() || a.Addr().IsUnspecified()) {
+		return fieldErr("status-addr", a, "collides with the proxy on port %d", c.Proxy.ListenPort)
 	}
 	if err := oneOf(c.Log.Format, "text", "json"); err != nil {
 		return fieldErr("log-format", c.Log.Format, "%v", err)

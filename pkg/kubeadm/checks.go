@@ -8,7 +8,7 @@ import (
 
 // Errors returned by the checks below. Test them with errors.Is.
 var (
-	// ErrPortConflict: the proxy's frontend port is kube-apiserver's port
+	// ErrPortConflict: the proxy's listen port is kube-apiserver's port
 	// and kube-apiserver listens on every address.
 	ErrPortConflict = errors.New("frontend port conflicts with kube-apiserver")
 	// ErrVIPMismatch: --vip and the kubeadm endpoint (controlPlaneEndpoint
@@ -19,32 +19,41 @@ var (
 	ErrVIPIsNodeAddress = errors.New("VIP is also this node's own address")
 )
 
-// CheckPortConflict reports whether a proxy listening on VIP:frontendPort
-// (on every node, through IP_FREEBIND) can coexist with this node's
-// kube-apiserver. It cannot when both use one port and kube-apiserver
-// binds the wildcard address (no bind-address, or 0.0.0.0 or ::): Linux
-// refuses a wildcard and a specific bind on one port, whichever comes
-// second, so either the proxy or kube-apiserver fails to start; kubeadm's
-// preflight check Port-<bindPort> listens on the wildcard too. A specific
-// bind-address lets both share the port, on different addresses.
+// HoldsAllAddresses reports whether kube-apiserver holds port on every
+// address as far as s tells: port is its bindPort and it binds the
+// wildcard address (no bind-address, 0.0.0.0 or ::). A file without a
+// ClusterConfiguration cannot tell, and kubeadm's default, the wildcard,
+// is assumed. Then no proxy can listen on VIP:port: Linux refuses a
+// wildcard and a specific bind on one port, whichever comes second, and
+// kubeadm's preflight check Port-<bindPort> listens on the wildcard too.
 //
 // A zero s.BindPort means kubeadm's default, 6443, so a caller without a
 // kubeadm file can pass Settings{}.
-func CheckPortConflict(frontendPort uint16, s Settings) error {
+func (s Settings) HoldsAllAddresses(port uint16) bool {
 	bindPort := s.BindPort
 	if bindPort == 0 {
 		bindPort = DefaultBindPort
 	}
-	if frontendPort != bindPort || (s.BindAddress.IsValid() && !s.BindAddress.IsUnspecified()) {
+	return port == bindPort && (!s.BindAddress.IsValid() || s.BindAddress.IsUnspecified())
+}
+
+// CheckPortConflict reports whether a proxy listening on VIP:listenPort
+// (on every node, through IP_FREEBIND) can coexist with this node's
+// kube-apiserver: it cannot when the file shows kube-apiserver holding
+// that port on every address (HoldsAllAddresses). A file that cannot tell
+// (a JoinConfiguration alone) is not refused: the bind may come from a
+// per-node patch.
+func CheckPortConflict(listenPort uint16, s Settings) error {
+	if s.BindAddressUnknown || !s.HoldsAllAddresses(listenPort) {
 		return nil
 	}
 	binds := "no apiServer extraArgs bind-address"
 	if s.BindAddress.IsValid() {
 		binds = "bind-address " + s.BindAddress.String()
 	}
-	return fmt.Errorf("%s%w: the proxy's frontend port %d is kube-apiserver's port (localAPIEndpoint.bindPort) and kube-apiserver listens on all addresses (%s), so one of them cannot bind: "+
-		"use a different frontend port (e.g. --port 8443 and controlPlaneEndpoint VIP:8443, as kubeadm's HA guide does); apiServer extraArgs bind-address is no way out: it is cluster-wide, so every joining control-plane node would bind the first node's address and fail preflight Port-6443",
-		prefix(s.Source), ErrPortConflict, frontendPort, binds)
+	return fmt.Errorf("%s%w: the proxy would listen on port %d, kube-apiserver's port (localAPIEndpoint.bindPort), and kube-apiserver listens on all addresses (%s), so one of them cannot bind: "+
+		"leave --listen-port out (the endpoint's port then reaches the proxy through hapod's nftables redirect), or use a port of its own (e.g. --port 8443 and controlPlaneEndpoint VIP:8443); apiServer extraArgs bind-address is no way out: it is cluster-wide, so every joining control-plane node would bind the first node's address and fail preflight Port-6443",
+		prefix(s.Source), ErrPortConflict, listenPort, binds)
 }
 
 // CheckVIP checks vip (from --vip; the invalid Addr when not given)

@@ -46,6 +46,7 @@ func TestLoadFixtures(t *testing.T) {
 			// The VIP and port from discovery.bootstrapToken.apiServerEndpoint.
 			Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, EndpointField: fieldDiscovery,
 			AdvertiseAddress: netip.MustParseAddr("198.18.0.12"), BindPort: 6443,
+			BindAddressUnknown: true, // no ClusterConfiguration
 		}},
 		{file: "v1beta4-init.yaml", want: Settings{
 			Endpoint: ap("198.18.0.10:6443"), EndpointSet: true,
@@ -56,6 +57,7 @@ func TestLoadFixtures(t *testing.T) {
 		{file: "v1beta4-join.yaml", want: Settings{
 			Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, EndpointField: fieldDiscovery,
 			AdvertiseAddress: netip.MustParseAddr("198.18.0.13"), BindPort: 7443,
+			BindAddressUnknown: true,
 		}},
 		{file: "with-component-configs.yaml", want: Settings{
 			Endpoint: ap("198.18.0.10:8443"), EndpointSet: true,
@@ -263,7 +265,7 @@ func TestParseSettings(t *testing.T) {
 			want: Settings{Endpoint: ap("198.18.0.10:8443"), EndpointSet: true}},
 		{name: "unspecified advertiseAddress means kubeadm's default",
 			in:   init3 + "localAPIEndpoint:\n  advertiseAddress: 0.0.0.0\n",
-			want: Settings{}},
+			want: Settings{BindAddressUnknown: true}},
 		{name: "list extraArgs in v1beta3",
 			in:   cluster3 + "apiServer:\n  extraArgs:\n  - name: bind-address\n    value: 198.18.0.11\n",
 			want: Settings{BindAddress: node1}},
@@ -276,18 +278,18 @@ func TestParseSettings(t *testing.T) {
 		{name: "unknown fields ignored", in: cluster4 + "futureField: {a: [1, 2]}\napiServer:\n  timeoutForControlPlane: 4m0s\n",
 			want: Settings{}},
 		{name: "worker join has no local endpoint", in: join4 + "discovery:\n  bootstrapToken:\n    apiServerEndpoint: 198.18.0.10:8443\n",
-			want: Settings{Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, EndpointField: fieldDiscovery}},
+			want: Settings{Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, EndpointField: fieldDiscovery, BindAddressUnknown: true}},
 		{name: "join discovery IPv6 endpoint", in: join4 + "discovery:\n  bootstrapToken:\n    apiServerEndpoint: \"[2001:db8::10]:8443\"\n",
-			want: Settings{Endpoint: ap("[2001:db8::10]:8443"), EndpointSet: true, EndpointField: fieldDiscovery}},
+			want: Settings{Endpoint: ap("[2001:db8::10]:8443"), EndpointSet: true, EndpointField: fieldDiscovery, BindAddressUnknown: true}},
 		{name: "join discovery file: no endpoint", in: join4 + "discovery:\n  file:\n    kubeConfigPath: /etc/kubernetes/discovery.conf\n",
-			want: Settings{}},
+			want: Settings{BindAddressUnknown: true}},
 		{name: "init and join files agree on the endpoint", in: cluster4 + "controlPlaneEndpoint: 198.18.0.10:8443\n---\n" +
 			join4 + "discovery:\n  bootstrapToken:\n    apiServerEndpoint: \"[::ffff:198.18.0.10]:8443\"\n",
 			want: Settings{Endpoint: ap("198.18.0.10:8443"), EndpointSet: true}},
 
 		{name: "init and join agree", in: init3 + "localAPIEndpoint:\n  advertiseAddress: 198.18.0.11\n---\n" +
 			"apiVersion: kubeadm.k8s.io/v1beta3\nkind: JoinConfiguration\ncontrolPlane:\n  localAPIEndpoint:\n    advertiseAddress: 198.18.0.11\n    bindPort: 6443\n",
-			want: Settings{AdvertiseAddress: node1}},
+			want: Settings{AdvertiseAddress: node1, BindAddressUnknown: true}},
 		{name: "v1beta4 ResetConfiguration skipped", in: "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfiguration\nforce: true\n---\n" +
 			cluster4 + "controlPlaneEndpoint: 198.18.0.10:8443\n",
 			want: Settings{Endpoint: ap("198.18.0.10:8443"), EndpointSet: true}},
@@ -382,6 +384,9 @@ func TestCheckPortConflict(t *testing.T) {
 		{"bind-address set", 6443, Settings{BindPort: 6443, BindAddress: node1}, false},
 		{"IPv6 bind-address set", 6443, Settings{BindPort: 6443, BindAddress: netip.MustParseAddr("2001:db8::11")}, false},
 		{"bindPort moved away from frontend", 6443, Settings{BindPort: 7443}, false},
+		// A JoinConfiguration cannot carry apiServer extraArgs: a per-node
+		// patch may bind the node's address.
+		{"join file: bind unknown", 6443, Settings{BindPort: 6443, BindAddressUnknown: true}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -400,7 +405,7 @@ func TestCheckPortConflict(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), "kubeadm.yaml: ") || strings.Count(err.Error(), "kubeadm.yaml") != 1 {
 				t.Errorf("error %q does not start with the file name, once", err)
 			}
-			for _, m := range []string{"--port 8443", "controlPlaneEndpoint VIP:8443", "cluster-wide", "Port-6443"} {
+			for _, m := range []string{"leave --listen-port out", "nftables redirect", "--port 8443", "controlPlaneEndpoint VIP:8443", "cluster-wide", "Port-6443"} {
 				if !strings.Contains(err.Error(), m) {
 					t.Errorf("error %q does not mention %q", err, m)
 				}

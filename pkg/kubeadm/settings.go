@@ -79,6 +79,11 @@ type Settings struct {
 	// apiServer.extraArgs. Invalid when unset: kube-apiserver then listens
 	// on every address, like an explicit 0.0.0.0 or ::.
 	BindAddress netip.Addr
+	// BindAddressUnknown says the file has no ClusterConfiguration, where
+	// apiServer extraArgs live: a JoinConfiguration cannot carry them (a
+	// joining node gets the cluster's, or a per-node patch), so the file
+	// says nothing about what kube-apiserver binds.
+	BindAddressUnknown bool
 	// CertSANs are ClusterConfiguration.apiServer.certSANs.
 	CertSANs []string
 }
@@ -133,6 +138,7 @@ func (f *File) Settings() (Settings, error) {
 		}
 	}
 
+	s.BindAddressUnknown = f.Cluster == nil
 	if f.Cluster != nil {
 		s.CertSANs = slices.Clone(f.Cluster.APIServer.CertSANs)
 		if v, ok := f.Cluster.APIServer.ExtraArgs.Get("bind-address"); ok {

@@ -45,8 +45,11 @@ const gracePeriodSeconds int64 = 5
 // Pod returns hapod's static pod for cfg, which must be completed and
 // valid. The container runs `hapod run` with cfg.Args().
 func Pod(cfg config.Config, image string) *corev1.Pod {
+	// NET_ADMIN: the VIP, and the nftables redirect of VIP:--port.
 	caps := []corev1.Capability{"NET_ADMIN", "NET_RAW"}
-	if cfg.Proxy.Port < 1024 || cfg.Status.Addr.Port() < 1024 {
+	// The proxy's socket is on ListenPort; a redirected --port binds
+	// nothing.
+	if cfg.Proxy.ListenPort < 1024 || cfg.Status.Addr.Port() < 1024 {
 		caps = append(caps, "NET_BIND_SERVICE")
 	}
 	var mounts []corev1.VolumeMount

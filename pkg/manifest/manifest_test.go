@@ -207,6 +207,12 @@ func TestPodLowPortAddsBindCapability(t *testing.T) {
 	if !reflect.DeepEqual(caps, []corev1.Capability{"NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"}) {
 		t.Errorf("caps = %v", caps)
 	}
+	// Redirected to a high port, the endpoint binds nothing itself.
+	c = cfg(t, func(c *config.Config) { c.Proxy.Port, c.Proxy.ListenPort = 443, 9445 })
+	caps = Pod(c, testImage).Spec.Containers[0].SecurityContext.Capabilities.Add
+	if !reflect.DeepEqual(caps, []corev1.Capability{"NET_ADMIN", "NET_RAW"}) {
+		t.Errorf("redirected 443: caps = %v, want no NET_BIND_SERVICE", caps)
+	}
 }
 
 func TestPodGracePeriodCoversShutdown(t *testing.T) {

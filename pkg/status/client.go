@@ -107,6 +107,9 @@ func WriteTable(w io.Writer, r Report) error {
 		fmt.Fprintf(tw, "PEER\t%s\t%s\n", p.Address, peerLine(p))
 	}
 	fmt.Fprintf(tw, "PROXY\t%s\tactive %d, accepted %d\n", r.Proxy.Listen, r.Proxy.Active, r.Proxy.Accepted)
+	if rd := r.Redirect; rd != nil {
+		fmt.Fprintf(tw, "REDIRECT\t%s\t%s\n", rd.Endpoint, redirectLine(*rd))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -158,4 +161,20 @@ func writeMembers(w io.Writer, now time.Time, m MembershipReport) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", mm.Address, mm.Source, note)
 	}
 	return tw.Flush()
+}
+
+// redirectLine says where the endpoint goes, why, and since when.
+func redirectLine(rd RedirectReport) string {
+	s := fmt.Sprintf("to the proxy on :%d", rd.ListenPort)
+	if !rd.Installed {
+		s = "to the local kube-apiserver"
+	}
+	s += " (" + rd.Reason + ")"
+	if !rd.Since.IsZero() {
+		s += " for " + humanDuration(time.Duration(rd.SinceSeconds*float64(time.Second)))
+	}
+	if rd.Problem != "" {
+		s += "; last change failed: " + rd.Problem
+	}
+	return s
 }

@@ -18,6 +18,7 @@ const (
 	subHealth = "health"
 	subDHCP   = "dhcp"
 	subMember = "membership"
+	subRedir  = "redirect"
 )
 
 // checkBuckets are the buckets of the health check latency histogram, in
@@ -96,6 +97,13 @@ var (
 		"1 while this node renews the VIP's lease (it holds the VIP), 0 while it stays silent.")
 	descLeaseProblem = desc(subDHCP, "lease_problem",
 		"1 while the active node's lease has a problem (NAK, a different address, expiry, no lease known after a takeover), 0 otherwise.")
+
+	descRedirectInstalled = desc(subRedir, "installed",
+		"1 while hapod's nftables rule sends VIP:--port to the proxy (it has a healthy backend), 0 while VIP:--port reaches the local kube-apiserver (redirect mode only).")
+	descRedirectChanges = desc(subRedir, "changes_total",
+		"Installs and removals of the redirect.")
+	descRedirectFailures = desc(subRedir, "failures_total",
+		"Failed installs and removals of the redirect (netlink errors).")
 )
 
 var (
@@ -119,6 +127,7 @@ var allDescs = []*prometheus.Desc{
 	descHealthyBackends, descBackendActive, descBackendTotal, descBackendBytesIn,
 	descBackendBytesOut, descBackendFailures, descBackendSuspect, descBackendUp,
 	descLeaseRemaining, descLeaseActive, descLeaseProblem,
+	descRedirectInstalled, descRedirectChanges, descRedirectFailures,
 }
 
 func transitionReasonNames() string {
@@ -245,6 +254,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLeaseRemaining, remaining)
 		gauge(descLeaseActive, b2f(st.Active))
 		gauge(descLeaseProblem, b2f(st.Healthy() != nil))
+	}
+	if src.Redirect != nil {
+		st := src.Redirect.State()
+		gauge(descRedirectInstalled, b2f(st.Installed))
+		counter(descRedirectChanges, st.Changes)
+		counter(descRedirectFailures, st.Failures)
 	}
 }
 

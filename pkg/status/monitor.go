@@ -19,6 +19,7 @@ import (
 	"github.com/hapod/hapod/pkg/health"
 	"github.com/hapod/hapod/pkg/membership"
 	"github.com/hapod/hapod/pkg/proxy"
+	"github.com/hapod/hapod/pkg/redirect"
 	"github.com/hapod/hapod/pkg/vip"
 	"github.com/hapod/hapod/pkg/vrrp"
 )
@@ -55,6 +56,16 @@ type Sources struct {
 	DHCP DHCPSource
 	// Membership is where the backends and peers come from.
 	Membership MembershipSource
+	// Redirect is set only when VIP:--port reaches the proxy through
+	// hapod's nftables redirect.
+	Redirect RedirectSource
+}
+
+// RedirectSource is the redirect of VIP:--port to the proxy
+// (*redirect.Switch).
+type RedirectSource interface {
+	State() redirect.State
+	Spec() redirect.Spec
 }
 
 // MembershipSource is the membership tracker (*membership.Tracker).
@@ -174,6 +185,9 @@ func (m *Monitor) Snapshot() Snapshot {
 	if src.Membership != nil {
 		st := src.Membership.Status()
 		s.Membership = &st
+	}
+	if src.Redirect != nil {
+		s.Redirect = &RedirectSnapshot{Spec: src.Redirect.Spec(), State: src.Redirect.State()}
 	}
 	s.Events = m.recorder.Events()
 	return s

@@ -30,6 +30,7 @@ func metricReference(t *testing.T) string {
 	m, _ := newTestMonitor(activeNode())
 	src := activeNode().sources()
 	src.DHCP = fakeDHCP{}
+	src.Redirect = &fakeRedirect{}
 	src.VIP = fakeVIP{vip.Status{Held: true}}
 	src.Membership = membersOf()
 	m.SetSources(src)

@@ -11,6 +11,7 @@ import (
 	"github.com/hapod/hapod/pkg/health"
 	"github.com/hapod/hapod/pkg/membership"
 	"github.com/hapod/hapod/pkg/proxy"
+	"github.com/hapod/hapod/pkg/redirect"
 	"github.com/hapod/hapod/pkg/vip"
 	"github.com/hapod/hapod/pkg/vrrp"
 )
@@ -38,6 +39,9 @@ type Report struct {
 	// Membership is where the backends and peers come from; absent when
 	// not known.
 	Membership *MembershipReport `json:"membership,omitempty"`
+	// Redirect is the nftables redirect of VIP:--port to the proxy;
+	// absent when the proxy listens on VIP:--port itself.
+	Redirect *RedirectReport `json:"redirect,omitempty"`
 	// Events are the recent state changes and warnings, newest first.
 	Events []Event `json:"events"`
 }
@@ -211,6 +215,33 @@ type DHCPReport struct {
 	Problem string `json:"problem,omitempty"`
 }
 
+// RedirectReport is the redirect part of a Report.
+type RedirectReport struct {
+	// Endpoint is VIP:--port, what clients use; ListenPort is where the
+	// proxy listens on the VIP; Table is hapod's nftables table.
+	Endpoint   netip.AddrPort `json:"endpoint"`
+	ListenPort uint16         `json:"listenPort"`
+	Table      string         `json:"table"`
+	// Installed is true while the rule sends the endpoint to the proxy;
+	// otherwise VIP:--port reaches this node's own kube-apiserver.
+	Installed bool `json:"installed"`
+	// Reason is why it is installed or not (serving, no healthy backend,
+	// ...); Since when Installed last changed.
+	Reason       string    `json:"reason"`
+	Since        time.Time `json:"since,omitzero"`
+	SinceSeconds float64   `json:"sinceSeconds"`
+	Changes      uint64    `json:"changes"`
+	Failures     uint64    `json:"failures"`
+	// Problem is the last change's error, empty once one succeeds.
+	Problem string `json:"problem,omitempty"`
+}
+
+// RedirectSnapshot is the redirect as read at one moment.
+type RedirectSnapshot struct {
+	Spec  redirect.Spec
+	State redirect.State
+}
+
 // Snapshot is everything a Report is made of, read at one moment. Zero
 // parts are reported as such (a nil Health means no backend was checked).
 type Snapshot struct {
@@ -223,7 +254,9 @@ type Snapshot struct {
 	DHCP   *dhcpvip.Status
 	// Membership is nil when no tracker reports.
 	Membership *membership.Status
-	Events     []Event
+	// Redirect is nil when the proxy listens on VIP:--port itself.
+	Redirect *RedirectSnapshot
+	Events   []Event
 }
 
 // BuildReport assembles the Report of info and snap as of now. It is
@@ -373,6 +406,25 @@ func BuildReport(now time.Time, info Info, snap Snapshot) Report {
 			})
 		}
 	}
+	if rd := snap.Redirect; rd != nil && len(rd.Spec.VIPs) > 0 {
+		st := rd.State
+		r.Redirect = &RedirectReport{
+			Endpoint:   netip.AddrPortFrom(rd.Spec.VIPs[0], rd.Spec.Port),
+			ListenPort: rd.Spec.ListenPort,
+			Table:      redirect.TableName(rd.Spec.VIPs[0]),
+			Installed:  st.Installed,
+			Reason:     st.Reason.String(),
+			Since:      st.Since,
+			Changes:    st.Changes,
+			Failures:   st.Failures,
+		}
+		if !st.Since.IsZero() {
+			r.Redirect.SinceSeconds = max(now.Sub(st.Since).Seconds(), 0)
+		}
+		if st.Err != nil {
+			r.Redirect.Problem = st.Err.Error()
+		}
+	}
 	r.Problems = problems(r)
 	r.Healthy = len(r.Problems) == 0
 	return r
@@ -404,6 +456,9 @@ func problems(r Report) []string {
 	}
 	if r.DHCP != nil && r.DHCP.Problem != "" {
 		out = append(out, "DHCP lease of the VIP: "+r.DHCP.Problem)
+	}
+	if r.Redirect != nil && r.Redirect.Problem != "" {
+		out = append(out, "redirect of "+r.Redirect.Endpoint.String()+": "+r.Redirect.Problem)
 	}
 	return out
 }

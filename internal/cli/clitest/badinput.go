@@ -96,8 +96,8 @@ func BadInput(dir string) ([]Case, error) {
 		return append([]string{"--vip", "198.18.0.10/24", "--backend", "198.18.0.11:6443"}, more...)
 	}
 	const vipIsNode = ": VIP is also this node's own address: VIP 198.18.0.10 is the localAPIEndpoint.advertiseAddress; the VIP must be an unused address, distinct from every node's"
-	const portConflict = ": frontend port conflicts with kube-apiserver: the proxy's frontend port 6443 is kube-apiserver's port (localAPIEndpoint.bindPort) and kube-apiserver listens on all addresses (no apiServer extraArgs bind-address), so one of them cannot bind: " +
-		"use a different frontend port (e.g. --port 8443 and controlPlaneEndpoint VIP:8443, as kubeadm's HA guide does); apiServer extraArgs bind-address is no way out: it is cluster-wide, so every joining control-plane node would bind the first node's address and fail preflight Port-6443"
+	const portConflict = ": frontend port conflicts with kube-apiserver: the proxy would listen on port 6443, kube-apiserver's port (localAPIEndpoint.bindPort), and kube-apiserver listens on all addresses (no apiServer extraArgs bind-address), so one of them cannot bind: " +
+		"leave --listen-port out (the endpoint's port then reaches the proxy through hapod's nftables redirect), or use a port of its own (e.g. --port 8443 and controlPlaneEndpoint VIP:8443); apiServer extraArgs bind-address is no way out: it is cluster-wide, so every joining control-plane node would bind the first node's address and fail preflight Port-6443"
 	return []Case{
 		{Name: "bad ip", Args: []string{"--vip", "198.18.0.300", "--backend", "198.18.0.11:6443"}, Want: "--vip 198.18.0.300: not an IP address"},
 		{Name: "no vip", Args: []string{"--backend", "198.18.0.11:6443"}, Want: "--vip: required"},
@@ -128,7 +128,7 @@ func BadInput(dir string) ([]Case, error) {
 		{Name: "kubeadm VIP is advertiseAddress", Args: []string{"--kubeadm-config", f("vip-is-node.yaml"), "--backend", "198.18.0.11:6443"}, Want: "=" + f("vip-is-node.yaml") + vipIsNode},
 		{Name: "kubeadm VIP is advertiseAddress, backend from kubeadm", Args: []string{"--kubeadm-config", f("vip-is-node.yaml")}, Want: "=" + f("vip-is-node.yaml") + vipIsNode},
 		{Name: "--vip is kubeadm advertiseAddress", Args: ok("--kubeadm-config", f("advertise-only.yaml")), Want: "=" + f("advertise-only.yaml") + vipIsNode},
-		{Name: "port conflict", Args: []string{"--kubeadm-config", f("conflict.yaml"), "--port", "6443"}, Want: "=" + f("conflict.yaml") + portConflict},
+		{Name: "port conflict", Args: []string{"--kubeadm-config", f("conflict.yaml"), "--listen-port", "6443"}, Want: "=" + f("conflict.yaml") + portConflict},
 		{Name: "unwritable dir", Args: ok("--manifest-dir", f("file/sub")),
 			Want: "=read existing manifest: stat " + filepath.Join(f("file/sub"), "hapod.yaml") + ": not a directory"},
 		// --vip dhcp leases first, and init sets the leased endpoint in the
@@ -136,7 +136,7 @@ func BadInput(dir string) ([]Case, error) {
 		// leaves the file as it was, with no backup made.
 		{Name: "dhcp, kubeadm config, bad setting", Args: []string{"--vip", "dhcp", "--kubeadm-config", f("dhcp-checks.yaml"), "--health-timeout", "3s"},
 			Want: "=--health-timeout 3s: must be at least 10ms and at most --health-interval (2s)", FakeHost: true},
-		{Name: "dhcp, kubeadm port conflict", Args: []string{"--vip", "dhcp", "--kubeadm-config", f("dhcp-conflict.yaml"), "--port", "6443"},
+		{Name: "dhcp, kubeadm port conflict", Args: []string{"--vip", "dhcp", "--kubeadm-config", f("dhcp-conflict.yaml"), "--listen-port", "6443"},
 			Want: "=" + f("dhcp-conflict.yaml") + portConflict, FakeHost: true},
 		{Name: "dhcp, kubeadm config, unwritable dir", Args: []string{"--vip", "dhcp", "--kubeadm-config", f("dhcp-write.yaml"), "--manifest-dir", f("file/sub")},
 			Want: "=read existing manifest: stat " + filepath.Join(f("file/sub"), "hapod.yaml") + ": not a directory", FakeHost: true},
