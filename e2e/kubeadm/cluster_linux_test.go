@@ -25,10 +25,12 @@ import (
 )
 
 const (
-	// apiserverPort is kube-apiserver's port on every node (kubeadm's default).
+	// apiserverPort is kube-apiserver's port on every node (kubeadm's
+	// default), and the endpoint's port of a redirect cluster.
 	apiserverPort = 6443
-	// proxyPort is hapod's default frontend port, the VIP's port.
-	proxyPort = 8443
+	// listenerPort is the endpoint's port of a cluster where hapod's
+	// proxy listens on the VIP itself (--port 8443, kubeadm's HA guide's).
+	listenerPort = 8443
 )
 
 // cluster is three control-plane nodes and a client on one lab bridge, with
@@ -46,6 +48,12 @@ type cluster struct {
 	serviceCIDR, podCIDR string
 	// unicast makes hapod use --peer (unicast VRRP) instead of multicast.
 	unicast bool
+	// redirect makes the endpoint VIP:6443, kubeadm's default (no port in
+	// controlPlaneEndpoint): hapod's proxy listens on its own port and
+	// VIP:6443 reaches it through hapod's nftables redirect, the
+	// kube-apiservers keeping 0.0.0.0:6443. Otherwise the endpoint is
+	// VIP:8443, where the proxy listens itself.
+	redirect bool
 	// hapodArgs is each node's `hapod init`/`join` command line, without the
 	// binary, as it was run: the upgrade re-runs it.
 	hapodArgs map[*node][]string
@@ -64,14 +72,14 @@ type cluster struct {
 // newCluster builds the lab and three nodes with containerd running, the
 // images imported and kubelet supervised (crash-looping until kubeadm
 // writes its config, as on a fresh host).
-func newCluster(t *testing.T, s settings, unicast bool) *cluster {
+func newCluster(t *testing.T, s settings, unicast, redirect bool) *cluster {
 	t.Helper()
 	start := time.Now()
 	l := lab.New(t, 3)
 	if err := removeStaleCgroups(); err != nil {
 		t.Logf("stale cgroups: %v", err)
 	}
-	c := &cluster{t: t, s: s, lab: l, vip: l.VIP4Prefix(0), unicast: unicast, hapodArgs: map[*node][]string{}}
+	c := &cluster{t: t, s: s, lab: l, vip: l.VIP4Prefix(0), unicast: unicast, redirect: redirect, hapodArgs: map[*node][]string{}}
 	// The lab's /24 is in 198.18.0.0/16 or 198.19.0.0/16; the cluster's
 	// ranges go in the other one.
 	other := 19
@@ -106,8 +114,24 @@ func newCluster(t *testing.T, s settings, unicast bool) *cluster {
 	return c
 }
 
-// endpoint is VIP:8443, the cluster's controlPlaneEndpoint.
-func (c *cluster) endpoint() netip.AddrPort { return netip.AddrPortFrom(c.vip.Addr(), proxyPort) }
+// endpoint is the cluster's endpoint: VIP:6443 with the redirect, else
+// VIP:8443.
+func (c *cluster) endpoint() netip.AddrPort {
+	if c.redirect {
+		return netip.AddrPortFrom(c.vip.Addr(), apiserverPort)
+	}
+	return netip.AddrPortFrom(c.vip.Addr(), listenerPort)
+}
+
+// controlPlaneEndpoint is what the kubeadm config says: the bare VIP
+// with the redirect (kubeadm then uses 6443, as `kubeadm init
+// --control-plane-endpoint VIP` does), else VIP:8443.
+func (c *cluster) controlPlaneEndpoint() string {
+	if c.redirect {
+		return c.vip.Addr().String()
+	}
+	return c.endpoint().String()
+}
 
 // backendFlags are --backend flags for every node's kube-apiserver.
 func (c *cluster) backendFlags() []string {
@@ -184,7 +208,7 @@ kind: KubeletConfiguration
 cgroupDriver: cgroupfs
 failCgroupV1: false
 `, n.IPv4, apiserverPort, n.name, n.kubeletArgsYAML(), strings.Join(preflightIgnored, ", "), strings.Join(skippedPhases, ", "),
-		c.s.version, c.endpoint(), c.s.repo, c.serviceCIDR, c.podCIDR)
+		c.s.version, c.controlPlaneEndpoint(), c.s.repo, c.serviceCIDR, c.podCIDR)
 }
 
 // joinConfig is node n's kubeadm JoinConfiguration, built from the join
@@ -290,7 +314,7 @@ func (c *cluster) kubeadm(t *testing.T, n *node, args ...string) string {
 	return out
 }
 
-// kubectl runs kubectl with admin.conf in node n (its server is VIP:8443).
+// kubectl runs kubectl with admin.conf in node n (its server is the VIP).
 func (c *cluster) kubectl(ctx context.Context, n *node, args ...string) (string, error) {
 	return n.run(ctx, "kubectl", append([]string{"--kubeconfig=/etc/kubernetes/admin.conf", "--request-timeout=5s"}, args...)...)
 }

@@ -24,16 +24,18 @@ import (
 )
 
 // TestKubeadmMulticast is the README's quick start on real kubeadm, with
-// multicast VRRP (hapod's default) and flags everywhere: `hapod init --vip`
-// (no --backend) and `kubeadm init` on node 1, the printed `hapod join`
-// line and `kubeadm join VIP:8443 --control-plane ...` on nodes 2 and 3;
-// the node identity's access to the apiserver lists, and every node
-// discovering the other two apiservers; then the cluster's lifecycle: `kubeadm upgrade apply` on node 1, and on the VIP
+// multicast VRRP (hapod's default) and flags everywhere, on the plain
+// listener (--port 8443, kubeadm's HA guide's port): `hapod init --vip
+// --port 8443` (no --backend) and `kubeadm init` on node 1, the printed
+// `hapod join` line and `kubeadm join VIP:8443 --control-plane ...` on
+// nodes 2 and 3; the node identity's access to the apiserver lists, and
+// every node discovering the other two apiservers; then the cluster's
+// lifecycle: `kubeadm upgrade apply` on node 1, and on the VIP
 // holder a hapod upgrade, `hapod reset` + `kubeadm reset` and re-join, and
 // re-join after hapod was SIGKILLed. Each step runs on the cluster the previous one left.
 func TestKubeadmMulticast(t *testing.T) {
 	s := prerequisites(t)
-	c := newCluster(t, s, false)
+	c := newCluster(t, s, false, false)
 	steps := []struct {
 		name string
 		run  func(*testing.T)
@@ -54,14 +56,19 @@ func TestKubeadmMulticast(t *testing.T) {
 	}
 }
 
-// TestKubeadmUnicast is the kubeadm-config form with unicast VRRP:
-// `hapod init --kubeadm-config` (+ --peer) before `kubeadm init --config`,
-// `hapod join --kubeadm-config join.yaml` on node 2 (which must write what
-// the printed line would) and the printed line on node 3, each before
-// `kubeadm join --config`; then the VIP holder crashes.
+// TestKubeadmUnicast is the kubeadm-config form with unicast VRRP, on
+// kubeadm's own endpoint: controlPlaneEndpoint is the bare VIP (6443),
+// the kube-apiservers keep their default bind and no patch, and VIP:6443
+// reaches hapod through its nftables redirect (issue 21). `hapod init
+// --kubeadm-config` (+ --peer) before `kubeadm init --config`,
+// `hapod join --kubeadm-config join.yaml` (apiServerEndpoint VIP:6443) on
+// node 2 (which must write what the printed line would) and the printed
+// line on node 3, each before `kubeadm join --config`, preflight ignoring
+// nothing but what this machine forces; then the VIP holder crashes and
+// kubectl keeps working.
 func TestKubeadmUnicast(t *testing.T) {
 	s := prerequisites(t)
-	c := newCluster(t, s, true)
+	c := newCluster(t, s, true, true)
 	steps := []struct {
 		name string
 		run  func(*testing.T)
@@ -79,7 +86,7 @@ func TestKubeadmUnicast(t *testing.T) {
 
 // initFirst is scenario 1: `hapod init` then `kubeadm init` on node 1. The
 // pod starts as hapod wrote it, the VIP is up before kube-apiserver first
-// answers, kubectl works through VIP:8443 and the mirror pod appears.
+// answers, kubectl works through the VIP and the mirror pod appears.
 func (c *cluster) initFirst(t *testing.T, viaConfig bool) {
 	n1 := c.nodes[0]
 	cfg := n1.writeFile(t, "kubeadm.yaml", c.initConfig(n1))
@@ -88,12 +95,22 @@ func (c *cluster) initFirst(t *testing.T, viaConfig bool) {
 		args = append(args, "--kubeadm-config="+cfg)
 	} else {
 		args = append(args, "--vip="+c.vip.String())
+		if !c.redirect {
+			args = append(args, fmt.Sprintf("--port=%d", listenerPort))
+		}
 	}
 	if viaConfig {
 		args = append(args, c.backendFlags()...)
 	} // else none: node 1's apiserver first, the others discovered
 	args = append(append(args, c.peerFlags(n1)...), "--image="+c.s.image)
 	out := c.hapod(t, n1, args...)
+	mode := "hapod: endpoint " + c.endpoint().String() + ": the proxy listens there itself"
+	if c.redirect {
+		mode = "hapod: endpoint " + c.endpoint().String() + ": redirected by hapod's nftables rule to the proxy on port 9445"
+	}
+	if !strings.Contains(out, mode) {
+		t.Errorf("hapod init does not say %q", mode)
+	}
 	c.printedHapodJoin = printedJoin(t, out)
 	written := readFile(t, n1.hostPath("/etc/kubernetes/manifests/hapod.yaml"))
 
@@ -219,6 +236,15 @@ func (c *cluster) joinOthers(t *testing.T, viaConfig bool) {
 	pods, _ := c.kubectl(t.Context(), c.nodes[0], "get", "pods", "-n", "kube-system", "-o", "wide")
 	t.Logf("%s$ kubectl get pods -n kube-system -o wide\n%s", c.nodes[0].name, indent(pods))
 	t.Logf("VIP on %s", names(c.holders()))
+	if c.redirect {
+		// Every node's hapod, running in its pod with the manifest's
+		// capabilities, holds its redirect.
+		for _, n := range c.nodes {
+			c.checkRedirect(t, n)
+		}
+		out, _ := c.nodes[0].output(t, hapodBin, "status")
+		t.Logf("%s$ hapod status\n%s", c.nodes[0].name, indent(out))
+	}
 }
 
 // ctrRun is the README's "No binary on the host" command in node n:
@@ -384,6 +410,11 @@ func (c *cluster) crashOnce(t *testing.T, run int) time.Duration {
 				run, s.At.Sub(at).Round(time.Millisecond), s.At.Sub(moved).Round(time.Millisecond), s.Err)
 		}
 	}
+	out := c.waitKubectl(t, to, time.Minute, "kubectl get nodes through the VIP after the crash", func(string) bool { return true }, "get", "nodes")
+	t.Logf("run %d: %s$ kubectl get nodes   (server https://%s, %s crashed)\n%s", run, to.name, c.endpoint(), h.name, indent(out))
+	if c.redirect {
+		c.checkRedirect(t, to)
+	}
 	return outage
 }
 
@@ -433,6 +464,17 @@ func (c *cluster) recoverCrashed(t *testing.T) {
 		return false
 	})
 	t.Logf("%s back after %v", n.name, time.Since(start).Round(100*time.Millisecond))
+}
+
+// checkRedirect fails unless `hapod status` on n says VIP:6443 goes to
+// the proxy through the redirect.
+func (c *cluster) checkRedirect(t *testing.T, n *node) {
+	t.Helper()
+	want := fmt.Sprintf("REDIRECT  %s  to the proxy on :9445 (serving)", c.endpoint())
+	lab.WaitFor(t, 30*time.Second, n.name+"'s redirect serving", func() bool {
+		out, _ := n.output(t, hapodBin, "status")
+		return strings.Contains(out, want)
+	})
 }
 
 // waitMirrorPod waits until kube-system/hapod-<node> (of each given node,
