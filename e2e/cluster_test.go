@@ -77,7 +77,11 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 		a := netip.AddrPortFrom(n.Addr(c.vip.Addr()), backendPort)
 		switch {
 		case o.redirect:
-			c.apis = append(c.apis, c.startAPIServer(n, netip.AddrPortFrom(netip.IPv4Unspecified(), backendPort)))
+			wildcard := netip.IPv4Unspecified()
+			if o.ipv6 {
+				wildcard = netip.IPv6Unspecified()
+			}
+			c.apis = append(c.apis, c.startAPIServer(n, netip.AddrPortFrom(wildcard, backendPort)))
 		case o.apiservers:
 			c.apis = append(c.apis, c.startAPIServer(n, a))
 		default:

@@ -190,6 +190,19 @@ func TestRedirectEndpoint(t *testing.T) {
 	c.checkSpread("one hapod stopped, 60 requests", c.spread(hc, 60))
 }
 
+// TestRedirectEndpointIPv6: the same redirect for an IPv6 VIP (the ip6
+// rule of hapod's inet table): VIP:6443 spreads over all three.
+func TestRedirectEndpointIPv6(t *testing.T) {
+	c := newCluster(t, clusterOptions{apiservers: true, redirect: true, ipv6: true})
+	holder, _ := c.waitOneHolder(10 * time.Second)
+	c.waitReport(c.index(holder), "the redirect installed", redirectInstalled(true))
+	c.checkInstalled(holder)
+	hc := c.apiClient()
+	lab.WaitFor(t, 10*time.Second, "[VIP]:6443 answers", func() bool { _, err := c.whoami(hc); return err == nil })
+	c.checkSpread("60 requests to [VIP]:6443 from the client", c.spread(hc, 60))
+	c.checkSpread("60 requests to [VIP]:6443 from the holder itself", c.spread(c.localClient(holder), 60))
+}
+
 // requestProbe sends one HTTPS request per interval, each on a new
 // connection, to url from n, until stop is closed: what kubectl sees.
 func requestProbe(n *lab.Node, url string, interval time.Duration, stop <-chan struct{}) func() lab.ProbeResult {

@@ -114,8 +114,9 @@ func NewSwitch(spec Spec, applier Applier, clk clock.PassiveClock, log *slog.Log
 func (s *Switch) Spec() Spec { return s.spec }
 
 // Start takes over hapod's table, whatever a previous run (SIGKILLed, so
-// it could not remove it) left, and installs or removes it for healthy
-// healthy backends. It reports whether a table was there before.
+// it could not remove it) left: it installs the rule set when healthy
+// backends are healthy (replacing the old table in one transaction), else
+// removes the table. It reports whether a table was there before.
 func (s *Switch) Start(healthy int) (stale bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
