@@ -188,6 +188,21 @@ func TestRedirectEndpoint(t *testing.T) {
 	}
 	c.checkRemoved(c.lab.Nodes[k])
 	c.checkSpread("one hapod stopped, 60 requests", c.spread(hc, 60))
+
+	// SIGKILLed and not started again (kubeadm reset without hapod
+	// reset): `hapod reset` removes the table.
+	c.start(k)
+	c.waitReport(k, "the redirect installed", redirectInstalled(true))
+	if err := c.kill(k, syscall.SIGKILL); err == nil {
+		t.Fatal("hapod exited 0 on SIGKILL")
+	}
+	c.checkInstalled(c.lab.Nodes[k])
+	out := c.lab.Nodes[k].Run(t, hapodBin, "reset", "--manifest-dir", t.TempDir(), "--vip", c.vip.String())
+	t.Logf("node%d$ hapod reset\n%s", k, out)
+	if !strings.Contains(out, "removed the nftables table "+redirect.TableName(c.vip.Addr())) {
+		t.Errorf("hapod reset did not say it removed the table:\n%s", out)
+	}
+	c.checkRemoved(c.lab.Nodes[k])
 }
 
 // TestRedirectEndpointIPv6: the same redirect for an IPv6 VIP (the ip6

@@ -19,6 +19,7 @@ import (
 	"github.com/hapod/hapod/internal/release"
 	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/dhcpvip"
+	"github.com/hapod/hapod/pkg/redirect"
 )
 
 // Version is stamped at build time with -ldflags "-X ...cli.Version=v1.2.3"
@@ -52,6 +53,11 @@ type Host struct {
 	Listening func(netip.Addr) (bool, error)
 	// RemoveAddr takes an address off its interface.
 	RemoveAddr func(hostnet.Addr) error
+	// Redirect reports whether hapod's nftables table for a VIP (the
+	// redirect of VIP:--port) is there.
+	Redirect func(vip netip.Addr) (bool, error)
+	// RemoveRedirect deletes hapod's nftables table for a VIP.
+	RemoveRedirect func(vip netip.Addr) error
 	// Handover asks the hapod running for a VIP to hand the VIP over and
 	// exit, and returns once it has exited: the state it was in and how
 	// the handover went, in its words.
@@ -77,9 +83,25 @@ var SystemHost = Host{
 		defer c.Close()
 		return c.PID, nil
 	},
-	Instances:     instance.List,
-	Listening:     hostnet.Listening,
-	RemoveAddr:    hostnet.RemoveAddr,
+	Instances:  instance.List,
+	Listening:  hostnet.Listening,
+	RemoveAddr: hostnet.RemoveAddr,
+	Redirect: func(vip netip.Addr) (bool, error) {
+		nft, err := redirect.NewNFTables()
+		if err != nil {
+			return false, err
+		}
+		defer nft.Close()
+		return nft.Present(redirect.TableName(vip))
+	},
+	RemoveRedirect: func(vip netip.Addr) error {
+		nft, err := redirect.NewNFTables()
+		if err != nil {
+			return err
+		}
+		defer nft.Close()
+		return nft.Delete(redirect.TableName(vip))
+	},
 	Handover:      handover,
 	DetectRuntime: cri.Detect,
 	ImagePresent:  cri.ImagePresent,

@@ -63,6 +63,10 @@ func fakeHost(extra ...hostnet.Addr) Host {
 		Instances:  func() ([]netip.Addr, error) { return nil, nil },
 		Listening:  func(netip.Addr) (bool, error) { return false, nil },
 		RemoveAddr: func(a hostnet.Addr) error { return fmt.Errorf("fake host: RemoveAddr(%v) not expected", a) },
+		Redirect:   func(netip.Addr) (bool, error) { return false, nil },
+		RemoveRedirect: func(vip netip.Addr) error {
+			return fmt.Errorf("fake host: RemoveRedirect(%v) not expected", vip)
+		},
 		Handover: func(context.Context, netip.Addr) (string, string, error) {
 			return "", "", instance.ErrNotRunning
 		},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hapod/hapod/internal/hostnet"
 	"github.com/hapod/hapod/internal/instance"
+	"github.com/hapod/hapod/pkg/redirect"
 )
 
 const flagResetTimeout = "timeout"
@@ -49,6 +50,11 @@ type resetState struct {
 	Manifest string
 	// VIPs are the VIPs it looks after, each with what it found.
 	VIPs []resetVIP
+	// RedirectErr is why nftables could not be asked about a redirect
+	// table (no CAP_NET_ADMIN, say, in a container): reset goes on and
+	// says so; a table left without its VIP matches nothing, and the
+	// next hapod replaces it.
+	RedirectErr error
 }
 
 // resetVIP is one VIP as `hapod reset` found it.
@@ -63,6 +69,8 @@ type resetVIP struct {
 	Listening bool
 	// On is where the VIP is configured; nil: on no interface.
 	On *hostnet.Addr
+	// Redirect: hapod's nftables table for the VIP is there.
+	Redirect bool
 }
 
 // resetAction is one step of `hapod reset`.
@@ -85,10 +93,15 @@ type awaitExit struct{ VIP netip.Addr }
 // removeStaleVIP removes a VIP no hapod serves any more.
 type removeStaleVIP struct{ Addr hostnet.Addr }
 
-func (removeManifest) isResetAction()  {}
-func (requestHandover) isResetAction() {}
-func (awaitExit) isResetAction()       {}
-func (removeStaleVIP) isResetAction()  {}
+// removeStaleRedirect removes the nftables table of a VIP no hapod
+// serves any more.
+type removeStaleRedirect struct{ VIP netip.Addr }
+
+func (removeManifest) isResetAction()      {}
+func (requestHandover) isResetAction()     {}
+func (awaitExit) isResetAction()           {}
+func (removeStaleVIP) isResetAction()      {}
+func (removeStaleRedirect) isResetAction() {}
 
 // planReset decides the next steps from what is observed. A running hapod
 // keeps its VIP until it hands it over; a VIP nobody serves is removed.
@@ -107,6 +120,9 @@ func planReset(s resetState) []resetAction {
 			acts = append(acts, awaitExit{VIP: v.VIP})
 		case v.On != nil:
 			acts = append(acts, removeStaleVIP{Addr: *v.On})
+		}
+		if v.Redirect && !v.Running && !v.Listening {
+			acts = append(acts, removeStaleRedirect{VIP: v.VIP})
 		}
 	}
 	return acts
@@ -135,7 +151,7 @@ func reset(c *cli.Context, host Host) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration(flagResetTimeout))
 	defer cancel()
-	did := false
+	did, noted := false, false
 	var s resetState
 	for range maxResetRounds {
 		var err error
@@ -147,6 +163,10 @@ func reset(c *cli.Context, host Host) error {
 			if !slices.Contains(known, v.VIP) {
 				known = append(known, v.VIP)
 			}
+		}
+		if s.RedirectErr != nil && !noted {
+			fmt.Fprintf(c.App.ErrWriter, "hapod: could not check for a redirect table left behind: %v\n", s.RedirectErr)
+			noted = true
 		}
 		acts := planReset(s)
 		if len(acts) == 0 {
@@ -241,6 +261,9 @@ func observeReset(ctx context.Context, host Host, path string, known []netip.Add
 				break
 			}
 		}
+		if v.Redirect, err = host.Redirect(vip); err != nil && s.RedirectErr == nil {
+			s.RedirectErr = fmt.Errorf("is there a redirect table for VIP %s: %w", vip, err)
+		}
 		s.VIPs = append(s.VIPs, v)
 	}
 	return s, nil
@@ -295,6 +318,11 @@ func doReset(ctx context.Context, c *cli.Context, host Host, a resetAction, time
 			return fmt.Errorf("remove the stale VIP: %w", err)
 		}
 		fmt.Fprintf(out, "hapod: removed the stale VIP %s from %s: no hapod was running to release it\n", a.Addr.Prefix, a.Addr.Interface)
+	case removeStaleRedirect:
+		if err := host.RemoveRedirect(a.VIP); err != nil {
+			return fmt.Errorf("remove the stale redirect table: %w", err)
+		}
+		fmt.Fprintf(out, "hapod: removed the nftables table %s (the redirect of VIP:--port): no hapod was running to remove it\n", redirect.TableName(a.VIP))
 	}
 	return nil
 }

@@ -35,6 +35,13 @@ func TestPlanReset(t *testing.T) {
 		{"older hapod without the lock: kubelet stops it", resetState{Manifest: path, VIPs: []resetVIP{{VIP: vip, Listening: true, On: on}}},
 			[]resetAction{removeManifest{Path: path}, awaitExit{VIP: vip}}},
 		{"manifest only", resetState{Manifest: path}, []resetAction{removeManifest{Path: path}}},
+		// kubeadm reset SIGKILLs hapod: its VIP and its redirect table stay.
+		{"killed holder left its VIP and its redirect", resetState{VIPs: []resetVIP{{VIP: vip, On: on, Redirect: true}}},
+			[]resetAction{removeStaleVIP{Addr: *on}, removeStaleRedirect{VIP: vip}}},
+		{"killed backup left its redirect", resetState{VIPs: []resetVIP{{VIP: vip, Redirect: true}}},
+			[]resetAction{removeStaleRedirect{VIP: vip}}},
+		{"a running hapod keeps its redirect until it exits", resetState{VIPs: []resetVIP{{VIP: vip, Running: true, Redirect: true}}},
+			[]resetAction{requestHandover{VIP: vip}}},
 	} {
 		if got := planReset(tc.s); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s:\n got %#v\nwant %#v", tc.name, got, tc.want)
@@ -127,6 +134,32 @@ func TestResetRemovesStaleVIP(t *testing.T) {
 	*running = false
 	if r := run(t, host, "reset", "--manifest-dir", t.TempDir()); r.err != nil || !strings.HasPrefix(r.stdout, "hapod: nothing to do") {
 		t.Errorf("reset without a VIP to go by: %v\n%s", r.err, r.stdout)
+	}
+}
+
+// TestResetRemovesStaleRedirect: after a SIGKILL (kubeadm reset without
+// hapod reset) the nftables table of the VIP stays too; reset removes it.
+func TestResetRemovesStaleRedirect(t *testing.T) {
+	host, running := resetHost(t)
+	*running = false
+	table := true
+	host.Redirect = func(vip netip.Addr) (bool, error) { return table && vip == netip.MustParseAddr("198.18.0.10"), nil }
+	host.RemoveRedirect = func(netip.Addr) error { table = false; return nil }
+	r := run(t, host, "reset", "--manifest-dir", t.TempDir(), "--vip", "198.18.0.10/24")
+	want := "hapod: removed the stale VIP 198.18.0.10/24 from eth0: no hapod was running to release it\n" +
+		"hapod: removed the nftables table hapod_198_18_0_10 (the redirect of VIP:--port): no hapod was running to remove it\n"
+	if r.err != nil || r.stdout != want || table {
+		t.Errorf("reset: %v, table left %v\n%s\nwant:\n%s", r.err, table, r.stdout, want)
+	}
+	// Without CAP_NET_ADMIN (a container) nftables cannot be asked:
+	// reset still does the rest and says so, once.
+	host, running = resetHost(t)
+	*running = false
+	host.Redirect = func(netip.Addr) (bool, error) { return false, errors.New("netlink receive: operation not permitted") }
+	r = run(t, host, "reset", "--manifest-dir", t.TempDir(), "--vip", "198.18.0.10/24")
+	if r.err != nil || !strings.HasPrefix(r.stdout, "hapod: removed the stale VIP") ||
+		r.stderr != "hapod: could not check for a redirect table left behind: is there a redirect table for VIP 198.18.0.10: netlink receive: operation not permitted\n" {
+		t.Errorf("reset without nftables access: %v\nstdout %q\nstderr %q", r.err, r.stdout, r.stderr)
 	}
 }
 
