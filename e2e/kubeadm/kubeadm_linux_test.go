@@ -28,9 +28,9 @@ import (
 // listener (--port 8443, kubeadm's HA guide's port): `hapod init --vip
 // --port 8443` (no --backend) and `kubeadm init` on node 1, the printed
 // `hapod join` line and `kubeadm join VIP:8443 --control-plane ...` on
-// nodes 2 and 3; the node identity's access to the apiserver lists, and
-// every node discovering the other two apiservers; then the cluster's
-// lifecycle: `kubeadm upgrade apply` on node 1, and on the VIP
+// nodes 2 and 3; the node identity's access to the apiserver lists, every
+// node discovering the other two apiservers, a node removed and joined
+// again; then the cluster's lifecycle: `kubeadm upgrade apply` on node 1, and on the VIP
 // holder a hapod upgrade, `hapod reset` + `kubeadm reset` and re-join, and
 // re-join after hapod was SIGKILLed. Each step runs on the cluster the previous one left.
 func TestKubeadmMulticast(t *testing.T) {
@@ -44,6 +44,7 @@ func TestKubeadmMulticast(t *testing.T) {
 		{"join", func(t *testing.T) { c.joinOthers(t, false) }},
 		{"node-identity-access", c.nodeAccess},
 		{"discovered", c.discovered},
+		{"remove-node-and-rejoin", c.removedAndRejoined},
 		{"kubeadm-upgrade-apply", c.kubeadmUpgradeApply},
 		{"hapod-upgrade-on-holder", c.upgradeOnHolder},
 		{"reset-holder-and-rejoin", c.resetHolder},
@@ -101,7 +102,12 @@ func (c *cluster) initFirst(t *testing.T, viaConfig bool) {
 	}
 	if viaConfig {
 		args = append(args, c.backendFlags()...)
-	} // else none: node 1's apiserver first, the others discovered
+	} else {
+		// No --backend: node 1's apiserver first, the others discovered;
+		// a short grace, which the printed join line carries, so that a
+		// removal shows within the test.
+		args = append(args, "--member-grace="+memberGrace.String())
+	}
 	args = append(append(args, c.peerFlags(n1)...), "--image="+c.s.image)
 	out := c.hapod(t, n1, args...)
 	mode := "hapod: endpoint " + c.endpoint().String() + ": the proxy listens there itself"
