@@ -425,8 +425,16 @@ type readyzProbe struct {
 // startReadyzProbe starts the probe from the lab's client.
 func (c *cluster) startReadyzProbe(t *testing.T) *readyzProbe {
 	t.Helper()
+	return c.startReadyzProbeTo(t, c.endpoint())
+}
+
+// startReadyzProbeTo is startReadyzProbe against target, e.g. one node's
+// kube-apiserver directly: a control that shows what the apiservers
+// themselves answered, without the VIP and the proxy.
+func (c *cluster) startReadyzProbeTo(t *testing.T, target netip.AddrPort) *readyzProbe {
+	t.Helper()
 	client := httpClient(c.lab.Client, caPool(t, c.nodes[0]), time.Second)
-	url := "https://" + c.endpoint().String() + "/readyz"
+	url := "https://" + target.String() + "/readyz"
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &readyzProbe{cancel: cancel}
 	p.wg.Go(func() {

@@ -368,6 +368,16 @@ func (c *cluster) holderCrash(t *testing.T) {
 func (c *cluster) crashOnce(t *testing.T, run int) time.Duration {
 	h := c.holder(t)
 	p := c.startReadyzProbe(t)
+	// The control: the surviving apiservers asked directly, not through
+	// the VIP. A request that fails there too failed in the apiserver
+	// (etcd electing a new leader when the crashed node led it), not in
+	// the failover.
+	direct := map[*node]*readyzProbe{}
+	for _, n := range c.nodes {
+		if n != h {
+			direct[n] = c.startReadyzProbeTo(t, netip.AddrPortFrom(n.IPv4, apiserverPort))
+		}
+	}
 	lab.WaitFor(t, 30*time.Second, "a successful readyz through the VIP", func() bool {
 		r := p.snapshot()
 		last, ok := r.LastSample()
@@ -415,6 +425,17 @@ func (c *cluster) crashOnce(t *testing.T, run int) time.Duration {
 			t.Logf("run %d: request sent %v after the crash (%v after the VIP moved) failed: %v",
 				run, s.At.Sub(at).Round(time.Millisecond), s.At.Sub(moved).Round(time.Millisecond), s.Err)
 		}
+	}
+	for n, dp := range direct {
+		dr := dp.stop()
+		var failed []string
+		for _, s := range dr.Samples {
+			if !s.OK && !s.At.Before(at) {
+				failed = append(failed, s.At.Sub(at).Round(time.Millisecond).String())
+			}
+		}
+		t.Logf("run %d: control, %s's kube-apiserver asked directly: %d of %d requests after the crash failed %v",
+			run, n.name, len(failed), len(dr.Samples), failed)
 	}
 	out := c.waitKubectl(t, to, time.Minute, "kubectl get nodes through the VIP after the crash", func(string) bool { return true }, "get", "nodes")
 	t.Logf("run %d: %s$ kubectl get nodes   (server https://%s, %s crashed)\n%s", run, to.name, c.endpoint(), h.name, indent(out))
