@@ -478,6 +478,7 @@ func (c *cluster) recoverCrashed(t *testing.T) {
 	})
 	h := c.holder(t)
 	backend := netip.AddrPortFrom(n.IPv4, apiserverPort)
+	var failures uint64
 	lab.WaitFor(t, time.Minute, h.name+"'s hapod to check "+n.name+"'s apiserver up, not suspect", func() bool {
 		rep, err := h.hapodStatus(t.Context())
 		if err != nil {
@@ -485,12 +486,14 @@ func (c *cluster) recoverCrashed(t *testing.T) {
 		}
 		for _, b := range rep.Backends {
 			if b.Address == backend {
+				failures = b.ConnectFailures
 				return b.Health == "up" && !b.Suspect
 			}
 		}
 		return false
 	})
-	t.Logf("%s back after %v", n.name, time.Since(start).Round(100*time.Millisecond))
+	t.Logf("%s back after %v; the holder %s's proxy failed %d dials to it since that hapod started",
+		n.name, time.Since(start).Round(100*time.Millisecond), h.name, failures)
 }
 
 // checkRedirect fails unless `hapod status` on n says VIP:6443 goes to
