@@ -188,9 +188,26 @@ func (g *benchGroup) measureClient(t *testing.T, f faultKind) clientRun {
 		}
 		return ok >= 10
 	})
-	// Past the health checks' fall (3 x 2 s) and a connect timeout, so
-	// that late failures show.
-	time.Sleep(8 * time.Second)
+	// Until the failures sent to the dead node have ended: no failure
+	// for quiet (longer than the client's timeout). haproxy's checks of
+	// a silent server each wait for `timeout connect` (5 s in the guide),
+	// so its fall of 3 takes about 15 s.
+	const quiet = 3 * time.Second
+	lab.WaitFor(t, 60*time.Second, g.impl+": no failed request for "+quiet.String(), func() bool {
+		r := probe.Snapshot()
+		if len(r.Samples) == 0 || time.Since(at) < quiet {
+			return false
+		}
+		for _, s := range slices.Backward(r.Samples) {
+			if s.At.Before(time.Now().Add(-quiet)) {
+				return true
+			}
+			if !s.OK {
+				return false
+			}
+		}
+		return true
+	})
 	res := probe.Stop()
 	r := clientRun{outage: res.OutageAfter(at)}
 	if o, ok := res.OutageAt(at); ok && !o.Recovered {
