@@ -34,7 +34,7 @@ const memberGrace = 8 * time.Second
 // getting new connections after the grace period, not before.
 func TestMembership(t *testing.T) {
 	l := lab.New(t, 4)
-	c := &cluster{t: t, lab: l, vip: l.VIP4Prefix(0)}
+	c := &cluster{t: t, lab: l, vip: l.VIP4Prefix(0), port: frontendPort}
 	dir := t.TempDir()
 	ca, err := fakeapiserver.NewCA("e2e-cluster-ca")
 	if err != nil {
