@@ -84,9 +84,9 @@ type Source struct {
 	cfg  Config
 	sink Sink
 
-	// client returns the Endpoints client for a host (s.restClient;
+	// newClient makes the Endpoints client for a host (s.restClient;
 	// tests give their own).
-	client func(host string) endpointsGetter
+	newClient func(host string) endpointsGetter
 
 	// Run's own: no lock.
 	creds   *Credentials
@@ -109,7 +109,7 @@ func New(cfg Config, sink Sink) *Source {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Source{cfg: cfg, sink: sink, clients: make(map[string]endpointsGetter)}
-	s.client = s.restClient
+	s.newClient = s.restClient
 	return s
 }
 
@@ -158,7 +158,15 @@ func (s *Source) load() error {
 // sink what it said, or that none did.
 func (s *Source) readOnce(ctx context.Context) {
 	var errs []error
-	for _, host := range Candidates(s.sink.Members(), s.cfg.Local, s.creds.Server) {
+	hosts := Candidates(s.sink.Members(), s.cfg.Local, s.creds.Server)
+	// Clients of members that left go with them: over years of rollouts
+	// every machine ever seen would pile up.
+	for h := range s.clients {
+		if !slices.Contains(hosts, h) {
+			delete(s.clients, h)
+		}
+	}
+	for _, host := range hosts {
 		ep, err := s.client(host).Get(ctx, "kubernetes")
 		if ctx.Err() != nil {
 			return
@@ -191,11 +199,18 @@ func (s *Source) readOnce(ctx context.Context) {
 	s.sink.Unreachable(errors.Join(errs...))
 }
 
-// restClient returns the Endpoints client for host, made once.
-func (s *Source) restClient(host string) endpointsGetter {
-	if c := s.clients[host]; c != nil {
-		return c
+// client returns the Endpoints client for host, made once.
+func (s *Source) client(host string) endpointsGetter {
+	c := s.clients[host]
+	if c == nil {
+		c = s.newClient(host)
+		s.clients[host] = c
 	}
+	return c
+}
+
+// restClient makes the Endpoints client for host.
+func (s *Source) restClient(host string) endpointsGetter {
 	cfg := &rest.Config{
 		Host:      host,
 		UserAgent: s.cfg.UserAgent,
@@ -218,7 +233,6 @@ func (s *Source) restClient(host string) endpointsGetter {
 		// through this client reports it.
 		return failing{err}
 	}
-	s.clients[host] = c
 	return c
 }
 

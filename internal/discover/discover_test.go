@@ -178,7 +178,7 @@ func newDiscoverHarness(t *testing.T, static []netip.AddrPort, persisted []netip
 	h.src = New(Config{Kubeconfig: "/etc/kubernetes/kubelet.conf", Clock: h.clk, Logger: log,
 		Local: func(a netip.Addr) bool { return a == n1.Addr() }}, h.tracker)
 	h.src.creds = &Credentials{Server: "https://198.18.0.10:8443"}
-	h.src.client = h.api.client
+	h.src.newClient = h.api.client
 	return h
 }
 
@@ -279,6 +279,23 @@ func TestSourceLeavesOutTheVIP(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "advertises the VIP") {
 		t.Fatalf("no warning:\n%s", h.logs.String())
+	}
+}
+
+// The REST clients of hosts no longer asked are dropped.
+func TestSourceForgetsClientsOfLeftMembers(t *testing.T) {
+	h := newDiscoverHarness(t, nil, []netip.AddrPort{n1, n2})
+	h.read(0)
+	if len(h.src.clients) != 3 {
+		t.Fatalf("%d clients after asking n1, n2 and the server", len(h.src.clients))
+	}
+	h.src.creds.Server = ""
+	h.tracker.Observe([]netip.AddrPort{n1})
+	h.clk.Step(2 * time.Minute)
+	h.tracker.Observe([]netip.AddrPort{n1})
+	h.read(2 * time.Minute)
+	if _, ok := h.src.clients[host(n2)]; ok || len(h.src.clients) != 1 {
+		t.Fatalf("clients %v after n2 left", h.src.clients)
 	}
 }
 
