@@ -169,7 +169,7 @@ func (c *cluster) removedAndRejoined(t *testing.T) {
 	for _, m := range others {
 		if removeAt[m].IsZero() {
 			t.Errorf("%s never showed %s's removal pending (grace %v)", m.name, gone, memberGrace)
-		} else if early := removeAt[m].Sub(time.Now()); early > 0 {
+		} else if early := time.Until(removeAt[m]); early > 0 {
 			// Seen gone before the end of the grace period it announced
 			// (same machine, same clock).
 			t.Errorf("%s dropped %s %v before the end of its grace period", m.name, gone, early)
