@@ -130,7 +130,9 @@ func (t *Tracker) step(in Input, r ReadResult, err error) {
 	}
 }
 
-// applyLocked logs, counts, saves and reports changes caused by in.
+// applyLocked counts, logs, saves and reports changes caused by in; a
+// nil in is the start, whose members came from the flags and the saved
+// file: one log line for them, and nothing new to save.
 func (t *Tracker) applyLocked(changes []Change, in Input) {
 	if len(changes) == 0 {
 		return
@@ -139,19 +141,34 @@ func (t *Tracker) applyLocked(changes []Change, in Input) {
 	for _, c := range changes {
 		if c.Added {
 			t.st.Added[c.Reason]++
-			t.cfg.Logger.Info("member added", "member", c.Member, "cause", c.Reason, "members", len(members))
 		} else {
 			t.st.Removed[c.Reason]++
-			t.cfg.Logger.Info("member removed", "member", c.Member, "cause", c.Reason,
-				"grace", t.set.grace, "members", len(members))
 		}
 	}
-	// The start's members came from the file or the flags: nothing new
-	// to save.
-	if t.cfg.StatePath != "" && in != nil {
-		if err := Save(t.cfg.StatePath, t.set.Discovered()); err != nil {
-			t.st.SaveErrors++
-			t.cfg.Logger.Warn("could not save the members; a restart during an API outage starts from an older set", "err", err)
+	if in == nil {
+		var static, persisted []netip.AddrPort
+		for _, c := range changes {
+			if c.Reason == ReasonPersisted {
+				persisted = append(persisted, c.Member)
+			} else {
+				static = append(static, c.Member)
+			}
+		}
+		t.cfg.Logger.Info("members at start", "static", static, "persisted", persisted, "members", len(members))
+	} else {
+		for _, c := range changes {
+			if c.Added {
+				t.cfg.Logger.Info("member added", "member", c.Member, "cause", c.Reason, "members", len(members))
+			} else {
+				t.cfg.Logger.Info("member removed", "member", c.Member, "cause", c.Reason,
+					"grace", t.set.grace, "members", len(members))
+			}
+		}
+		if t.cfg.StatePath != "" {
+			if err := Save(t.cfg.StatePath, t.set.Discovered()); err != nil {
+				t.st.SaveErrors++
+				t.cfg.Logger.Warn("could not save the members; a restart during an API outage starts from an older set", "err", err)
+			}
 		}
 	}
 	if t.cfg.OnChange != nil {

@@ -60,6 +60,11 @@ func TestTrackerSavesAndRestarts(t *testing.T) {
 	if !strings.Contains(logs.String(), `msg="member added" member=198.18.0.12:6443 cause=discovered`) {
 		t.Errorf("no log line for the discovered member:\n%s", logs.String())
 	}
+	// The start is one line, not a "member added" per flag.
+	if !strings.Contains(logs.String(), `msg="members at start" static=[198.18.0.11:6443] persisted=[] members=1`) ||
+		strings.Contains(logs.String(), "cause=static") {
+		t.Errorf("start not logged as one line:\n%s", logs.String())
+	}
 
 	// A restart with the API down starts from the saved set and keeps it.
 	saved, err := Load(path)
