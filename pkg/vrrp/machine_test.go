@@ -565,21 +565,21 @@ func TestStateString(t *testing.T) {
 // advert expire one after the other, the higher address first.
 func TestTieBreak(t *testing.T) {
 	low, high := netip.MustParseAddr("198.18.0.11"), netip.MustParseAddr("198.18.0.12")
-	if d := TieBreakDelay(high, 100*ms); d != 6*ms {
-		t.Errorf("TieBreakDelay(.12) = %v, want 6ms", d)
+	if d := TieBreakDelay(high, 100*ms); d != 30*ms {
+		t.Errorf("TieBreakDelay(.12) = %v, want 30ms", d)
 	}
-	if d := TieBreakDelay(low, 100*ms); d != 8*ms {
-		t.Errorf("TieBreakDelay(.11) = %v, want 8ms", d)
+	if d := TieBreakDelay(low, 100*ms); d != 40*ms {
+		t.Errorf("TieBreakDelay(.11) = %v, want 40ms", d)
 	}
 	if d := TieBreakDelay(netip.MustParseAddr("2001:db8::f"), 100*ms); d != 0 {
 		t.Errorf("TieBreakDelay(::f) = %v, want 0", d)
 	}
 	// The step does not grow with the interval; it shrinks below 100ms.
-	if d := TieBreakDelay(low, time.Second); d != 8*ms {
-		t.Errorf("TieBreakDelay(.11, 1s) = %v, want 8ms", d)
+	if d := TieBreakDelay(low, time.Second); d != 40*ms {
+		t.Errorf("TieBreakDelay(.11, 1s) = %v, want 40ms", d)
 	}
-	if d := TieBreakDelay(low, 50*ms); d != 4*ms {
-		t.Errorf("TieBreakDelay(.11, 50ms) = %v, want 4ms", d)
+	if d := TieBreakDelay(low, 50*ms); d != 20*ms {
+		t.Errorf("TieBreakDelay(.11, 50ms) = %v, want 20ms", d)
 	}
 	start := time.Unix(0, 0)
 	deadline := func(primary netip.Addr) time.Time {
@@ -591,15 +591,15 @@ func TestTieBreak(t *testing.T) {
 		m.Step(start.Add(2*ms), Advert{From: holder, Priority: 0, Interval: 100 * ms})
 		return m.NextDeadline()
 	}
-	if dl, dh := deadline(low), deadline(high); !dh.Before(dl) || dl.Sub(dh) != 2*ms || dh != start.Add(2*ms+skew100+6*ms) {
-		t.Errorf("deadlines: low %v high %v, want high = skew + 6ms, low 2ms later", dl.Sub(start), dh.Sub(start))
+	if dl, dh := deadline(low), deadline(high); !dh.Before(dl) || dl.Sub(dh) != 10*ms || dh != start.Add(2*ms+skew100+30*ms) {
+		t.Errorf("deadlines: low %v high %v, want high = skew + 30ms, low 10ms later", dl.Sub(start), dh.Sub(start))
 	}
 	// At startup too; but after a normal advert (a crash shows as adverts
 	// stopping) the RFC's Master_Down_Interval is kept to the letter.
 	m := NewMachine(MachineConfig{VRID: 1, Priority: 100, Interval: 100 * ms, Version: Version3, Primary: low,
 		TieBreak: TieBreakDelay(low, 100*ms)})
 	m.Step(start, Startup{})
-	if got, want := m.NextDeadline(), start.Add(down100+8*ms); !got.Equal(want) {
+	if got, want := m.NextDeadline(), start.Add(down100+40*ms); !got.Equal(want) {
 		t.Errorf("startup deadline %v, want %v", got.Sub(start), want.Sub(start))
 	}
 	m.Step(start.Add(ms), Advert{From: netip.MustParseAddr("198.18.0.20"), Priority: 100, Interval: 100 * ms})
