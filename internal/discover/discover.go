@@ -141,16 +141,24 @@ func (s *Source) Run(ctx context.Context) {
 	}
 }
 
-// load reads the kubeconfig once; a read one stays.
+// load reads the kubeconfig before every read: the kubelet rewrites it
+// (kubeadm's kubelet-finalize moves an init node from embedded
+// credentials to the rotated certificate file), and a hapod started
+// before that must not keep the first ones for a year. When they change,
+// the clients made with the old ones go. A kubeconfig that cannot be read
+// now keeps the last good one, if any.
 func (s *Source) load() error {
-	if s.creds != nil {
-		return nil
-	}
 	c, err := LoadKubeconfig(s.cfg.Kubeconfig)
 	if err != nil {
+		if s.creds != nil {
+			return nil
+		}
 		return err
 	}
-	s.creds = &c
+	if s.creds == nil || !c.Equal(*s.creds) {
+		s.creds = &c
+		clear(s.clients)
+	}
 	return nil
 }
 
@@ -199,12 +207,16 @@ func (s *Source) readOnce(ctx context.Context) {
 	s.sink.Unreachable(errors.Join(errs...))
 }
 
-// client returns the Endpoints client for host, made once.
+// client returns the Endpoints client for host, made once it can be:
+// one that could not be made (a joining node's kubelet writes kubelet.conf
+// before its client certificate exists) is made again on the next read.
 func (s *Source) client(host string) endpointsGetter {
 	c := s.clients[host]
 	if c == nil {
 		c = s.newClient(host)
-		s.clients[host] = c
+		if _, failed := c.(failing); !failed {
+			s.clients[host] = c
+		}
 	}
 	return c
 }
@@ -229,8 +241,8 @@ func (s *Source) restClient(host string) endpointsGetter {
 	}
 	c, err := newEndpointsClient(cfg)
 	if err != nil {
-		// Only a malformed host or TLS material gets here; the GET
-		// through this client reports it.
+		// A malformed host, bad TLS material, or a certificate file
+		// not there yet; the GET through this client reports it.
 		return failing{err}
 	}
 	return c

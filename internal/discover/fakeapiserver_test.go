@@ -4,12 +4,15 @@ package discover
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +86,86 @@ func TestSourceAgainstFakeAPIServer(t *testing.T) {
 	}
 	if err := os.Remove(epFile); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A joining node's kubelet writes kubelet.conf, naming its rotated client
+// certificate file, before the certificate is issued: the reads fail
+// until the file appears, then succeed (a client that could not be made
+// is not kept). The kubeconfig is read again before every read.
+func TestSourceWaitsForTheClientCertificate(t *testing.T) {
+	ca, err := fakeapiserver.NewCA("test-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := fakeapiserver.NewWithCA("cp2", ca)
+	dir := t.TempDir()
+	epFile := filepath.Join(dir, "endpoints.json")
+	srv.SetEndpointsFile(epFile)
+	b, _ := json.Marshal(endpoints(n2, n3))
+	writeFile(t, epFile, string(b))
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	addr := netip.MustParseAddrPort(l.Addr().String())
+
+	// The credentials as files, the way a joined node's kubelet.conf has
+	// them: pki/kubelet-client-current.pem holds certificate and key.
+	embedded, err := ca.Kubeconfig("system:node:cp2", "https://"+addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "embedded.conf"), string(embedded))
+	creds, err := LoadKubeconfig(filepath.Join(dir, "embedded.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcPath := filepath.Join(dir, "kubelet.conf")
+	writeFile(t, kcPath, fmt.Sprintf(`apiVersion: v1
+kind: Config
+current-context: node
+clusters:
+- name: kubernetes
+  cluster:
+    server: https://%s
+    certificate-authority-data: %s
+users:
+- name: node
+  user:
+    client-certificate: pki/kubelet-client-current.pem
+    client-key: pki/kubelet-client-current.pem
+contexts:
+- name: node
+  context: {cluster: kubernetes, user: node}
+`, addr, base64.StdEncoding.EncodeToString(creds.CAData)))
+
+	tr := membership.NewTracker(membership.TrackerConfig{
+		Config: membership.Config{Static: []netip.AddrPort{addr}}, Clock: clocktesting.NewFakeClock(t0),
+	})
+	src := New(Config{Kubeconfig: kcPath, Clock: clocktesting.NewFakeClock(t0)}, tr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	read := func() {
+		t.Helper()
+		if err := src.load(); err != nil {
+			t.Fatal(err)
+		}
+		src.readOnce(ctx)
+	}
+
+	read()
+	if st := tr.Status(); st.Reads[membership.ReadError] != 1 || !strings.Contains(st.LastErr, "kubelet-client-current.pem") {
+		t.Fatalf("before the certificate exists: %+v", st)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "pki"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "pki", "kubelet-client-current.pem"), string(creds.CertData)+string(creds.KeyData))
+	read()
+	if got := tr.Members(); !slices.Equal(got, []netip.AddrPort{addr, n2, n3}) {
+		t.Fatalf("once the certificate exists: members %v (status %+v)", got, tr.Status())
 	}
 }

@@ -1,6 +1,7 @@
 package discover
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +23,13 @@ type Credentials struct {
 	// certificate and key.
 	CertFile, KeyFile string
 	CertData, KeyData []byte
+}
+
+// Equal reports whether c and o are the same credentials.
+func (c Credentials) Equal(o Credentials) bool {
+	return c.Server == o.Server && bytes.Equal(c.CAData, o.CAData) &&
+		c.CertFile == o.CertFile && c.KeyFile == o.KeyFile &&
+		bytes.Equal(c.CertData, o.CertData) && bytes.Equal(c.KeyData, o.KeyData)
 }
 
 // kubeconfig holds the fields of a kubeconfig file this package reads;
