@@ -94,8 +94,14 @@ func (c *cluster) discovered(t *testing.T) {
 	start := time.Now()
 	for _, n := range c.nodes {
 		var r status.Report
+		var ok bool
+		defer func() {
+			if t.Failed() {
+				t.Logf("%s: last status (read %v): backends %+v; %s", n.name, ok, r.Backends, membersLine(r))
+				c.logHapod(t, 60)
+			}
+		}()
 		lab.WaitFor(t, 2*time.Minute, n.name+"'s hapod proxying to the three apiservers", func() bool {
-			var ok bool
 			r, ok = hapodStatus(t, n)
 			return ok && slices.Equal(upBackends(r), want)
 		})
