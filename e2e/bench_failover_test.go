@@ -152,7 +152,14 @@ func newHapodGroup(t *testing.T, c benchCase) *benchGroup {
 func newKeepalivedGroup(t *testing.T, c benchCase) *benchGroup {
 	t.Helper()
 	l, vip := benchLab(t)
-	g := &benchGroup{impl: "keepalived", lab: l, vip: vip, c: c, backupMark: "Entering BACKUP STATE"}
+	return startKeepalivedGroup(t, "keepalived", l, vip, c)
+}
+
+// startKeepalivedGroup runs keepalived on every node of l, holding vip
+// with c's settings; impl names the group in the report.
+func startKeepalivedGroup(t *testing.T, impl string, l *lab.Lab, vip netip.Prefix, c benchCase) *benchGroup {
+	t.Helper()
+	g := &benchGroup{impl: impl, lab: l, vip: vip, c: c, backupMark: "Entering BACKUP STATE"}
 	g.kas = make([]*lab.Keepalived, len(l.Nodes))
 	g.start = func(i int) *lab.Process {
 		n := l.Nodes[i]

@@ -123,21 +123,7 @@ func newKeepalivedHAProxyGroup(t *testing.T, c benchCase) *benchGroup {
 	for _, n := range l.Nodes {
 		n.Start(t, "haproxy", "-db", "-f", cfgPath)
 	}
-	g := &benchGroup{impl: "keepalived+haproxy", lab: l, vip: vip, c: c, backupMark: "Entering BACKUP STATE"}
-	g.kas = make([]*lab.Keepalived, len(l.Nodes))
-	g.start = func(i int) *lab.Process {
-		n := l.Nodes[i]
-		g.kas[i] = n.StartKeepalived(t, lab.KeepalivedConfig{
-			Interface: n.Iface, VRID: defaultVRID(vip.Addr()), Priority: benchPriority,
-			Interval: c.interval, Version: c.version, VIP: vip, Preempt: true,
-		})
-		return g.kas[i].Process
-	}
-	g.kill = func(i int) error { return g.kas[i].KillVRRP() }
-	for i := range l.Nodes {
-		g.procs = append(g.procs, g.start(i))
-	}
-	return g
+	return startKeepalivedGroup(t, "keepalived+haproxy", l, vip, c)
 }
 
 // clientRun is one failover seen by the HTTPS client.

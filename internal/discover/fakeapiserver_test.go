@@ -22,6 +22,22 @@ import (
 	"github.com/hapod/hapod/pkg/membership"
 )
 
+// serveFake runs a fake apiserver named name, with a certificate from ca,
+// on a loopback port, answering the Endpoints in epFile; it returns its
+// address.
+func serveFake(t *testing.T, ca *fakeapiserver.CA, name, epFile string) netip.AddrPort {
+	t.Helper()
+	srv := fakeapiserver.NewWithCA(name, ca)
+	srv.SetEndpointsFile(epFile)
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return netip.MustParseAddrPort(l.Addr().String())
+}
+
 // The real client path: TLS verified against the kubeconfig's CA for the
 // name "kubernetes" while dialling an IP, the node's client certificate
 // presented, the Endpoints decoded; a client without the certificate is
@@ -31,17 +47,9 @@ func TestSourceAgainstFakeAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := fakeapiserver.NewWithCA("cp1", ca)
 	dir := t.TempDir()
 	epFile := filepath.Join(dir, "endpoints.json")
-	srv.SetEndpointsFile(epFile)
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	addr := netip.MustParseAddrPort(l.Addr().String())
+	addr := serveFake(t, ca, "cp1", epFile)
 
 	// Every address asked is this loopback listener: the members n2 and
 	// n3 come after it and are never dialled.
@@ -98,19 +106,11 @@ func TestSourceWaitsForTheClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := fakeapiserver.NewWithCA("cp2", ca)
 	dir := t.TempDir()
 	epFile := filepath.Join(dir, "endpoints.json")
-	srv.SetEndpointsFile(epFile)
 	b, _ := json.Marshal(endpoints(n2, n3))
 	writeFile(t, epFile, string(b))
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	addr := netip.MustParseAddrPort(l.Addr().String())
+	addr := serveFake(t, ca, "cp2", epFile)
 
 	// The credentials as files, the way a joined node's kubelet.conf has
 	// them: pki/kubelet-client-current.pem holds certificate and key.
