@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hapod/hapod/internal/lab"
+	"github.com/hapod/hapod/pkg/config"
 )
 
 // The failover benchmark (`make bench-failover`): hapod and Debian's
@@ -121,26 +122,32 @@ func benchLab(t *testing.T) (*lab.Lab, netip.Prefix) {
 	return l, vip
 }
 
-// hapodArgs are `hapod run`'s arguments for node n of l in case c.
-func hapodArgs(l *lab.Lab, n *lab.Node, vip netip.Prefix, c benchCase) []string {
+func newHapodGroup(t *testing.T, c benchCase) *benchGroup {
+	t.Helper()
+	l, vip := benchLab(t)
 	var backends []netip.AddrPort
 	for _, m := range l.Nodes {
 		backends = append(backends, netip.AddrPortFrom(m.IPv4, backendPort))
 	}
-	cfg := hapodConfig(vip, n, backends...)
-	cfg.VRRP.Priority = benchPriority
-	cfg.VRRP.Version = c.version
-	cfg.VRRP.AdvertInterval = c.interval
-	return runArgs(cfg)
+	return startHapodGroup(t, l, vip, c, backends, nil)
 }
 
-func newHapodGroup(t *testing.T, c benchCase) *benchGroup {
+// startHapodGroup runs hapod on every node of l, holding vip with c's
+// settings in front of backends; configure, if set, changes each node's
+// Config last.
+func startHapodGroup(t *testing.T, l *lab.Lab, vip netip.Prefix, c benchCase, backends []netip.AddrPort, configure func(*config.Config)) *benchGroup {
 	t.Helper()
-	l, vip := benchLab(t)
 	g := &benchGroup{impl: "hapod", lab: l, vip: vip, c: c, backupMark: "to=Backup"}
 	g.start = func(i int) *lab.Process {
 		n := l.Nodes[i]
-		return n.Start(t, hapodBin, hapodArgs(l, n, vip, c)...)
+		cfg := hapodConfig(vip, n, backends...)
+		cfg.VRRP.Priority = benchPriority
+		cfg.VRRP.Version = c.version
+		cfg.VRRP.AdvertInterval = c.interval
+		if configure != nil {
+			configure(&cfg)
+		}
+		return n.Start(t, hapodBin, runArgs(cfg)...)
 	}
 	g.kill = func(i int) error { return g.procs[i].Signal(syscall.SIGKILL) }
 	for i := range l.Nodes {

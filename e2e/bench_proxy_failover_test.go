@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -94,21 +93,7 @@ func proxyBenchLab(t *testing.T) (*lab.Lab, netip.Prefix, []netip.AddrPort) {
 func newHapodProxyGroup(t *testing.T, c benchCase) *benchGroup {
 	t.Helper()
 	l, vip, backends := proxyBenchLab(t)
-	g := &benchGroup{impl: "hapod", lab: l, vip: vip, c: c, backupMark: "to=Backup"}
-	g.start = func(i int) *lab.Process {
-		n := l.Nodes[i]
-		cfg := hapodConfig(vip, n, backends...)
-		cfg.Health = config.Default().Health
-		cfg.VRRP.Priority = benchPriority
-		cfg.VRRP.Version = c.version
-		cfg.VRRP.AdvertInterval = c.interval
-		return n.Start(t, hapodBin, runArgs(cfg)...)
-	}
-	g.kill = func(i int) error { return g.procs[i].Signal(syscall.SIGKILL) }
-	for i := range l.Nodes {
-		g.procs = append(g.procs, g.start(i))
-	}
-	return g
+	return startHapodGroup(t, l, vip, c, backends, func(cfg *config.Config) { cfg.Health = config.Default().Health })
 }
 
 // newKeepalivedHAProxyGroup is keepalived (as newKeepalivedGroup) and
