@@ -97,9 +97,9 @@ func TestInitJoinRunWithDHCPVIP(t *testing.T) {
 			}
 		}
 	}
-	vip := cfg.VIP.Prefix.Addr()
+	vip := cfg.VIP.Primary().Addr()
 	if !cfg.VIP.DHCP || vip.As4()[3] < 150 || vip.As4()[3] > 190 {
-		t.Fatalf("manifest VIP %s (dhcp %v) is not from the DHCP range", cfg.VIP.Prefix, cfg.VIP.DHCP)
+		t.Fatalf("manifest VIP %s (dhcp %v) is not from the DHCP range", cfg.VIP.Primary(), cfg.VIP.DHCP)
 	}
 	id := dhcpvip.NewIdentity(cfg.VRRP.VRID, clusterName)
 	holderOf := func(skip *lab.Node) *lab.Node {
@@ -141,7 +141,7 @@ func TestInitJoinRunWithDHCPVIP(t *testing.T) {
 	// gone with it. A SIGKILLed hapod on a live host leaves the VIP on its
 	// interface, and the new holder would rightly report that duplicate
 	// as a conflict (not healthy) for as long as it stays.
-	holder.Run(t, "ip", "addr", "del", cfg.VIP.Prefix.String(), "dev", holder.Iface)
+	holder.Run(t, "ip", "addr", "del", cfg.VIP.Primary().String(), "dev", holder.Iface)
 	// The outage below must start once the new holder has the lease. Two
 	// backups of equal priority can both take over for a moment and both
 	// ask; the lease file changes at the first ACK, whoever asked. The
@@ -158,7 +158,7 @@ func TestInitJoinRunWithDHCPVIP(t *testing.T) {
 		t.Error("someone released the lease")
 	}
 
-	c := &statusCluster{cluster: &cluster{t: t, lab: l, vip: cfg.VIP.Prefix, procs: procs}}
+	c := &statusCluster{cluster: &cluster{t: t, lab: l, vip: cfg.VIP.Primary(), procs: procs}}
 	server = dhcpServerOutage(t, c, j, server, func() *lab.Process {
 		// The same lease file; T1 4 s, so a regular renewal follows soon.
 		return startDnsmasq(t, l, srvNode, leaseFile, 4, 7)

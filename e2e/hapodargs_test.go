@@ -14,7 +14,7 @@ import (
 // changes what it needs and renders it with runArgs.
 func hapodConfig(vip netip.Prefix, n *lab.Node, backends ...netip.AddrPort) config.Config {
 	c := config.Default()
-	c.VIP.Prefix = vip
+	c.VIP.Prefixes = []netip.Prefix{vip}
 	c.VIP.Interface = n.Iface
 	c.Proxy.Port = frontendPort
 	c.Proxy.Backends = backends

@@ -164,7 +164,7 @@ func (d *demo) run() {
 	for _, n := range l.Nodes {
 		// `hapod run`'s arguments as the manifest renders them.
 		cfg := config.Default()
-		cfg.VIP.Prefix, cfg.VIP.Interface = d.vip, n.Iface
+		cfg.VIP.Prefixes, cfg.VIP.Interface = []netip.Prefix{d.vip}, n.Iface
 		cfg.Proxy.Port, cfg.Proxy.Backends = frontendPort, backends
 		cfg.Health.Check = health.KindTCP
 		cfg.Health.Interval, cfg.Health.Timeout = 500*time.Millisecond, 200*time.Millisecond

@@ -38,7 +38,7 @@ func leaseVIP(ctx context.Context, cfg *config.Config, host Host) (string, error
 	if err != nil {
 		return "", &config.FieldError{Flag: "vip", Value: "dhcp", Err: err}
 	}
-	cfg.VIP.Prefix = lease.Prefix
+	cfg.VIP.Prefixes = []netip.Prefix{lease.Prefix}
 	return fmt.Sprintf("leased VIP %s on %s from DHCP server %s for %v (client %s, cluster %q, VRID %d)",
 		lease.Prefix, cfg.VIP.Interface, lease.Server, lease.Duration, id.MAC, cfg.VIP.ClusterName, cfg.VRRP.VRID), nil
 }
@@ -50,10 +50,10 @@ func leaseVIP(ctx context.Context, cfg *config.Config, host Host) (string, error
 // caller removes it once every check has passed. It asks nothing: f holds
 // what the host showed.
 func completeFromHost(cfg *config.Config, f hostFacts, join bool) (stale *hostnet.Addr, err error) {
-	if !cfg.VIP.Prefix.IsValid() {
+	if !cfg.VIP.Primary().IsValid() {
 		return nil, nil // Validate names the missing --vip
 	}
-	vip := cfg.VIP.Prefix.Addr()
+	vip := cfg.VIP.Primary().Addr()
 	if f.AddrsErr != nil {
 		return nil, f.AddrsErr
 	}

@@ -30,7 +30,7 @@ func mergeKubeadm(cfg *config.Config, f *kubeadm.File, path string, setEndpoint 
 	if check.EndpointSet || check.EndpointName != "" {
 		ep := s.Endpoint
 		if check.EndpointSet && !given("vip") {
-			cfg.VIP.Prefix = netip.PrefixFrom(ep.Addr(), ep.Addr().BitLen())
+			cfg.VIP.Prefixes = []netip.Prefix{netip.PrefixFrom(ep.Addr(), ep.Addr().BitLen())}
 		}
 		if given("port") && cfg.Proxy.Port != ep.Port() {
 			return &config.FieldError{Flag: "port", Value: fmt.Sprint(cfg.Proxy.Port), Err: fmt.Errorf(
@@ -38,10 +38,10 @@ func mergeKubeadm(cfg *config.Config, f *kubeadm.File, path string, setEndpoint 
 		}
 		cfg.Proxy.Port = ep.Port()
 	}
-	if !given("vip") && cfg.VIP.Prefix.IsValid() {
+	if !given("vip") && cfg.VIP.Primary().IsValid() {
 		// Most likely a join file whose discovery points at one node.
 		for _, b := range cfg.Proxy.Backends {
-			if b.Addr() == cfg.VIP.Prefix.Addr() {
+			if b.Addr() == cfg.VIP.Primary().Addr() {
 				return fmt.Errorf("%s: %w: %s %s is also --backend %s; hapod takes the VIP from it, so it must be the VIP, not a kube-apiserver's own address (or pass --vip)",
 					path, kubeadm.ErrVIPIsNodeAddress, s.EndpointField, s.EndpointString(), b)
 			}
@@ -49,7 +49,7 @@ func mergeKubeadm(cfg *config.Config, f *kubeadm.File, path string, setEndpoint 
 	}
 	// Whether the VIP came from --vip or from the file, it must not be a
 	// node's own address.
-	if err := kubeadm.CheckVIP(cfg.VIP.Prefix.Addr(), check); err != nil {
+	if err := kubeadm.CheckVIP(cfg.VIP.Primary().Addr(), check); err != nil {
 		return err // names the file already
 	}
 	if !given("backend") && s.AdvertiseAddress.IsValid() {

@@ -96,10 +96,10 @@ func manifestVIP(ctx context.Context, path string) (vip netip.Prefix, ok bool, e
 	if err != nil {
 		return netip.Prefix{}, true, fmt.Errorf("%s: %w", path, err)
 	}
-	if !cfg.VIP.Prefix.IsValid() {
+	if !cfg.VIP.Primary().IsValid() {
 		return netip.Prefix{}, true, fmt.Errorf("%s: %w: no --vip in the pod's args", path, manifest.ErrNotHapod)
 	}
-	return cfg.VIP.Prefix, true, nil
+	return cfg.VIP.Primary(), true, nil
 }
 
 // manifestPath is hapod.yaml in the directory of --manifest-dir; "" for a

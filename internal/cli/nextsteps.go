@@ -16,8 +16,8 @@ import (
 func printNextSteps(out io.Writer, p plan, a applied) {
 	cfg := p.Config
 	fmt.Fprintf(out, "hapod: %s %s: VIP %s on %s (VRRPv%d, VRID %d), proxy port %d -> %d backend(s)\n",
-		a.Outcome, a.Path, cfg.VIP.Prefix, cfg.VIP.Interface, cfg.VRRP.Version, cfg.VRRP.VRID, cfg.Proxy.ListenPort, len(cfg.Proxy.Backends))
-	endpoint := netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.Port)
+		a.Outcome, a.Path, cfg.VIP.Primary(), cfg.VIP.Interface, cfg.VRRP.Version, cfg.VRRP.VRID, cfg.Proxy.ListenPort, len(cfg.Proxy.Backends))
+	endpoint := netip.AddrPortFrom(cfg.VIP.Primary().Addr(), cfg.Proxy.Port)
 	fmt.Fprintf(out, "hapod: endpoint %s: %s\n", endpoint, endpointMode(cfg.Proxy))
 	if p.Mode != modeInit {
 		fmt.Fprintf(out, "\nNow join the control plane through the VIP:\n\n  kubeadm join %s --control-plane ...\n", endpoint)
@@ -33,7 +33,7 @@ func printNextSteps(out io.Writer, p plan, a applied) {
 		// Each node takes its own apiserver and discovers the others.
 		join.Proxy.Backends = nil
 	}
-	fmt.Fprintf(out, "\nThen, on each other control-plane node, before 'kubeadm join ... --control-plane':\n\n  %s\n", strings.Join(JoinCommand(join, p.Image, p.Source), " "))
+	fmt.Fprintf(out, "\nThen, on each other control-plane node, before 'kubeadm join ... --control-plane':\n\n  %s\n", strings.Join(JoinCommand(join, p.Image, p.Sources), " "))
 	if cfg.VRRP.AuthPassFile != "" {
 		fmt.Fprintf(out, "\nCopy %s to the same path on each node first (mode 0600).\n", cfg.VRRP.AuthPassFile)
 	}
@@ -49,20 +49,27 @@ func endpointMode(p config.Proxy) string {
 
 // JoinCommand is the `hapod join` command line that gives another node the
 // same cluster-wide settings as cfg. The interface and priority are left to
-// each node; in unicast mode the peer list gains this node's own address
-// (self), and `hapod join` drops whichever peer is the joining node itself.
-func JoinCommand(cfg config.Config, image string, self netip.Addr) []string {
+// each node; in unicast mode the peer list gains this node's own
+// addresses (self, one per virtual router), and `hapod join` drops
+// whichever peers are the joining node itself.
+func JoinCommand(cfg config.Config, image string, self map[config.Family]netip.Addr) []string {
 	cmd := []string{"hapod", "join"}
 	def := config.Default()
-	def.VIP.Prefix = cfg.VIP.Prefix
+	def.VIP.Prefixes = cfg.VIP.Prefixes
 	def.VRRP.Version = cfg.VRRP.Version
 	// The listen port derives from these: it is left out when the
 	// joining node would derive the same.
 	def.Proxy.Port, def.Proxy.Backends = cfg.Proxy.Port, cfg.Proxy.Backends
 	def.Complete()
 	join := cfg
-	if len(cfg.VRRP.Peers) > 0 && self.IsValid() && !slices.Contains(cfg.VRRP.Peers, self) {
-		join.VRRP.Peers = append([]netip.Addr{self}, cfg.VRRP.Peers...)
+	if len(cfg.VRRP.Peers) > 0 {
+		var own []netip.Addr
+		for _, f := range []config.Family{config.IPv4, config.IPv6} {
+			if a, ok := self[f]; ok && !slices.Contains(cfg.VRRP.Peers, a) {
+				own = append(own, a)
+			}
+		}
+		join.VRRP.Peers = append(own, cfg.VRRP.Peers...)
 	}
 	for _, f := range config.Fields() {
 		switch f.Name {

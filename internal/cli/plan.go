@@ -28,11 +28,11 @@ type plan struct {
 	Manifest []byte
 	// KubeadmFile is --kubeadm-config, "" without it.
 	KubeadmFile string
-	// Source is this node's own address on the VIP's interface, the one
-	// `hapod run` will send adverts from (preflight.SourceAddr); in unicast
-	// mode the other nodes name it as --peer. Invalid for `hapod
-	// manifest`, which looks at no host.
-	Source netip.Addr
+	// Sources are this node's own addresses on the VIPs' interface, one
+	// per virtual router, the ones `hapod run` will send adverts from
+	// (preflight.SourceAddr); in unicast mode the other nodes name them
+	// as --peer. Empty for `hapod manifest`, which looks at no host.
+	Sources map[config.Family]netip.Addr
 	// Edit sets the leased VIP as the kubeadm config's endpoint; nil: none.
 	Edit *kubeadm.EndpointEdit
 	// Stale is a VIP a dead hapod left on an interface, to be removed;
@@ -105,7 +105,7 @@ func makePlan(ctx context.Context, host Host, r request) (plan, error) {
 	m := r.Mode
 	p := plan{Mode: m, KubeadmFile: r.KubeadmFile, Image: r.Image}
 	cfg := r.Config
-	if cfg.VIP.DHCP && !cfg.VIP.Prefix.IsValid() {
+	if cfg.VIP.DHCP && !cfg.VIP.Primary().IsValid() {
 		if m == modeJoin {
 			return p, &config.FieldError{Flag: "vip", Value: "dhcp", Err: errors.New(
 				"only 'hapod init' leases the VIP; run the join command it printed (--vip=ADDR --vip-dhcp)")}
@@ -180,10 +180,10 @@ type hostFacts struct {
 func gatherFacts(ctx context.Context, host Host, r request, in inputs) hostFacts {
 	var f hostFacts
 	cfg := in.Config
-	if !cfg.VIP.Prefix.IsValid() {
+	if !cfg.VIP.Primary().IsValid() {
 		return f // Validate names the missing --vip
 	}
-	vip := cfg.VIP.Prefix.Addr()
+	vip := cfg.VIP.Primary().Addr()
 	if f.Addrs, f.AddrsErr = host.Addrs(); f.AddrsErr != nil {
 		return f
 	}
@@ -220,12 +220,12 @@ func ownAPIServer(cfg config.Config, r request, f hostFacts) (netip.AddrPort, st
 		own := netip.AddrPortFrom(r.Advertise.Unmap(), r.BindPort)
 		return own, fmt.Sprintf("no --backend: the first backend is this node's kube-apiserver %s (--%s); %s", own, flagAdvertise, rest), nil
 	}
-	if r.Mode == modePrint || !cfg.VIP.Prefix.IsValid() {
+	if r.Mode == modePrint || !cfg.VIP.Primary().IsValid() {
 		return netip.AddrPort{}, "", nil
 	}
 	// A global address, also for an IPv6 VIP: kube-apiserver advertises
 	// no link-local one.
-	a, err := preflight.SourceAddr(f.Addrs, cfg.VIP.Interface, cfg.VIP.Prefix.Addr(), true)
+	a, err := preflight.SourceAddr(f.Addrs, cfg.VIP.Interface, []netip.Prefix{cfg.VIP.Primary()}, true)
 	if err != nil {
 		return netip.AddrPort{}, "", &config.FieldError{Flag: "backend", Err: fmt.Errorf(
 			"not given, and %s %w: pass --backend or --%s", cfg.VIP.Interface, err, flagAdvertise)}
@@ -272,7 +272,7 @@ func decide(p plan, r request, in inputs, f hostFacts) (plan, error) {
 		if f.FilesErr != nil {
 			return p, f.FilesErr
 		}
-		if p.Source, err = preflight.CheckAddrs(cfg, f.Addrs); err != nil {
+		if p.Sources, err = preflight.CheckAddrs(cfg, f.Addrs); err != nil {
 			return p, err
 		}
 	}

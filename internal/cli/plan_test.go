@@ -22,7 +22,7 @@ import (
 func TestMakePlanDecidesWithoutActing(t *testing.T) {
 	stale := hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0", Secondary: true}
 	cfg := config.Default()
-	cfg.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/24")
+	cfg.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("198.18.0.10/24")}
 	cfg.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("198.18.0.13")}
 	for _, b := range []string{"198.18.0.11:6443", "198.18.0.12:6443", "198.18.0.13:6443"} {
 		cfg.Proxy.Backends = append(cfg.Proxy.Backends, netip.MustParseAddrPort(b))
@@ -41,8 +41,8 @@ func TestMakePlanDecidesWithoutActing(t *testing.T) {
 	if p.Stale == nil || *p.Stale != stale {
 		t.Errorf("stale = %v, want %v", p.Stale, stale)
 	}
-	if want := netip.MustParseAddr("198.18.0.11"); p.Source != want {
-		t.Errorf("source = %v, want %v (the node's own address on eth0)", p.Source, want)
+	if want := netip.MustParseAddr("198.18.0.11"); p.Sources[config.IPv4] != want {
+		t.Errorf("source = %v, want %v (the node's own address on eth0)", p.Sources, want)
 	}
 	if p.Config.VIP.Interface != "eth0" {
 		t.Errorf("interface = %q, want the stale VIP's eth0", p.Config.VIP.Interface)
@@ -118,7 +118,7 @@ func TestDecide(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config.Default()
-			cfg.VIP.Prefix = vip
+			cfg.VIP.Prefixes = []netip.Prefix{vip}
 			cfg.VRRP.Peers = tc.peers
 			cfg.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.11:6443")}
 			r := request{Mode: tc.mode, Config: cfg, Image: image, Given: func(string) bool { return true }}
@@ -136,9 +136,9 @@ func TestDecide(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.Config.VIP.Interface != tc.want.iface || (p.Stale != nil) != tc.want.stale || p.Source != tc.want.source ||
+			if p.Config.VIP.Interface != tc.want.iface || (p.Stale != nil) != tc.want.stale || p.Sources[config.FamilyOf(tc.want.source)] != tc.want.source ||
 				!slices.Equal(p.Config.VRRP.Peers, tc.want.peers) {
-				t.Errorf("interface %q stale %v source %v peers %v; want %+v", p.Config.VIP.Interface, p.Stale, p.Source, p.Config.VRRP.Peers, tc.want)
+				t.Errorf("interface %q stale %v source %v peers %v; want %+v", p.Config.VIP.Interface, p.Stale, p.Sources, p.Config.VRRP.Peers, tc.want)
 			}
 			if got := slices.ContainsFunc(p.Notes, func(n string) bool { return strings.Contains(n, "is on this node") }); got != tc.want.imageNote {
 				t.Errorf("notes %q: image note %v, want %v", p.Notes, got, tc.want.imageNote)
@@ -181,7 +181,7 @@ func TestDecideOwnBackend(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config.Default()
-			cfg.VIP.Prefix = netip.MustParsePrefix(tc.vip)
+			cfg.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix(tc.vip)}
 			cfg.Membership.Discover = tc.discover
 			r := request{Mode: tc.mode, Config: cfg, Image: image, Given: func(string) bool { return true }, BindPort: 6443}
 			if tc.advertise != "" {

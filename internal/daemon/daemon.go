@@ -46,10 +46,13 @@ func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
 // proxy. cfg must be completed and valid.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error) {
 	clk := clock.RealClock{}
+	if len(cfg.VIP.Prefixes) > 1 {
+		return &config.FieldError{Flag: "vip", Err: errors.New("this hapod run serves one VIP; several arrive with issue 22's per-family routers")}
+	}
 	// One instance per VIP per host, decided before anything is bound or
 	// touched: a second one (a copy of the manifest, a debug run) must
 	// leave the first one's VIP and ports alone.
-	lock, err := instance.Acquire(cfg.VIP.Prefix.Addr())
+	lock, err := instance.Acquire(cfg.VIP.Primary().Addr())
 	if err != nil {
 		return err
 	}
@@ -63,7 +66,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 
 	ifname := cfg.VIP.Interface
 	if ifname == "" {
-		if ifname, err = hostnet.RouteInterface(cfg.VIP.Prefix.Addr()); err != nil {
+		if ifname, err = hostnet.RouteInterface(cfg.VIP.Primary().Addr()); err != nil {
 			return fmt.Errorf("--interface not given and not detected: %w", err)
 		}
 	}
@@ -74,7 +77,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	if err != nil {
 		return err
 	}
-	source, password := start.Source, start.Password
+	source, password := start.Sources[config.FamilyOf(cfg.VIP.Primary().Addr())], start.Password
 	mon, log := newMonitor(cfg, ifname, source, log)
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
@@ -113,7 +116,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	mem := loadMembers(cfg, log)
 	pool := proxy.NewPool(mem.initial, policy)
 	px, err := proxy.New(proxy.Config{
-		Listen:         netip.AddrPortFrom(cfg.VIP.Prefix.Addr(), cfg.Proxy.ListenPort),
+		Listen:         netip.AddrPortFrom(cfg.VIP.Primary().Addr(), cfg.Proxy.ListenPort),
 		ConnectTimeout: cfg.Proxy.ConnectTimeout,
 		IdleTimeout:    cfg.Proxy.IdleTimeout,
 		MaxConns:       cfg.Proxy.MaxConns,
@@ -155,7 +158,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 			return err
 		}
 		if stale {
-			log.Warn("took over the redirect table left by a previous run", "table", redirect.TableName(cfg.VIP.Prefix.Addr()))
+			log.Warn("took over the redirect table left by a previous run", "table", redirect.TableName(cfg.VIP.Primary().Addr()))
 		}
 	}
 	// The VIP: a SIGKILLed predecessor may have left it on the interface.
@@ -163,7 +166,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	// when the interface is created again it opens the VRRP socket anew.
 	var conn *vrrp.RedialConn
 	addr, err := vip.NewKeeper(vip.KeeperConfig{
-		Config:   vip.Config{Interface: ifname, Prefix: cfg.VIP.Prefix, Clock: clk, Logger: log},
+		Config:   vip.Config{Interface: ifname, Prefix: cfg.VIP.Primary(), Clock: clk, Logger: log},
 		Source:   source,
 		OnRebind: func(int) error { return conn.Redial() },
 	})
@@ -174,7 +177,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	if stale, err := addr.RemoveStale(); err != nil {
 		return fmt.Errorf("remove a stale VIP: %w", err)
 	} else if stale {
-		log.Warn("removed the VIP left on the interface by a previous holder", "vip", cfg.VIP.Prefix, "interface", ifname)
+		log.Warn("removed the VIP left on the interface by a previous holder", "vip", cfg.VIP.Primary(), "interface", ifname)
 	}
 
 	var held vrrp.VIP = addr
@@ -200,7 +203,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		Interval:  cfg.VRRP.AdvertInterval,
 		Preempt:   cfg.VRRP.Preempt,
 		Password:  password,
-		Addrs:     []netip.Addr{cfg.VIP.Prefix.Addr()},
+		Addrs:     []netip.Addr{cfg.VIP.Primary().Addr()},
 	}
 	if peers := mem.peers(mem.initial, source); peers != nil {
 		router.Peers = peers
@@ -266,7 +269,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	mon.SetSources(sources)
 	mon.Install(srv)
 
-	log.Info("hapod starting", "vip", cfg.VIP.Prefix, "interface", ifname, "source", source,
+	log.Info("hapod starting", "vip", cfg.VIP.Primary(), "interface", ifname, "source", source,
 		"vrid", cfg.VRRP.VRID, "version", cfg.VRRP.Version, "priority", cfg.VRRP.Priority,
 		"interval", cfg.VRRP.AdvertInterval, "peers", len(cfg.VRRP.Peers), "port", cfg.Proxy.Port,
 		"listen_port", cfg.Proxy.ListenPort, "backends", len(mem.initial), "discover", cfg.Membership.Discover)
@@ -382,7 +385,7 @@ func newRedirect(cfg config.Config, clk clock.PassiveClock, log *slog.Logger) (*
 			cfg.Proxy.ListenPort, cfg.Proxy.Port, cfg.Proxy.Port, err)
 	}
 	return redirect.NewSwitch(redirect.Spec{
-		VIPs:       []netip.Addr{cfg.VIP.Prefix.Addr()},
+		VIPs:       []netip.Addr{cfg.VIP.Primary().Addr()},
 		Port:       cfg.Proxy.Port,
 		ListenPort: cfg.Proxy.ListenPort,
 	}, nft, clk, log)

@@ -32,7 +32,7 @@ func newLease(cfg config.Config, ifname string, clk clock.Clock, log *slog.Logge
 	kc := dhcpvip.Config{
 		Interface: ifname,
 		Identity:  dhcpvip.NewIdentity(cfg.VRRP.VRID, cfg.VIP.ClusterName),
-		Want:      cfg.VIP.Prefix.Addr(),
+		Want:      cfg.VIP.Primary().Addr(),
 		Hostname:  "hapod-" + cfg.VIP.ClusterName,
 		Clock:     clk,
 		Logger:    log,

@@ -33,7 +33,7 @@ func loadMembers(cfg config.Config, log *slog.Logger) *members {
 	if !cfg.Membership.Discover {
 		return m
 	}
-	m.path = filepath.Join(cfg.Membership.StateDir, membership.FileName(cfg.VIP.Prefix.Addr()))
+	m.path = filepath.Join(cfg.Membership.StateDir, membership.FileName(cfg.VIP.Primary().Addr()))
 	saved, err := membership.Load(m.path)
 	if err != nil {
 		m.log.Warn("ignoring the saved members", "err", err)
@@ -107,7 +107,7 @@ func (m *members) start(ctx context.Context, sink memberSink, clk clock.Clock, u
 	go tr.Run(ctx)
 	src := discover.New(discover.Config{
 		Kubeconfig: m.cfg.Membership.Kubeconfig,
-		VIP:        m.cfg.VIP.Prefix.Addr(),
+		VIP:        m.cfg.VIP.Primary().Addr(),
 		UserAgent:  userAgent,
 		Clock:      clk,
 		Logger:     m.log,

@@ -58,12 +58,12 @@ var (
 // peers, which keep the static --peer first and leave this node out.
 func TestMembersApplyChanges(t *testing.T) {
 	cfg := config.Default()
-	cfg.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/24")
+	cfg.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("198.18.0.10/24")}
 	cfg.Proxy.Backends = []netip.AddrPort{m1}
 	cfg.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.99")}
 	cfg.Membership.StateDir = t.TempDir()
 	cfg.Membership.Grace = time.Minute
-	path := filepath.Join(cfg.Membership.StateDir, membership.FileName(cfg.VIP.Prefix.Addr()))
+	path := filepath.Join(cfg.Membership.StateDir, membership.FileName(cfg.VIP.Primary().Addr()))
 	if err := membership.Save(path, []netip.AddrPort{m2}); err != nil {
 		t.Fatal(err)
 	}
@@ -98,10 +98,10 @@ func TestMembersApplyChanges(t *testing.T) {
 // A corrupt state file is ignored: the static backends start alone.
 func TestLoadMembersIgnoresABadFile(t *testing.T) {
 	cfg := config.Default()
-	cfg.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/24")
+	cfg.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("198.18.0.10/24")}
 	cfg.Proxy.Backends = []netip.AddrPort{m1}
 	cfg.Membership.StateDir = t.TempDir()
-	path := filepath.Join(cfg.Membership.StateDir, membership.FileName(cfg.VIP.Prefix.Addr()))
+	path := filepath.Join(cfg.Membership.StateDir, membership.FileName(cfg.VIP.Primary().Addr()))
 	writeBad(t, path)
 	if m := loadMembers(cfg, slog.New(slog.DiscardHandler)); !slices.Equal(m.initial, []netip.AddrPort{m1}) {
 		t.Fatalf("initial %v with a corrupt state file", m.initial)

@@ -27,7 +27,7 @@ func newMonitor(cfg config.Config, ifname string, source netip.Addr, log *slog.L
 	mon := status.NewMonitor(status.MonitorConfig{Info: status.Info{
 		Node:        node,
 		Version:     Version,
-		VIP:         cfg.VIP.Prefix,
+		VIP:         cfg.VIP.Primary(),
 		Interface:   ifname,
 		VRID:        cfg.VRRP.VRID,
 		VRRPVersion: cfg.VRRP.Version,

@@ -32,9 +32,10 @@ var SystemHost = Host{Addrs: hostnet.Addrs}
 // Start is what `hapod run` needs from the host and the files its config
 // names, read and checked.
 type Start struct {
-	// Source is this node's own address on the VIP's interface: the source
-	// of its VRRP adverts and its tie-breaker (see SourceAddr).
-	Source netip.Addr
+	// Sources are this node's own addresses on the VIPs' interface, one
+	// per virtual router (address family): the source of its VRRP
+	// adverts and its tie-breaker (see SourceAddr).
+	Sources map[config.Family]netip.Addr
 	// Password is the VRRPv2 password, "" without --auth-pass-file.
 	Password string
 	// HealthTLS is the health checks' TLS configuration (--health-ca-file).
@@ -52,7 +53,7 @@ func Check(ctx context.Context, cfg config.Config, host Host) (Start, error) {
 	if err != nil {
 		return Start{}, err
 	}
-	if s.Source, err = CheckAddrs(cfg, addrs); err != nil {
+	if s.Sources, err = CheckAddrs(cfg, addrs); err != nil {
 		return Start{}, err
 	}
 	return s, nil
@@ -74,17 +75,21 @@ func ReadFiles(ctx context.Context, cfg config.Config) (Start, error) {
 	return s, nil
 }
 
-// CheckAddrs checks cfg against the host's addresses and returns the
-// source address of the adverts (see SourceAddr). Pure.
-func CheckAddrs(cfg config.Config, addrs []hostnet.Addr) (netip.Addr, error) {
-	src, err := SourceAddr(addrs, cfg.VIP.Interface, cfg.VIP.Prefix.Addr(), len(cfg.VRRP.Peers) > 0)
-	if err != nil {
-		return netip.Addr{}, &config.FieldError{Flag: "interface", Value: cfg.VIP.Interface, Err: err}
+// CheckAddrs checks cfg against the host's addresses and returns each
+// virtual router's source address (see SourceAddr). Pure.
+func CheckAddrs(cfg config.Config, addrs []hostnet.Addr) (map[config.Family]netip.Addr, error) {
+	srcs := make(map[config.Family]netip.Addr)
+	for _, r := range cfg.Routers() {
+		src, err := SourceAddr(addrs, cfg.VIP.Interface, r.VIPs, len(r.Peers) > 0)
+		if err != nil {
+			return nil, &config.FieldError{Flag: "interface", Value: cfg.VIP.Interface, Err: err}
+		}
+		srcs[r.Family] = src
 	}
 	if err := checkStatusAddr(addrs, cfg.Status.Addr); err != nil {
-		return netip.Addr{}, &config.FieldError{Flag: "status-addr", Value: cfg.Status.Addr.String(), Err: err}
+		return nil, &config.FieldError{Flag: "status-addr", Value: cfg.Status.Addr.String(), Err: err}
 	}
-	return src, nil
+	return srcs, nil
 }
 
 // healthTLS builds the checks' TLS configuration: the CA file must be a
@@ -105,21 +110,31 @@ func healthTLS(caFile string) (*tls.Config, error) {
 	return nil, &config.FieldError{Flag: "health-ca-file", Value: caFile, Err: err}
 }
 
-// SourceAddr picks this node's own address on ifname in the VIP's family
-// from the host's addresses: the source of its VRRP adverts and its
-// tie-breaker. RFC 9568 sends IPv6 adverts from the link-local address;
-// unicast peers name global ones, so unicast IPv6 uses a global address
-// like keepalived's unicast_src_ip. The VIP itself never counts.
-func SourceAddr(addrs []hostnet.Addr, ifname string, vip netip.Addr, unicast bool) (netip.Addr, error) {
-	wantLinkLocal := vip.Is6() && !unicast
+// SourceAddr picks this node's own address on ifname in the family of
+// vips (the VIPs of one virtual router) from the host's addresses: the
+// source of that router's VRRP adverts and its tie-breaker. RFC 9568
+// sends IPv6 adverts from the link-local address; unicast peers name
+// global ones, so unicast IPv6 uses a global address like keepalived's
+// unicast_src_ip. A VIP never counts.
+func SourceAddr(addrs []hostnet.Addr, ifname string, vips []netip.Prefix, unicast bool) (netip.Addr, error) {
+	is4 := vips[0].Addr().Is4()
+	wantLinkLocal := !is4 && !unicast
+	isVIP := func(ip netip.Addr) bool {
+		for _, v := range vips {
+			if v.Addr() == ip {
+				return true
+			}
+		}
+		return false
+	}
 	for _, a := range addrs {
 		ip := a.Prefix.Addr()
-		if a.Interface == ifname && ip != vip && ip.Is4() == vip.Is4() && ip.IsLinkLocalUnicast() == wantLinkLocal {
+		if a.Interface == ifname && !isVIP(ip) && ip.Is4() == is4 && ip.IsLinkLocalUnicast() == wantLinkLocal {
 			return ip, nil
 		}
 	}
 	kind := map[bool]string{true: "IPv6 link-local", false: "global IPv6"}[wantLinkLocal]
-	if vip.Is4() {
+	if is4 {
 		kind = "IPv4"
 	}
 	return netip.Addr{}, fmt.Errorf("has no %s address of its own to send VRRP adverts from", kind)

@@ -39,7 +39,7 @@ func TestSourceAddr(t *testing.T) {
 		{"eth1", "2001:db8::10", true, "", "has no global IPv6 address of its own"},
 		{"eth9", "198.18.0.10", false, "", "has no IPv4 address of its own to send VRRP adverts from"},
 	} {
-		got, err := SourceAddr(node, tc.ifname, netip.MustParseAddr(tc.vip), tc.unicast)
+		got, err := SourceAddr(node, tc.ifname, []netip.Prefix{netip.PrefixFrom(netip.MustParseAddr(tc.vip), 64)}, tc.unicast)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s %s unicast=%v: %v %v, want error %q", tc.ifname, tc.vip, tc.unicast, got, err, tc.err)
@@ -65,7 +65,7 @@ func TestCheck(t *testing.T) {
 	notPEM := write("ca.crt", "this is not a certificate\n")
 	base := func() config.Config {
 		c := config.Default()
-		c.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/24")
+		c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("198.18.0.10/24")}
 		c.VIP.Interface = "eth0"
 		c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.11:6443")}
 		c.Complete()
@@ -77,8 +77,21 @@ func TestCheck(t *testing.T) {
 	c.VRRP.Version, c.VRRP.AdvertInterval, c.VRRP.AuthPassFile = 2, 0, pass
 	c.Complete()
 	s, err := Check(context.Background(), c, host)
-	if err != nil || s.Source != netip.MustParseAddr("198.18.0.11") || s.Password != "s3cret" || s.HealthTLS == nil || !s.HealthTLS.InsecureSkipVerify {
+	if err != nil || s.Sources[config.IPv4] != netip.MustParseAddr("198.18.0.11") || s.Password != "s3cret" || s.HealthTLS == nil || !s.HealthTLS.InsecureSkipVerify {
 		t.Fatalf("Check = %+v, %v", s, err)
+	}
+	// Dual-stack: one source per router; multicast IPv6 adverts leave
+	// from the link-local address, unicast ones from the global one.
+	c = base()
+	c.VIP.Prefixes = append(c.VIP.Prefixes, netip.MustParsePrefix("2001:db8::10/64"), netip.MustParsePrefix("198.18.0.20/24"))
+	if s, err := Check(context.Background(), c, host); err != nil ||
+		s.Sources[config.IPv4] != netip.MustParseAddr("198.18.0.11") || s.Sources[config.IPv6] != netip.MustParseAddr("fe80::11") {
+		t.Errorf("dual-stack multicast: sources %v, %v", s.Sources, err)
+	}
+	c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("2001:db8::12")}
+	if s, err := Check(context.Background(), c, host); err != nil ||
+		s.Sources[config.IPv4] != netip.MustParseAddr("198.18.0.11") || s.Sources[config.IPv6] != netip.MustParseAddr("2001:db8::11") {
+		t.Errorf("dual-stack unicast: sources %v, %v", s.Sources, err)
 	}
 	for _, addr := range []string{"127.0.0.1:10270", "127.0.0.53:10270", "[::1]:10270", "0.0.0.0:10270", "[::]:10270", "198.18.0.11:10270", "198.18.9.11:10270"} {
 		c := base()
@@ -108,7 +121,12 @@ func TestCheck(t *testing.T) {
 		{"interface without an address", func(c *config.Config) { c.VIP.Interface = "eth9" },
 			"--interface eth9: has no IPv4 address of its own to send VRRP adverts from"},
 		{"IPv6 multicast without link-local", func(c *config.Config) {
-			c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/64")
+			c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("2001:db8::10/64")}
+			c.VIP.Interface = "eth1"
+		}, "--interface eth1: has no IPv6 link-local address of its own to send VRRP adverts from"},
+		// Issue 22: each family's router needs its own source.
+		{"dual-stack without an IPv6 address", func(c *config.Config) {
+			c.VIP.Prefixes = append(c.VIP.Prefixes, netip.MustParsePrefix("2001:db8::10/64"))
 			c.VIP.Interface = "eth1"
 		}, "--interface eth1: has no IPv6 link-local address of its own to send VRRP adverts from"},
 	} {

@@ -30,11 +30,14 @@ type Config struct {
 	Log        Log
 }
 
-// VIP is the virtual address and where it lives.
+// VIP is the virtual addresses and where they live.
 type VIP struct {
-	// Prefix is the virtual IP with its prefix length (--vip). An address
-	// without a length gets /32 (IPv4) or /128 (IPv6), like keepalived.
-	Prefix netip.Prefix
+	// Prefixes are the virtual IPs with their prefix lengths (--vip,
+	// repeatable), in the order given: IPv4 and IPv6 may be mixed. An
+	// address without a length gets /32 (IPv4) or /128 (IPv6), like
+	// keepalived. Each address family gets its own virtual router (see
+	// Config.Routers); the VIPs of one family move together.
+	Prefixes []netip.Prefix
 	// Interface carries the VIP and the VRRP adverts (--interface). Empty
 	// means: detect it from the route to the VIP when the manifest is made.
 	Interface string
@@ -46,12 +49,19 @@ type VIP struct {
 	ClusterName string
 }
 
-// VRRP configures the speaker that elects the VIP holder.
+// VRRP configures the speakers that elect the VIP holders, one virtual
+// router per address family.
 type VRRP struct {
 	// VRID is the virtual router ID, 1-255 (--vrid). Zero means: derive it
-	// from the last byte of the VIP, so clusters with different VIPs on one
-	// LAN rarely collide.
+	// from the last byte of the primary VIP (VIP.Primary), so clusters
+	// with different VIPs on one LAN rarely collide. It is every
+	// router's VRID unless VRID6 is set: RFC 9568 keeps IPv4 and IPv6
+	// virtual routers apart (their own multicast groups and virtual
+	// MACs), so one VRID serves both.
 	VRID uint8
+	// VRID6 is the IPv6 router's VRID when there are IPv4 VIPs too
+	// (--vrid6). Zero means VRID.
+	VRID6 uint8
 	// Priority is this node's base priority, 1-254 (--priority, default
 	// 100). 255 is reserved by RFC 9568 for the address owner, which a VIP
 	// never is.
@@ -256,7 +266,7 @@ func Default() Config {
 }
 
 // Complete fills the fields whose default derives from other fields: the
-// VRID from the VIP, the proxy's listen port from the endpoint's port and
+// VRID from the primary VIP, the proxy's listen port from the endpoint's port and
 // the advert interval from the version. It leaves
 // everything else alone; call Validate afterwards.
 func (c *Config) Complete() {
@@ -266,8 +276,8 @@ func (c *Config) Complete() {
 		// The DHCP identity derives from the VRID, which must be known
 		// before there is an address to derive it from.
 		c.VRRP.VRID = DeriveVRIDFromName(c.VIP.ClusterName)
-	case c.VIP.Prefix.IsValid():
-		c.VRRP.VRID = DeriveVRID(c.VIP.Prefix.Addr())
+	case c.VIP.Primary().IsValid():
+		c.VRRP.VRID = DeriveVRID(c.VIP.Primary().Addr())
 	}
 	if c.Proxy.ListenPort == 0 {
 		c.Proxy.ListenPort = c.Proxy.Port
@@ -320,3 +330,96 @@ func (p Proxy) SharesAPIServerPort() bool {
 // hapod's nftables redirect (ListenPort differs from Port) rather than
 // the proxy listening on VIP:Port itself. Call it on a completed Config.
 func (p Proxy) Redirect() bool { return p.ListenPort != p.Port }
+
+// Primary is the VIP that names this hapod where one name is needed:
+// the first IPv4 VIP, else the first one. The default VRID derives from
+// it, the instance lock and the redirect table are named after it, and a
+// DHCP-leased VIP is it. The zero Prefix when there is none.
+func (v VIP) Primary() netip.Prefix {
+	for _, p := range v.Prefixes {
+		if p.Addr().Is4() {
+			return p
+		}
+	}
+	if len(v.Prefixes) > 0 {
+		return v.Prefixes[0]
+	}
+	return netip.Prefix{}
+}
+
+// Addrs returns every VIP's address, in the order given.
+func (v VIP) Addrs() []netip.Addr {
+	out := make([]netip.Addr, len(v.Prefixes))
+	for i, p := range v.Prefixes {
+		out[i] = p.Addr()
+	}
+	return out
+}
+
+// Has reports whether a is one of the VIPs.
+func (v VIP) Has(a netip.Addr) bool {
+	for _, p := range v.Prefixes {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+// Family names an address family in logs, metrics labels and status:
+// "ipv4" or "ipv6".
+type Family string
+
+// The address families.
+const (
+	IPv4 Family = "ipv4"
+	IPv6 Family = "ipv6"
+)
+
+// FamilyOf returns a's family.
+func FamilyOf(a netip.Addr) Family {
+	if a.Is4() {
+		return IPv4
+	}
+	return IPv6
+}
+
+// Router is one virtual router's share of a Config: the VIPs of one
+// address family, the VRID they ride under and the unicast peers of
+// that family.
+type Router struct {
+	Family Family
+	VRID   uint8
+	// VIPs in the order given; the first is the router's main address in
+	// its adverts.
+	VIPs []netip.Prefix
+	// Peers are the unicast peers of this family; nil for multicast.
+	Peers []netip.Addr
+}
+
+// Routers splits a completed Config into its virtual routers: one per
+// address family present, IPv4 first (RFC 9568: a virtual router is
+// either IPv4 or IPv6).
+func (c Config) Routers() []Router {
+	var out []Router
+	for _, f := range []Family{IPv4, IPv6} {
+		r := Router{Family: f, VRID: c.VRRP.VRID}
+		if f == IPv6 && c.VRRP.VRID6 != 0 {
+			r.VRID = c.VRRP.VRID6
+		}
+		for _, p := range c.VIP.Prefixes {
+			if FamilyOf(p.Addr()) == f {
+				r.VIPs = append(r.VIPs, p)
+			}
+		}
+		for _, a := range c.VRRP.Peers {
+			if FamilyOf(a) == f {
+				r.Peers = append(r.Peers, a)
+			}
+		}
+		if len(r.VIPs) > 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}

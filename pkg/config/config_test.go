@@ -18,7 +18,7 @@ import (
 // default, so a round trip proves each value travelled.
 func full() Config {
 	return Config{
-		VIP: VIP{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth1", DHCP: true, ClusterName: "prod-eu"},
+		VIP: VIP{Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.10/24")}, Interface: "eth1", DHCP: true, ClusterName: "prod-eu"},
 		VRRP: VRRP{
 			VRID: 42, Priority: 150, AdvertInterval: 2 * time.Second, Version: 2, Preempt: false,
 			Peers:        []netip.Addr{netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("198.18.0.13")},
@@ -47,6 +47,22 @@ func full() Config {
 	}
 }
 
+// fullDualStack is full's counterpart for the fields a DHCP-leased VIP
+// excludes: VIPs of both families, each family's router with its own
+// VRID and peers.
+func fullDualStack() Config {
+	c := full()
+	c.VIP.DHCP = false
+	c.VIP.Prefixes = []netip.Prefix{
+		netip.MustParsePrefix("2001:db8::10/64"), netip.MustParsePrefix("198.18.0.10/24"), netip.MustParsePrefix("198.18.0.20/24"),
+	}
+	c.VRRP.VRID6 = 43
+	c.VRRP.Version, c.VRRP.AdvertInterval, c.VRRP.AuthPassFile = 3, 200*time.Millisecond, ""
+	c.VRRP.Peers = append(c.VRRP.Peers, netip.MustParseAddr("2001:db8::12"))
+	c.Proxy.Backends = append(c.Proxy.Backends, netip.MustParseAddrPort("[2001:db8::11]:6443"))
+	return c
+}
+
 // leaves calls fn for every leaf field of v with its dotted path.
 func leaves(path string, v reflect.Value, fn func(string, reflect.Value)) {
 	if v.Kind() == reflect.Struct && v.Type().PkgPath() == "github.com/hapod/hapod/pkg/config" {
@@ -59,20 +75,26 @@ func leaves(path string, v reflect.Value, fn func(string, reflect.Value)) {
 }
 
 func TestFullDiffersFromDefaultEverywhere(t *testing.T) {
-	f, d := full(), Default()
+	d := Default()
 	dv := map[string]reflect.Value{}
 	leaves("Config", reflect.ValueOf(d), func(p string, v reflect.Value) { dv[p] = v })
-	leaves("Config", reflect.ValueOf(f), func(p string, v reflect.Value) {
-		if reflect.DeepEqual(v.Interface(), dv[p].Interface()) {
-			t.Errorf("%s: the test config must differ from the default (%v) so the round trip proves it", p, v)
+	differs := map[string]bool{}
+	for _, f := range []Config{full(), fullDualStack()} {
+		leaves("Config", reflect.ValueOf(f), func(p string, v reflect.Value) {
+			differs[p] = differs[p] || !reflect.DeepEqual(v.Interface(), dv[p].Interface())
+		})
+	}
+	for p, ok := range differs {
+		if !ok {
+			t.Errorf("%s: full or fullDualStack must differ from the default (%v) so the round trip proves it", p, dv[p])
 		}
-	})
+	}
 }
 
 func TestArgsRoundTrip(t *testing.T) {
-	for _, c := range []Config{full(), func() Config {
+	for _, c := range []Config{full(), fullDualStack(), func() Config {
 		c := Default()
-		c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/64")
+		c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("2001:db8::10/64")}
 		c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::11]:6443")}
 		c.Complete()
 		return c
@@ -123,7 +145,7 @@ func TestFieldNamesUniqueAndDocumented(t *testing.T) {
 func TestDHCPSettings(t *testing.T) {
 	c := Default()
 	f, _ := Lookup("vip")
-	if err := f.Apply(&c, []string{"dhcp"}); err != nil || !c.VIP.DHCP || c.VIP.Prefix.IsValid() {
+	if err := f.Apply(&c, []string{"dhcp"}); err != nil || !c.VIP.DHCP || len(c.VIP.Prefixes) > 0 {
 		t.Fatalf("--vip dhcp: %v %+v", err, c.VIP)
 	}
 	c.Complete()
@@ -135,7 +157,7 @@ func TestDHCPSettings(t *testing.T) {
 	if err := c.Validate(); !errors.As(err, &fe) || fe.Flag != "vip-dhcp" || !strings.Contains(err.Error(), "hapod init --vip dhcp") {
 		t.Errorf("DHCP without a leased address: %v", err)
 	}
-	c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/64")
+	c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("2001:db8::10/64")}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "DHCP leases IPv4") {
 		t.Errorf("DHCP with IPv6: %v", err)
 	}
@@ -227,7 +249,7 @@ func TestApplyErrors(t *testing.T) {
 func TestValidate(t *testing.T) {
 	base := func() Config {
 		c := Default()
-		c.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/24")
+		c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("198.18.0.10/24")}
 		c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.11:6443")}
 		c.Complete()
 		return c
@@ -241,11 +263,11 @@ func TestValidate(t *testing.T) {
 		flag   string
 		want   string
 	}{
-		{"no vip", func(c *Config) { c.VIP.Prefix = netip.Prefix{} }, "vip", "required"},
-		{"network address", func(c *Config) { c.VIP.Prefix = netip.MustParsePrefix("198.18.0.0/24") }, "vip", "network address"},
-		{"broadcast address", func(c *Config) { c.VIP.Prefix = netip.MustParsePrefix("198.18.0.255/24") }, "vip", "broadcast address"},
-		{"multicast vip", func(c *Config) { c.VIP.Prefix = netip.MustParsePrefix("224.0.0.18/32") }, "vip", "not a usable unicast"},
-		{"link-local vip", func(c *Config) { c.VIP.Prefix = netip.MustParsePrefix("fe80::1/64") }, "vip", "not a usable unicast"},
+		{"no vip", func(c *Config) { c.VIP.Prefixes = nil }, "vip", "required"},
+		{"network address", func(c *Config) { c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("198.18.0.0/24")} }, "vip", "network address"},
+		{"broadcast address", func(c *Config) { c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("198.18.0.255/24")} }, "vip", "broadcast address"},
+		{"multicast vip", func(c *Config) { c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("224.0.0.18/32")} }, "vip", "not a usable unicast"},
+		{"link-local vip", func(c *Config) { c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("fe80::1/64")} }, "vip", "not a usable unicast"},
 		{"v3 interval too short", func(c *Config) { c.VRRP.AdvertInterval = 5 * time.Millisecond }, "advert-interval", "VRRPv3 allows 10ms to 40.95s"},
 		{"v3 interval too long", func(c *Config) { c.VRRP.AdvertInterval = 41 * time.Second }, "advert-interval", "VRRPv3 allows"},
 		{"v3 interval not centiseconds", func(c *Config) { c.VRRP.AdvertInterval = 105 * time.Millisecond }, "advert-interval", "multiple of 10ms"},
@@ -253,12 +275,41 @@ func TestValidate(t *testing.T) {
 		{"v2 interval fractional", func(c *Config) { c.VRRP.Version = 2; c.VRRP.AdvertInterval = 1500 * time.Millisecond }, "advert-interval", "whole seconds"},
 		{"v2 with IPv6", func(c *Config) {
 			c.VRRP.Version = 2
-			c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/64")
+			c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("2001:db8::10/64")}
 			c.VRRP.AdvertInterval = time.Second
 		}, "vrrp-version", "VRRPv2 is IPv4 only"},
 		{"auth with v3", func(c *Config) { c.VRRP.AuthPassFile = "/etc/hapod/pass" }, "auth-pass-file", "VRRPv3 has no authentication"},
-		{"peer other family", func(c *Config) { c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("2001:db8::2")} }, "peer", "address family"},
-		{"peer is vip", func(c *Config) { c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.10")} }, "peer", "the VIP itself"},
+		{"peer other family", func(c *Config) { c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("2001:db8::2")} }, "peer", "no VIP is of its address family (ipv6)"},
+		// Issue 22: several VIPs, one router per family.
+		{"vip twice", func(c *Config) { c.VIP.Prefixes = append(c.VIP.Prefixes, netip.MustParsePrefix("198.18.0.10/32")) }, "vip", "given twice"},
+		{"second vip unusable", func(c *Config) { c.VIP.Prefixes = append(c.VIP.Prefixes, netip.MustParsePrefix("198.18.0.0/24")) }, "vip", "network address"},
+		{"too many vips", func(c *Config) {
+			for i := range MaxVIPs {
+				c.VIP.Prefixes = append(c.VIP.Prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 2, byte(i + 1)}), 24))
+			}
+		}, "vip", "at most 16 VIPs, got 17"},
+		{"dhcp beside another vip", func(c *Config) {
+			c.VIP.DHCP = true
+			c.VIP.Prefixes = append(c.VIP.Prefixes, netip.MustParsePrefix("2001:db8::10/64"))
+		}, "vip", "a DHCP-leased VIP is the only one"},
+		{"v2 with an IPv6 vip beside", func(c *Config) {
+			c.VRRP.Version, c.VRRP.AdvertInterval = 2, time.Second
+			c.VIP.Prefixes = append(c.VIP.Prefixes, netip.MustParsePrefix("2001:db8::10/64"))
+		}, "vrrp-version", "VRRPv2 is IPv4 only"},
+		{"vrid6 with one family", func(c *Config) { c.VRRP.VRID6 = 7 }, "vrid6", "beside an IPv4 one"},
+		{"unicast peers of one family only", func(c *Config) {
+			c.VIP.Prefixes = append(c.VIP.Prefixes, netip.MustParsePrefix("2001:db8::10/64"))
+			c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.12")}
+		}, "peer", "ipv6 addresses too, for the ipv6 VIP 2001:db8::10/64"},
+		{"backend on the second vip", func(c *Config) {
+			c.VIP.Prefixes = append(c.VIP.Prefixes, netip.MustParsePrefix("198.18.0.20/24"))
+			c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.20:6443")}
+		}, "backend", "would loop"},
+		{"status on the ipv6 vip", func(c *Config) {
+			c.VIP.Prefixes = append(c.VIP.Prefixes, netip.MustParsePrefix("2001:db8::10/64"))
+			c.Status.Addr = netip.MustParseAddrPort("[2001:db8::10]:10270")
+		}, "status-addr", "is a VIP"},
+		{"peer is vip", func(c *Config) { c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.10")} }, "peer", "is a VIP"},
 		{"peer twice", func(c *Config) {
 			c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("198.18.0.12")}
 		}, "peer", "given twice"},
@@ -276,24 +327,24 @@ func TestValidate(t *testing.T) {
 		{"tiny receive buffer", func(c *Config) { c.Proxy.RecvBuffer = 100 }, "recv-buffer", "at least 4096"},
 		{"status collides", func(c *Config) { c.Status.Addr = netip.MustParseAddrPort("0.0.0.0:9445") }, "status-addr", "collides"},
 		// Issue 19, item 12: input bounds.
-		{"vip /0", func(c *Config) { c.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/0") }, "vip", "prefix /0 is shorter than /8"},
-		{"vip /7", func(c *Config) { c.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/7") }, "vip", "shorter than /8"},
+		{"vip /0", func(c *Config) { c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("198.18.0.10/0")} }, "vip", "prefix /0 is shorter than /8"},
+		{"vip /7", func(c *Config) { c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("198.18.0.10/7")} }, "vip", "shorter than /8"},
 		{"ipv6 vip /47", func(c *Config) {
-			c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/47")
+			c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("2001:db8::10/47")}
 			c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::11]:6443")}
 		}, "vip", "shorter than /48"},
 		{"peer limited broadcast", func(c *Config) { c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("255.255.255.255")} }, "peer", "broadcast"},
 		{"peer subnet broadcast", func(c *Config) { c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.255")} }, "peer", "broadcast address of the VIP's /24"},
 		{"peer network address", func(c *Config) { c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.0")} }, "peer", "network address of the VIP's /24"},
 		{"peer link-local", func(c *Config) {
-			c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/64")
+			c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("2001:db8::10/64")}
 			c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::11]:6443")}
 			c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("fe80::12")}
 		}, "peer", "link-local"},
 		{"backend limited broadcast", func(c *Config) { c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("255.255.255.255:6443")} }, "backend", "broadcast"},
 		{"backend subnet broadcast", func(c *Config) { c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.255:6443")} }, "backend", "broadcast address of the VIP's /24"},
 		{"backend link-local", func(c *Config) {
-			c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/64")
+			c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("2001:db8::10/64")}
 			c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("[fe80::11]:6443")}
 		}, "backend", "link-local"},
 		{"too many backends", func(c *Config) {
@@ -312,7 +363,7 @@ func TestValidate(t *testing.T) {
 		{"health timeout 1ns", func(c *Config) { c.Health.Timeout = 1 }, "health-timeout", "at least 10ms"},
 		{"idle timeout 1ns", func(c *Config) { c.Proxy.IdleTimeout = 1 }, "idle-timeout", "at least 1s"},
 		{"connect timeout 1ns", func(c *Config) { c.Proxy.ConnectTimeout = 1 }, "connect-timeout", "at least 10ms"},
-		{"status on the vip", func(c *Config) { c.Status.Addr = netip.MustParseAddrPort("198.18.0.10:10270") }, "status-addr", "is the VIP"},
+		{"status on the vip", func(c *Config) { c.Status.Addr = netip.MustParseAddrPort("198.18.0.10:10270") }, "status-addr", "is a VIP"},
 		{"status multicast", func(c *Config) { c.Status.Addr = netip.MustParseAddrPort("224.0.0.1:10270") }, "status-addr", "not a unicast address"},
 		{"member grace 999ms", func(c *Config) { c.Membership.Grace = 999 * time.Millisecond }, "member-grace", "at least 1s"},
 		{"discovery without a kubeconfig", func(c *Config) { c.Membership.Kubeconfig = "" }, "kubeconfig", "required with --discover"},
@@ -439,6 +490,57 @@ func TestCompleteListenPort(t *testing.T) {
 		c.Complete()
 		if c.Proxy.ListenPort != tt.wantListen || c.Proxy.Redirect() != tt.wantRedirected {
 			t.Errorf("%s: listen port %d, redirect %v; want %d, %v", tt.name, c.Proxy.ListenPort, c.Proxy.Redirect(), tt.wantListen, tt.wantRedirected)
+		}
+	}
+}
+
+func TestRouters(t *testing.T) {
+	c := fullDualStack()
+	got := c.Routers()
+	want := []Router{
+		{Family: IPv4, VRID: 42,
+			VIPs:  []netip.Prefix{netip.MustParsePrefix("198.18.0.10/24"), netip.MustParsePrefix("198.18.0.20/24")},
+			Peers: []netip.Addr{netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("198.18.0.13")}},
+		{Family: IPv6, VRID: 43,
+			VIPs:  []netip.Prefix{netip.MustParsePrefix("2001:db8::10/64")},
+			Peers: []netip.Addr{netip.MustParseAddr("2001:db8::12")}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Routers() =\n%+v\nwant\n%+v", got, want)
+	}
+	// Without --vrid6 both routers take --vrid; multicast has no peers.
+	c.VRRP.VRID6, c.VRRP.Peers = 0, nil
+	for _, r := range c.Routers() {
+		if r.VRID != 42 || r.Peers != nil {
+			t.Errorf("%s router: VRID %d, peers %v; want 42 and multicast", r.Family, r.VRID, r.Peers)
+		}
+	}
+}
+
+func TestPrimaryVIPAndDerivedVRID(t *testing.T) {
+	for _, tc := range []struct {
+		vips        []string
+		primary     string
+		vrid, vrid6 uint8
+	}{
+		{[]string{"198.18.0.10/24"}, "198.18.0.10/24", 10, 10},
+		{[]string{"2001:db8::a7/64"}, "2001:db8::a7/64", 0xa7, 0xa7},
+		// The first IPv4 VIP names the cluster whatever the order, so
+		// nodes whose manifests list the families differently agree.
+		{[]string{"2001:db8::a7/64", "198.18.0.10/24", "198.18.0.11/24"}, "198.18.0.10/24", 10, 10},
+		{[]string{"198.18.0.10/24", "2001:db8::a7/64"}, "198.18.0.10/24", 10, 10},
+	} {
+		c := Default()
+		for _, v := range tc.vips {
+			c.VIP.Prefixes = append(c.VIP.Prefixes, netip.MustParsePrefix(v))
+		}
+		c.Complete()
+		if got := c.VIP.Primary().String(); got != tc.primary {
+			t.Errorf("%v: primary %s, want %s", tc.vips, got, tc.primary)
+		}
+		rs := c.Routers()
+		if rs[0].VRID != tc.vrid || rs[len(rs)-1].VRID != tc.vrid6 {
+			t.Errorf("%v: VRIDs %d/%d, want %d/%d", tc.vips, rs[0].VRID, rs[len(rs)-1].VRID, tc.vrid, tc.vrid6)
 		}
 	}
 }

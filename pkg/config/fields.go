@@ -169,15 +169,20 @@ var ErrUnknownFlag = errors.New("unknown flag")
 func Fields() []Field {
 	return []Field{
 		{
-			Name: "vip", Kind: KindValue, Category: CategoryVRRP,
-			Usage: fmt.Sprintf("virtual IP, IPv4 or IPv6, optionally with its subnet's /prefix (default /32 or /128; at least /%d or /%d); 'dhcp' (init) leases an IPv4 VIP from the site's DHCP server", MinVIPBitsV4, MinVIPBitsV6),
-			get:   func(c *Config) []string { return []string{prefixString(c.VIP.Prefix)} },
-			set: func(c *Config, s string) (err error) {
-				if s == "dhcp" {
-					c.VIP.DHCP, c.VIP.Prefix = true, netip.Prefix{}
+			Name: "vip", Kind: KindList, Category: CategoryVRRP,
+			Usage: fmt.Sprintf("virtual IP, IPv4 or IPv6, optionally with its subnet's /prefix (default /32 or /128; at least /%d or /%d); repeat for more (at most %d), e.g. one of each family on a dual-stack cluster; 'dhcp' (init) leases an IPv4 VIP from the site's DHCP server", MinVIPBitsV4, MinVIPBitsV6, MaxVIPs),
+			get:   func(c *Config) []string { return prefixStrings(c.VIP.Prefixes) },
+			set: func(c *Config, s string) error {
+				switch s {
+				case "":
+					c.VIP.Prefixes = nil
+					return nil
+				case "dhcp":
+					c.VIP.DHCP = true
 					return nil
 				}
-				c.VIP.Prefix, err = parseVIP(s)
+				p, err := parseVIP(s)
+				c.VIP.Prefixes = append(c.VIP.Prefixes, p)
 				return err
 			},
 		},
@@ -222,11 +227,21 @@ func Fields() []Field {
 		},
 		{
 			Name: "vrid", Kind: KindValue, Category: CategoryVRRP,
-			Usage: "VRRP virtual router ID, 1-255 (default: the last byte of the VIP)",
+			Usage: "VRRP virtual router ID, 1-255 (default: the last byte of the first IPv4 VIP, else of the first VIP)",
 			get:   func(c *Config) []string { return []string{uintString(c.VRRP.VRID)} },
 			set: func(c *Config, s string) error {
 				n, err := parseUint(s, 1, 255)
 				c.VRRP.VRID = uint8(n)
+				return err
+			},
+		},
+		{
+			Name: "vrid6", Kind: KindValue, Category: CategoryVRRP,
+			Usage: "VRID of the IPv6 virtual router when there are IPv4 VIPs too, 1-255 (default: --vrid; IPv4 and IPv6 routers are distinct, so they may share it)",
+			get:   func(c *Config) []string { return []string{uintString(c.VRRP.VRID6)} },
+			set: func(c *Config, s string) error {
+				n, err := parseUint(s, 1, 255)
+				c.VRRP.VRID6 = uint8(n)
 				return err
 			},
 		},
@@ -273,7 +288,7 @@ func Fields() []Field {
 		},
 		{
 			Name: "peer", Kind: KindList, Category: CategoryVRRP,
-			Usage: fmt.Sprintf("address of another control-plane node for unicast VRRP (repeat per node, at most %d; default: multicast)", MaxPeers),
+			Usage: fmt.Sprintf("address of another control-plane node for unicast VRRP (repeat per node, at most %d; with VIPs of both families, give each node's address of each family; default: multicast)", MaxPeers),
 			get:   func(c *Config) []string { return addrStrings(c.VRRP.Peers) },
 			set: func(c *Config, s string) error {
 				if s == "" {
@@ -707,11 +722,12 @@ func checkAbsPath(s string) error {
 	return nil
 }
 
-func prefixString(p netip.Prefix) string {
-	if !p.IsValid() {
-		return ""
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
 	}
-	return p.String()
+	return out
 }
 
 func addrPortString(ap netip.AddrPort) string {

@@ -14,7 +14,8 @@ import (
 // prefix shorter than any LAN (/0 routes everything there) is refused.
 // Each peer gets every advert (a 100ms interval is 10 packets/s per
 // peer) and each backend its own health checks, so the lists are capped
-// well above any control plane's size. The duration floors keep a typo
+// well above any control plane's size; every VIP rides in every advert
+// and is announced on each takeover. The duration floors keep a typo
 // such as "1ns" from turning into a check storm or connections cut at
 // once.
 const (
@@ -22,6 +23,7 @@ const (
 	MinVIPBitsV6      = 48
 	MaxBackends       = 64
 	MaxPeers          = 64
+	MaxVIPs           = 16
 	MinHealthInterval = 100 * time.Millisecond
 	MinHealthTimeout  = 10 * time.Millisecond
 	MinConnectTimeout = 10 * time.Millisecond
@@ -50,16 +52,36 @@ func fieldErr(flag string, value any, format string, args ...any) error {
 }
 
 func (c *Config) validateVIP() error {
-	p := c.VIP.Prefix
-	if !p.IsValid() && c.VIP.DHCP {
+	ps := c.VIP.Prefixes
+	if len(ps) == 0 && c.VIP.DHCP {
 		return fieldErr("vip-dhcp", nil, "needs the leased address in --vip: run 'hapod init --vip dhcp' to lease it")
 	}
-	if !p.IsValid() {
+	if len(ps) == 0 {
 		return fieldErr("vip", nil, "required: the virtual IP the cluster's API endpoint lives on")
 	}
-	if c.VIP.DHCP && !p.Addr().Is4() {
-		return fieldErr("vip", p, "DHCP leases IPv4 addresses; give an IPv6 VIP directly")
+	if c.VIP.DHCP && len(ps) > 1 {
+		return fieldErr("vip", ps[1], "a DHCP-leased VIP is the only one: hapod leases one IPv4 address and cannot carry others beside it")
 	}
+	if c.VIP.DHCP && !ps[0].Addr().Is4() {
+		return fieldErr("vip", ps[0], "DHCP leases IPv4 addresses; give an IPv6 VIP directly")
+	}
+	if len(ps) > MaxVIPs {
+		return fieldErr("vip", nil, "at most %d VIPs, got %d (every VIP rides in every advert)", MaxVIPs, len(ps))
+	}
+	seen := map[netip.Addr]bool{}
+	for _, p := range ps {
+		if err := checkVIP(p); err != nil {
+			return err
+		}
+		if seen[p.Addr()] {
+			return fieldErr("vip", p, "given twice")
+		}
+		seen[p.Addr()] = true
+	}
+	return nil
+}
+
+func checkVIP(p netip.Prefix) error {
 	a := p.Addr()
 	switch {
 	case a.IsUnspecified(), a.IsMulticast(), a.IsLoopback(), a.IsLinkLocalUnicast(), a.IsInterfaceLocalMulticast():
@@ -89,9 +111,9 @@ func minVIPBits(a netip.Addr) int {
 }
 
 // nodeAddrProblem says why a is not a node's own unicast address (a peer
-// or a backend), or returns "" when it can be one. vip is the VIP's
-// prefix: its subnet's network and broadcast addresses are nobody's.
-func nodeAddrProblem(a netip.Addr, vip netip.Prefix) string {
+// or a backend), or returns "" when it can be one. vips are the VIPs'
+// prefixes: their subnets' network and broadcast addresses are nobody's.
+func nodeAddrProblem(a netip.Addr, vips []netip.Prefix) string {
 	switch {
 	case a.IsUnspecified() || a.IsMulticast():
 		return "not a unicast address"
@@ -100,12 +122,14 @@ func nodeAddrProblem(a netip.Addr, vip netip.Prefix) string {
 	case a.Is6() && a.IsLinkLocalUnicast():
 		return "an IPv6 link-local address, which is ambiguous without a zone (and hapod takes none): use the node's global or ULA address"
 	}
-	if vip.IsValid() && a.Is4() && vip.Addr().Is4() && vip.Bits() < 31 && vip.Contains(a) {
-		if a == vip.Masked().Addr() {
-			return fmt.Sprintf("the network address of the VIP's /%d, not a node's", vip.Bits())
-		}
-		if a == lastAddr(vip) {
-			return fmt.Sprintf("the broadcast address of the VIP's /%d, not a node's", vip.Bits())
+	for _, vip := range vips {
+		if a.Is4() && vip.Addr().Is4() && vip.Bits() < 31 && vip.Contains(a) {
+			if a == vip.Masked().Addr() {
+				return fmt.Sprintf("the network address of the VIP's /%d, not a node's", vip.Bits())
+			}
+			if a == lastAddr(vip) {
+				return fmt.Sprintf("the broadcast address of the VIP's /%d, not a node's", vip.Bits())
+			}
 		}
 	}
 	return ""
@@ -121,9 +145,12 @@ func lastAddr(p netip.Prefix) netip.Addr {
 
 func (c *Config) validateVRRP() error {
 	v := c.VRRP
-	vip := c.VIP.Prefix.Addr()
+	routers := c.Routers()
 	if v.VRID == 0 {
 		return fieldErr("vrid", nil, "must be 1-255")
+	}
+	if v.VRID6 != 0 && (len(routers) != 2) {
+		return fieldErr("vrid6", v.VRID6, "applies to the IPv6 router beside an IPv4 one; with VIPs of one family use --vrid")
 	}
 	if v.Priority < 1 || v.Priority > 254 {
 		return fieldErr("priority", v.Priority, "must be 1-254")
@@ -140,8 +167,10 @@ func (c *Config) validateVRRP() error {
 			return fieldErr("auth-pass-file", v.AuthPassFile, "VRRPv3 has no authentication (RFC 9568 removed it); use --vrrp-version 2 or drop the password")
 		}
 	case 2:
-		if vip.Is6() {
-			return fieldErr("vrrp-version", 2, "VRRPv2 is IPv4 only; use --vrrp-version 3 for an IPv6 VIP")
+		for _, p := range c.VIP.Prefixes {
+			if p.Addr().Is6() {
+				return fieldErr("vrrp-version", 2, "VRRPv2 is IPv4 only; use --vrrp-version 3 for an IPv6 VIP (%s)", p)
+			}
 		}
 		if v.AdvertInterval < vrrp.MinIntervalV2 || v.AdvertInterval > vrrp.MaxIntervalV2 {
 			return fieldErr("advert-interval", durationString(v.AdvertInterval), "VRRPv2 allows %v to %v", vrrp.MinIntervalV2, vrrp.MaxIntervalV2)
@@ -158,20 +187,38 @@ func (c *Config) validateVRRP() error {
 	seen := map[netip.Addr]bool{}
 	for _, p := range v.Peers {
 		switch {
-		case p.Is4() != vip.Is4():
-			return fieldErr("peer", p, "address family differs from the VIP %s", vip)
-		case p == vip:
-			return fieldErr("peer", p, "is the VIP itself; peers are the other nodes' own addresses")
+		case !c.hasFamily(FamilyOf(p)):
+			return fieldErr("peer", p, "no VIP is of its address family (%s); peers are per family, like the virtual routers", FamilyOf(p))
+		case c.VIP.Has(p):
+			return fieldErr("peer", p, "is a VIP; peers are the other nodes' own addresses")
 		case p.IsLoopback():
 			return fieldErr("peer", p, "not a node's unicast address")
-		case nodeAddrProblem(p, c.VIP.Prefix) != "":
-			return fieldErr("peer", p, "%s", nodeAddrProblem(p, c.VIP.Prefix))
+		case nodeAddrProblem(p, c.VIP.Prefixes) != "":
+			return fieldErr("peer", p, "%s", nodeAddrProblem(p, c.VIP.Prefixes))
 		case seen[p]:
 			return fieldErr("peer", p, "given twice")
 		}
 		seen[p] = true
 	}
+	// Unicast is all or nothing: a router left without peers would
+	// multicast its adverts where the site chose unicast.
+	if len(v.Peers) > 0 {
+		for _, r := range routers {
+			if len(r.Peers) == 0 {
+				return fieldErr("peer", nil, "unicast VRRP needs the other nodes' %s addresses too, for the %s VIP %s (repeat --peer with each node's address of each family)", r.Family, r.Family, r.VIPs[0])
+			}
+		}
+	}
 	return nil
+}
+
+func (c *Config) hasFamily(f Family) bool {
+	for _, p := range c.VIP.Prefixes {
+		if FamilyOf(p.Addr()) == f {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Config) validateProxy() error {
@@ -188,21 +235,20 @@ func (c *Config) validateProxy() error {
 	if p.ListenPort == 0 {
 		return fieldErr("listen-port", nil, "must be 1-65535")
 	}
-	frontend := netip.AddrPortFrom(c.VIP.Prefix.Addr(), p.Port)
-	listen := netip.AddrPortFrom(c.VIP.Prefix.Addr(), p.ListenPort)
 	seen := map[netip.AddrPort]bool{}
 	for _, b := range p.Backends {
+		onVIP := c.VIP.Has(b.Addr())
 		switch {
-		case b == frontend || b == listen:
+		case onVIP && (b.Port() == p.Port || b.Port() == p.ListenPort):
 			return fieldErr("backend", b, "is the proxy's own frontend (VIP:port): it would loop")
 		case p.Redirect() && b.Port() == p.ListenPort:
 			// The redirect exists because the apiservers hold their
 			// port on every address: the proxy cannot listen there.
 			return fieldErr("listen-port", fmt.Sprint(p.ListenPort), "is the kube-apiservers' port (--backend %s): the proxy must listen on another port, which --port %d is redirected to", b, p.Port)
-		case b.Addr() == c.VIP.Prefix.Addr():
+		case onVIP:
 			return fieldErr("backend", b, "is on the VIP; backends are the kube-apiservers' own node addresses")
-		case nodeAddrProblem(b.Addr(), c.VIP.Prefix) != "":
-			return fieldErr("backend", b, "%s", nodeAddrProblem(b.Addr(), c.VIP.Prefix))
+		case nodeAddrProblem(b.Addr(), c.VIP.Prefixes) != "":
+			return fieldErr("backend", b, "%s", nodeAddrProblem(b.Addr(), c.VIP.Prefixes))
 		case seen[b]:
 			return fieldErr("backend", b, "given twice")
 		}
@@ -260,13 +306,13 @@ func (c *Config) validateStatus() error {
 	if !a.IsValid() || a.Port() == 0 {
 		return fieldErr("status-addr", nil, "required: IP:PORT of the status server")
 	}
-	if a.Addr() == c.VIP.Prefix.Addr() {
-		return fieldErr("status-addr", a, "is the VIP: only the node holding it could listen there, and kubelet's liveness probe would restart hapod on every other node; use an address each node always has (default %s)", DefaultStatusAddr)
+	if c.VIP.Has(a.Addr()) {
+		return fieldErr("status-addr", a, "is a VIP: only the node holding it could listen there, and kubelet's liveness probe would restart hapod on every other node; use an address each node always has (default %s)", DefaultStatusAddr)
 	}
-	if p := nodeAddrProblem(a.Addr(), c.VIP.Prefix); p != "" && !a.Addr().IsUnspecified() {
+	if p := nodeAddrProblem(a.Addr(), c.VIP.Prefixes); p != "" && !a.Addr().IsUnspecified() {
 		return fieldErr("status-addr", a, "%s", p)
 	}
-	if a.Port() == c.Proxy.ListenPort && (a.Addr() == c.VIP.Prefix.Addr() || a.Addr().IsUnspecified()) {
+	if a.Port() == c.Proxy.ListenPort && a.Addr().IsUnspecified() {
 		return fieldErr("status-addr", a, "collides with the proxy on port %d", c.Proxy.ListenPort)
 	}
 	if err := oneOf(c.Log.Format, "text", "json"); err != nil {

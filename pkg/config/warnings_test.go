@@ -22,7 +22,7 @@ func TestWarnings(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
-			c.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/24")
+			c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("198.18.0.10/24")}
 			c.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.11:6443")}
 			tc.mod(&c)
 			c.Complete()

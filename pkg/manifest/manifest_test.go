@@ -35,7 +35,7 @@ const (
 func cfg(t testing.TB, mutate func(*config.Config)) config.Config {
 	t.Helper()
 	c := config.Default()
-	c.VIP.Prefix = netip.MustParsePrefix("198.18.0.10/24")
+	c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("198.18.0.10/24")}
 	c.VIP.Interface = "eth0"
 	c.Proxy.Backends = []netip.AddrPort{
 		netip.MustParseAddrPort("198.18.0.11:6443"),
@@ -61,7 +61,7 @@ var goldenCases = []struct {
 		c.VRRP.Peers = []netip.Addr{netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("198.18.0.13")}
 	}},
 	{"ipv6", func(c *config.Config) {
-		c.VIP.Prefix = netip.MustParsePrefix("2001:db8::10/64")
+		c.VIP.Prefixes = []netip.Prefix{netip.MustParsePrefix("2001:db8::10/64")}
 		c.Proxy.Backends = []netip.AddrPort{
 			netip.MustParseAddrPort("[2001:db8::11]:6443"),
 			netip.MustParseAddrPort("[2001:db8::12]:6443"),

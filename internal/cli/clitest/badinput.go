@@ -152,7 +152,7 @@ func BadInput(dir string) ([]Case, error) {
 		{Name: "health interval 1ns", Args: ok("--health-interval", "1ns", "--health-timeout", "1ns"), Want: "=--health-interval 1ns: must be at least 100ms"},
 		{Name: "idle timeout 1ns", Args: ok("--idle-timeout", "1ns"), Want: "=--idle-timeout 1ns: must be at least 1s"},
 		{Name: "too many peers", Args: ok(manyPeers(65)...), Want: "=--peer: at most 64 peers, got 65 (every peer receives every advert)"},
-		{Name: "status address is the VIP", Args: ok("--status-addr", "198.18.0.10:10270"), Want: "--status-addr 198.18.0.10:10270: is the VIP"},
+		{Name: "status address is the VIP", Args: ok("--status-addr", "198.18.0.10:10270"), Want: "--status-addr 198.18.0.10:10270: is a VIP"},
 		{Name: "kubeadm config is a FIFO", Args: ok("--kubeadm-config", f("fifo")), Want: "=kubeadm config: read " + f("fifo") + ": not a regular file (a FIFO)"},
 		{Name: "kubeadm config is /dev/zero", Args: ok("--kubeadm-config", "/dev/zero"), Want: "=kubeadm config: read /dev/zero: not a regular file (a character device)"},
 		{Name: "kubeadm config is a directory", Args: ok("--kubeadm-config", dir), Want: "=kubeadm config: read " + dir + ": not a regular file (a directory)"},
