@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"golang.org/x/net/bpf"
 )
 
 // Duplicate address detection while active, in the manner of RFC 5227
@@ -172,4 +174,57 @@ func (d *defense) allow(now time.Time) bool {
 	}
 	d.last = now
 	return true
+}
+
+// claimFilter passes ARP packets whose sender protocol address is one of
+// vips and ICMPv6 Neighbor Advertisements whose target is one of vips;
+// claimant checks them in full. Offsets count from the Ethernet header.
+// Each VIP's test ends in a long jump to "keep", so that the 8-bit skips
+// of conditional jumps stay short whatever the number of VIPs.
+func claimFilter(vips []netip.Addr) []bpf.Instruction {
+	const keep, drop = 256, 0
+	var prog []bpf.Instruction
+	// toKeep is a placeholder for the jump to "keep", patched at the end.
+	var toKeep []int
+	if vips[0].Is4() {
+		prog = append(prog, bpf.LoadAbsolute{Off: ethHeaderLen + 14, Size: 4}) // sender protocol address
+		for _, v := range vips {
+			a := v.As4()
+			prog = append(prog, bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: be32(a[:]), SkipTrue: 1})
+			toKeep = append(toKeep, len(prog))
+			prog = append(prog, bpf.Jump{})
+		}
+	} else {
+		const icmp = ethHeaderLen + ipv6HeaderLen
+		prog = append(prog,
+			bpf.LoadAbsolute{Off: ethHeaderLen + 6, Size: 1}, // next header
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: protoICMPv6, SkipTrue: 1},
+			bpf.RetConstant{Val: drop},
+			bpf.LoadAbsolute{Off: icmp, Size: 1}, // ICMPv6 type
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmpv6NeighAdv, SkipTrue: 1},
+			bpf.RetConstant{Val: drop},
+		)
+		for _, v := range vips {
+			// Four words of the target address; a mismatch skips to the
+			// next VIP's test (after this one's jump to "keep").
+			a := v.As16()
+			for i := range 4 {
+				prog = append(prog,
+					bpf.LoadAbsolute{Off: icmp + 8 + uint32(4*i), Size: 4}, // target address
+					bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: be32(a[4*i : 4*i+4]), SkipTrue: uint8(7 - 2*i)},
+				)
+			}
+			toKeep = append(toKeep, len(prog))
+			prog = append(prog, bpf.Jump{})
+		}
+	}
+	prog = append(prog, bpf.RetConstant{Val: drop}, bpf.RetConstant{Val: keep})
+	for _, at := range toKeep {
+		prog[at] = bpf.Jump{Skip: uint32(len(prog) - 1 - at - 1)}
+	}
+	return prog
+}
+
+func be32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }

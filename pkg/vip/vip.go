@@ -3,18 +3,20 @@
 // Advertisements for IPv6. The VRRP speaker drives it through the VIP
 // interface when it becomes master or backup.
 //
-// A Manager does that on one interface index. A Keeper makes it follow
-// the kernel: it watches links and addresses through netlink, decides
-// with the pure Reconcile what to do when they differ from what the
-// speaker wants (add the VIP back, remove it, rebind to an interface
-// created again, report the link unusable), and asks the link who else
-// holds the VIP (conflict.go).
+// A Manager does that for one VIP on one interface index. A Group holds
+// the VIPs of one VRRP virtual router (one address family, RFC 9568) as
+// one: it makes a Manager per VIP follow the kernel through one netlink
+// subscription, decides with the pure Reconcile what to do when links and
+// addresses differ from what the speaker wants (add a VIP back, remove
+// it, rebind to an interface created again, report the link unusable),
+// and asks the link, on one packet socket, who else holds each VIP
+// (conflict.go). A Keeper is a Group of one VIP.
 //
 // The pure parts (frame encoders, the link-usable rule, config defaults,
-// the announce schedule, Reconcile, claim parsing) live in files without a
-// build tag; netlink and AF_PACKET live in the _linux.go files behind
-// small interfaces, so the Manager's and the Keeper's logic is tested with
-// fakes and a fake clock.
+// the announce schedule, Reconcile, claim parsing and filtering) live in
+// files without a build tag; netlink and AF_PACKET live in the _linux.go
+// files behind small interfaces, so the Manager's and the Group's logic is
+// tested with fakes and a fake clock.
 package vip
 
 import (

@@ -25,51 +25,68 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, _, _, err := open(cfg)
-	return m, err
+	ls, err := openLink(cfg.Interface, cfg.Label, cfg.Prefix.Addr().Is6())
+	if err != nil {
+		return nil, err
+	}
+	m := newManager(cfg, ls.table, nil, nil)
+	if ls.sender == nil {
+		m.log.Info("interface has no Ethernet address; the VIP will not be announced", "hwaddr", ls.hw.String())
+		return m, nil
+	}
+	m.sender, m.frames = ls.sender, announcement(ls.mac, cfg.Prefix.Addr(), ls.router)
+	return m, nil
 }
 
-// open is New for a defaulted cfg; it also returns the interface's index
-// and Ethernet address (ok false when it has none).
-func open(cfg Config) (*Manager, int, hwAddr, error) {
+// linkSockets are what VIPs of one family need on one interface index:
+// the address table and, on an Ethernet link, the announcement socket.
+type linkSockets struct {
+	index  int
+	hw     net.HardwareAddr // as the kernel has it
+	table  *netlinkTable
+	sender *packetSender // nil when the link has no Ethernet address
+	mac    hwAddr        // hw, when sender is set
+	router bool          // IPv6 and the interface forwards: the NA's Router flag
+}
+
+// openLink resolves the interface and opens its sockets for IPv4 or IPv6
+// VIPs with the IPv4 label given.
+func openLink(ifname, label string, ipv6 bool) (*linkSockets, error) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, 0, hwAddr{}, fmt.Errorf("vip: netlink: %w", err)
+		return nil, fmt.Errorf("vip: netlink: %w", err)
 	}
-	link, err := h.LinkByName(cfg.Interface)
+	link, err := h.LinkByName(ifname)
 	if err != nil {
 		h.Close()
-		return nil, 0, hwAddr{}, fmt.Errorf("vip: interface %q: %w", cfg.Interface, err)
+		return nil, fmt.Errorf("vip: interface %q: %w", ifname, err)
 	}
 	attrs := link.Attrs()
-	table := &netlinkTable{
-		h:     h,
-		link:  &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: attrs.Index, Name: attrs.Name}},
-		label: cfg.Label,
+	ls := &linkSockets{
+		index: attrs.Index,
+		hw:    attrs.HardwareAddr,
+		table: &netlinkTable{
+			h:     h,
+			link:  &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: attrs.Index, Name: attrs.Name}},
+			label: label,
+		},
 	}
-	m := newManager(cfg, table, nil, nil)
-
 	if len(attrs.HardwareAddr) != len(hwAddr{}) {
-		m.log.Info("interface has no Ethernet address; the VIP will not be announced", "hwaddr", attrs.HardwareAddr.String())
-		return m, attrs.Index, hwAddr{}, nil
+		return ls, nil
 	}
-	mac := hwAddr(attrs.HardwareAddr)
+	ls.mac = hwAddr(attrs.HardwareAddr)
 	etherType := etherTypeARP
-	router := false
-	if cfg.Prefix.Addr().Is6() {
+	if ipv6 {
 		etherType = etherTypeIPv6
 		// Read once, here, in the namespace New runs in: /proc/sys/net
 		// follows the reading thread's namespace.
-		router = ipv6Forwarding(attrs.Name)
+		ls.router = ipv6Forwarding(attrs.Name)
 	}
-	sender, err := openPacketSender(attrs.Index, etherType)
-	if err != nil {
+	if ls.sender, err = openPacketSender(attrs.Index, etherType); err != nil {
 		h.Close()
-		return nil, 0, hwAddr{}, fmt.Errorf("vip: announce socket on %s: %w", attrs.Name, err)
+		return nil, fmt.Errorf("vip: announce socket on %s: %w", attrs.Name, err)
 	}
-	m.sender = sender
-	m.frames = announcement(mac, cfg.Prefix.Addr(), router)
-	return m, attrs.Index, mac, nil
+	return ls, nil
 }
 
 // netlinkTable is addrTable over a netlink handle.

@@ -12,10 +12,10 @@ func New(cfg Config) (*Manager, error) {
 	return nil, ErrUnimplemented
 }
 
-// NewKeeper is only implemented on Linux; elsewhere it returns
+// NewGroup is only implemented on Linux; elsewhere it returns
 // ErrUnimplemented.
-func NewKeeper(cfg KeeperConfig) (*Keeper, error) {
-	if _, err := cfg.Config.withDefaults(); err != nil {
+func NewGroup(cfg GroupConfig) (*Group, error) {
+	if _, _, err := cfg.withDefaults(); err != nil {
 		return nil, err
 	}
 	return nil, ErrUnimplemented

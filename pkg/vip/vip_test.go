@@ -14,20 +14,24 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
-// fakeTable is an addrTable over a map, with injectable errors.
+// fakeTable is an addrTable over a map, with injectable errors: for the
+// address failOnly when it is set, else for every address.
 type fakeTable struct {
 	addrs     map[netip.Addr]netip.Prefix
 	adds      []netip.Prefix
 	addErr    error
 	removeErr error
+	failOnly  netip.Addr
 	closed    bool
 }
+
+func (f *fakeTable) fails(a netip.Addr) bool { return !f.failOnly.IsValid() || f.failOnly == a }
 
 func newFakeTable() *fakeTable { return &fakeTable{addrs: map[netip.Addr]netip.Prefix{}} }
 
 func (f *fakeTable) add(p netip.Prefix) error {
 	f.adds = append(f.adds, p)
-	if f.addErr != nil {
+	if f.addErr != nil && f.fails(p.Addr()) {
 		return f.addErr
 	}
 	f.addrs[p.Addr()] = p
@@ -35,7 +39,7 @@ func (f *fakeTable) add(p netip.Prefix) error {
 }
 
 func (f *fakeTable) remove(a netip.Addr) (bool, error) {
-	if f.removeErr != nil {
+	if f.removeErr != nil && f.fails(a) {
 		return false, f.removeErr
 	}
 	_, ok := f.addrs[a]
