@@ -21,7 +21,7 @@ type applied struct {
 	Outcome manifest.Outcome
 }
 
-// apply carries out p on this host: it removes the stale VIP, makes the
+// apply carries out p on this host: it removes the stale VIPs, makes the
 // kubeadm config's endpoint edit and writes the manifest into dir; should
 // the manifest not be written, it undoes the edit. A manifest that
 // differs from p's stops it unless force, before anything is touched. The
@@ -37,11 +37,11 @@ func apply(ctx context.Context, host Host, p plan, dir string, force bool, errOu
 		fmt.Fprintf(errOut, "hapod: %s differs from what these settings produce:\n%s", err.Path, err.Diff)
 		return applied{}, err
 	}
-	if p.Stale != nil {
-		if err := host.RemoveAddr(*p.Stale); err != nil {
-			return applied{}, fmt.Errorf("--vip %s: remove the stale VIP: %w", p.Stale.Prefix.Addr(), err)
+	for _, a := range p.Stale {
+		if err := host.RemoveAddr(a); err != nil {
+			return applied{}, fmt.Errorf("--vip %s: remove the stale VIP: %w", a.Prefix.Addr(), err)
 		}
-		notes = append(notes, staleNote(*p.Stale))
+		notes = append(notes, staleNote(a))
 	}
 	if p.Edit != nil {
 		if err := p.Edit.Apply(); err != nil {
@@ -75,8 +75,8 @@ func apply(ctx context.Context, host Host, p plan, dir string, force bool, errOu
 func dryRun(ctx context.Context, p plan, dir string, out, errOut io.Writer) error {
 	path := filepath.Join(dir, manifest.FileName)
 	printNotes(errOut, p.Notes)
-	if p.Stale != nil {
-		fmt.Fprintf(errOut, "hapod: dry run: would have %s\n", staleNote(*p.Stale))
+	for _, a := range p.Stale {
+		fmt.Fprintf(errOut, "hapod: dry run: would have %s\n", staleNote(a))
 	}
 	if p.Edit != nil {
 		fmt.Fprintf(errOut, "hapod: dry run: would set controlPlaneEndpoint %s in %s (keeping the original as %s)\n", p.Edit.Endpoint, p.Edit.Path, p.Edit.Backup())

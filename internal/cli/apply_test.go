@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/hapod/hapod/internal/hostnet"
@@ -27,11 +28,14 @@ func applyFixture(t *testing.T) (plan, Host, *[]hostnet.Addr, string) {
 	if err != nil || edit == nil {
 		t.Fatalf("PlanEndpoint: %v %v", edit, err)
 	}
-	stale := hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0", Secondary: true}
+	stale := []hostnet.Addr{
+		{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0", Secondary: true},
+		{Prefix: netip.MustParsePrefix("2001:db8::10/64"), Interface: "eth0", Deprecated: true},
+	}
 	var removed []hostnet.Addr
 	host := fakeHost()
 	host.RemoveAddr = func(a hostnet.Addr) error { removed = append(removed, a); return nil }
-	return plan{Mode: modeInit, Manifest: []byte("kind: Pod\n"), Edit: edit, Stale: &stale}, host, &removed, orig
+	return plan{Mode: modeInit, Manifest: []byte("kind: Pod\n"), Edit: edit, Stale: stale}, host, &removed, orig
 }
 
 // TestApplyUndoesTheEditWhenTheWriteFails: the manifest cannot be
@@ -93,10 +97,10 @@ func TestApplyDoesEverythingInOrder(t *testing.T) {
 	if a.Outcome != manifest.Created || a.Path != filepath.Join(dir, manifest.FileName) {
 		t.Errorf("applied %+v", a)
 	}
-	if len(*removed) != 1 || (*removed)[0] != *p.Stale {
-		t.Errorf("removed %v, want %v", *removed, *p.Stale)
+	if !slices.Equal(*removed, p.Stale) {
+		t.Errorf("removed %v, want %v", *removed, p.Stale)
 	}
-	want := "hapod: " + staleNote(*p.Stale) + "\nhapod: set controlPlaneEndpoint 198.18.0.10:8443 in " + p.Edit.Path + " (original kept as " + p.Edit.Backup() + ")\n"
+	want := "hapod: " + staleNote(p.Stale[0]) + "\nhapod: " + staleNote(p.Stale[1]) + "\nhapod: set controlPlaneEndpoint 198.18.0.10:8443 in " + p.Edit.Path + " (original kept as " + p.Edit.Backup() + ")\n"
 	if errOut.String() != want {
 		t.Errorf("notes:\n%s\nwant:\n%s", errOut.String(), want)
 	}

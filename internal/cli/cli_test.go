@@ -380,46 +380,83 @@ func TestManifestArgsRoundTrip(t *testing.T) {
 }
 
 // TestJoinCommandWorksOnEveryNode runs the join command init printed on
-// node 2 and checks it yields node 1's settings with node 2's own peers.
+// node 2 and checks it yields node 1's settings with node 2's own
+// interface and peers: with one VIP, and with VIPs of both families and
+// their own VRIDs in unicast mode, where the line names node 1's address
+// of each family as a peer (issue 22).
 func TestJoinCommandWorksOnEveryNode(t *testing.T) {
-	dir := t.TempDir()
-	r := run(t, fakeHost(), append([]string{"init", "--manifest-dir", dir, "--vip", "198.18.0.10/24", "--peer", "198.18.0.12", "--peer", "198.18.0.13", "--health-interval", "1s"}, backends...)...)
-	if r.err != nil {
-		t.Fatal(r.err)
+	a := netip.MustParseAddr
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		peers string // in the join line
+		node2 []hostnet.Addr
+		want  []netip.Addr // node 2's peers
+	}{
+		{"IPv4", []string{"--vip", "198.18.0.10/24", "--peer", "198.18.0.12", "--peer", "198.18.0.13"},
+			"--peer=198.18.0.11 --peer=198.18.0.12 --peer=198.18.0.13",
+			[]hostnet.Addr{{Prefix: netip.MustParsePrefix("198.18.0.12/24"), Interface: "ens3"}},
+			[]netip.Addr{a("198.18.0.11"), a("198.18.0.13")}},
+		{"dual-stack", []string{"--vip", "198.18.0.10/24", "--vip", "2001:db8::10/64", "--vrid6", "20",
+			"--peer", "198.18.0.12", "--peer", "2001:db8::12", "--peer", "198.18.0.13", "--peer", "2001:db8::13"},
+			"--peer=198.18.0.11 --peer=2001:db8::11 --peer=198.18.0.12 --peer=2001:db8::12 --peer=198.18.0.13 --peer=2001:db8::13",
+			[]hostnet.Addr{{Prefix: netip.MustParsePrefix("198.18.0.12/24"), Interface: "ens3"}, {Prefix: netip.MustParsePrefix("2001:db8::12/64"), Interface: "ens3"}},
+			[]netip.Addr{a("198.18.0.11"), a("2001:db8::11"), a("198.18.0.13"), a("2001:db8::13")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			r := run(t, fakeHost(), append(append([]string{"init", "--manifest-dir", dir, "--health-interval", "1s"}, tc.args...), backends...)...)
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			var join []string
+			for _, line := range strings.Split(r.stdout, "\n") {
+				if strings.HasPrefix(strings.TrimSpace(line), "hapod join ") {
+					join = strings.Fields(line)[1:]
+				}
+			}
+			if join == nil {
+				t.Fatalf("no join command in:\n%s", r.stdout)
+			}
+			if !strings.Contains(strings.Join(join, " "), tc.peers) {
+				t.Errorf("join command does not list every node as a peer (%s): %q", tc.peers, join)
+			}
+			node1 := captureRun(t, readPodArgs(t, dir))
+			node2 := fakeHost()
+			node2.RouteInterface = func(netip.Addr) (string, error) { return "ens3", nil }
+			node2.Addrs = func() ([]hostnet.Addr, error) { return tc.node2, nil }
+			dir2 := t.TempDir()
+			if r := run(t, node2, append(join, "--manifest-dir", dir2)...); r.err != nil {
+				t.Fatalf("join on node 2: %v", r.err)
+			}
+			got := captureRun(t, readPodArgs(t, dir2))
+			if !reflect.DeepEqual(got.VRRP.Peers, tc.want) {
+				t.Errorf("node 2 peers = %v, want %v", got.VRRP.Peers, tc.want)
+			}
+			if got.VIP.Interface != "ens3" {
+				t.Errorf("node 2 interface %q, want ens3", got.VIP.Interface)
+			}
+			// Everything else is the cluster's: the same on both nodes.
+			got.VIP.Interface, got.VRRP.Peers = node1.VIP.Interface, node1.VRRP.Peers
+			if !reflect.DeepEqual(got, node1) {
+				t.Errorf("node 2 config differs from node 1's:\n got %q\nwant %q", got.Args(), node1.Args())
+			}
+		})
 	}
-	var join []string
-	for _, line := range strings.Split(r.stdout, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "hapod join ") {
-			join = strings.Fields(line)[1:]
-		}
+}
+
+// readPodArgs returns the args of the hapod manifest in dir.
+func readPodArgs(t *testing.T, dir string) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, manifest.FileName))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if join == nil {
-		t.Fatalf("no join command in:\n%s", r.stdout)
-	}
-	if !strings.Contains(strings.Join(join, " "), "--peer=198.18.0.11 --peer=198.18.0.12 --peer=198.18.0.13") {
-		t.Errorf("join command does not list every node as a peer: %q", join)
-	}
-	node2 := fakeHost()
-	node2.RouteInterface = func(netip.Addr) (string, error) { return "ens3", nil }
-	node2.Addrs = func() ([]hostnet.Addr, error) {
-		return []hostnet.Addr{{Prefix: netip.MustParsePrefix("198.18.0.12/24"), Interface: "ens3"}}, nil
-	}
-	dir2 := t.TempDir()
-	if r := run(t, node2, append(join, "--manifest-dir", dir2)...); r.err != nil {
-		t.Fatalf("join on node 2: %v", r.err)
-	}
-	data, _ := os.ReadFile(filepath.Join(dir2, manifest.FileName))
 	var pod corev1.Pod
 	if err := yaml.UnmarshalStrict(data, &pod); err != nil {
 		t.Fatal(err)
 	}
-	got := captureRun(t, pod.Spec.Containers[0].Args)
-	if got.VIP.Interface != "ens3" || got.Health.Interval.String() != "1s" || got.VRRP.VRID != 10 {
-		t.Errorf("node 2 config: %+v", got)
-	}
-	if !reflect.DeepEqual(got.VRRP.Peers, []netip.Addr{netip.MustParseAddr("198.18.0.11"), netip.MustParseAddr("198.18.0.13")}) {
-		t.Errorf("node 2 peers = %v, want the other two nodes", got.VRRP.Peers)
-	}
+	return pod.Spec.Containers[0].Args
 }
 
 // TestReinitOnVIPHolder: the node holding the VIP has it on its interface;
@@ -429,31 +466,55 @@ func TestJoinCommandWorksOnEveryNode(t *testing.T) {
 // before the node held it (the README's upgrade procedure: same flags,
 // --image NEW --force).
 func TestReinitOnVIPHolder(t *testing.T) {
-	dir := t.TempDir()
-	args := append([]string{"init", "--manifest-dir", dir, "--vip", "198.18.0.10/24"}, backends...)
-	if r := run(t, fakeHost(), args...); r.err != nil {
-		t.Fatal(r.err)
-	}
-	first, _ := os.ReadFile(filepath.Join(dir, manifest.FileName))
-	for _, join := range []bool{false, true} {
-		holder := fakeHost(hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0", Secondary: true})
-		holder.Instance = func(netip.Addr) (int, error) { return 4242, nil }
-		a := slices.Clone(args)
-		if join {
-			a[0] = "join"
-		}
-		if r := run(t, holder, a...); r.err != nil || !strings.Contains(r.stdout, "unchanged") {
-			t.Fatalf("re-%s on the VIP holder: %v\n%s", a[0], r.err, r.stdout)
-		}
-		r := run(t, holder, append(a, "--image", "example.test/hapod:new", "--force")...)
-		if r.err != nil || !strings.Contains(r.stdout, "updated") {
-			t.Fatalf("%s --image --force on the VIP holder: %v\n%s", a[0], r.err, r.stdout)
-		}
-		upgraded, _ := os.ReadFile(filepath.Join(dir, manifest.FileName))
-		if d := manifest.Diff(string(first), string(upgraded)); strings.TrimSpace(d) != "-    image: "+defaultImage()+"\n+    image: example.test/hapod:new" {
-			t.Errorf("the upgrade changed more than the image:\n%s", d)
-		}
-		os.WriteFile(filepath.Join(dir, manifest.FileName), first, 0o600)
+	for _, tc := range []struct {
+		name string
+		vips []string
+	}{
+		{"IPv4", []string{"198.18.0.10/24"}},
+		// The instance lock is named after the primary VIP: the IPv6 VIP
+		// is held by the hapod running for 198.18.0.10, not left behind.
+		{"dual-stack", []string{"198.18.0.10/24", "2001:db8::10/64"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := []string{"init", "--manifest-dir", dir}
+			var held []hostnet.Addr
+			for _, v := range tc.vips {
+				p := netip.MustParsePrefix(v)
+				args = append(args, "--vip", v)
+				held = append(held, hostnet.Addr{Prefix: p, Interface: "eth0", Secondary: p.Addr().Is4(), Deprecated: p.Addr().Is6()})
+			}
+			args = append(args, backends...)
+			if r := run(t, fakeHost(), args...); r.err != nil {
+				t.Fatal(r.err)
+			}
+			first, _ := os.ReadFile(filepath.Join(dir, manifest.FileName))
+			for _, join := range []bool{false, true} {
+				holder := fakeHost(held...)
+				holder.Instance = func(vip netip.Addr) (int, error) {
+					if vip == held[0].Prefix.Addr() {
+						return 4242, nil
+					}
+					return 0, instance.ErrNotRunning
+				}
+				a := slices.Clone(args)
+				if join {
+					a[0] = "join"
+				}
+				if r := run(t, holder, a...); r.err != nil || !strings.Contains(r.stdout, "unchanged") {
+					t.Fatalf("re-%s on the VIP holder: %v\n%s", a[0], r.err, r.stdout)
+				}
+				r := run(t, holder, append(a, "--image", "example.test/hapod:new", "--force")...)
+				if r.err != nil || !strings.Contains(r.stdout, "updated") {
+					t.Fatalf("%s --image --force on the VIP holder: %v\n%s", a[0], r.err, r.stdout)
+				}
+				upgraded, _ := os.ReadFile(filepath.Join(dir, manifest.FileName))
+				if d := manifest.Diff(string(first), string(upgraded)); strings.TrimSpace(d) != "-    image: "+defaultImage()+"\n+    image: example.test/hapod:new" {
+					t.Errorf("the upgrade changed more than the image:\n%s", d)
+				}
+				os.WriteFile(filepath.Join(dir, manifest.FileName), first, 0o600)
+			}
+		})
 	}
 }
 
@@ -872,5 +933,32 @@ func TestKubeadmConfigPicksEndpointMode(t *testing.T) {
 				t.Errorf("manifest lacks %s:\n%s", tt.listen, data)
 			}
 		})
+	}
+}
+
+// TestInitDualStackSaysWhichEndpoint: with a VIP of each family, init
+// says which one kubeadm's controlPlaneEndpoint is (the IPv4 one, the
+// primary), that the other reaches the same apiservers, puts the other
+// in the apiservers' certificates through kubeadm's flag, and prints a
+// join line carrying both VIPs (issue 22).
+func TestInitDualStackSaysWhichEndpoint(t *testing.T) {
+	r := run(t, fakeHost(), "init", "--manifest-dir", t.TempDir(), "--vip", "2001:db8::10/64", "--vip", "198.18.0.10/24")
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.stderr)
+	}
+	for _, want := range []string{
+		"VIPs 198.18.0.10/24 (IPv4, VRID 10) and 2001:db8::10/64 (IPv6, VRID 10) on eth0 (VRRPv3), proxy port 9445 -> 1 backend(s)\n",
+		"hapod: endpoint 198.18.0.10:6443: redirected by hapod's nftables rule",
+		"hapod: also [2001:db8::10]:6443: the same kube-apiservers through the same proxy\n",
+		"  kubeadm init --control-plane-endpoint 198.18.0.10:6443 --apiserver-cert-extra-sans=2001:db8::10 --upload-certs\n",
+		"198.18.0.10:6443 is the controlPlaneEndpoint: every kubeconfig kubeadm writes names it. [2001:db8::10]:6443 leads to the same kube-apiservers, for clients of the other VIPs; --apiserver-cert-extra-sans puts them in",
+		"  hapod join --vip=2001:db8::10/64 --vip=198.18.0.10/24 --vrid=10 --port=6443\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stderr, "the first backend is this node's kube-apiserver 198.18.0.11:6443") {
+		t.Errorf("stderr: %s", r.stderr)
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,41 +44,32 @@ func leaseVIP(ctx context.Context, cfg *config.Config, host Host) (string, error
 		lease.Prefix, cfg.VIP.Interface, lease.Server, lease.Duration, id.MAC, cfg.VIP.ClusterName, cfg.VRRP.VRID), nil
 }
 
-// completeFromHost fills the interface from the VIP's own (on the node
-// that holds it) or from the route to the VIP, refuses a VIP that is one
-// of this host's own addresses, and on join drops the peer that is this
-// host. It returns the VIP when a dead hapod left it on an interface: the
-// caller removes it once every check has passed. It asks nothing: f holds
-// what the host showed.
-func completeFromHost(cfg *config.Config, f hostFacts, join bool) (stale *hostnet.Addr, err error) {
+// completeFromHost fills the interface (see vipInterface), refuses a VIP
+// that is one of this host's own addresses, and on join drops the peers
+// that are this host. It returns the VIPs a dead hapod left on an
+// interface: the caller removes them once every check has passed. It
+// asks nothing: f holds what the host showed.
+func completeFromHost(cfg *config.Config, f hostFacts, join bool) (stale []hostnet.Addr, err error) {
 	if !cfg.VIP.Primary().IsValid() {
 		return nil, nil // Validate names the missing --vip
 	}
-	vip := cfg.VIP.Primary().Addr()
 	if f.AddrsErr != nil {
 		return nil, f.AddrsErr
+	}
+	if f.LocalErr != nil {
+		return nil, f.LocalErr
 	}
 	local := map[netip.Addr]bool{}
 	for _, a := range f.Addrs {
 		local[a.Prefix.Addr()] = true
 	}
-	if v := f.Local; v != nil {
-		if f.LocalErr != nil {
-			return nil, f.LocalErr
-		}
-		a := v.Addr
+	for _, v := range f.Local {
 		switch v.classify() {
 		case vipNodeAddress:
-			return nil, &config.FieldError{Flag: "vip", Value: vip.String(), Err: fmt.Errorf(
-				"already an address of %s on this host: the VIP must be an address no node owns", a.Interface)}
+			return nil, &config.FieldError{Flag: "vip", Value: v.Addr.Prefix.Addr().String(), Err: fmt.Errorf(
+				"already an address of %s on this host: the VIP must be an address no node owns", v.Addr.Interface)}
 		case vipStale:
-			stale = &a
-		}
-		// Held or left behind, the VIP is on the interface hapod chose
-		// for it; the route to it now goes over lo. The manifest comes
-		// out as on a node without the VIP.
-		if cfg.VIP.Interface == "" {
-			cfg.VIP.Interface = a.Interface
+			stale = append(stale, v.Addr)
 		}
 	}
 	if join {
@@ -89,21 +81,65 @@ func completeFromHost(cfg *config.Config, f hostFacts, join bool) (stale *hostne
 		}
 	}
 	if cfg.VIP.Interface == "" {
-		if f.RouteErr != nil {
-			return nil, &config.FieldError{Flag: "interface", Err: fmt.Errorf("not given and not detected: %v", f.RouteErr)}
+		if cfg.VIP.Interface, err = vipInterface(f.Local, f.Routes); err != nil {
+			return nil, err
 		}
-		cfg.VIP.Interface = f.Route
 	}
 	return stale, nil
 }
 
-// ownManifestHasVIP reports whether the manifest directory (dir, "" for
-// `hapod manifest`) already holds a hapod manifest for vip.
-func ownManifestHasVIP(ctx context.Context, dir string, vip netip.Addr) bool {
+// vipRoute is the route to a VIP that is not on this host: the interface
+// it leads to, or why there is none.
+type vipRoute struct {
+	VIP       netip.Addr
+	Interface string
+	Err       error
+}
+
+// vipInterface is the interface of every VIP when --interface is not
+// given. A VIP held here or left behind is on the interface hapod chose
+// for it (the route to it now goes over lo, and the manifest comes out as
+// on a node without it); any other leads where the route to it leads.
+// hapod holds all its VIPs on one interface, so they must agree. A VIP
+// with no route is left to the others: the preflight check then says
+// whether the interface has an address of its family.
+func vipInterface(local []localVIP, routes []vipRoute) (string, error) {
+	type seen struct{ vip, ifname, how string }
+	var found []seen
+	for _, v := range local {
+		found = append(found, seen{v.Addr.Prefix.Addr().String(), v.Addr.Interface, "is on"})
+	}
+	var routeErr error
+	for _, r := range routes {
+		if r.Err != nil {
+			routeErr = cmp.Or(routeErr, r.Err)
+			continue
+		}
+		found = append(found, seen{r.VIP.String(), r.Interface, "is routed to"})
+	}
+	if len(found) == 0 {
+		return "", &config.FieldError{Flag: "interface", Err: fmt.Errorf("not given and not detected: %v", routeErr)}
+	}
+	for _, s := range found[1:] {
+		if s.ifname != found[0].ifname {
+			return "", &config.FieldError{Flag: "interface", Err: fmt.Errorf(
+				"not given, and the VIPs are on different interfaces: %s %s %s, %s %s %s; hapod holds all its VIPs on one interface: pass --interface, one with an address of each VIP's family",
+				found[0].vip, found[0].how, found[0].ifname, s.vip, s.how, s.ifname)}
+		}
+	}
+	return found[0].ifname, nil
+}
+
+// ownManifestVIPs returns the VIPs of the hapod manifest already in the
+// manifest directory (dir, "" for `hapod manifest`); none without one.
+func ownManifestVIPs(ctx context.Context, dir string) config.VIP {
 	path := manifestPath(dir)
 	if path == "" {
-		return false
+		return config.VIP{}
 	}
-	p, ok, err := manifestVIP(ctx, path)
-	return err == nil && ok && p.Addr() == vip
+	v, ok, err := manifestVIPs(ctx, path)
+	if err != nil || !ok {
+		return config.VIP{}
+	}
+	return v
 }

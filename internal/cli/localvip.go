@@ -11,6 +11,7 @@ import (
 	"github.com/hapod/hapod/internal/hostnet"
 	"github.com/hapod/hapod/internal/inputfile"
 	"github.com/hapod/hapod/internal/instance"
+	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/manifest"
 )
 
@@ -60,16 +61,19 @@ func (v localVIP) classify() vipUse {
 	}
 }
 
-// observeLocalVIP gathers what classify needs about the VIP found at a.
-func observeLocalVIP(host Host, a hostnet.Addr, inManifest bool) (localVIP, error) {
+// observeLocalVIP gathers what classify needs about the VIP found at a,
+// one of the VIPs of primary (config.VIP.Primary): a hapod's instance
+// lock is named after its primary VIP, so the hapod holding a is the one
+// running for primary.
+func observeLocalVIP(host Host, a hostnet.Addr, primary netip.Addr, inManifest bool) (localVIP, error) {
 	v := localVIP{Addr: a, InManifest: inManifest}
 	vip := a.Prefix.Addr()
-	_, err := host.Instance(vip)
+	_, err := host.Instance(primary)
 	switch {
 	case err == nil:
 		v.Running = true
 	case !errors.Is(err, instance.ErrNotRunning):
-		return v, fmt.Errorf("is a hapod running for VIP %s: %w", vip, err)
+		return v, fmt.Errorf("is a hapod running for VIP %s: %w", primary, err)
 	}
 	if v.Listening, err = host.Listening(vip); err != nil {
 		return v, fmt.Errorf("does a process listen on VIP %s: %w", vip, err)
@@ -82,24 +86,24 @@ func staleNote(a hostnet.Addr) string {
 	return fmt.Sprintf("removed the stale VIP %s from %s: no hapod holds it (a hapod killed without releasing it left it, as kubeadm reset does)", a.Prefix, a.Interface)
 }
 
-// manifestVIP reads the VIP (--vip) of the hapod manifest at path, read
+// manifestVIPs reads the VIPs (--vip) of the hapod manifest at path, read
 // back through manifest.Parse; ok is false when the file does not exist.
-func manifestVIP(ctx context.Context, path string) (vip netip.Prefix, ok bool, err error) {
+func manifestVIPs(ctx context.Context, path string) (vips config.VIP, ok bool, err error) {
 	data, err := inputfile.Read(ctx, path, 0)
 	if errors.Is(err, os.ErrNotExist) {
-		return netip.Prefix{}, false, nil
+		return config.VIP{}, false, nil
 	}
 	if err != nil {
-		return netip.Prefix{}, true, err
+		return config.VIP{}, true, err
 	}
 	cfg, _, err := manifest.Parse(data)
 	if err != nil {
-		return netip.Prefix{}, true, fmt.Errorf("%s: %w", path, err)
+		return config.VIP{}, true, fmt.Errorf("%s: %w", path, err)
 	}
 	if !cfg.VIP.Primary().IsValid() {
-		return netip.Prefix{}, true, fmt.Errorf("%s: %w: no --vip in the pod's args", path, manifest.ErrNotHapod)
+		return config.VIP{}, true, fmt.Errorf("%s: %w: no --vip in the pod's args", path, manifest.ErrNotHapod)
 	}
-	return cfg.VIP.Primary(), true, nil
+	return cfg.VIP, true, nil
 }
 
 // manifestPath is hapod.yaml in the directory of --manifest-dir; "" for a

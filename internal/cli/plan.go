@@ -35,9 +35,14 @@ type plan struct {
 	Sources map[config.Family]netip.Addr
 	// Edit sets the leased VIP as the kubeadm config's endpoint; nil: none.
 	Edit *kubeadm.EndpointEdit
-	// Stale is a VIP a dead hapod left on an interface, to be removed;
-	// nil: none.
-	Stale *hostnet.Addr
+	// Stale are the VIPs a dead hapod left on an interface, to be
+	// removed.
+	Stale []hostnet.Addr
+	// Endpoint is the cluster's API endpoint, VIP:--port, the one kubeadm
+	// writes into every kubeconfig: the kubeadm config's endpoint, else
+	// the primary VIP (config.VIP.Primary). The other VIPs reach the same
+	// kube-apiservers.
+	Endpoint netip.AddrPort
 	// OwnBackend: no --backend was given and the only backend is this
 	// node's own kube-apiserver, the others to be discovered; the printed
 	// join line then names no backend either.
@@ -155,14 +160,13 @@ type hostFacts struct {
 	// Addrs are the host's addresses.
 	Addrs    []hostnet.Addr
 	AddrsErr error
-	// Local is the VIP as found on one of the host's interfaces, with
-	// what classify needs; nil when it is on none.
-	Local    *localVIP
+	// Local are the VIPs found on the host's interfaces, with what
+	// classify needs, in the order of the Config's VIPs.
+	Local    []localVIP
 	LocalErr error
-	// Route is the interface of the route to the VIP, asked only when
-	// neither --interface nor the VIP's own interface says it.
-	Route    string
-	RouteErr error
+	// Routes are the routes to the VIPs not on this host, in the order
+	// of the Config's VIPs, asked only without --interface.
+	Routes []vipRoute
 	// Files are the password and CA files read (init and join).
 	Files    preflight.Start
 	FilesErr error
@@ -175,27 +179,34 @@ type hostFacts struct {
 }
 
 // gatherFacts asks the host, and reads the files, what decide needs for
-// in's VIP. It decides nothing and returns no error: a failed question
+// in's VIPs. It decides nothing and returns no error: a failed question
 // is a fact too.
 func gatherFacts(ctx context.Context, host Host, r request, in inputs) hostFacts {
 	var f hostFacts
 	cfg := in.Config
-	if !cfg.VIP.Primary().IsValid() {
+	primary := cfg.VIP.Primary()
+	if !primary.IsValid() {
 		return f // Validate names the missing --vip
 	}
-	vip := cfg.VIP.Primary().Addr()
 	if f.Addrs, f.AddrsErr = host.Addrs(); f.AddrsErr != nil {
 		return f
 	}
-	for i := len(f.Addrs) - 1; i >= 0; i-- { // the last one, should two interfaces have it
-		if a := f.Addrs[i]; a.Prefix.Addr() == vip {
-			v, err := observeLocalVIP(host, a, ownManifestHasVIP(ctx, r.ManifestDir, vip))
-			f.Local, f.LocalErr = &v, err
-			break
+	inManifest := ownManifestVIPs(ctx, r.ManifestDir)
+	for _, vip := range cfg.VIP.Addrs() {
+		a, ok := findAddr(f.Addrs, vip)
+		if ok {
+			v, err := observeLocalVIP(host, a, primary.Addr(), inManifest.Has(vip))
+			f.Local = append(f.Local, v)
+			if err != nil {
+				f.LocalErr = err
+				break
+			}
+			continue
 		}
-	}
-	if cfg.VIP.Interface == "" && f.Local == nil {
-		f.Route, f.RouteErr = host.RouteInterface(vip)
+		if cfg.VIP.Interface == "" {
+			ifname, err := host.RouteInterface(vip)
+			f.Routes = append(f.Routes, vipRoute{VIP: vip, Interface: ifname, Err: err})
+		}
 	}
 	if r.Mode != modePrint {
 		f.Files, f.FilesErr = preflight.ReadFiles(ctx, cfg)
@@ -204,9 +215,20 @@ func gatherFacts(ctx context.Context, host Host, r request, in inputs) hostFacts
 		}
 	}
 	if in.SetEndpoint {
-		f.Edit, f.EditErr = kubeadm.PlanEndpoint(ctx, r.KubeadmFile, netip.AddrPortFrom(vip, cfg.Proxy.Port))
+		f.Edit, f.EditErr = kubeadm.PlanEndpoint(ctx, r.KubeadmFile, netip.AddrPortFrom(primary.Addr(), cfg.Proxy.Port))
 	}
 	return f
+}
+
+// findAddr returns the host's address that is vip: the last one, should
+// two interfaces have it.
+func findAddr(addrs []hostnet.Addr, vip netip.Addr) (hostnet.Addr, bool) {
+	for i := len(addrs) - 1; i >= 0; i-- {
+		if addrs[i].Prefix.Addr() == vip {
+			return addrs[i], true
+		}
+	}
+	return hostnet.Addr{}, false
 }
 
 // ownAPIServer is the backend of a node given no --backend: its own
@@ -258,6 +280,7 @@ func decide(p plan, r request, in inputs, f hostFacts) (plan, error) {
 		return p, err
 	}
 	p.Config = cfg
+	p.Endpoint = netip.AddrPortFrom(cfg.VIP.Primary().Addr(), cfg.Proxy.Port)
 	if p.Image == "" && !r.Given(flagImage) {
 		return p, imageRequired()
 	}

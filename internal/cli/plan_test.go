@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
 	"os"
 	"reflect"
@@ -38,7 +39,7 @@ func TestMakePlanDecidesWithoutActing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Stale == nil || *p.Stale != stale {
+	if len(p.Stale) != 1 || p.Stale[0] != stale {
 		t.Errorf("stale = %v, want %v", p.Stale, stale)
 	}
 	if want := netip.MustParseAddr("198.18.0.11"); p.Sources[config.IPv4] != want {
@@ -88,21 +89,21 @@ func TestDecide(t *testing.T) {
 		want  want
 	}{
 		{"the route names the interface", modeInit, []netip.Addr{peer}, nil, ok},
-		{"no route and no --interface", modeInit, nil, func(_ *request, f *hostFacts) { f.RouteErr = errHost },
+		{"no route and no --interface", modeInit, nil, func(_ *request, f *hostFacts) { f.Routes[0].Err = errHost },
 			want{err: "--interface: not given and not detected: host said no"}},
 		{"addresses unreadable", modeInit, nil, func(_ *request, f *hostFacts) { f.AddrsErr = errHost },
 			want{err: "host said no"}},
 		{"the VIP held here names the interface", modeInit, []netip.Addr{peer}, func(_ *request, f *hostFacts) {
-			f.Local, f.Route = &localVIP{Addr: vipOn(false), Running: true}, ""
+			f.Local, f.Routes = []localVIP{{Addr: vipOn(false), Running: true}}, nil
 		}, ok},
 		{"a stale VIP is to be removed", modeInit, []netip.Addr{peer}, func(_ *request, f *hostFacts) {
-			f.Local, f.Route = &localVIP{Addr: vipOn(true)}, ""
+			f.Local, f.Routes = []localVIP{{Addr: vipOn(true)}}, nil
 		}, want{iface: "eth1", stale: true, source: own, peers: []netip.Addr{peer}, imageNote: true}},
 		{"the VIP is a node address", modeInit, nil, func(_ *request, f *hostFacts) {
-			f.Local = &localVIP{Addr: vipOn(false)}
+			f.Local, f.Routes = []localVIP{{Addr: vipOn(false)}}, nil
 		}, want{err: "--vip 198.18.0.10: already an address of eth1"}},
 		{"the VIP's owner could not be asked", modeInit, nil, func(_ *request, f *hostFacts) {
-			f.Local, f.LocalErr = &localVIP{Addr: vipOn(true)}, errHost
+			f.Local, f.LocalErr = []localVIP{{Addr: vipOn(true)}}, errHost
 		}, want{err: "host said no"}},
 		{"join drops the peer that is this node", modeJoin, []netip.Addr{own, peer}, nil, ok},
 		{"init refuses a peer that is this node", modeInit, []netip.Addr{own, peer}, nil,
@@ -122,7 +123,7 @@ func TestDecide(t *testing.T) {
 			cfg.VRRP.Peers = tc.peers
 			cfg.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.11:6443")}
 			r := request{Mode: tc.mode, Config: cfg, Image: image, Given: func(string) bool { return true }}
-			f := hostFacts{Addrs: addrs, Route: "eth1", Image: imageCheck{Image: image, Endpoint: "unix:///run/containerd.sock", Present: true}}
+			f := hostFacts{Addrs: addrs, Routes: []vipRoute{{VIP: vip.Addr(), Interface: "eth1"}}, Image: imageCheck{Image: image, Endpoint: "unix:///run/containerd.sock", Present: true}}
 			if tc.mod != nil {
 				tc.mod(&r, &f)
 			}
@@ -136,7 +137,7 @@ func TestDecide(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.Config.VIP.Interface != tc.want.iface || (p.Stale != nil) != tc.want.stale || p.Sources[config.FamilyOf(tc.want.source)] != tc.want.source ||
+			if p.Config.VIP.Interface != tc.want.iface || (len(p.Stale) == 1) != tc.want.stale || p.Sources[config.FamilyOf(tc.want.source)] != tc.want.source ||
 				!slices.Equal(p.Config.VRRP.Peers, tc.want.peers) {
 				t.Errorf("interface %q stale %v source %v peers %v; want %+v", p.Config.VIP.Interface, p.Stale, p.Sources, p.Config.VRRP.Peers, tc.want)
 			}
@@ -187,7 +188,7 @@ func TestDecideOwnBackend(t *testing.T) {
 			if tc.advertise != "" {
 				r.Advertise = netip.MustParseAddr(tc.advertise)
 			}
-			f := hostFacts{Addrs: addrs, Route: "eth1", Image: imageCheck{Image: image, Endpoint: "unix:///run/containerd.sock", Present: true}}
+			f := hostFacts{Addrs: addrs, Routes: []vipRoute{{VIP: cfg.VIP.Primary().Addr(), Interface: "eth1"}}, Image: imageCheck{Image: image, Endpoint: "unix:///run/containerd.sock", Present: true}}
 			p, err := decide(plan{Mode: tc.mode, Image: image}, r, inputs{Config: cfg}, f)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
@@ -213,6 +214,93 @@ func TestDecideOwnBackend(t *testing.T) {
 			printNextSteps(&out, p, applied{Outcome: manifest.Created, Path: "/etc/kubernetes/manifests/hapod.yaml"})
 			if s := out.String(); strings.Contains(s, "--backend") || !strings.Contains(s, "hapod join --vip="+tc.vip) {
 				t.Errorf("the join line names a backend, or no VIP:\n%s", s)
+			}
+		})
+	}
+}
+
+// TestDecideDualStack: an IPv4 and an IPv6 VIP (issue 22) share one
+// interface, found from the routes to both or from either VIP held
+// here; each family's virtual router gets this node's source of its
+// family; every VIP a dead hapod left is removed.
+func TestDecideDualStack(t *testing.T) {
+	vip4, vip6 := netip.MustParsePrefix("198.18.0.10/24"), netip.MustParsePrefix("2001:db8::10/64")
+	own4, own6, ll := netip.MustParseAddr("198.18.0.11"), netip.MustParseAddr("2001:db8::11"), netip.MustParseAddr("fe80::11")
+	peers := []netip.Addr{netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("2001:db8::12")}
+	image := "ghcr.io/hapod/hapod:v1.2.3"
+	addrs := []hostnet.Addr{
+		{Prefix: netip.MustParsePrefix("127.0.0.1/8"), Interface: "lo"},
+		{Prefix: netip.MustParsePrefix("198.18.0.11/24"), Interface: "eth1"},
+		{Prefix: netip.MustParsePrefix("2001:db8::11/64"), Interface: "eth1"},
+		{Prefix: netip.MustParsePrefix("fe80::11/64"), Interface: "eth1"},
+		{Prefix: netip.MustParsePrefix("198.18.1.11/24"), Interface: "eth2"},
+	}
+	on := func(p netip.Prefix, ifname string) hostnet.Addr {
+		return hostnet.Addr{Prefix: p, Interface: ifname, Secondary: p.Addr().Is4(), Deprecated: p.Addr().Is6()}
+	}
+	routes := func(if4, if6 string) []vipRoute {
+		return []vipRoute{{VIP: vip4.Addr(), Interface: if4}, {VIP: vip6.Addr(), Interface: if6}}
+	}
+	errNoRoute := errors.New("network is unreachable")
+	type want struct {
+		err     string // the whole error; "" for success
+		sources map[config.Family]netip.Addr
+		stale   []hostnet.Addr
+	}
+	multicast := want{sources: map[config.Family]netip.Addr{config.IPv4: own4, config.IPv6: ll}}
+	for _, tc := range []struct {
+		name    string
+		unicast bool
+		addrs   []hostnet.Addr
+		local   []localVIP
+		routes  []vipRoute
+		want    want
+	}{
+		{"both routed to eth1", false, addrs, nil, routes("eth1", "eth1"), multicast},
+		{"unicast: global sources of both families", true, addrs, nil, routes("eth1", "eth1"),
+			want{sources: map[config.Family]netip.Addr{config.IPv4: own4, config.IPv6: own6}}},
+		{"the routes lead to different interfaces", false, addrs, nil, routes("eth1", "eth2"), want{err: "--interface: not given, and the VIPs are on different interfaces: " +
+			"198.18.0.10 is routed to eth1, 2001:db8::10 is routed to eth2; hapod holds all its VIPs on one interface: pass --interface, one with an address of each VIP's family"}},
+		{"the IPv6 VIP held here, the IPv4 one routed to its interface", false, addrs,
+			[]localVIP{{Addr: on(vip6, "eth1"), Running: true}}, routes("eth1", "")[:1], multicast},
+		{"a VIP held on eth1, the other routed to eth2", false, addrs,
+			[]localVIP{{Addr: on(vip6, "eth1"), Running: true}}, routes("eth2", "")[:1], want{err: "--interface: not given, and the VIPs are on different interfaces: " +
+				"2001:db8::10 is on eth1, 198.18.0.10 is routed to eth2; hapod holds all its VIPs on one interface: pass --interface, one with an address of each VIP's family"}},
+		{"both left by a dead hapod: both removed", false, addrs,
+			[]localVIP{{Addr: on(vip4, "eth1")}, {Addr: on(vip6, "eth1")}}, nil,
+			want{sources: multicast.sources, stale: []hostnet.Addr{on(vip4, "eth1"), on(vip6, "eth1")}}},
+		{"one left behind, the other a node's own address", false, addrs,
+			[]localVIP{{Addr: on(vip4, "eth1")}, {Addr: hostnet.Addr{Prefix: vip6, Interface: "eth1"}}}, nil,
+			want{err: "--vip 2001:db8::10: already an address of eth1 on this host: the VIP must be an address no node owns"}},
+		{"no route to the IPv6 VIP: the IPv4 one's interface", false, addrs, nil,
+			[]vipRoute{{VIP: vip4.Addr(), Interface: "eth1"}, {VIP: vip6.Addr(), Err: errNoRoute}}, multicast},
+		{"no route to either", false, addrs, nil,
+			[]vipRoute{{VIP: vip4.Addr(), Err: errNoRoute}, {VIP: vip6.Addr(), Err: errNoRoute}},
+			want{err: "--interface: not given and not detected: network is unreachable"}},
+		{"no IPv6 address on the interface", false, addrs[:2], nil, routes("eth1", "eth1"), want{err: "--interface eth1: has no IPv6 link-local address of its own to send VRRP adverts from, " +
+			"for the VIP 2001:db8::10/64: each address family's virtual router sends from this node's own address of that family, on the one interface of all the VIPs"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.VIP.Prefixes = []netip.Prefix{vip4, vip6}
+			cfg.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.11:6443")}
+			if tc.unicast {
+				cfg.VRRP.Peers = peers
+			}
+			r := request{Mode: modeInit, Config: cfg, Image: image, Given: func(string) bool { return true }}
+			f := hostFacts{Addrs: tc.addrs, Local: tc.local, Routes: tc.routes, Image: imageCheck{Image: image, Endpoint: "unix:///run/containerd.sock", Present: true}}
+			p, err := decide(plan{Mode: modeInit, Image: image}, r, inputs{Config: cfg}, f)
+			if tc.want.err != "" {
+				if err == nil || err.Error() != tc.want.err {
+					t.Fatalf("err:\n%v\nwant:\n%s", err, tc.want.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Config.VIP.Interface != "eth1" || !maps.Equal(p.Sources, tc.want.sources) || !slices.Equal(p.Stale, tc.want.stale) {
+				t.Errorf("interface %q sources %v stale %v; want eth1, %v, %v", p.Config.VIP.Interface, p.Sources, p.Stale, tc.want.sources, tc.want.stale)
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hapod/hapod/internal/hostnet"
 	"github.com/hapod/hapod/internal/instance"
+	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/redirect"
 )
 
@@ -27,8 +28,9 @@ stays on this node, answering ARP next to the new holder. Run 'hapod reset'
 first. It removes <manifest-dir>/hapod.yaml (so kubelet does not start hapod
 again), asks the running hapod to hand the VIP over as on SIGTERM (priority 0,
 serve until a successor has it, release it) and waits until it has exited. With
-no hapod running, it removes a VIP that a killed one left on an interface. The
-VIP is the manifest's, or --vip. Running it again says there is nothing to do.
+no hapod running, it removes the VIPs that a killed one left on an interface.
+The VIPs are the manifest's, or --vip. Running it again says there is nothing
+to do.
 
 Example:
    hapod reset
@@ -36,7 +38,7 @@ Example:
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: flagManifestDir, Aliases: []string{"manifests-dir"}, Value: DefaultManifestDir, TakesFile: true,
 				Usage: "directory kubelet watches for static pods"},
-			&cli.StringFlag{Name: "vip", Usage: "the VIP, when no manifest names it any more (default: the manifest's, and any hapod running on this host)"},
+			&cli.StringSliceFlag{Name: "vip", Usage: "the VIPs, repeated as for init, when no manifest names them any more (default: the manifest's, and any hapod running on this host)"},
 			&cli.DurationFlag{Name: flagResetTimeout, Value: 10 * time.Second,
 				Usage: "give up waiting for the running hapod to hand over and exit after this long"},
 		},
@@ -48,8 +50,8 @@ Example:
 type resetState struct {
 	// Manifest is hapod.yaml's path when it exists, else "".
 	Manifest string
-	// VIPs are the VIPs it looks after, each with what it found.
-	VIPs []resetVIP
+	// Instances are the hapods it looks after, each with what it found.
+	Instances []resetInstance
 	// RedirectErr is why nftables could not be asked about a redirect
 	// table (no CAP_NET_ADMIN, say, in a container): reset goes on and
 	// says so; a table left without its VIP matches nothing, and the
@@ -57,20 +59,51 @@ type resetState struct {
 	RedirectErr error
 }
 
-// resetVIP is one VIP as `hapod reset` found it.
-type resetVIP struct {
+// resetInstance is one hapod as `hapod reset` found it: the one of a set
+// of VIPs, running or not.
+type resetInstance struct {
+	// VIP is its primary VIP (config.VIP.Primary), which names its
+	// instance lock and its redirect table.
 	VIP netip.Addr
-	// Running: a hapod holds the VIP's instance lock; PID is its process
-	// (0: in another PID namespace).
+	// VIPs are all its VIPs, the primary one included.
+	VIPs []netip.Addr
+	// Running: a hapod holds the instance lock; PID is its process (0: in
+	// another PID namespace).
 	Running bool
 	PID     int
-	// Listening: a process listens on the VIP without holding the lock:
-	// a hapod built before `hapod reset` existed.
+	// Listening: a process listens on one of the VIPs without holding
+	// the lock: a hapod built before `hapod reset` existed.
 	Listening bool
-	// On is where the VIP is configured; nil: on no interface.
-	On *hostnet.Addr
+	// On are its VIPs found on an interface.
+	On []hostnet.Addr
 	// Redirect: hapod's nftables table for the VIP is there.
 	Redirect bool
+}
+
+// vipSet is the VIPs of one hapod: its primary VIP and all of them.
+type vipSet struct {
+	Primary netip.Addr
+	All     []netip.Addr
+}
+
+// addVIPSet adds v to sets, merged into the set of the same primary VIP.
+func addVIPSet(sets []vipSet, v vipSet) []vipSet {
+	for i := range sets {
+		if sets[i].Primary == v.Primary {
+			for _, a := range v.All {
+				if !slices.Contains(sets[i].All, a) {
+					sets[i].All = append(sets[i].All, a)
+				}
+			}
+			return sets
+		}
+	}
+	return append(sets, vipSet{Primary: v.Primary, All: slices.Clone(v.All)})
+}
+
+// setOf is the vipSet of a Config's VIPs.
+func setOf(v config.VIP) vipSet {
+	return vipSet{Primary: v.Primary().Addr(), All: v.Addrs()}
 }
 
 // resetAction is one step of `hapod reset`.
@@ -112,14 +145,16 @@ func planReset(s resetState) []resetAction {
 	if s.Manifest != "" {
 		acts = append(acts, removeManifest{Path: s.Manifest})
 	}
-	for _, v := range s.VIPs {
+	for _, v := range s.Instances {
 		switch {
 		case v.Running:
 			acts = append(acts, requestHandover{VIP: v.VIP, PID: v.PID})
 		case v.Listening:
 			acts = append(acts, awaitExit{VIP: v.VIP})
-		case v.On != nil:
-			acts = append(acts, removeStaleVIP{Addr: *v.On})
+		default:
+			for _, a := range v.On {
+				acts = append(acts, removeStaleVIP{Addr: a})
+			}
 		}
 		if v.Redirect && !v.Running && !v.Listening {
 			acts = append(acts, removeStaleRedirect{VIP: v.VIP})
@@ -140,14 +175,18 @@ func reset(c *cli.Context, host Host) error {
 	path := manifestPath(c.String(flagManifestDir))
 	// The VIPs seen so far stay watched after the manifest that named
 	// them is gone and their hapod has exited.
-	var known []netip.Addr
+	var known []vipSet
 	explicit := c.IsSet("vip")
 	if explicit {
-		a, err := parseVIPFlag(c.String("vip"))
-		if err != nil {
-			return err
+		var given config.VIP
+		for _, s := range c.StringSlice("vip") {
+			a, err := parseVIPFlag(s)
+			if err != nil {
+				return err
+			}
+			given.Prefixes = append(given.Prefixes, netip.PrefixFrom(a, a.BitLen()))
 		}
-		known = append(known, a)
+		known = append(known, setOf(given))
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration(flagResetTimeout))
 	defer cancel()
@@ -159,10 +198,8 @@ func reset(c *cli.Context, host Host) error {
 		if err != nil {
 			return err
 		}
-		for _, v := range s.VIPs {
-			if !slices.Contains(known, v.VIP) {
-				known = append(known, v.VIP)
-			}
+		for _, v := range s.Instances {
+			known = addVIPSet(known, vipSet{Primary: v.VIP, All: v.VIPs})
 		}
 		if s.RedirectErr != nil && !noted {
 			fmt.Fprintf(c.App.ErrWriter, "hapod: could not check for a redirect table left behind: %v\n", s.RedirectErr)
@@ -187,12 +224,12 @@ func reset(c *cli.Context, host Host) error {
 
 // stuckError says what is left after maxResetRounds rounds.
 func stuckError(s resetState) error {
-	for _, v := range s.VIPs {
+	for _, v := range s.Instances {
 		if v.Running || v.Listening {
 			return fmt.Errorf("a hapod for VIP %s was started again %d times as it stopped: something starts it (hapod.yaml, or a copy, in a directory kubelet watches?)", v.VIP, maxResetRounds)
 		}
-		if v.On != nil {
-			return fmt.Errorf("VIP %s is still on %s after %d attempts to remove it", v.VIP, v.On.Interface, maxResetRounds)
+		if len(v.On) > 0 {
+			return fmt.Errorf("VIP %s is still on %s after %d attempts to remove it", v.On[0].Prefix.Addr(), v.On[0].Interface, maxResetRounds)
 		}
 	}
 	return fmt.Errorf("%s came back %d times: something writes it again", s.Manifest, maxResetRounds)
@@ -210,13 +247,13 @@ func parseVIPFlag(s string) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
-// observeReset finds the manifest, the VIPs (known, and unless explicit
-// (--vip) the manifest's and every running instance's) and, for each, its
-// hapod and interface.
-func observeReset(ctx context.Context, host Host, path string, known []netip.Addr, explicit bool) (resetState, error) {
+// observeReset finds the manifest, the hapods' VIPs (known, and unless
+// explicit (--vip) the manifest's and every running instance's) and, for
+// each hapod, whether it runs and where its VIPs are.
+func observeReset(ctx context.Context, host Host, path string, known []vipSet, explicit bool) (resetState, error) {
 	var s resetState
-	vips := slices.Clone(known)
-	p, ok, err := manifestVIP(ctx, path)
+	sets := slices.Clone(known)
+	v, ok, err := manifestVIPs(ctx, path)
 	if ok {
 		s.Manifest = path
 	}
@@ -224,47 +261,44 @@ func observeReset(ctx context.Context, host Host, path string, known []netip.Add
 		if err != nil {
 			return s, fmt.Errorf("%w (pass --vip)", err)
 		}
+		if ok {
+			sets = addVIPSet(sets, setOf(v))
+		}
 		running, err := host.Instances()
 		if err != nil {
 			return s, fmt.Errorf("list running hapod instances: %w", err)
 		}
-		if ok {
-			running = append([]netip.Addr{p.Addr()}, running...)
-		}
-		for _, v := range running {
-			if !slices.Contains(vips, v) {
-				vips = append(vips, v)
-			}
+		for _, p := range running {
+			sets = addVIPSet(sets, vipSet{Primary: p, All: []netip.Addr{p}})
 		}
 	}
 	addrs, err := host.Addrs()
 	if err != nil {
 		return s, err
 	}
-	for _, vip := range vips {
-		v := resetVIP{VIP: vip}
-		pid, err := host.Instance(vip)
+	for _, set := range sets {
+		v := resetInstance{VIP: set.Primary, VIPs: set.All}
+		pid, err := host.Instance(set.Primary)
 		switch {
 		case err == nil:
 			v.Running, v.PID = true, pid
 		case !errors.Is(err, instance.ErrNotRunning):
-			return s, fmt.Errorf("is a hapod running for VIP %s: %w", vip, err)
+			return s, fmt.Errorf("is a hapod running for VIP %s: %w", set.Primary, err)
 		}
-		if !v.Running {
-			if v.Listening, err = host.Listening(vip); err != nil {
-				return s, fmt.Errorf("does a process listen on VIP %s: %w", vip, err)
+		for _, vip := range set.All {
+			if !v.Running && !v.Listening {
+				if v.Listening, err = host.Listening(vip); err != nil {
+					return s, fmt.Errorf("does a process listen on VIP %s: %w", vip, err)
+				}
+			}
+			if a, ok := findAddr(addrs, vip); ok {
+				v.On = append(v.On, a)
 			}
 		}
-		for _, a := range addrs {
-			if a.Prefix.Addr() == vip {
-				v.On = &a
-				break
-			}
+		if v.Redirect, err = host.Redirect(set.Primary); err != nil && s.RedirectErr == nil {
+			s.RedirectErr = fmt.Errorf("is there a redirect table for VIP %s: %w", set.Primary, err)
 		}
-		if v.Redirect, err = host.Redirect(vip); err != nil && s.RedirectErr == nil {
-			s.RedirectErr = fmt.Errorf("is there a redirect table for VIP %s: %w", vip, err)
-		}
-		s.VIPs = append(s.VIPs, v)
+		s.Instances = append(s.Instances, v)
 	}
 	return s, nil
 }

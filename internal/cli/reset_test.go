@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,29 +20,30 @@ import (
 func TestPlanReset(t *testing.T) {
 	vip := netip.MustParseAddr("198.18.0.10")
 	on := &hostnet.Addr{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0", Secondary: true}
+	on2 := []hostnet.Addr{*on}
 	const path = "/etc/kubernetes/manifests/hapod.yaml"
 	for _, tc := range []struct {
 		name string
 		s    resetState
 		want []resetAction
 	}{
-		{"nothing", resetState{VIPs: []resetVIP{{VIP: vip}}}, nil},
+		{"nothing", resetState{Instances: []resetInstance{{VIP: vip}}}, nil},
 		{"holder: manifest first, then the handover; its VIP stays until then",
-			resetState{Manifest: path, VIPs: []resetVIP{{VIP: vip, Running: true, PID: 7, On: on}}},
+			resetState{Manifest: path, Instances: []resetInstance{{VIP: vip, Running: true, PID: 7, On: on2}}},
 			[]resetAction{removeManifest{Path: path}, requestHandover{VIP: vip, PID: 7}}},
-		{"backup", resetState{Manifest: path, VIPs: []resetVIP{{VIP: vip, Running: true}}},
+		{"backup", resetState{Manifest: path, Instances: []resetInstance{{VIP: vip, Running: true}}},
 			[]resetAction{removeManifest{Path: path}, requestHandover{VIP: vip}}},
-		{"killed holder left its VIP", resetState{VIPs: []resetVIP{{VIP: vip, On: on}}},
+		{"killed holder left its VIP", resetState{Instances: []resetInstance{{VIP: vip, On: on2}}},
 			[]resetAction{removeStaleVIP{Addr: *on}}},
-		{"older hapod without the lock: kubelet stops it", resetState{Manifest: path, VIPs: []resetVIP{{VIP: vip, Listening: true, On: on}}},
+		{"older hapod without the lock: kubelet stops it", resetState{Manifest: path, Instances: []resetInstance{{VIP: vip, Listening: true, On: on2}}},
 			[]resetAction{removeManifest{Path: path}, awaitExit{VIP: vip}}},
 		{"manifest only", resetState{Manifest: path}, []resetAction{removeManifest{Path: path}}},
 		// kubeadm reset SIGKILLs hapod: its VIP and its redirect table stay.
-		{"killed holder left its VIP and its redirect", resetState{VIPs: []resetVIP{{VIP: vip, On: on, Redirect: true}}},
+		{"killed holder left its VIP and its redirect", resetState{Instances: []resetInstance{{VIP: vip, On: on2, Redirect: true}}},
 			[]resetAction{removeStaleVIP{Addr: *on}, removeStaleRedirect{VIP: vip}}},
-		{"killed backup left its redirect", resetState{VIPs: []resetVIP{{VIP: vip, Redirect: true}}},
+		{"killed backup left its redirect", resetState{Instances: []resetInstance{{VIP: vip, Redirect: true}}},
 			[]resetAction{removeStaleRedirect{VIP: vip}}},
-		{"a running hapod keeps its redirect until it exits", resetState{VIPs: []resetVIP{{VIP: vip, Running: true, Redirect: true}}},
+		{"a running hapod keeps its redirect until it exits", resetState{Instances: []resetInstance{{VIP: vip, Running: true, Redirect: true}}},
 			[]resetAction{requestHandover{VIP: vip}}},
 	} {
 		if got := planReset(tc.s); !reflect.DeepEqual(got, tc.want) {
@@ -191,5 +194,62 @@ func TestResetGivesUpOnARestartingHapod(t *testing.T) {
 	r := run(t, host, "reset", "--manifest-dir", t.TempDir(), "--vip", "198.18.0.10")
 	if r.err == nil || !strings.Contains(r.err.Error(), "a hapod for VIP 198.18.0.10 was started again 6 times as it stopped") {
 		t.Errorf("reset with hapod restarting: %v\n%s", r.err, r.stdout)
+	}
+}
+
+// TestResetRemovesEveryStaleVIP: a dual-stack hapod killed by kubeadm
+// reset leaves both its VIPs; reset removes each, whether the manifest
+// names them or --vip does (issue 22). The redirect table is named
+// after the primary VIP.
+func TestResetRemovesEveryStaleVIP(t *testing.T) {
+	left := []hostnet.Addr{
+		{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Interface: "eth0", Secondary: true},
+		{Prefix: netip.MustParsePrefix("2001:db8::10/64"), Interface: "eth0", Deprecated: true},
+	}
+	const (
+		v4    = "hapod: removed the stale VIP 198.18.0.10/24 from eth0: no hapod was running to release it\n"
+		v6    = "hapod: removed the stale VIP 2001:db8::10/64 from eth0: no hapod was running to release it\n"
+		table = "hapod: removed the nftables table hapod_198_18_0_10 (the redirect of VIP:--port): no hapod was running to remove it\n"
+	)
+	for _, tc := range []struct {
+		name     string
+		manifest bool
+		args     []string
+		want     string
+	}{
+		{"from the manifest", true, nil, v4 + v6 + table},
+		// In the order given; the IPv4 VIP is still the primary one.
+		{"from --vip", false, []string{"--vip", "2001:db8::10", "--vip", "198.18.0.10/24"}, v6 + v4 + table},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			expect := tc.want
+			if tc.manifest {
+				path := writeManifestFor(t, append([]string{"join", "--vip", "198.18.0.10/24", "--vip", "2001:db8::10/64"}, backends...))
+				os.Rename(path, filepath.Join(dir, manifest.FileName))
+				expect = "hapod: removed " + filepath.Join(dir, manifest.FileName) + ": kubelet will not start hapod again\n" + tc.want
+			}
+			on := slices.Clone(left)
+			host := fakeHost()
+			addrs := host.Addrs
+			host.Addrs = func() ([]hostnet.Addr, error) {
+				a, err := addrs()
+				return append(a, on...), err
+			}
+			host.RemoveAddr = func(a hostnet.Addr) error {
+				if i := slices.Index(on, a); i >= 0 {
+					on = slices.Delete(on, i, i+1)
+					return nil
+				}
+				return fmt.Errorf("RemoveAddr(%v): not there", a)
+			}
+			nft := true
+			host.Redirect = func(vip netip.Addr) (bool, error) { return nft && vip == netip.MustParseAddr("198.18.0.10"), nil }
+			host.RemoveRedirect = func(netip.Addr) error { nft = false; return nil }
+			r := run(t, host, append([]string{"reset", "--manifest-dir", dir}, tc.args...)...)
+			if r.err != nil || r.stdout != expect || len(on) != 0 || nft {
+				t.Errorf("reset: %v, left %v, table %v\n%s\nwant:\n%s", r.err, on, nft, r.stdout, expect)
+			}
+		})
 	}
 }

@@ -79,8 +79,13 @@ func ReadFiles(ctx context.Context, cfg config.Config) (Start, error) {
 // virtual router's source address (see SourceAddr). Pure.
 func CheckAddrs(cfg config.Config, addrs []hostnet.Addr) (map[config.Family]netip.Addr, error) {
 	srcs := make(map[config.Family]netip.Addr)
-	for _, r := range cfg.Routers() {
+	routers := cfg.Routers()
+	for _, r := range routers {
 		src, err := SourceAddr(addrs, cfg.VIP.Interface, r.VIPs, len(r.Peers) > 0)
+		if err != nil && len(routers) > 1 {
+			// Say which VIP needs it: the interface suits the other family.
+			err = fmt.Errorf("%w, for the VIP %s: each address family's virtual router sends from this node's own address of that family, on the one interface of all the VIPs", err, r.VIPs[0])
+		}
 		if err != nil {
 			return nil, &config.FieldError{Flag: "interface", Value: cfg.VIP.Interface, Err: err}
 		}

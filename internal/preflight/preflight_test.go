@@ -128,7 +128,7 @@ func TestCheck(t *testing.T) {
 		{"dual-stack without an IPv6 address", func(c *config.Config) {
 			c.VIP.Prefixes = append(c.VIP.Prefixes, netip.MustParsePrefix("2001:db8::10/64"))
 			c.VIP.Interface = "eth1"
-		}, "--interface eth1: has no IPv6 link-local address of its own to send VRRP adverts from"},
+		}, "--interface eth1: has no IPv6 link-local address of its own to send VRRP adverts from, for the VIP 2001:db8::10/64: each address family's virtual router sends from this node's own address of that family, on the one interface of all the VIPs"},
 	} {
 		c := base()
 		tc.mutate(&c)

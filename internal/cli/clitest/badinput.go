@@ -96,6 +96,7 @@ func BadInput(dir string) ([]Case, error) {
 		return append([]string{"--vip", "198.18.0.10/24", "--backend", "198.18.0.11:6443"}, more...)
 	}
 	const vipIsNode = ": VIP is also this node's own address: VIP 198.18.0.10 is the localAPIEndpoint.advertiseAddress; the VIP must be an unused address, distinct from every node's"
+	const oneInterface = "each address family's virtual router sends from this node's own address of that family, on the one interface of all the VIPs"
 	const portConflict = ": frontend port conflicts with kube-apiserver: the proxy would listen on port 6443, kube-apiserver's port (localAPIEndpoint.bindPort), and kube-apiserver listens on all addresses (no apiServer extraArgs bind-address), so one of them cannot bind: " +
 		"leave --listen-port out (the endpoint's port then reaches the proxy through hapod's nftables redirect), or use a port of its own (e.g. --port 8443 and controlPlaneEndpoint VIP:8443); apiServer extraArgs bind-address is no way out: it is cluster-wide, so every joining control-plane node would bind the first node's address and fail preflight Port-6443"
 	return []Case{
@@ -169,6 +170,11 @@ func BadInput(dir string) ([]Case, error) {
 		{Name: "CA file missing", Args: ok("--health-ca-file", f("missing.crt")), Want: "=--health-ca-file " + f("missing.crt") + ": no such file or directory"},
 		{Name: "CA file is a FIFO", Args: ok("--health-ca-file", f("fifo")), Want: "=--health-ca-file " + f("fifo") + ": not a regular file (a FIFO)"},
 		{Name: "interface without an address", Args: ok("--interface", "hapodnone0"), Want: "=--interface hapodnone0: has no IPv4 address of its own to send VRRP adverts from"},
+		// Issue 22: each family's virtual router needs this node's own
+		// address of its family on the VIPs' one interface.
+		{Name: "dual-stack, interface without addresses", Args: []string{"--vip", "198.18.0.10/24", "--vip", "2001:db8::10/64", "--backend", "198.18.0.11:6443", "--interface", "hapodnone0"},
+			Want: "=--interface hapodnone0: has no IPv4 address of its own to send VRRP adverts from, for the VIP 198.18.0.10/24: " + oneInterface},
+		{Name: "VIP given twice", Args: []string{"--vip", "2001:db8::10/64", "--vip", "2001:db8::10", "--backend", "198.18.0.11:6443"}, Want: "=--vip 2001:db8::10/128: given twice"},
 		{Name: "positional argument", Args: ok("extra"), Want: "unexpected arguments: extra"},
 		{Name: "unknown flag", Args: ok("--vipp", "x"), Want: "flag provided but not defined: -vipp"},
 	}, nil
