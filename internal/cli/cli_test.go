@@ -409,15 +409,7 @@ func TestJoinCommandWorksOnEveryNode(t *testing.T) {
 			if r.err != nil {
 				t.Fatal(r.err)
 			}
-			var join []string
-			for _, line := range strings.Split(r.stdout, "\n") {
-				if strings.HasPrefix(strings.TrimSpace(line), "hapod join ") {
-					join = strings.Fields(line)[1:]
-				}
-			}
-			if join == nil {
-				t.Fatalf("no join command in:\n%s", r.stdout)
-			}
+			join := printedHapodJoin(t, r.stdout)
 			if !strings.Contains(strings.Join(join, " "), tc.peers) {
 				t.Errorf("join command does not list every node as a peer (%s): %q", tc.peers, join)
 			}
@@ -961,4 +953,68 @@ func TestInitDualStackSaysWhichEndpoint(t *testing.T) {
 	if !strings.Contains(r.stderr, "the first backend is this node's kube-apiserver 198.18.0.11:6443") {
 		t.Errorf("stderr: %s", r.stderr)
 	}
+}
+
+// TestKubeadmDualStackJoinLine: `hapod init --kubeadm-config` on a
+// dual-stack config with an IPv6 VIP beside the endpoint's prints the
+// kubeadm step, which VIP is the endpoint, and a join line that, run on
+// node 2, writes the manifest `hapod join --kubeadm-config` writes there
+// from node 2's JoinConfiguration and the same VIPs (issue 22).
+func TestKubeadmDualStackJoinLine(t *testing.T) {
+	vips := []string{"--vip", "198.18.0.10/24", "--vip", "2001:db8::10/64"}
+	r := run(t, fakeHost(), append([]string{"init", "--manifest-dir", t.TempDir(), "--kubeadm-config", "testdata/dual-stack-init.yaml"}, vips...)...)
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.stderr)
+	}
+	for _, want := range []string{
+		"  kubeadm init --config testdata/dual-stack-init.yaml --upload-certs\n",
+		"198.18.0.10:6443 is the controlPlaneEndpoint: every kubeconfig kubeadm writes names it. [2001:db8::10]:6443 leads to the same kube-apiservers, for clients of the other VIPs; " +
+			"list them in its ClusterConfiguration.apiServer.certSANs, so that the kube-apiservers' certificates name them.\n",
+		"  hapod join --vip=198.18.0.10/24 --vip=2001:db8::10/64 --vrid=10 --port=6443\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stderr, "warning") || strings.Contains(r.stderr, "note:") {
+		t.Errorf("the VIPs are in certSANs, both families have one: stderr %s", r.stderr)
+	}
+	join := printedHapodJoin(t, r.stdout)
+	node2 := fakeHost()
+	node2.Addrs = func() ([]hostnet.Addr, error) {
+		return []hostnet.Addr{
+			{Prefix: netip.MustParsePrefix("198.18.0.12/24"), Interface: "eth0"},
+			{Prefix: netip.MustParsePrefix("2001:db8::12/64"), Interface: "eth0"},
+			{Prefix: netip.MustParsePrefix("fe80::12/64"), Interface: "eth0"},
+		}, nil
+	}
+	printed, viaFile := t.TempDir(), t.TempDir()
+	if r := run(t, node2, append(join, "--manifest-dir", printed)...); r.err != nil {
+		t.Fatalf("the printed line on node 2: %v", r.err)
+	}
+	r = run(t, node2, append([]string{"join", "--manifest-dir", viaFile, "--kubeadm-config", "testdata/dual-stack-join.yaml"}, vips...)...)
+	if r.err != nil {
+		t.Fatalf("join --kubeadm-config on node 2: %v", r.err)
+	}
+	a, _ := os.ReadFile(filepath.Join(printed, manifest.FileName))
+	b, _ := os.ReadFile(filepath.Join(viaFile, manifest.FileName))
+	if d := manifest.Diff(string(a), string(b)); len(a) == 0 || d != "" {
+		t.Errorf("join --kubeadm-config differs from the printed line:\n%s", d)
+	}
+	if !strings.Contains(string(a), "- --backend=198.18.0.12:6443\n") || !strings.Contains(r.stdout, "kubeadm join 198.18.0.10:6443 --control-plane") {
+		t.Errorf("node 2's own backend or the endpoint missing:\n%s\n%s", a, r.stdout)
+	}
+}
+
+// printedHapodJoin returns the arguments of the `hapod join` line in
+// init's output.
+func printedHapodJoin(t *testing.T, out string) []string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "hapod join ") {
+			return strings.Fields(line)[1:]
+		}
+	}
+	t.Fatalf("no join command in:\n%s", out)
+	return nil
 }

@@ -40,7 +40,7 @@ func defaultImage() string {
 
 func generateFlags(write bool) []cli.Flag {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: flagKubeadmConfig, Usage: fmt.Sprintf("kubeadm config file (v1beta3 or v1beta4): the VIP and port come from controlPlaneEndpoint (in a join file: discovery.bootstrapToken.apiServerEndpoint), this node's backend from localAPIEndpoint; a regular file of at most %d MiB", inputfile.MaxSize>>20), Category: "Manifest", TakesFile: true},
+		&cli.StringFlag{Name: flagKubeadmConfig, Usage: fmt.Sprintf("kubeadm config file (v1beta3 or v1beta4): the VIP and port come from controlPlaneEndpoint (in a join file: discovery.bootstrapToken.apiServerEndpoint), this node's backend from localAPIEndpoint; on a dual-stack cluster, --vip gives the endpoint's VIP and the other family's; a regular file of at most %d MiB", inputfile.MaxSize>>20), Category: "Manifest", TakesFile: true},
 		&cli.StringFlag{Name: flagImage, Usage: "container image of the pod (required unless hapod is a release build)", Value: defaultImage(), Category: "Manifest"},
 		&cli.StringFlag{Name: flagAdvertise, Usage: "this node's kube-apiserver address, as kubeadm's flag of that name: with no --backend it is the first backend and the others are discovered (default: the kubeadm config's localAPIEndpoint, else this node's address on the VIP's interface)", Category: "Manifest"},
 		&cli.UintFlag{Name: flagBindPort, Usage: "this node's kube-apiserver port, with --" + flagAdvertise + " or its default", Value: config.DefaultAPIServerPort, Category: "Manifest"},

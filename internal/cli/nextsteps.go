@@ -33,7 +33,7 @@ func printNextSteps(out io.Writer, p plan, a applied) {
 	} else {
 		extra := ""
 		if len(others) > 0 {
-			extra = " --apiserver-cert-extra-sans=" + strings.Join(addrStrings(otherVIPs(p)), ",")
+			extra = " --apiserver-cert-extra-sans=" + strings.ReplaceAll(addrList(otherVIPs(p)), " ", "")
 		}
 		fmt.Fprintf(out, "\nNow start the control plane with the VIP as its endpoint:\n\n  kubeadm init --control-plane-endpoint %s%s --upload-certs\n", p.Endpoint, extra)
 	}
@@ -92,14 +92,6 @@ func otherEndpoints(p plan) []string {
 	var out []string
 	for _, a := range otherVIPs(p) {
 		out = append(out, netip.AddrPortFrom(a, p.Endpoint.Port()).String())
-	}
-	return out
-}
-
-func addrStrings(as []netip.Addr) []string {
-	out := make([]string, len(as))
-	for i, a := range as {
-		out[i] = a.String()
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -132,7 +133,7 @@ func makePlan(ctx context.Context, host Host, r request) (plan, error) {
 		if in.Kubeadm, err = kubeadm.Load(ctx, r.KubeadmFile); err != nil {
 			return p, err
 		}
-		if err := mergeKubeadm(&in.Config, in.Kubeadm, r.KubeadmFile, in.SetEndpoint, r.Given); err != nil {
+		if in.FromKubeadm, err = mergeKubeadm(&in.Config, in.Kubeadm, r.KubeadmFile, in.SetEndpoint, r.Given); err != nil {
 			return p, err
 		}
 	}
@@ -150,6 +151,8 @@ type inputs struct {
 	// SetEndpoint: init sets the leased VIP as the kubeadm config's
 	// endpoint (--vip dhcp with --kubeadm-config).
 	SetEndpoint bool
+	// FromKubeadm is what else the kubeadm config gave.
+	FromKubeadm fromKubeadm
 }
 
 // hostFacts is what this host and the files the config names showed, for
@@ -265,6 +268,8 @@ func decide(p plan, r request, in inputs, f hostFacts) (plan, error) {
 	if p.Stale, err = completeFromHost(&cfg, f, m == modeJoin); err != nil {
 		return p, err
 	}
+	p.OwnBackend = in.FromKubeadm.OwnBackend
+	p.Notes = append(p.Notes, in.FromKubeadm.Notes...)
 	if len(cfg.Proxy.Backends) == 0 && cfg.Membership.Discover {
 		own, note, err := ownAPIServer(cfg, r, f)
 		if err != nil {
@@ -280,7 +285,7 @@ func decide(p plan, r request, in inputs, f hostFacts) (plan, error) {
 		return p, err
 	}
 	p.Config = cfg
-	p.Endpoint = netip.AddrPortFrom(cfg.VIP.Primary().Addr(), cfg.Proxy.Port)
+	p.Endpoint = netip.AddrPortFrom(cmp.Or(in.FromKubeadm.Endpoint, cfg.VIP.Primary().Addr()), cfg.Proxy.Port)
 	if p.Image == "" && !r.Given(flagImage) {
 		return p, imageRequired()
 	}

@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -301,6 +303,94 @@ func TestDecideDualStack(t *testing.T) {
 			}
 			if p.Config.VIP.Interface != "eth1" || !maps.Equal(p.Sources, tc.want.sources) || !slices.Equal(p.Stale, tc.want.stale) {
 				t.Errorf("interface %q sources %v stale %v; want eth1, %v, %v", p.Config.VIP.Interface, p.Sources, p.Stale, tc.want.sources, tc.want.stale)
+			}
+		})
+	}
+}
+
+// TestMakePlanDualStackKubeadm: `hapod init`/`join --kubeadm-config` on
+// a dual-stack kubeadm config (node-ip and subnet pairs, the endpoint and
+// advertiseAddress of one family; issue 22). The endpoint's VIP is the
+// kubeadm endpoint's; --vip adds the other family's beside it; with the
+// endpoint's family only, a note says what the other family's clients
+// lack; this node's one backend is its advertiseAddress.
+func TestMakePlanDualStackKubeadm(t *testing.T) {
+	const image = "ghcr.io/hapod/hapod:v1.2.3"
+	node2 := fakeHost()
+	node2.Addrs = func() ([]hostnet.Addr, error) {
+		return []hostnet.Addr{
+			{Prefix: netip.MustParsePrefix("198.18.0.12/24"), Interface: "eth0"},
+			{Prefix: netip.MustParsePrefix("2001:db8::12/64"), Interface: "eth0"},
+			{Prefix: netip.MustParsePrefix("fe80::12/64"), Interface: "eth0"},
+		}, nil
+	}
+	both := []string{"198.18.0.10/24", "2001:db8::10/64"}
+	const oneFamily = "note: testdata/dual-stack-init.yaml is dual-stack (InitConfiguration.nodeRegistration.kubeletExtraArgs node-ip \"198.18.0.11,2001:db8::11\"), and hapod holds IPv4 VIPs only: " +
+		"every kubeconfig kubeadm writes names controlPlaneEndpoint, so the cluster is highly available through it, but clients reaching the API over IPv6 get no HA endpoint; " +
+		"for one, repeat --vip: controlPlaneEndpoint's VIP and an IPv6 VIP (and add that to apiServer.certSANs)"
+	type want struct {
+		err      string // the whole error; "" for success
+		vips     string
+		endpoint string
+		backends string
+		sources  string
+		note     string // one of the notes, whole
+	}
+	for _, tc := range []struct {
+		name string
+		mode mode
+		host Host
+		file string
+		vips []string
+		want want
+	}{
+		{"init: the endpoint's VIP alone, with a note", modeInit, fakeHost(), "dual-stack-init.yaml", nil, want{
+			vips: "[198.18.0.10/32]", endpoint: "198.18.0.10:6443", backends: "[198.18.0.11:6443]", sources: "map[ipv4:198.18.0.11]", note: oneFamily}},
+		{"init: --vip adds the IPv6 VIP beside the endpoint's", modeInit, fakeHost(), "dual-stack-init.yaml", both, want{
+			vips: "[198.18.0.10/24 2001:db8::10/64]", endpoint: "198.18.0.10:6443", backends: "[198.18.0.11:6443]", sources: "map[ipv4:198.18.0.11 ipv6:fe80::11]",
+			note: "no --backend: the first backend is this node's kube-apiserver 198.18.0.11:6443 (localAPIEndpoint in testdata/dual-stack-init.yaml); the other kube-apiservers are discovered from the API once it answers (--discover)"}},
+		{"init: an IPv6 endpoint stays the endpoint, the IPv4 VIP not in certSANs", modeInit, fakeHost(), "dual-stack-init-ipv6.yaml", both, want{
+			vips: "[198.18.0.10/24 2001:db8::10/64]", endpoint: "[2001:db8::10]:6443", backends: "[[2001:db8::11]:6443]", sources: "map[ipv4:198.18.0.11 ipv6:fe80::11]",
+			note: "warning: ClusterConfiguration.apiServer.certSANs of testdata/dual-stack-init-ipv6.yaml lacks 198.18.0.10: TLS clients connecting to a VIP that the kube-apiservers' certificates do not name fail to verify them; add it there before 'kubeadm init'"}},
+		{"init: the other family's VIP alone", modeInit, fakeHost(), "dual-stack-init.yaml", both[1:], want{
+			err: "testdata/dual-stack-init.yaml: VIP disagrees with the kubeadm endpoint: ClusterConfiguration.controlPlaneEndpoint is 198.18.0.10:6443, and no --vip is 198.18.0.10 (--vip 2001:db8::10); " +
+				"give it as one of them: the other VIPs reach the same kube-apiservers beside it"}},
+		{"init: a VIP is this node's node-ip", modeInit, fakeHost(), "dual-stack-init.yaml", []string{"198.18.0.10/24", "2001:db8::11/64"}, want{
+			err: "testdata/dual-stack-init.yaml: VIP is also this node's own address: VIP 2001:db8::11 is this node's kubelet node-ip (nodeRegistration.kubeletExtraArgs); the VIP must be an unused address, distinct from every node's"}},
+		{"join: the discovery endpoint's VIP and the IPv6 one", modeJoin, node2, "dual-stack-join.yaml", both, want{
+			vips: "[198.18.0.10/24 2001:db8::10/64]", endpoint: "198.18.0.10:6443", backends: "[198.18.0.12:6443]", sources: "map[ipv4:198.18.0.12 ipv6:fe80::12]"}},
+		{"join: the discovery endpoint's VIP alone", modeJoin, node2, "dual-stack-join.yaml", nil, want{
+			vips: "[198.18.0.10/32]", endpoint: "198.18.0.10:6443", backends: "[198.18.0.12:6443]", sources: "map[ipv4:198.18.0.12]",
+			note: strings.NewReplacer("init", "join", "Init", "Join", ".11", ".12", "::11", "::12").Replace(oneFamily)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			given := map[string]bool{flagImage: true}
+			for _, v := range tc.vips {
+				cfg.VIP.Prefixes = append(cfg.VIP.Prefixes, netip.MustParsePrefix(v))
+				given["vip"] = true
+			}
+			r := request{Mode: tc.mode, Config: cfg, Image: image, KubeadmFile: filepath.Join("testdata", tc.file), ManifestDir: t.TempDir(),
+				Given: func(flag string) bool { return given[flag] }, BindPort: 6443}
+			p, err := makePlan(context.Background(), tc.host, r)
+			if tc.want.err != "" {
+				if err == nil || err.Error() != tc.want.err {
+					t.Fatalf("err:\n%v\nwant:\n%s", err, tc.want.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := want{vips: fmt.Sprint(p.Config.VIP.Prefixes), endpoint: p.Endpoint.String(), backends: fmt.Sprint(p.Config.Proxy.Backends), sources: fmt.Sprint(p.Sources), note: tc.want.note}
+			if got != tc.want {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			}
+			if tc.want.note != "" && !slices.Contains(p.Notes, tc.want.note) {
+				t.Errorf("notes lack\n%s\nnotes:\n%s", tc.want.note, strings.Join(p.Notes, "\n"))
+			}
+			if !p.OwnBackend {
+				t.Errorf("the backend is this node's own, but the join line would name it")
 			}
 		})
 	}

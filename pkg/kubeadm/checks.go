@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 )
 
 // Errors returned by the checks below. Test them with errors.Is.
@@ -56,37 +58,80 @@ func CheckPortConflict(listenPort uint16, s Settings) error {
 		prefix(s.Source), ErrPortConflict, listenPort, binds)
 }
 
-// CheckVIP checks vip (from --vip; the invalid Addr when not given)
-// against the kubeadm settings: it must equal controlPlaneEndpoint's
-// address when both are set, since kubeadm writes that endpoint into every
-// kubeconfig, and the VIP (given or taken from controlPlaneEndpoint) must
-// be neither this node's advertiseAddress nor kube-apiserver's
-// bind-address: the VIP moves between nodes, a node address does not.
-func CheckVIP(vip netip.Addr, s Settings) error {
-	vip = vip.Unmap()
-	if vip.IsValid() && s.EndpointSet && vip != s.Endpoint.Addr() {
+// CheckVIP checks vips (from --vip; none when not given) against the
+// kubeadm settings: controlPlaneEndpoint's address must be one of them
+// when both are set, since kubeadm writes that endpoint into every
+// kubeconfig (the other VIPs, of a dual-stack cluster say, reach the same
+// apiservers beside it), and no VIP (given or taken from
+// controlPlaneEndpoint) may be this node's advertiseAddress, one of its
+// node-ip addresses or kube-apiserver's bind-address: the VIP moves
+// between nodes, a node address does not.
+func CheckVIP(vips []netip.Addr, s Settings) error {
+	vips = slices.Clone(vips)
+	for i, v := range vips {
+		vips[i] = v.Unmap()
+	}
+	if len(vips) > 0 && s.EndpointSet && !slices.Contains(vips, s.Endpoint.Addr()) {
 		field := s.EndpointField
 		if field == "" {
 			field = fieldEndpoint
 		}
-		return fmt.Errorf("%s%w: --vip %s but %s is %s; make them the same address",
-			prefix(s.Source), ErrVIPMismatch, vip, field, s.Endpoint)
+		if len(vips) == 1 && vips[0].Is4() == s.Endpoint.Addr().Is4() {
+			return fmt.Errorf("%s%w: --vip %s but %s is %s; make them the same address",
+				prefix(s.Source), ErrVIPMismatch, vips[0], field, s.Endpoint)
+		}
+		return fmt.Errorf("%s%w: %s is %s, and no --vip is %s (--vip %s); give it as one of them: the other VIPs reach the same kube-apiservers beside it",
+			prefix(s.Source), ErrVIPMismatch, field, s.Endpoint, s.Endpoint.Addr(), joinAddrs(vips))
 	}
-	if !vip.IsValid() && s.EndpointSet {
-		vip = s.Endpoint.Addr()
+	if len(vips) == 0 && s.EndpointSet {
+		vips = []netip.Addr{s.Endpoint.Addr()}
 	}
-	if !vip.IsValid() {
-		return nil
-	}
-	if vip == s.AdvertiseAddress {
-		return fmt.Errorf("%s%w: VIP %s is the localAPIEndpoint.advertiseAddress; the VIP must be an unused address, distinct from every node's",
-			prefix(s.Source), ErrVIPIsNodeAddress, vip)
-	}
-	if vip == s.BindAddress {
-		return fmt.Errorf("%s%w: VIP %s is the %s; kube-apiserver must bind this node's own address, which stays when the VIP moves",
-			prefix(s.Source), ErrVIPIsNodeAddress, vip, fieldBindAddress)
+	for _, vip := range vips {
+		switch {
+		case vip == s.AdvertiseAddress:
+			return fmt.Errorf("%s%w: VIP %s is the localAPIEndpoint.advertiseAddress; the VIP must be an unused address, distinct from every node's",
+				prefix(s.Source), ErrVIPIsNodeAddress, vip)
+		case slices.Contains(s.NodeIPs, vip):
+			return fmt.Errorf("%s%w: VIP %s is this node's kubelet node-ip (nodeRegistration.kubeletExtraArgs); the VIP must be an unused address, distinct from every node's",
+				prefix(s.Source), ErrVIPIsNodeAddress, vip)
+		case vip == s.BindAddress:
+			return fmt.Errorf("%s%w: VIP %s is the %s; kube-apiserver must bind this node's own address, which stays when the VIP moves",
+				prefix(s.Source), ErrVIPIsNodeAddress, vip, fieldBindAddress)
+		}
 	}
 	return nil
+}
+
+// CertSANsLack returns the VIPs that apiServer.certSANs does not name,
+// but for the endpoint's, which kubeadm puts in the apiservers'
+// certificates itself; nil when the file has no ClusterConfiguration
+// (BindAddressUnknown) and so no say in them.
+func CertSANsLack(vips []netip.Addr, s Settings) []netip.Addr {
+	if s.BindAddressUnknown {
+		return nil
+	}
+	var out []netip.Addr
+	for _, v := range vips {
+		if s.EndpointSet && v == s.Endpoint.Addr() {
+			continue
+		}
+		named := slices.ContainsFunc(s.CertSANs, func(san string) bool {
+			a, err := netip.ParseAddr(san)
+			return err == nil && a.Unmap() == v
+		})
+		if !named {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func joinAddrs(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 func prefix(source string) string {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -41,6 +42,7 @@ func TestLoadFixtures(t *testing.T) {
 			Endpoint: ap("198.18.0.10:8443"), EndpointSet: true,
 			AdvertiseAddress: node1, BindPort: 6443,
 			CertSANs: []string{"198.18.0.10", "api.lab.example"},
+			NodeIPs:  []netip.Addr{node1},
 		}},
 		{file: "v1beta3-join-controlplane.yaml", want: Settings{
 			// The VIP and port from discovery.bootstrapToken.apiServerEndpoint.
@@ -53,6 +55,7 @@ func TestLoadFixtures(t *testing.T) {
 			AdvertiseAddress: node1, BindPort: 6443,
 			BindAddress: node1, // the second of two bind-address entries
 			CertSANs:    []string{"198.18.0.10"},
+			NodeIPs:     []netip.Addr{node1},
 		}},
 		{file: "v1beta4-join.yaml", want: Settings{
 			Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, EndpointField: fieldDiscovery,
@@ -67,6 +70,21 @@ func TestLoadFixtures(t *testing.T) {
 			Endpoint: ap("[2001:db8::10]:8443"), EndpointSet: true,
 			AdvertiseAddress: netip.MustParseAddr("2001:db8::11"), BindPort: 6443,
 			BindAddress: netip.IPv6Unspecified(),
+		}},
+		// Issue 22: the pairs say dual-stack; the endpoint stays one address.
+		{file: "dual-stack-init.yaml", want: Settings{
+			Endpoint: ap("198.18.0.10:6443"), EndpointSet: true,
+			AdvertiseAddress: node1, BindPort: 6443,
+			CertSANs:  []string{"198.18.0.10", "2001:db8::10"},
+			NodeIPs:   []netip.Addr{node1, netip.MustParseAddr("2001:db8::11")},
+			DualStack: `InitConfiguration.nodeRegistration.kubeletExtraArgs node-ip "198.18.0.11,2001:db8::11"`,
+		}},
+		{file: "dual-stack-join.yaml", want: Settings{
+			Endpoint: ap("198.18.0.10:6443"), EndpointSet: true, EndpointField: fieldDiscovery,
+			AdvertiseAddress: netip.MustParseAddr("198.18.0.12"), BindPort: 6443,
+			BindAddressUnknown: true,
+			NodeIPs:            []netip.Addr{netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("2001:db8::12")},
+			DualStack:          `JoinConfiguration.nodeRegistration.kubeletExtraArgs node-ip "198.18.0.12,2001:db8::12"`,
 		}},
 		{file: "conflict-6443.yaml", want: Settings{
 			// No port in controlPlaneEndpoint: kubeadm uses bindPort.
@@ -215,6 +233,20 @@ func TestParseErrors(t *testing.T) {
 		{name: "init and join disagree", in: init4 + "localAPIEndpoint:\n  advertiseAddress: 198.18.0.11\n---\n" +
 			join4 + "controlPlane:\n  localAPIEndpoint:\n    advertiseAddress: 198.18.0.12\n",
 			err: ErrInitJoinMismatch, mention: []string{"198.18.0.11:6443", "198.18.0.12:6443"}},
+		// Issue 22: node-ip and the subnets as kubelet and kubeadm take them.
+		{name: "node-ip not an IP", in: init4 + "nodeRegistration:\n  kubeletExtraArgs:\n  - name: node-ip\n    value: 198.18.0.11,eth0\n",
+			err: ErrBadAddress, mention: []string{"InitConfiguration.nodeRegistration.kubeletExtraArgs node-ip", `"198.18.0.11,eth0"`}},
+		{name: "node-ip pair of one family", in: join4 + "nodeRegistration:\n  kubeletExtraArgs:\n  - name: node-ip\n    value: 198.18.0.12,198.18.0.13\n",
+			err: ErrBadAddress, mention: []string{"JoinConfiguration.nodeRegistration.kubeletExtraArgs node-ip", "one IPv4 and one IPv6"}},
+		{name: "node-ip of three", in: init4 + "nodeRegistration:\n  kubeletExtraArgs:\n  - name: node-ip\n    value: 198.18.0.11,2001:db8::11,2001:db8::12\n",
+			err: ErrBadAddress, mention: []string{"one IPv4 and one IPv6"}},
+		{name: "node-ip with an empty part", in: init4 + "nodeRegistration:\n  kubeletExtraArgs:\n  - name: node-ip\n    value: 198.18.0.11,\n",
+			err: ErrBadAddress},
+		{name: "init and join disagree on node-ip", in: init4 + "nodeRegistration:\n  kubeletExtraArgs:\n  - name: node-ip\n    value: 198.18.0.11\n---\n" +
+			join4 + "nodeRegistration:\n  kubeletExtraArgs:\n  - name: node-ip\n    value: 198.18.0.11,2001:db8::11\n",
+			err: ErrInitJoinMismatch, mention: []string{`"198.18.0.11"`, `"198.18.0.11,2001:db8::11"`}},
+		{name: "podSubnet not a CIDR", in: cluster4 + "networking:\n  podSubnet: \"198.19.0.0/16,2001:db8:42::\"\n",
+			err: ErrBadSubnet, mention: []string{"ClusterConfiguration.networking.podSubnet", `"198.19.0.0/16,2001:db8:42::"`}},
 		{name: "init and join ports disagree", in: init4 + "localAPIEndpoint:\n  bindPort: 6443\n---\n" +
 			join4 + "controlPlane:\n  localAPIEndpoint:\n    bindPort: 7443\n",
 			err: ErrInitJoinMismatch},
@@ -296,6 +328,21 @@ func TestParseSettings(t *testing.T) {
 		{name: "CRLF line endings", in: strings.ReplaceAll(init3+"localAPIEndpoint:\n  advertiseAddress: 198.18.0.11\n---\n"+
 			cluster3+"controlPlaneEndpoint: 198.18.0.10:8443\n", "\n", "\r\n"),
 			want: Settings{Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, AdvertiseAddress: node1}},
+		{name: "dual-stack subnets, IPv6 first", in: cluster4 + "networking:\n  podSubnet: 2001:db8:42::/56, 198.19.0.0/16\n",
+			want: Settings{DualStack: `ClusterConfiguration.networking.podSubnet "2001:db8:42::/56, 198.19.0.0/16"`}},
+		{name: "dual-stack service subnets only", in: cluster4 + "networking:\n  podSubnet: 198.19.0.0/16\n  serviceSubnet: 198.18.128.0/20,2001:db8:43::/112\n",
+			want: Settings{DualStack: `ClusterConfiguration.networking.serviceSubnet "198.18.128.0/20,2001:db8:43::/112"`}},
+		{name: "single-stack subnets", in: cluster4 + "networking:\n  podSubnet: 198.19.0.0/16\n  serviceSubnet: 198.18.128.0/20\n",
+			want: Settings{}},
+		{name: "node-ip pair in the map form, IPv6 first",
+			in: init3 + "nodeRegistration:\n  kubeletExtraArgs:\n    node-ip: 2001:db8::11,198.18.0.11\n",
+			want: Settings{BindAddressUnknown: true, NodeIPs: []netip.Addr{netip.MustParseAddr("2001:db8::11"), node1},
+				DualStack: `InitConfiguration.nodeRegistration.kubeletExtraArgs node-ip "2001:db8::11,198.18.0.11"`}},
+		{name: "unspecified node-ip is kubelet's choice", in: init3 + "nodeRegistration:\n  kubeletExtraArgs:\n    node-ip: \"::\"\n",
+			want: Settings{BindAddressUnknown: true}},
+		{name: "init and join agree on node-ip", in: init3 + "nodeRegistration:\n  kubeletExtraArgs:\n    node-ip: 198.18.0.11\n---\n" +
+			"apiVersion: kubeadm.k8s.io/v1beta3\nkind: JoinConfiguration\nnodeRegistration:\n  kubeletExtraArgs:\n    node-ip: 198.18.0.11\n",
+			want: Settings{BindAddressUnknown: true, NodeIPs: []netip.Addr{node1}}},
 		{name: "leading separator and no final newline", in: "---\n" + cluster4 + "controlPlaneEndpoint: 198.18.0.10:8443",
 			want: Settings{Endpoint: ap("198.18.0.10:8443"), EndpointSet: true}},
 	}
@@ -439,33 +486,43 @@ func TestCheckPortConflictFixtures(t *testing.T) {
 
 func TestCheckVIP(t *testing.T) {
 	withEndpoint := Settings{Source: "k.yaml", Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, AdvertiseAddress: node1}
+	vip6 := netip.MustParseAddr("2001:db8::10")
 	tests := []struct {
 		name    string
-		vip     netip.Addr
+		vips    []netip.Addr
 		s       Settings
 		err     error
 		mention []string
 	}{
-		{name: "same", vip: vip4, s: withEndpoint},
-		{name: "IPv4-mapped --vip matches", vip: netip.MustParseAddr("::ffff:198.18.0.10"), s: withEndpoint},
+		{name: "same", vips: []netip.Addr{vip4}, s: withEndpoint},
+		{name: "IPv4-mapped --vip matches", vips: []netip.Addr{netip.MustParseAddr("::ffff:198.18.0.10")}, s: withEndpoint},
 		{name: "no --vip", s: withEndpoint},
-		{name: "no endpoint", vip: vip4, s: Settings{AdvertiseAddress: node1}},
+		{name: "no endpoint", vips: []netip.Addr{vip4}, s: Settings{AdvertiseAddress: node1}},
 		{name: "nothing", s: Settings{}},
-		{name: "differ", vip: netip.MustParseAddr("198.18.0.20"), s: withEndpoint, err: ErrVIPMismatch,
+		{name: "differ", vips: []netip.Addr{netip.MustParseAddr("198.18.0.20")}, s: withEndpoint, err: ErrVIPMismatch,
 			mention: []string{"k.yaml", "198.18.0.20", "198.18.0.10:8443", "ClusterConfiguration.controlPlaneEndpoint"}},
-		{name: "differ from the join endpoint", vip: netip.MustParseAddr("198.18.0.20"),
+		{name: "differ from the join endpoint", vips: []netip.Addr{netip.MustParseAddr("198.18.0.20")},
 			s:   Settings{Source: "j.yaml", Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, EndpointField: fieldDiscovery},
 			err: ErrVIPMismatch, mention: []string{"JoinConfiguration.discovery.bootstrapToken.apiServerEndpoint is 198.18.0.10:8443"}},
-		{name: "--vip is the advertiseAddress", vip: node1, s: Settings{AdvertiseAddress: node1}, err: ErrVIPIsNodeAddress,
+		// Issue 22: the endpoint's VIP and another family's beside it.
+		{name: "the endpoint's VIP among several", vips: []netip.Addr{vip6, vip4}, s: withEndpoint},
+		{name: "several, none the endpoint's", vips: []netip.Addr{vip6, netip.MustParseAddr("198.18.0.20")}, s: withEndpoint, err: ErrVIPMismatch,
+			mention: []string{"ClusterConfiguration.controlPlaneEndpoint is 198.18.0.10:8443, and no --vip is 198.18.0.10 (--vip 2001:db8::10, 198.18.0.20)"}},
+		{name: "one --vip, of the other family", vips: []netip.Addr{vip6}, s: withEndpoint, err: ErrVIPMismatch,
+			mention: []string{"ClusterConfiguration.controlPlaneEndpoint is 198.18.0.10:8443, and no --vip is 198.18.0.10 (--vip 2001:db8::10); give it as one of them"}},
+		{name: "--vip is the advertiseAddress", vips: []netip.Addr{node1}, s: Settings{AdvertiseAddress: node1}, err: ErrVIPIsNodeAddress,
 			mention: []string{"advertiseAddress"}},
 		{name: "endpoint is the advertiseAddress", s: Settings{Endpoint: ap("198.18.0.11:6443"), EndpointSet: true, AdvertiseAddress: node1},
 			err: ErrVIPIsNodeAddress},
-		{name: "bind-address is the VIP", vip: vip4, s: Settings{BindAddress: vip4}, err: ErrVIPIsNodeAddress,
+		{name: "the other VIP is this node's node-ip", vips: []netip.Addr{vip4, netip.MustParseAddr("2001:db8::11")},
+			s:   Settings{Source: "k.yaml", Endpoint: ap("198.18.0.10:8443"), EndpointSet: true, NodeIPs: []netip.Addr{node1, netip.MustParseAddr("2001:db8::11")}},
+			err: ErrVIPIsNodeAddress, mention: []string{"VIP 2001:db8::11 is this node's kubelet node-ip"}},
+		{name: "bind-address is the VIP", vips: []netip.Addr{vip4}, s: Settings{BindAddress: vip4}, err: ErrVIPIsNodeAddress,
 			mention: []string{"bind-address"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := CheckVIP(tt.vip, tt.s)
+			err := CheckVIP(tt.vips, tt.s)
 			if !errors.Is(err, tt.err) || (tt.err == nil) != (err == nil) {
 				t.Fatalf("err = %v, want %v", err, tt.err)
 			}
@@ -478,6 +535,24 @@ func TestCheckVIP(t *testing.T) {
 				t.Errorf("error %q does not name %s exactly once", err, tt.s.Source)
 			}
 		})
+	}
+}
+
+// TestCertSANsLack: the VIPs besides the endpoint's need to be in
+// apiServer.certSANs (as IPs, IPv4-mapped or not); a file without a
+// ClusterConfiguration has no say.
+func TestCertSANsLack(t *testing.T) {
+	vip6, vip4b := netip.MustParseAddr("2001:db8::10"), netip.MustParseAddr("198.18.0.20")
+	s := Settings{Endpoint: ap("198.18.0.10:6443"), EndpointSet: true, CertSANs: []string{"api.lab.example", "2001:db8:0::10"}}
+	if got := CertSANsLack([]netip.Addr{vip4, vip6, vip4b}, s); !reflect.DeepEqual(got, []netip.Addr{vip4b}) {
+		t.Errorf("lacking %v, want [198.18.0.20]", got)
+	}
+	s.CertSANs = append(s.CertSANs, "::ffff:198.18.0.20")
+	if got := CertSANsLack([]netip.Addr{vip4, vip6, vip4b}, s); got != nil {
+		t.Errorf("lacking %v, want none", got)
+	}
+	if got := CertSANsLack([]netip.Addr{vip4, vip6}, Settings{Endpoint: ap("198.18.0.10:6443"), EndpointSet: true, BindAddressUnknown: true}); got != nil {
+		t.Errorf("a JoinConfiguration alone: lacking %v, want none", got)
 	}
 }
 
@@ -520,8 +595,13 @@ func FuzzParse(f *testing.F) {
 		if s.AdvertiseAddress.IsValid() && s.AdvertiseAddress.IsUnspecified() {
 			t.Fatalf("unspecified AdvertiseAddress kept: %+v", s)
 		}
+		if len(s.NodeIPs) > 2 || len(s.NodeIPs) == 2 && (s.NodeIPs[0].Is4() == s.NodeIPs[1].Is4() || s.DualStack == "") ||
+			slices.ContainsFunc(s.NodeIPs, func(a netip.Addr) bool { return !a.IsValid() || a.IsUnspecified() || a.Zone() != "" }) {
+			t.Fatalf("bad NodeIPs in %+v", s)
+		}
 		_ = CheckPortConflict(s.Endpoint.Port(), s)
-		_ = CheckVIP(s.Endpoint.Addr(), s)
+		_ = CheckVIP([]netip.Addr{s.Endpoint.Addr()}, s)
+		_ = CertSANsLack(s.NodeIPs, s)
 	})
 }
 

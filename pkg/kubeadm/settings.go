@@ -16,11 +16,15 @@ const DefaultBindPort = 6443
 
 // Field paths used in messages.
 const (
-	fieldEndpoint     = KindCluster + ".controlPlaneEndpoint"
-	fieldDiscovery    = KindJoin + ".discovery.bootstrapToken.apiServerEndpoint"
-	fieldBindAddress  = KindCluster + ".apiServer.extraArgs bind-address"
-	fieldInitEndpoint = KindInit + ".localAPIEndpoint"
-	fieldJoinEndpoint = KindJoin + ".controlPlane.localAPIEndpoint"
+	fieldEndpoint      = KindCluster + ".controlPlaneEndpoint"
+	fieldDiscovery     = KindJoin + ".discovery.bootstrapToken.apiServerEndpoint"
+	fieldBindAddress   = KindCluster + ".apiServer.extraArgs bind-address"
+	fieldInitEndpoint  = KindInit + ".localAPIEndpoint"
+	fieldJoinEndpoint  = KindJoin + ".controlPlane.localAPIEndpoint"
+	fieldPodSubnet     = KindCluster + ".networking.podSubnet"
+	fieldServiceSubnet = KindCluster + ".networking.serviceSubnet"
+	fieldInitNodeIP    = KindInit + ".nodeRegistration.kubeletExtraArgs node-ip"
+	fieldJoinNodeIP    = KindJoin + ".nodeRegistration.kubeletExtraArgs node-ip"
 )
 
 // Errors returned, wrapped with the file and the field, by File.Settings.
@@ -37,8 +41,13 @@ var (
 	// join discovery apiServerEndpoint, and they differ, so which one is
 	// the VIP is unclear.
 	ErrEndpointMismatch = errors.New("ClusterConfiguration and JoinConfiguration endpoints disagree")
-	// ErrBadAddress: an advertiseAddress or bind-address is not an IP.
+	// ErrBadAddress: an advertiseAddress, bind-address or node-ip is not
+	// an IP, or node-ip is neither one address nor a pair of one of each
+	// family.
 	ErrBadAddress = errors.New("malformed IP address")
+	// ErrBadSubnet: a podSubnet or serviceSubnet is not one CIDR or a
+	// comma-separated list of them.
+	ErrBadSubnet = errors.New("malformed CIDR")
 	// ErrBadPort: a port outside 1-65535.
 	ErrBadPort = errors.New("port out of range")
 	// ErrInitJoinMismatch: the file has both an InitConfiguration and a
@@ -86,6 +95,16 @@ type Settings struct {
 	BindAddressUnknown bool
 	// CertSANs are ClusterConfiguration.apiServer.certSANs.
 	CertSANs []string
+	// NodeIPs are this node's addresses from
+	// nodeRegistration.kubeletExtraArgs node-ip (of the
+	// InitConfiguration, else of the JoinConfiguration): one, or a
+	// dual-stack pair of one of each family. Nil when unset; an
+	// unspecified address (0.0.0.0, ::) is left out.
+	NodeIPs []netip.Addr
+	// DualStack names the first field that gives both address families
+	// (networking.podSubnet, serviceSubnet or a node-ip pair) with its
+	// value, for messages; "" when the file shows one family only.
+	DualStack string
 }
 
 // CRISocket is the container runtime socket the file gives this node
@@ -138,8 +157,33 @@ func (f *File) Settings() (Settings, error) {
 		}
 	}
 
+	nodeIP, err := f.nodeIP()
+	if err != nil {
+		return Settings{}, err
+	}
+	if nodeIP != nil {
+		if s.NodeIPs, err = f.parseNodeIPs(nodeIP.field, nodeIP.raw); err != nil {
+			return Settings{}, err
+		}
+		if len(s.NodeIPs) == 2 {
+			s.DualStack = fmt.Sprintf("%s %q", nodeIP.field, nodeIP.raw)
+		}
+	}
+
 	s.BindAddressUnknown = f.Cluster == nil
 	if f.Cluster != nil {
+		for _, sub := range []struct{ field, raw string }{
+			{fieldPodSubnet, f.Cluster.Networking.PodSubnet},
+			{fieldServiceSubnet, f.Cluster.Networking.ServiceSubnet},
+		} {
+			both, err := f.subnetsOfBothFamilies(sub.field, sub.raw)
+			if err != nil {
+				return Settings{}, err
+			}
+			if both && s.DualStack == "" {
+				s.DualStack = fmt.Sprintf("%s %q", sub.field, sub.raw)
+			}
+		}
 		s.CertSANs = slices.Clone(f.Cluster.APIServer.CertSANs)
 		if v, ok := f.Cluster.APIServer.ExtraArgs.Get("bind-address"); ok {
 			// An invalid value would stop kube-apiserver from starting; say
@@ -277,6 +321,72 @@ func hostPort(e APIEndpoint) string {
 		port = DefaultBindPort
 	}
 	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+}
+
+// rawArg is a flag's value with the field it was read from.
+type rawArg struct{ field, raw string }
+
+// nodeIP picks this node's kubelet node-ip: the InitConfiguration's or
+// the JoinConfiguration's, which must agree when a file gives both (see
+// localEndpoint). Nil when neither sets it.
+func (f *File) nodeIP() (*rawArg, error) {
+	var found []rawArg
+	if f.Init != nil {
+		if v, _ := f.Init.NodeRegistration.KubeletExtraArgs.Get("node-ip"); v != "" {
+			found = append(found, rawArg{fieldInitNodeIP, v})
+		}
+	}
+	if f.Join != nil {
+		if v, _ := f.Join.NodeRegistration.KubeletExtraArgs.Get("node-ip"); v != "" {
+			found = append(found, rawArg{fieldJoinNodeIP, v})
+		}
+	}
+	switch {
+	case len(found) == 0:
+		return nil, nil
+	case len(found) == 2 && found[0].raw != found[1].raw:
+		return nil, fmt.Errorf("%s: %w: %s is %q and %s is %q; keep one of them, or make them equal",
+			f.Name, ErrInitJoinMismatch, found[0].field, found[0].raw, found[1].field, found[1].raw)
+	}
+	return &found[0], nil
+}
+
+// parseNodeIPs parses a kubelet --node-ip value as kubelet does: one
+// address, or a dual-stack pair of one IPv4 and one IPv6 address. An
+// unspecified address (kubelet's "pick one of this family") is left out.
+func (f *File) parseNodeIPs(field, v string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	parts := strings.Split(v, ",")
+	for _, part := range parts {
+		a, err := f.parseAddr(field, strings.TrimSpace(part))
+		if err != nil || !a.IsValid() {
+			return nil, fmt.Errorf("%s: %s %q: %w", f.Name, field, v, ErrBadAddress)
+		}
+		if !a.IsUnspecified() {
+			out = append(out, a)
+		}
+	}
+	if len(parts) > 2 || len(out) == 2 && out[0].Is4() == out[1].Is4() {
+		return nil, fmt.Errorf("%s: %s %q: %w: kubelet takes one address, or a dual-stack pair of one IPv4 and one IPv6 address", f.Name, field, v, ErrBadAddress)
+	}
+	return out, nil
+}
+
+// subnetsOfBothFamilies parses a podSubnet or serviceSubnet, one CIDR or
+// a comma-separated list, and reports whether it has both families.
+func (f *File) subnetsOfBothFamilies(field, v string) (bool, error) {
+	if v == "" {
+		return false, nil
+	}
+	var has4, has6 bool
+	for part := range strings.SplitSeq(v, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(part))
+		if err != nil {
+			return false, fmt.Errorf("%s: %s %q: %w", f.Name, field, v, ErrBadSubnet)
+		}
+		has4, has6 = has4 || p.Addr().Is4(), has6 || p.Addr().Is6()
+	}
+	return has4 && has6, nil
 }
 
 // parseAddr parses an optional IP address field; "" is the invalid Addr.

@@ -17,7 +17,7 @@ import (
 // error, not a silent zero.
 //
 // The two API versions agree on every field read here except the shape of
-// extraArgs, which Args accepts in both shapes.
+// extraArgs and kubeletExtraArgs, which Args accepts in both shapes.
 
 // InitConfiguration is the node-local part of `kubeadm init --config`.
 type InitConfiguration struct {
@@ -33,6 +33,9 @@ type NodeRegistration struct {
 	// CRISocket is the container runtime kubeadm and kubelet use on this
 	// node ("unix:///var/run/crio/crio.sock"); empty: kubeadm detects it.
 	CRISocket string `json:"criSocket,omitempty"`
+	// KubeletExtraArgs are extra kubelet flags for this node; hapod reads
+	// node-ip, one address or a dual-stack pair ("198.18.0.11,2001:db8::11").
+	KubeletExtraArgs Args `json:"kubeletExtraArgs,omitempty"`
 }
 
 // ClusterConfiguration is the cluster-wide part of `kubeadm init --config`.
@@ -42,6 +45,17 @@ type ClusterConfiguration struct {
 	ControlPlaneEndpoint string `json:"controlPlaneEndpoint,omitempty"`
 	// APIServer holds the kube-apiserver's extra flags and certificate SANs.
 	APIServer APIServer `json:"apiServer,omitempty"`
+	// Networking holds the cluster's pod and service subnets.
+	Networking Networking `json:"networking,omitempty"`
+}
+
+// Networking is ClusterConfiguration.networking. A dual-stack cluster
+// gives a pair of subnets, one of each family, comma-separated.
+type Networking struct {
+	// PodSubnet is the pods' CIDR(s), "10.244.0.0/16,2001:db8:42::/56".
+	PodSubnet string `json:"podSubnet,omitempty"`
+	// ServiceSubnet is the services' CIDR(s).
+	ServiceSubnet string `json:"serviceSubnet,omitempty"`
 }
 
 // APIServer is ClusterConfiguration.apiServer.

@@ -56,6 +56,25 @@ kubernetesVersion: v1.34.0
 controlPlaneEndpoint: 198.18.0.10:8443
 `
 
+// KubeadmDualStack is a good dual-stack kubeadm config: VIP 198.18.0.10
+// (controlPlaneEndpoint, port 6443), this node 198.18.0.11:6443 and
+// 2001:db8::11 (kubelet's node-ip pair), subnets of both families.
+const KubeadmDualStack = `apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: 198.18.0.11
+nodeRegistration:
+  kubeletExtraArgs:
+  - name: node-ip
+    value: 198.18.0.11,2001:db8::11
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+controlPlaneEndpoint: 198.18.0.10
+networking:
+  podSubnet: 198.19.0.0/16,2001:db8:42::/56
+`
+
 // BadInput writes the files the cases read into dir (which must exist)
 // and returns the cases. No case may change anything under dir.
 func BadInput(dir string) ([]Case, error) {
@@ -72,6 +91,8 @@ func BadInput(dir string) ([]Case, error) {
 		"dns.yaml":            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: api.example.com:8443\n",
 		"other.yaml":          "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.99:8443\n",
 		"advertise-only.yaml": "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 198.18.0.10\n",
+		"dual.yaml":           KubeadmDualStack,
+		"node-ip-pair.yaml":   "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  kubeletExtraArgs:\n  - name: node-ip\n    value: 198.18.0.11,198.18.0.12\n",
 		"vip-is-node.yaml": "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 198.18.0.10\n---\n" +
 			"apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 198.18.0.10:8443\n",
 	}
@@ -175,6 +196,13 @@ func BadInput(dir string) ([]Case, error) {
 		{Name: "dual-stack, interface without addresses", Args: []string{"--vip", "198.18.0.10/24", "--vip", "2001:db8::10/64", "--backend", "198.18.0.11:6443", "--interface", "hapodnone0"},
 			Want: "=--interface hapodnone0: has no IPv4 address of its own to send VRRP adverts from, for the VIP 198.18.0.10/24: " + oneInterface},
 		{Name: "VIP given twice", Args: []string{"--vip", "2001:db8::10/64", "--vip", "2001:db8::10", "--backend", "198.18.0.11:6443"}, Want: "=--vip 2001:db8::10/128: given twice"},
+		// Issue 22: a dual-stack kubeadm config with VIPs of both families.
+		{Name: "kubeadm dual-stack, --vip of the other family only", Args: []string{"--kubeadm-config", f("dual.yaml"), "--vip", "2001:db8::10/64"},
+			Want: "=" + f("dual.yaml") + ": VIP disagrees with the kubeadm endpoint: ClusterConfiguration.controlPlaneEndpoint is 198.18.0.10:6443, and no --vip is 198.18.0.10 (--vip 2001:db8::10); give it as one of them: the other VIPs reach the same kube-apiservers beside it"},
+		{Name: "kubeadm dual-stack, a VIP is the node-ip", Args: []string{"--kubeadm-config", f("dual.yaml"), "--vip", "198.18.0.10/24", "--vip", "2001:db8::11/64"},
+			Want: "=" + f("dual.yaml") + ": VIP is also this node's own address: VIP 2001:db8::11 is this node's kubelet node-ip (nodeRegistration.kubeletExtraArgs); the VIP must be an unused address, distinct from every node's"},
+		{Name: "kubeadm node-ip pair of one family", Args: ok("--kubeadm-config", f("node-ip-pair.yaml")),
+			Want: "=" + f("node-ip-pair.yaml") + ": InitConfiguration.nodeRegistration.kubeletExtraArgs node-ip \"198.18.0.11,198.18.0.12\": malformed IP address: kubelet takes one address, or a dual-stack pair of one IPv4 and one IPv6 address"},
 		{Name: "positional argument", Args: ok("extra"), Want: "unexpected arguments: extra"},
 		{Name: "unknown flag", Args: ok("--vipp", "x"), Want: "flag provided but not defined: -vipp"},
 	}, nil
