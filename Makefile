@@ -130,6 +130,7 @@ manifests:
 	$(EXAMPLE) --vip 198.18.0.10/24 --peer 198.18.0.12 --peer 198.18.0.13 $(NODES4) > $(MANIFESTS_DIR)/ipv4-unicast.yaml
 	$(EXAMPLE) --vip 2001:db8::10/64 --backend '[2001:db8::11]:6443' --backend '[2001:db8::12]:6443' --backend '[2001:db8::13]:6443' > $(MANIFESTS_DIR)/ipv6.yaml
 	$(EXAMPLE) --vip 198.18.0.10/24 --vrrp-version 2 --auth-pass-file /etc/hapod/vrrp-pass $(NODES4) > $(MANIFESTS_DIR)/vrrpv2-password.yaml
+	$(EXAMPLE) --vip 198.18.0.10/24 --vip 2001:db8::10/64 $(NODES4) > $(MANIFESTS_DIR)/dual-stack.yaml
 
 check-manifests:
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \

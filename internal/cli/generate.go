@@ -83,7 +83,10 @@ Examples:
    kubeadm init --control-plane-endpoint 198.18.0.10 --upload-certs
 
    hapod init --kubeadm-config kubeadm.yaml
-   kubeadm init --config kubeadm.yaml --upload-certs`,
+   kubeadm init --config kubeadm.yaml --upload-certs
+
+   hapod init --vip 198.18.0.10/24 --vip 2001:db8::10/64   # dual-stack
+   kubeadm init --control-plane-endpoint 198.18.0.10:6443 --apiserver-cert-extra-sans=2001:db8::10 --upload-certs`,
 		Flags:  generateFlags(true),
 		Action: func(c *cli.Context) error { return generate(c, host, modeInit) },
 	}

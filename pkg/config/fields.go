@@ -212,7 +212,7 @@ func Fields() []Field {
 		},
 		{
 			Name: "interface", Kind: KindValue, Category: CategoryVRRP,
-			Usage: "interface for the VIP and VRRP (default: the interface of the route to the VIP)",
+			Usage: "interface for the VIPs and VRRP, one for all of them (default: the interface the routes to the VIPs lead to, which must be the same for every VIP)",
 			get:   func(c *Config) []string { return []string{c.VIP.Interface} },
 			set: func(c *Config, s string) error {
 				if err := checkInterfaceName(s); err != nil {

@@ -72,6 +72,10 @@ var goldenCases = []struct {
 		c.VRRP.Version = 2
 		c.VRRP.AuthPassFile = "/etc/hapod/vrrp-pass"
 	}},
+	// Issue 22: a VIP of each family, one virtual router each.
+	{"dual-stack", func(c *config.Config) {
+		c.VIP.Prefixes = append(c.VIP.Prefixes, netip.MustParsePrefix("2001:db8::10/64"))
+	}},
 }
 
 func TestGolden(t *testing.T) {
