@@ -31,7 +31,8 @@ import (
 	"github.com/hapod/hapod/pkg/manifest"
 )
 
-// fakeHost is node 1 of a lab: 198.18.0.11/24 and 2001:db8::11/64 on eth0.
+// fakeHost is node 1 of a lab: 198.18.0.11/24 and 2001:db8::11/64 on eth0,
+// which the routes lead to but for 2001:db8:99::/48's, on eth1.
 func fakeHost(extra ...hostnet.Addr) Host {
 	return Host{
 		DefaultInterface: func() (string, error) { return "eth0", nil },
@@ -46,6 +47,9 @@ func fakeHost(extra ...hostnet.Addr) Host {
 				if e.Prefix.Addr() == a {
 					return "", errors.New("the route to " + a.String() + " goes over the loopback interface")
 				}
+			}
+			if netip.MustParsePrefix("2001:db8:99::/48").Contains(a) {
+				return "eth1", nil
 			}
 			return "eth0", nil
 		},

@@ -23,8 +23,9 @@ type Case struct {
 	// error (without main's "hapod: " prefix).
 	Want string
 	// FakeHost says the case depends on the in-process test's fake host:
-	// node 1 of the lab, 198.18.0.11/24 and 2001:db8::11/64 on eth0, whose
-	// DHCP server leases 198.18.0.164/24. The binary asks the real host
+	// node 1 of the lab, 198.18.0.11/24 and 2001:db8::11/64 on eth0 (the
+	// route to 2001:db8:99::/48 leads to eth1), whose DHCP server leases
+	// 198.18.0.164/24. The binary asks the real host
 	// and network, so it skips these.
 	FakeHost bool
 }
@@ -195,6 +196,8 @@ func BadInput(dir string) ([]Case, error) {
 		// address of its family on the VIPs' one interface.
 		{Name: "dual-stack, interface without addresses", Args: []string{"--vip", "198.18.0.10/24", "--vip", "2001:db8::10/64", "--backend", "198.18.0.11:6443", "--interface", "hapodnone0"},
 			Want: "=--interface hapodnone0: has no IPv4 address of its own to send VRRP adverts from, for the VIP 198.18.0.10/24: " + oneInterface},
+		{Name: "dual-stack, VIPs routed to different interfaces", Args: []string{"--vip", "198.18.0.10/24", "--vip", "2001:db8:99::10/64", "--backend", "198.18.0.11:6443"},
+			Want: "=--interface: not given, and the VIPs are on different interfaces: 198.18.0.10 is routed to eth0, 2001:db8:99::10 is routed to eth1; hapod holds all its VIPs on one interface: pass --interface, one with an address of each VIP's family", FakeHost: true},
 		{Name: "VIP given twice", Args: []string{"--vip", "2001:db8::10/64", "--vip", "2001:db8::10", "--backend", "198.18.0.11:6443"}, Want: "=--vip 2001:db8::10/128: given twice"},
 		// Issue 22: a dual-stack kubeadm config with VIPs of both families.
 		{Name: "kubeadm dual-stack, --vip of the other family only", Args: []string{"--kubeadm-config", f("dual.yaml"), "--vip", "2001:db8::10/64"},
