@@ -116,7 +116,7 @@ func TestMembership(t *testing.T) {
 	t.Logf("discovery: every node proxies to the 3 apiservers %v after start", took.Round(time.Millisecond))
 	holder := c.stableOneHolder(time.Second)
 	c.waitMembers(nodes, 10*time.Second, "the holder heard", func(r status.Report) bool {
-		return r.VRRP.ActiveRouter == holder.Addr(c.vip.Addr())
+		return c.router(r).ActiveRouter == holder.Addr(c.vip.Addr())
 	})
 
 	// 2. A 4th apiserver joins the list: every node's proxy uses it.

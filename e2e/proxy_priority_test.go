@@ -32,9 +32,9 @@ func TestNoBackendLowersPriority(t *testing.T) {
 	lab.WaitFor(t, 5*time.Second, "the VIP answers", func() bool { _, err := c.whoami(hc); return err == nil })
 	sc := &statusCluster{cluster: c}
 	sc.waitMetric(hi, "hapod_proxy_healthy_backends", "= 3", func(v float64) bool { return v == 3 })
-	if m := sc.mustMetrics(hi); m["hapod_vrrp_effective_priority"] != config.DefaultPriority || m["hapod_vrrp_base_priority"] != config.DefaultPriority {
-		t.Fatalf("%s: priority base %v effective %v, want %d both", holder.Name,
-			m["hapod_vrrp_base_priority"], m["hapod_vrrp_effective_priority"], config.DefaultPriority)
+	effective, base := c.series("hapod_vrrp_effective_priority"), c.series("hapod_vrrp_base_priority")
+	if m := sc.mustMetrics(hi); m[effective] != config.DefaultPriority || m[base] != config.DefaultPriority {
+		t.Fatalf("%s: priority base %v effective %v, want %d both", holder.Name, m[base], m[effective], config.DefaultPriority)
 	}
 	ownAPI := netip.AddrPortFrom(holder.IPv4, backendPort)
 
@@ -71,11 +71,11 @@ func TestNoBackendLowersPriority(t *testing.T) {
 	// The degraded node says why and shows it.
 	m := sc.mustMetrics(hi)
 	for series, want := range map[string]float64{
-		"hapod_vrrp_effective_priority":    config.DefaultPriority - config.DefaultNoBackendWeight,
-		"hapod_vrrp_base_priority":         config.DefaultPriority,
-		"hapod_proxy_healthy_backends":     0,
-		`hapod_vrrp_state{state="backup"}`: 1,
-		"hapod_vrrp_vip_held":              0,
+		effective:                      config.DefaultPriority - config.DefaultNoBackendWeight,
+		base:                           config.DefaultPriority,
+		"hapod_proxy_healthy_backends": 0,
+		c.series("hapod_vrrp_state", `state="backup"`): 1,
+		c.vipSeries("hapod_vrrp_vip_held"):             0,
 	} {
 		if m[series] != want {
 			t.Errorf("%s: %s = %v, want %v", holder.Name, series, m[series], want)
@@ -104,7 +104,7 @@ func TestNoBackendLowersPriority(t *testing.T) {
 	}
 	c.setMode(hi, "ok")
 	sc.waitMetric(hi, "hapod_proxy_healthy_backends", "= 3", func(v float64) bool { return v == 3 })
-	sc.waitMetric(hi, "hapod_vrrp_effective_priority", fmt.Sprintf("= %d", config.DefaultPriority),
+	sc.waitMetric(hi, effective, fmt.Sprintf("= %d", config.DefaultPriority),
 		func(v float64) bool { return v == config.DefaultPriority })
 	transitions := sumPrefix(sc.mustMetrics(hi), "hapod_vrrp_transitions_total")
 	// 3s is 30 advert intervals: a preemption would have happened.

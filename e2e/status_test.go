@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hapod/hapod/internal/lab"
+	"github.com/hapod/hapod/pkg/status"
 )
 
 // holdPort is where the stand-in apiservers of these tests listen.
@@ -195,6 +196,19 @@ func sumPrefix(m map[string]float64, prefix string) float64 {
 	return s
 }
 
+// series names a series of the virtual router carrying c's VIP (these
+// clusters run one): name{family="ipv4",labels...}, labels in the
+// exposition's order (sorted by name, all after family).
+func (c *cluster) series(name string, labels ...string) string {
+	family := `family="` + status.FamilyOf(c.vip.Addr()) + `"`
+	return name + "{" + strings.Join(append([]string{family}, labels...), ",") + "}"
+}
+
+// vipSeries names a series of c's VIP: name{family="ipv4",vip="VIP/LEN"}.
+func (c *cluster) vipSeries(name string) string {
+	return c.series(name, `vip="`+c.vip.String()+`"`)
+}
+
 func backendSeries(name string, b netip.AddrPort) string {
 	return fmt.Sprintf(`%s{backend="%s"}`, name, b)
 }
@@ -257,10 +271,10 @@ func TestMetricsDuringFailover(t *testing.T) {
 		if i == h {
 			state = "active"
 		}
-		if m[`hapod_vrrp_state{state="`+state+`"}`] != 1 || m["hapod_vrrp_vip_held"] != b2f(i == h) {
+		if m[c.series("hapod_vrrp_state", `state="`+state+`"`)] != 1 || m[c.vipSeries("hapod_vrrp_vip_held")] != b2f(i == h) {
 			t.Errorf("node%d: state %s: %v", i, state, filterPrefix(m, "hapod_vrrp_state", "hapod_vrrp_vip_held"))
 		}
-		if m[`hapod_vrrp_transitions_total{reason="startup",to="backup"}`] != 1 {
+		if m[c.series("hapod_vrrp_transitions_total", `reason="startup"`, `to="backup"`)] != 1 {
 			t.Errorf("node%d: startup transition: %v", i, filterPrefix(m, "hapod_vrrp_transitions_total"))
 		}
 		for _, b := range c.backends {
@@ -272,7 +286,7 @@ func TestMetricsDuringFailover(t *testing.T) {
 			t.Errorf("node%d: no check latency observed", i)
 		}
 	}
-	if m := c.mustMetrics(h); m[`hapod_vrrp_transitions_total{reason="master_down",to="active"}`] != 1 || m["hapod_vrrp_adverts_sent_total"] < 1 {
+	if m := c.mustMetrics(h); m[c.series("hapod_vrrp_transitions_total", `reason="master_down"`, `to="active"`)] != 1 || m[c.series("hapod_vrrp_adverts_sent_total")] < 1 {
 		t.Errorf("holder %s: %v", holder.Name, filterPrefix(m, "hapod_vrrp_transitions_total", "hapod_vrrp_adverts"))
 	}
 
@@ -318,9 +332,9 @@ func TestMetricsDuringFailover(t *testing.T) {
 		Version: 3, VIP: c.lab.VIP4Prefix(1),
 	})
 	for i := range c.lab.Nodes {
-		c.waitMetric(i, `hapod_vrrp_dropped_packets_total{reason="vrid"}`, ">= 3", func(v float64) bool { return v >= 3 })
+		c.waitMetric(i, c.series("hapod_vrrp_dropped_packets_total", `reason="vrid"`), ">= 3", func(v float64) bool { return v >= 3 })
 	}
-	if m := c.mustMetrics(h); m[`hapod_vrrp_state{state="active"}`] != 1 {
+	if m := c.mustMetrics(h); m[c.series("hapod_vrrp_state", `state="active"`)] != 1 {
 		t.Errorf("the holder obeyed another VRID's adverts")
 	}
 
@@ -344,7 +358,7 @@ func TestMetricsDuringFailover(t *testing.T) {
 				continue
 			}
 			st := "backup"
-			if m[`hapod_vrrp_state{state="active"}`] == 1 {
+			if m[c.series("hapod_vrrp_state", `state="active"`)] == 1 {
 				st = "active"
 			}
 			if s := seen[i]; len(s) == 0 || s[len(s)-1] != st {
@@ -372,22 +386,23 @@ func TestMetricsDuringFailover(t *testing.T) {
 	// Nodes started together may each have been active for a moment
 	// before the highest address won (RFC 9568's tie-break), so count
 	// from just before the kill.
-	const takeovers = `hapod_vrrp_transitions_total{reason="master_down",to="active"}`
-	if m[takeovers]-before[next][takeovers] != 1 || m["hapod_vrrp_vip_held"] != 1 {
+	takeovers := c.series("hapod_vrrp_transitions_total", `reason="master_down"`, `to="active"`)
+	if m[takeovers]-before[next][takeovers] != 1 || m[c.vipSeries("hapod_vrrp_vip_held")] != 1 {
 		t.Errorf("new holder node%d: %v", next, filterPrefix(m, "hapod_vrrp_transitions_total", "hapod_vrrp_vip_held"))
 	}
-	if m["hapod_vrrp_time_in_state_seconds"] > time.Since(start).Seconds() {
-		t.Errorf("new holder's time in state %v predates the failover", m["hapod_vrrp_time_in_state_seconds"])
+	if inState := m[c.series("hapod_vrrp_time_in_state_seconds")]; inState > time.Since(start).Seconds() {
+		t.Errorf("new holder's time in state %v predates the failover", inState)
 	}
-	if m["hapod_vrrp_adverts_sent_total"] <= before[next]["hapod_vrrp_adverts_sent_total"] {
+	if sent := c.series("hapod_vrrp_adverts_sent_total"); m[sent] <= before[next][sent] {
 		t.Errorf("new holder sends no adverts")
 	}
 	for i := range before {
 		if i != next {
-			c.waitMetric(i, "hapod_vrrp_adverts_received_total", "growing", func(v float64) bool {
-				return v > before[i]["hapod_vrrp_adverts_received_total"]
+			received := c.series("hapod_vrrp_adverts_received_total")
+			c.waitMetric(i, received, "growing", func(v float64) bool {
+				return v > before[i][received]
 			})
-			if m := c.mustMetrics(i); m[`hapod_vrrp_state{state="backup"}`] != 1 {
+			if m := c.mustMetrics(i); m[c.series("hapod_vrrp_state", `state="backup"`)] != 1 {
 				t.Errorf("node%d left backup", i)
 			}
 		}
@@ -498,7 +513,7 @@ func TestStatusCommandExitCodes(t *testing.T) {
 			t.Errorf("node%d healthy: exit %d\n%s%s", i, code, out, errOut)
 		}
 		state := map[bool]string{true: "ACTIVE", false: "BACKUP"}[i == h]
-		for _, s := range []string{state, c.vip.String(), c.backends[0].String() + "  up", c.backends[1].String() + "  up"} {
+		for _, s := range []string{"VRRP ipv4  " + state, c.vip.String(), c.backends[0].String() + "  up", c.backends[1].String() + "  up"} {
 			if !strings.Contains(out, s) {
 				t.Errorf("node%d output lacks %q:\n%s", i, s, out)
 			}
@@ -563,7 +578,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		dom := runChromium(t, n, chromium, "--dump-dom", "http://127.0.0.1:10270/")
 		state := map[bool]string{true: "Active", false: "Backup"}[i == h]
 		want := []string{
-			`id="state">` + state + `<`, c.vip.String(), "Healthy",
+			`id="state-ipv4">` + state + `<`, c.vip.String(), "Healthy",
 			c.backends[0].String(), c.backends[1].String(), c.backends[2].String(),
 			"connection refused", "vrrp state change", n.IPv4.String(),
 		}

@@ -51,7 +51,7 @@ func (c *cluster) waitReport(i int, what string, cond func(status.Report) bool) 
 		}
 		if time.Now().After(deadline) {
 			c.t.Fatalf("node%d: gave up after %v waiting for %s; last: state %s, holds VIP %v, healthy %v, problems %q, err %v",
-				i, timeout, what, r.VRRP.State, r.VRRP.HoldsVIP, r.Healthy, r.Problems, err)
+				i, timeout, what, c.router(r).State, c.holdsVIP(c.router(r)), r.Healthy, r.Problems, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -109,7 +109,7 @@ func testVIPDeletedIsAddedBack(t *testing.T, ipv6 bool) {
 		t.Errorf("holders after the delete: %s, want [%s]", names(h), holder.Name)
 	}
 	c.waitReport(hi, "healthy, Active, holding the VIP", func(r status.Report) bool {
-		return r.Healthy && r.VRRP.State == "Active" && r.VRRP.HoldsVIP
+		return r.Healthy && c.router(r).State == "Active" && c.holdsVIP(c.router(r))
 	})
 	if !strings.Contains(c.procs[hi].Log(), "VIP missing while active: adding it again") {
 		t.Errorf("%s did not log why it added the VIP again", holder.Name)
@@ -139,8 +139,8 @@ func TestVIPFlushedHandsOver(t *testing.T) {
 	r := c.waitReport(hi, "not healthy, naming the lost address", func(r status.Report) bool {
 		return !r.Healthy && strings.Contains(strings.Join(r.Problems, "; "), "lost this node's address")
 	})
-	if r.VRRP.State == "Active" || r.VRRP.HoldsVIP {
-		t.Errorf("%s after the flush: state %s, holds VIP %v; want not Active, not holding", holder.Name, r.VRRP.State, r.VRRP.HoldsVIP)
+	if rr := c.router(r); rr.State == "Active" || c.holdsVIP(rr) {
+		t.Errorf("%s after the flush: state %s, holds VIP %v; want not Active, not holding", holder.Name, rr.State, c.holdsVIP(rr))
 	}
 	if code, out := c.hapodStatus(hi); code != 1 || !strings.Contains(out, "lost this node's address") {
 		t.Errorf("hapod status on %s after the flush: exit %d, want 1 naming the lost address:\n%s", holder.Name, code, out)
@@ -151,7 +151,7 @@ func TestVIPFlushedHandsOver(t *testing.T) {
 
 	holder.RestoreAddrs(t)
 	c.waitReport(hi, "healthy Backup once its address is back", func(r status.Report) bool {
-		return r.Healthy && r.VRRP.State == "Backup" && !r.VRRP.HoldsVIP
+		return r.Healthy && c.router(r).State == "Backup" && !c.holdsVIP(c.router(r))
 	})
 	c.stableOneHolder(time.Second)
 	c.reach(10 * time.Second)
@@ -179,12 +179,12 @@ func TestInterfaceRecreated(t *testing.T) {
 
 	holder.CreateLink(t)
 	r := c.waitReport(hi, "healthy Backup on the new interface", func(r status.Report) bool {
-		return r.Healthy && r.VRRP.State == "Backup"
+		return r.Healthy && c.router(r).State == "Backup"
 	})
 	// Adverts arrive on the new interface: the active node is heard.
-	received := r.VRRP.AdvertsReceived
+	received := c.router(r).AdvertsReceived
 	c.waitReport(hi, "adverts received on the new interface", func(r status.Report) bool {
-		return r.VRRP.AdvertsReceived > received+5 && r.VRRP.ActiveRouter == c.primary(other)
+		return c.router(r).AdvertsReceived > received+5 && c.router(r).ActiveRouter == c.primary(other)
 	})
 	if h := c.holders(); len(h) != 1 || h[0] != other {
 		t.Errorf("holders after the interface came back: %s, want [%s]", names(h), other.Name)
@@ -204,11 +204,11 @@ func TestInterfaceRecreated(t *testing.T) {
 		t.Error("client not served through the VIP")
 	}
 	c.waitReport(hi, "healthy Active holding the VIP", func(r status.Report) bool {
-		return r.Healthy && r.VRRP.State == "Active" && r.VRRP.HoldsVIP
+		return r.Healthy && c.router(r).State == "Active" && c.holdsVIP(c.router(r))
 	})
 	c.start(oi)
 	c.waitReport(oi, "the restarted node hears the recreated one as active", func(r status.Report) bool {
-		return r.VRRP.State == "Backup" && r.VRRP.ActiveRouter == c.primary(holder)
+		return c.router(r).State == "Backup" && c.router(r).ActiveRouter == c.primary(holder)
 	})
 }
 
@@ -242,9 +242,10 @@ func testVIPConflictDefended(t *testing.T, ipv6 bool) {
 		"dev", c.lab.Client.Iface, "nud", "stale")
 
 	r := c.waitReport(hi, "a conflict with the stale holder's MAC", func(r status.Report) bool {
-		return r.Holding != nil && r.Holding.Conflicts > 0 && r.Holding.LastConflictMAC == stale.MAC.String()
+		h := c.vipHolding(r)
+		return h != nil && h.Conflicts > 0 && h.LastConflictMAC == stale.MAC.String()
 	})
-	t.Logf("conflict seen %v after the stale VIP appeared: %+v", time.Since(start), *r.Holding)
+	t.Logf("conflict seen %v after the stale VIP appeared: %+v", time.Since(start), *c.vipHolding(r))
 	if r.Healthy {
 		t.Errorf("%s healthy during a conflict: %+v", holder.Name, r)
 	}
@@ -255,8 +256,8 @@ func testVIPConflictDefended(t *testing.T, ipv6 bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m["hapod_vip_conflicts_total"] < 1 {
-		t.Errorf("hapod_vip_conflicts_total = %v, want >= 1", m["hapod_vip_conflicts_total"])
+	if conflicts := c.vipSeries("hapod_vip_conflicts_total"); m[conflicts] < 1 {
+		t.Errorf("%s = %v, want >= 1", conflicts, m[conflicts])
 	}
 	lab.WaitFor(t, 10*time.Second, "the client's neighbour entry for the VIP back on "+holder.Name, func() bool {
 		out, err := c.lab.Client.Command(t.Context(), "ip", "neigh", "show", c.vip.Addr().String(), "dev", c.lab.Client.Iface).Output()

@@ -118,7 +118,7 @@ func TestVRIDClash(t *testing.T) {
 
 	// Every node hears the other cluster's holder, drops its adverts as
 	// addr_mismatch, never as anything else, and says so in its log.
-	const series = `hapod_vrrp_dropped_packets_total{reason="addr_mismatch"}`
+	const series = `hapod_vrrp_dropped_packets_total{family="ipv4",reason="addr_mismatch"}`
 	for i, n := range l.Nodes {
 		c.waitMetric(i, series, "> 0", func(v float64) bool { return v > 0 })
 		m := c.mustMetrics(i)
@@ -127,7 +127,7 @@ func TestVRIDClash(t *testing.T) {
 				t.Errorf("%s: %s = %v, want only addr_mismatch drops", n.Name, k, v)
 			}
 		}
-		if got := m[`hapod_vrrp_state{state="active"}`]; got != b2f(n == first[groupOf[n]]) {
+		if got := m[`hapod_vrrp_state{family="ipv4",state="active"}`]; got != b2f(n == first[groupOf[n]]) {
 			t.Errorf("%s: active %v, holder of its cluster is %s", n.Name, got, first[groupOf[n]].Name)
 		}
 		other := groups[1-groupOf[n]].vip.Addr().String()

@@ -165,8 +165,8 @@ func (c *cluster) healActive(partitioned, other *lab.Node) *lab.Node {
 	}
 	for _, n := range []*lab.Node{want, lose} {
 		st := map[bool]string{true: "Active", false: "Backup"}[n == want]
-		if r := c.vrrpStatus(c.index(n)); r.State != st || r.HoldsVIP != (n == want) {
-			c.t.Errorf("heal: %s reports state %s, holdsVIP %v; want %s", n.Name, r.State, r.HoldsVIP, st)
+		if r := c.vrrpStatus(c.index(n)); r.State != st || c.holdsVIP(r) != (n == want) {
+			c.t.Errorf("heal: %s reports state %s, holdsVIP %v; want %s", n.Name, r.State, c.holdsVIP(r), st)
 		}
 	}
 	return want
@@ -211,8 +211,8 @@ func (c *cluster) unicast() bool {
 	return false
 }
 
-// vrrpStatus is the VRRP part of node i's GET /status.
-func (c *cluster) vrrpStatus(i int) status.VRRPReport {
+// vrrpStatus is the router of c's VIP in node i's GET /status.
+func (c *cluster) vrrpStatus(i int) status.RouterReport {
 	c.t.Helper()
 	code, body, err := c.status(i, "/status")
 	if err != nil || code != 200 {
@@ -222,5 +222,37 @@ func (c *cluster) vrrpStatus(i int) status.VRRPReport {
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
 		c.t.Fatalf("node%d GET /status: %v\n%s", i, err, body)
 	}
-	return r.VRRP
+	return c.router(r)
+}
+
+// router is the router of c's VIP in r (its family's), zero when r has
+// none.
+func (c *cluster) router(r status.Report) status.RouterReport {
+	for _, rr := range r.Routers {
+		if rr.Family == status.FamilyOf(c.vip.Addr()) {
+			return rr
+		}
+	}
+	return status.RouterReport{}
+}
+
+// holdsVIP reports whether rr says c's VIP is on the node's interface,
+// as the kernel has it.
+func (c *cluster) holdsVIP(rr status.RouterReport) bool {
+	for _, v := range rr.VIPs {
+		if v.Prefix.Addr() == c.vip.Addr() {
+			return v.Held
+		}
+	}
+	return false
+}
+
+// vipHolding is the kernel's view of c's VIP in r, nil when r lacks it.
+func (c *cluster) vipHolding(r status.Report) *status.HoldingReport {
+	for _, v := range c.router(r).VIPs {
+		if v.Prefix.Addr() == c.vip.Addr() {
+			return v.Holding
+		}
+	}
+	return nil
 }

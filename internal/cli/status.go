@@ -23,18 +23,21 @@ const (
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "show the local hapod's VRRP state and backends; exit 0 only when healthy",
+		Usage: "show the local hapod's VRRP routers, VIPs and backends; exit 0 only when healthy",
 		Description: `Reads /status from the status server of the hapod running on this node and
-prints it. The exit status is 0 when the node is healthy: VRRP runs (Backup or
-Active), the kernel holds the VIP on this node exactly while it is Active (a
-second of disagreement is tolerated), no other host answered for the VIP in
-the last 5 seconds, and at least one backend passes its health checks.
-Otherwise it prints one line saying why on stderr and exits 1; when the status server cannot be
-reached (hapod not running) it exits 3, as an LSB init script's status does.
-So it can gate scripts and kubeadm hooks:
+prints it: a block per virtual router (one per address family of the VIPs),
+then the proxy and its backends. The exit status is 0 when the node is
+healthy: for every router, VRRP runs (Backup or Active), the kernel holds
+each of its VIPs on this node exactly while it is Active (a second of
+disagreement is tolerated), its link can carry VRRP, and no other host
+answered for one of its VIPs in the last 5 seconds; and at least one backend
+passes its health checks. Otherwise it prints one line saying why on stderr
+(naming the router's family, ipv4 or ipv6) and exits 1; when the status
+server cannot be reached (hapod not running) it exits 3, as an LSB init
+script's status does. So it can gate scripts and kubeadm hooks:
 
    hapod status || echo "not ready"
-   hapod status -o json | jq .vrrp.state`,
+   hapod status -o json | jq -r '.routers[] | .family + " " + .state'`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "status-addr", Value: config.DefaultStatusAddr.String(),
 				Usage: "address of the status server of 'hapod run' (its --status-addr)"},

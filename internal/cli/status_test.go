@@ -34,12 +34,17 @@ func report(healthy bool) status.Report {
 	r := status.Report{
 		Node: "cp1",
 		Time: time.Now(),
-		VRRP: status.VRRPReport{
-			State: "Active", VIP: netip.MustParsePrefix("198.18.0.10/24"), HoldsVIP: true,
+		Routers: []status.RouterReport{{
+			Family: status.FamilyIPv4, State: "Active", VRID: 10,
+			VIPs:         []status.VIPReport{{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Held: true}},
 			BasePriority: 100, EffectivePriority: 100, Since: time.Now().Add(-time.Minute), LastReason: "master down timer expired",
 			Peers: []status.PeerReport{{Address: netip.MustParseAddr("198.18.0.12"), Priority: 0, IntervalSeconds: 1,
 				LastHeard: time.Now().Add(-time.Minute), LastHeardSecondsAgo: 60, Adverts: 3000}},
-		},
+		}, {
+			Family: status.FamilyIPv6, State: "Backup", VRID: 11, ActiveRouter: netip.MustParseAddr("2001:db8::12"),
+			VIPs:         []status.VIPReport{{Prefix: netip.MustParsePrefix("2001:db8::10/64")}},
+			BasePriority: 100, EffectivePriority: 100, Since: time.Now().Add(-time.Minute), LastReason: "startup",
+		}},
 		Backends: []status.BackendReport{
 			{Address: netip.MustParseAddrPort("198.18.0.11:6443"), Health: status.HealthUp, Checks: 3, ActiveConnections: 4, TotalConnections: 9},
 			{Address: netip.MustParseAddrPort("198.18.0.12:6443"), Health: status.HealthDown, Checks: 3, LastError: "connection refused"},
@@ -59,7 +64,8 @@ func TestStatusHealthy(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("healthy node: %v", r.err)
 	}
-	for _, s := range []string{"cp1", "healthy", "ACTIVE", "198.18.0.10/24", "held here: yes",
+	for _, s := range []string{"cp1", "healthy", "VRRP ipv4  ACTIVE", "198.18.0.10/24", "held here: yes",
+		"VRRP ipv6  BACKUP", "2001:db8::10/64   held here: no, active router: 2001:db8::12",
 		"198.18.0.11:6443  up", "198.18.0.12:6443  down", "connection refused",
 		"PEER", "priority 0 (leaving), every 1.0 s, heard 1m 00s ago, 3000 adverts\n"} {
 		if !strings.Contains(r.stdout, s) {
@@ -89,7 +95,8 @@ func TestStatusJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 		t.Fatalf("%v:\n%s", err, r.stdout)
 	}
-	if got.Node != "cp1" || got.VRRP.State != "Active" || len(got.Backends) != 2 || got.Healthy {
+	if got.Node != "cp1" || len(got.Routers) != 2 || got.Routers[0].State != "Active" || got.Routers[1].Family != status.FamilyIPv6 ||
+		len(got.Backends) != 2 || got.Healthy {
 		t.Errorf("decoded %+v", got)
 	}
 }

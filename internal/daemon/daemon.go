@@ -78,7 +78,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		return err
 	}
 	source, password := start.Sources[config.FamilyOf(cfg.VIP.Primary().Addr())], start.Password
-	mon, log := newMonitor(cfg, ifname, source, log)
+	mon, log := newMonitor(ifname, source, log)
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
@@ -259,7 +259,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	}
 	tracker := mem.start(bgCtx, sink, clk, "hapod/"+Version)
 
-	sources := status.Sources{VRRP: speaker, VIP: addr, Drops: conn, Proxy: px, Health: prober, Membership: tracker}
+	sources := status.Sources{
+		Routers: []status.Router{{
+			Family: status.FamilyOf(cfg.VIP.Primary().Addr()), VRID: cfg.VRRP.VRID, Version: cfg.VRRP.Version,
+			Address: source, VRRP: speaker, Drops: conn,
+			VIPs: []status.RouterVIP{{Prefix: cfg.VIP.Primary(), Kernel: addr}},
+		}},
+		Proxy: px, Health: prober, Membership: tracker,
+	}
 	if leased != nil {
 		sources.DHCP = leased
 	}

@@ -36,7 +36,7 @@ func TestJSONLogs(t *testing.T) {
 	}
 	source := netip.MustParseAddr("198.18.0.11")
 	var out lockedBuffer
-	mon, log := newMonitor(cfg, "eth0", source, newLogger(&out, cfg.Log))
+	mon, log := newMonitor("eth0", source, newLogger(&out, cfg.Log))
 
 	clk := clocktesting.NewFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	sp := vrrp.NewSpeaker(vrrp.SpeakerConfig{

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 
-	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/health"
 	"github.com/hapod/hapod/pkg/proxy"
 	"github.com/hapod/hapod/pkg/status"
@@ -19,19 +18,15 @@ var Version = "dev"
 // newMonitor builds the status Monitor of this node and the logger every
 // part must use: it records the Info-and-above lines as the page's recent
 // events and counts VRRP transitions from them.
-func newMonitor(cfg config.Config, ifname string, source netip.Addr, log *slog.Logger) (*status.Monitor, *slog.Logger) {
+func newMonitor(ifname string, source netip.Addr, log *slog.Logger) (*status.Monitor, *slog.Logger) {
 	node, err := os.Hostname()
 	if err != nil {
 		node = source.String()
 	}
 	mon := status.NewMonitor(status.MonitorConfig{Info: status.Info{
-		Node:        node,
-		Version:     Version,
-		VIP:         cfg.VIP.Primary(),
-		Interface:   ifname,
-		VRID:        cfg.VRRP.VRID,
-		VRRPVersion: cfg.VRRP.Version,
-		Address:     source,
+		Node:      node,
+		Version:   Version,
+		Interface: ifname,
 	}})
 	return mon, slog.New(mon.Handler(log.Handler()))
 }

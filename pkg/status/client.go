@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -65,46 +66,18 @@ func peerLine(p PeerReport) string {
 	return s
 }
 
-// WriteTable prints r compactly for a terminal: the node and VIP lines,
-// then one row per backend.
+// WriteTable prints r compactly for a terminal: the node line, a block
+// per virtual router (its state, VIPs and peers), the proxy, then one row
+// per backend.
 func WriteTable(w io.Writer, r Report) error {
-	v := r.VRRP
-	holder := "no"
-	if v.HoldsVIP {
-		holder = "yes"
-	}
-	active := "-"
-	if v.ActiveRouter.IsValid() {
-		active = v.ActiveRouter.String()
-	}
-	prio := fmt.Sprintf("base %d", v.BasePriority)
-	if v.EffectivePriority != v.BasePriority {
-		prio += ", lowered"
-	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	health := "healthy"
 	if !r.Healthy {
 		health = "NOT HEALTHY: " + strings.Join(r.Problems, "; ")
 	}
 	fmt.Fprintf(tw, "NODE\t%s\t%s\n", r.Node, health)
-	fmt.Fprintf(tw, "VRRP\t%s\tfor %s since %s (%s)\n", strings.ToUpper(v.State),
-		humanDuration(time.Duration(v.SinceSeconds*float64(time.Second))), v.Since.Local().Format(time.DateTime), v.LastReason)
-	fmt.Fprintf(tw, "VIP\t%s\theld here: %s, active router: %s\n", v.VIP, holder, active)
-	if h := r.Holding; h != nil {
-		if !h.LinkUp && h.LinkReason != "" {
-			fmt.Fprintf(tw, "LINK\tdown\t%s\n", h.LinkReason)
-		}
-		if h.Conflicts > 0 {
-			fmt.Fprintf(tw, "CONFLICT\t%s\tanswered for the VIP at %s, %d conflicts\n", h.LastConflictMAC,
-				h.LastConflict.Local().Format(time.DateTime), h.Conflicts)
-		}
-	}
-	fmt.Fprintf(tw, "PRIORITY\t%d\t%s\n", v.EffectivePriority, prio)
-	if len(v.Peers) == 0 {
-		fmt.Fprintf(tw, "PEERS\tnone heard\t\n")
-	}
-	for _, p := range v.Peers {
-		fmt.Fprintf(tw, "PEER\t%s\t%s\n", p.Address, peerLine(p))
+	for _, rr := range r.Routers {
+		writeRouter(tw, rr)
 	}
 	fmt.Fprintf(tw, "PROXY\t%s\tactive %d, accepted %d\n", r.Proxy.Listen, r.Proxy.Active, r.Proxy.Accepted)
 	if rd := r.Redirect; rd != nil {
@@ -138,6 +111,49 @@ func WriteTable(w io.Writer, r Report) error {
 		return writeMembers(w, r.Time, *m)
 	}
 	return nil
+}
+
+// writeRouter is one router's block of WriteTable: its state, each VIP
+// (with its link and conflicts when they have something to say), its
+// priority and its peers.
+func writeRouter(tw io.Writer, rr RouterReport) {
+	active := "-"
+	if rr.ActiveRouter.IsValid() {
+		active = rr.ActiveRouter.String()
+	}
+	fmt.Fprintf(tw, "VRRP %s\t%s\tVRID %d, for %s since %s (%s)\n", rr.Family, strings.ToUpper(rr.State), rr.VRID,
+		humanDuration(time.Duration(rr.SinceSeconds*float64(time.Second))), rr.Since.Local().Format(time.DateTime), rr.LastReason)
+	var links []string
+	for _, v := range rr.VIPs {
+		held := "no"
+		if v.Held {
+			held = "yes"
+		}
+		fmt.Fprintf(tw, "VIP\t%s\theld here: %s, active router: %s\n", v.Prefix, held, active)
+		h := v.Holding
+		if h == nil {
+			continue
+		}
+		if !h.LinkUp && h.LinkReason != "" && !slices.Contains(links, h.LinkReason) {
+			links = append(links, h.LinkReason)
+			fmt.Fprintf(tw, "LINK\tdown\t%s\n", h.LinkReason)
+		}
+		if h.Conflicts > 0 {
+			fmt.Fprintf(tw, "CONFLICT\t%s\tanswered for %s at %s, %d conflicts\n", h.LastConflictMAC, v.Prefix.Addr(),
+				h.LastConflict.Local().Format(time.DateTime), h.Conflicts)
+		}
+	}
+	prio := fmt.Sprintf("base %d", rr.BasePriority)
+	if rr.EffectivePriority != rr.BasePriority {
+		prio += ", lowered"
+	}
+	fmt.Fprintf(tw, "PRIORITY\t%d\t%s\n", rr.EffectivePriority, prio)
+	if len(rr.Peers) == 0 {
+		fmt.Fprintf(tw, "PEERS\tnone heard\t\n")
+	}
+	for _, p := range rr.Peers {
+		fmt.Fprintf(tw, "PEER\t%s\t%s\n", p.Address, peerLine(p))
+	}
 }
 
 // writeMembers is the membership part of WriteTable: where each member

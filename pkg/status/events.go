@@ -18,9 +18,16 @@ type Event struct {
 	Level string    `json:"level"`
 	// Message is the log line's message, e.g. "vrrp state change".
 	Message string `json:"message"`
+	// Family is the virtual router the line is about (FamilyIPv4,
+	// FamilyIPv6): its family attribute; empty when it has none, as
+	// lines about the node as a whole have not.
+	Family string `json:"family,omitempty"`
 	// Details are the line's attributes as key=value pairs, in order.
 	Details string `json:"details,omitempty"`
 }
+
+// familyKey is the attribute that names a line's virtual router.
+const familyKey = "family"
 
 // Recorder keeps the last events logged at Info or above. hapod logs one
 // Info line per state change and nothing per packet or connection at
@@ -94,7 +101,7 @@ func (t *tap) Handle(ctx context.Context, rec slog.Record) error {
 			attrs = append(attrs, qualify(t.prefix, a)...)
 			return true
 		})
-		t.rec.Add(Event{Time: rec.Time, Level: rec.Level.String(), Message: rec.Message, Details: details(attrs)})
+		t.rec.Add(Event{Time: rec.Time, Level: rec.Level.String(), Message: rec.Message, Family: family(attrs), Details: details(attrs)})
 	}
 	if !t.next.Enabled(ctx, rec.Level) {
 		return nil
@@ -141,6 +148,17 @@ func qualify(prefix string, a slog.Attr) []slog.Attr {
 		return nil
 	}
 	return []slog.Attr{{Key: prefix + a.Key, Value: v}}
+}
+
+// family is the value of the last top-level family attribute, empty when
+// there is none.
+func family(attrs []slog.Attr) string {
+	for i := len(attrs) - 1; i >= 0; i-- {
+		if attrs[i].Key == familyKey {
+			return attrs[i].Value.String()
+		}
+	}
+	return ""
 }
 
 // details renders attributes as key=value pairs, quoting values with

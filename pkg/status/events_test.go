@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +70,23 @@ func TestTapPassesDebugWhenTheLogWantsIt(t *testing.T) {
 	}
 	if n := len(r.Events()); n != 0 {
 		t.Errorf("a debug line became an event (%d events)", n)
+	}
+}
+
+// A line about one virtual router names it (its family attribute, from
+// With or the line itself); a line about the node as a whole names none.
+func TestEventFamily(t *testing.T) {
+	r := NewRecorder(10)
+	log := slog.New(r.Handler(slog.DiscardHandler))
+	log.With("family", "ipv6").Info("vrrp state change", "from", "Backup", "to", "Active")
+	log.Info("vrrp state change", "family", "ipv4", "from", "Init", "to", "Backup")
+	log.Info("vrrp state change", "from", "Init", "to", "Backup")
+	log.WithGroup("g").Info("backend up", "family", "ipv4")
+	var got []string
+	for _, e := range r.Events() {
+		got = append(got, e.Family)
+	}
+	if want := []string{"", "", "ipv4", "ipv6"}; !slices.Equal(got, want) {
+		t.Errorf("families (newest first) %q, want %q", got, want)
 	}
 }

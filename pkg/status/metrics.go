@@ -3,6 +3,7 @@ package status
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -36,30 +37,30 @@ func desc(sub, name, help string, labels ...string) *prometheus.Desc {
 // and could drift, so the collector reports their current values.
 var (
 	descVRRPInfo = desc(subVRRP, "info",
-		"Static VRRP configuration of this node; the value is always 1.",
-		"vip", "interface", "vrid", "vrrp_version")
+		"Static VRRP configuration of this node, one series per VIP of each virtual router (family: ipv4, ipv6); the value is always 1.",
+		"family", "vip", "interface", "vrid", "vrrp_version")
 	descVRRPState = desc(subVRRP, "state",
-		"1 for the protocol state this node is in (init, backup, active), 0 for the others.", "state")
+		"1 for the protocol state the family's virtual router is in (init, backup, active), 0 for the others.", "family", "state")
 	descVIPHeld = desc(subVRRP, "vip_held",
-		"1 when this node has the VIP on its interface, as the kernel says (not as the VRRP state wants).")
+		"1 when this node has the VIP on its interface, as the kernel says (not as the VRRP state wants).", "family", "vip")
 	descVIPConflicts = desc("", "vip_conflicts_total",
-		"Times another host answered ARP or Neighbor Discovery for the VIP while this node held it (each answer is re-announced, at most once a second).")
+		"Times another host answered ARP or Neighbor Discovery for the VIP while this node held it (each answer is re-announced, at most once a second).", "family", "vip")
 	descTimeInState = desc(subVRRP, "time_in_state_seconds",
-		"Seconds since the last state change (or since start).")
+		"Seconds since the virtual router's last state change (or since start).", "family")
 	descLastTransition = desc(subVRRP, "last_transition_timestamp_seconds",
-		"Unix time of the last state change (or of the start).")
+		"Unix time of the virtual router's last state change (or of the start).", "family")
 	descBasePriority = desc(subVRRP, "base_priority",
-		"Configured VRRP priority.")
+		"Configured VRRP priority of the virtual router.", "family")
 	descEffPriority = desc(subVRRP, "effective_priority",
-		"VRRP priority advertised now: the base priority plus adjustments (lowered while no backend is healthy).")
+		"VRRP priority the virtual router advertises now: the base priority plus adjustments (lowered while no backend is healthy).", "family")
 	descAdvertsSent = desc(subVRRP, "adverts_sent_total",
-		"VRRP advertisements sent.")
+		"VRRP advertisements sent by the virtual router.", "family")
 	descTransitions = desc(subVRRP, "transitions_total",
-		"VRRP state changes, by new state and reason ("+transitionReasonNames()+").", "to", "reason")
+		"VRRP state changes of the virtual router, by new state and reason ("+transitionReasonNames()+").", "family", "to", "reason")
 	descAdvertsReceived = desc(subVRRP, "adverts_received_total",
-		"VRRP advertisements for this virtual router received from other routers.")
+		"VRRP advertisements for the virtual router received from other routers.", "family")
 	descDrops = desc(subVRRP, "dropped_packets_total",
-		"VRRP packets discarded by a receive check, by reason: "+dropReasonNames()+".", "reason")
+		"VRRP packets of the family discarded by a receive check, by reason: "+dropReasonNames()+".", "family", "reason")
 
 	descActive = desc(subProxy, "active_connections",
 		"Client connections open now.")
@@ -176,42 +177,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	info := c.m.info
-
-	if src.VRRP != nil {
-		st := src.VRRP.Status()
-		gauge(descVRRPInfo, 1, info.VIP.String(), info.Interface, strconv.Itoa(int(info.VRID)), strconv.Itoa(info.VRRPVersion))
-		for _, s := range stateLabels {
-			gauge(descVRRPState, b2f(st.State == s.s), s.label)
-		}
-		held := st.VIPHeld
-		if src.VIP != nil {
-			vs := src.VIP.Status()
-			held = vs.Held
-			counter(descVIPConflicts, vs.Conflicts)
-		}
-		gauge(descVIPHeld, b2f(held))
-		gauge(descTimeInState, now.Sub(st.Since).Seconds())
-		gauge(descLastTransition, float64(st.Since.UnixNano())/1e9)
-		gauge(descBasePriority, float64(st.BasePriority))
-		gauge(descEffPriority, float64(st.EffectivePriority))
-		counter(descAdvertsSent, st.AdvertsSent)
-		counter(descAdvertsReceived, st.AdvertsReceived)
-		for _, s := range stateLabels {
-			for _, r := range vrrp.Reasons() {
-				if n := st.TransitionsBy[vrrp.TransitionKey{To: s.s, Reason: r}]; n > 0 {
-					counter(descTransitions, n, s.label, r.String())
-				}
-			}
-		}
-	}
-	if src.Drops != nil {
-		drops := src.Drops.Drops()
-		// Every reason, zeros included, so that rate() works from the
-		// first drop on.
-		for _, r := range vrrp.DropReasons() {
-			counter(descDrops, drops[r], r.String())
-		}
+	for _, rt := range src.Routers {
+		collectRouter(rt, c.m.info.Interface, now, gauge, counter)
 	}
 	if src.Proxy != nil {
 		ps := src.Proxy.Stats()
@@ -260,6 +227,51 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descRedirectInstalled, b2f(st.Installed))
 		counter(descRedirectChanges, st.Changes)
 		counter(descRedirectFailures, st.Failures)
+	}
+}
+
+// collectRouter reports one virtual router's series, labelled with its
+// family (and its VIPs' with the VIP too).
+func collectRouter(rt Router, ifname string, now time.Time, gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, uint64, ...string)) {
+	fam := rt.Family
+	if rt.Drops != nil {
+		drops := rt.Drops.Drops()
+		// Every reason, zeros included, so that rate() works from the
+		// first drop on.
+		for _, r := range vrrp.DropReasons() {
+			counter(descDrops, drops[r], fam, r.String())
+		}
+	}
+	if rt.VRRP == nil {
+		return
+	}
+	st := rt.VRRP.Status()
+	for _, v := range rt.VIPs {
+		vip := v.Prefix.String()
+		gauge(descVRRPInfo, 1, fam, vip, ifname, strconv.Itoa(int(rt.VRID)), strconv.Itoa(rt.Version))
+		held := st.VIPHeld
+		if v.Kernel != nil {
+			ks := v.Kernel.Status()
+			held = ks.Held
+			counter(descVIPConflicts, ks.Conflicts, fam, vip)
+		}
+		gauge(descVIPHeld, b2f(held), fam, vip)
+	}
+	for _, s := range stateLabels {
+		gauge(descVRRPState, b2f(st.State == s.s), fam, s.label)
+	}
+	gauge(descTimeInState, now.Sub(st.Since).Seconds(), fam)
+	gauge(descLastTransition, float64(st.Since.UnixNano())/1e9, fam)
+	gauge(descBasePriority, float64(st.BasePriority), fam)
+	gauge(descEffPriority, float64(st.EffectivePriority), fam)
+	counter(descAdvertsSent, st.AdvertsSent, fam)
+	counter(descAdvertsReceived, st.AdvertsReceived, fam)
+	for _, s := range stateLabels {
+		for _, r := range vrrp.Reasons() {
+			if n := st.TransitionsBy[vrrp.TransitionKey{To: s.s, Reason: r}]; n > 0 {
+				counter(descTransitions, n, fam, s.label, r.String())
+			}
+		}
 	}
 }
 

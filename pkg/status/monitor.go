@@ -42,16 +42,29 @@ type ProxySource interface{ Stats() proxy.Stats }
 // (*health.Prober).
 type HealthSource interface{ Results() []health.Result }
 
+// The values of Router.Family: the family label of the per-router series
+// and the family of a RouterReport.
+const (
+	FamilyIPv4 = "ipv4"
+	FamilyIPv6 = "ipv6"
+)
+
+// FamilyOf is the family of a: FamilyIPv4 or FamilyIPv6.
+func FamilyOf(a netip.Addr) string {
+	if a.Unmap().Is4() {
+		return FamilyIPv4
+	}
+	return FamilyIPv6
+}
+
 // Sources are the parts of a running hapod that a Monitor reads when it
 // is asked. A nil source is left out of the report and the metrics.
 type Sources struct {
-	VRRP VRRPSource
-	// VIP, when set, is the truth about holding the VIP: the kernel's
-	// addresses, not the speaker's intent.
-	VIP    VIPSource
-	Drops  DropSource
-	Proxy  ProxySource
-	Health HealthSource
+	// Routers are the virtual routers, one per address family present,
+	// IPv4 first.
+	Routers []Router
+	Proxy   ProxySource
+	Health  HealthSource
 	// DHCP is set only for a DHCP-leased VIP.
 	DHCP DHCPSource
 	// Membership is where the backends and peers come from.
@@ -59,6 +72,32 @@ type Sources struct {
 	// Redirect is set only when VIP:--port reaches the proxy through
 	// hapod's nftables redirect.
 	Redirect RedirectSource
+}
+
+// Router is one VRRP virtual router: its configuration, its speaker, its
+// socket and the VIPs its adverts carry.
+type Router struct {
+	// Family is FamilyIPv4 or FamilyIPv6, the family label of the
+	// router's series.
+	Family string
+	VRID   uint8
+	// Version is the VRRP version, 2 or 3.
+	Version int
+	// Address is this node's own address, the source of the router's
+	// adverts.
+	Address netip.Addr
+	VRRP    VRRPSource
+	Drops   DropSource
+	// VIPs are the addresses the router carries, in advert order.
+	VIPs []RouterVIP
+}
+
+// RouterVIP is one VIP of a Router.
+type RouterVIP struct {
+	Prefix netip.Prefix
+	// Kernel, when set, is the truth about holding the VIP: the kernel's
+	// addresses, not the speaker's intent.
+	Kernel VIPSource
 }
 
 // RedirectSource is the redirect of VIP:--port to the proxy
@@ -162,15 +201,23 @@ func (m *Monitor) ObserveCheck(backend netip.AddrPort, d time.Duration, err erro
 func (m *Monitor) Snapshot() Snapshot {
 	src := m.sources()
 	var s Snapshot
-	if src.VRRP != nil {
-		s.VRRP = src.VRRP.Status()
-	}
-	if src.VIP != nil {
-		st := src.VIP.Status()
-		s.VIP = &st
-	}
-	if src.Drops != nil {
-		s.Drops = src.Drops.Drops()
+	for _, rt := range src.Routers {
+		rs := RouterSnapshot{Family: rt.Family, VRID: rt.VRID, Version: rt.Version, Address: rt.Address}
+		if rt.VRRP != nil {
+			rs.VRRP = rt.VRRP.Status()
+		}
+		if rt.Drops != nil {
+			rs.Drops = rt.Drops.Drops()
+		}
+		for _, v := range rt.VIPs {
+			vs := VIPSnapshot{Prefix: v.Prefix}
+			if v.Kernel != nil {
+				st := v.Kernel.Status()
+				vs.Kernel = &st
+			}
+			rs.VIPs = append(rs.VIPs, vs)
+		}
+		s.Routers = append(s.Routers, rs)
 	}
 	if src.Proxy != nil {
 		s.Proxy = src.Proxy.Stats()

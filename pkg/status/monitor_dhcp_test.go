@@ -40,8 +40,8 @@ func TestDHCPMetrics(t *testing.T) {
 	lease := &leaseSource{st: dhcpvip.Status{
 		State:  dhcpvip.StateRenewing,
 		Active: true,
-		Want:   testInfo.VIP.Addr(),
-		Lease: dhcpvip.Lease{Prefix: testInfo.VIP, Server: netip.MustParseAddr("198.18.0.1"),
+		Want:   testVIP.Addr(),
+		Lease: dhcpvip.Lease{Prefix: testVIP, Server: netip.MustParseAddr("198.18.0.1"),
 			Duration: 2 * time.Minute, T1: time.Minute, T2: 105 * time.Second, Obtained: t0.Add(-30 * time.Second)},
 		Problem: fmt.Errorf("%w: address in use", dhcpvip.ErrNak),
 	}}

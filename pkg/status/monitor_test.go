@@ -63,21 +63,28 @@ func (f *fakeSources) Results() []health.Result {
 	return f.health
 }
 
-func (f *fakeSources) sources() Sources {
-	return Sources{VRRP: f, Drops: f, Proxy: f, Health: f}
+// router is f as this node's IPv4 router, carrying testVIP.
+func (f *fakeSources) router() Router {
+	return Router{Family: FamilyIPv4, VRID: 10, Version: 3, Address: testAddr, VRRP: f, Drops: f,
+		VIPs: []RouterVIP{{Prefix: testVIP}}}
 }
 
-var testInfo = Info{
-	Node: "cp1", Version: "v1.2.3", VIP: netip.MustParsePrefix("198.18.0.10/24"),
-	Interface: "eth0", VRID: 10, VRRPVersion: 3, Address: netip.MustParseAddr("198.18.0.11"),
+func (f *fakeSources) sources() Sources {
+	return Sources{Routers: []Router{f.router()}, Proxy: f, Health: f}
 }
+
+var (
+	testInfo = Info{Node: "cp1", Version: "v1.2.3", Interface: "eth0"}
+	testVIP  = netip.MustParsePrefix("198.18.0.10/24")
+	testAddr = netip.MustParseAddr("198.18.0.11")
+)
 
 // activeNode is node 1 holding the VIP with two of three backends up.
 func activeNode() *fakeSources {
 	return &fakeSources{
 		vrrp: vrrp.Status{
 			State: vrrp.StateActive, Since: t0.Add(-90 * time.Second), LastReason: "master down timer expired",
-			BasePriority: 100, EffectivePriority: 100, ActiveRouter: testInfo.Address, VIPHeld: true,
+			BasePriority: 100, EffectivePriority: 100, ActiveRouter: testAddr, VIPHeld: true,
 			AdvertsSent: 900, AdvertsReceived: 12, Transitions: 2,
 			TransitionsBy: map[vrrp.TransitionKey]uint64{
 				{To: vrrp.StateBackup, Reason: vrrp.ReasonStartup}:    1,
@@ -106,6 +113,13 @@ func activeNode() *fakeSources {
 	}
 }
 
+// oneRouter is the snapshot of a node with one IPv4 router carrying
+// testVIP, in state st.
+func oneRouter(st vrrp.Status) []RouterSnapshot {
+	return []RouterSnapshot{{Family: FamilyIPv4, VRID: 10, Version: 3, Address: testAddr, VRRP: st,
+		VIPs: []VIPSnapshot{{Prefix: testVIP}}}}
+}
+
 func newTestMonitor(src *fakeSources) (*Monitor, *clocktesting.FakePassiveClock) {
 	clk := clocktesting.NewFakePassiveClock(t0)
 	m := NewMonitor(MonitorConfig{Info: testInfo, Clock: clk})
@@ -119,9 +133,13 @@ func TestReportOfAnActiveNode(t *testing.T) {
 	if !r.Healthy || r.Err() != nil {
 		t.Errorf("healthy = %v, problems %v", r.Healthy, r.Problems)
 	}
-	v := r.VRRP
-	if v.State != "Active" || !v.HoldsVIP || v.SinceSeconds != 90 || v.VIP != testInfo.VIP || v.Drops["vrid"] != 7 {
-		t.Errorf("vrrp = %+v", v)
+	if len(r.Routers) != 1 {
+		t.Fatalf("routers = %+v", r.Routers)
+	}
+	v := r.Routers[0]
+	if v.Family != FamilyIPv4 || v.State != "Active" || v.SinceSeconds != 90 || v.VRID != 10 || v.Drops["vrid"] != 7 ||
+		len(v.VIPs) != 1 || v.VIPs[0].Prefix != testVIP || !v.VIPs[0].Held {
+		t.Errorf("router = %+v", v)
 	}
 	if len(r.Backends) != 3 {
 		t.Fatalf("backends = %+v", r.Backends)
@@ -142,8 +160,8 @@ func TestReportProblems(t *testing.T) {
 		want   []string
 	}{
 		{"link down", func(f *fakeSources) {
-			f.vrrp.State, f.vrrp.LastReason = vrrp.StateInit, "link down"
-		}, []string{"VRRP is in state Init (link down)"}},
+			f.vrrp.State, f.vrrp.LastReason, f.vrrp.VIPHeld = vrrp.StateInit, "link down", false
+		}, []string{"ipv4: VRRP is in state Init (link down)"}},
 		{"all backends down", func(f *fakeSources) {
 			for i := range f.health {
 				f.health[i].Healthy = false
@@ -155,10 +173,10 @@ func TestReportProblems(t *testing.T) {
 			}
 		}, []string{"no healthy backend (of 3)"}},
 		{"both", func(f *fakeSources) {
-			f.vrrp.State, f.vrrp.LastReason = vrrp.StateInit, ""
+			f.vrrp.State, f.vrrp.LastReason, f.vrrp.VIPHeld = vrrp.StateInit, "", false
 			f.health = nil
 			f.proxy.Backends = nil
-		}, []string{"VRRP is in state Init", "no healthy backend (of 0)"}},
+		}, []string{"ipv4: VRRP is in state Init", "no healthy backend (of 0)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := activeNode()
@@ -234,38 +252,38 @@ func TestMetricsReadTheSourcesAtScrapeTime(t *testing.T) {
 	m.ObserveCheck(be3, time.Millisecond, errors.New("refused"))
 
 	want := map[string]float64{
-		"hapod_vrrp_state{state=active}":                                            1,
-		"hapod_vrrp_state{state=backup}":                                            0,
-		"hapod_vrrp_state{state=init}":                                              0,
-		"hapod_vrrp_vip_held":                                                       1,
-		"hapod_vrrp_time_in_state_seconds":                                          90,
-		"hapod_vrrp_base_priority":                                                  100,
-		"hapod_vrrp_effective_priority":                                             100,
-		"hapod_vrrp_adverts_sent_total":                                             900,
-		"hapod_vrrp_adverts_received_total":                                         12,
-		"hapod_vrrp_dropped_packets_total{reason=vrid}":                             7,
-		"hapod_vrrp_dropped_packets_total{reason=auth}":                             1,
-		"hapod_vrrp_dropped_packets_total{reason=ttl}":                              0,
-		"hapod_vrrp_info{interface=eth0,vip=198.18.0.10/24,vrid=10,vrrp_version=3}": 1,
-		"hapod_proxy_active_connections":                                            5,
-		"hapod_proxy_accepted_connections_total":                                    40,
-		"hapod_proxy_refused_connections_total{reason=max_conns}":                   1,
-		"hapod_proxy_refused_connections_total{reason=no_backend}":                  2,
-		"hapod_proxy_closed_connections_total{reason=idle_timeout}":                 4,
-		"hapod_proxy_closed_connections_total{reason=rebalance}":                    6,
-		"hapod_proxy_closed_connections_total{reason=backend_down}":                 8,
-		"hapod_proxy_closed_connections_total{reason=drain}":                        9,
-		"hapod_proxy_connect_retries_total":                                         3,
-		"hapod_proxy_healthy_backends":                                              2,
-		"hapod_proxy_backend_active_connections{backend=198.18.0.11:6443}":          3,
-		"hapod_proxy_backend_connections_total{backend=198.18.0.12:6443}":           18,
-		"hapod_proxy_backend_bytes_out_total{backend=198.18.0.12:6443}":             2 << 20,
-		"hapod_proxy_backend_connect_failures_total{backend=198.18.0.13:6443}":      5,
-		"hapod_proxy_backend_suspect{backend=198.18.0.12:6443}":                     1,
-		"hapod_health_backend_up{backend=198.18.0.11:6443}":                         1,
-		"hapod_health_backend_up{backend=198.18.0.13:6443}":                         0,
-		"hapod_health_check_duration_seconds{backend=198.18.0.11:6443,result=ok}":   1,
-		"hapod_health_check_duration_seconds{backend=198.18.0.13:6443,result=fail}": 2,
+		"hapod_vrrp_state{family=ipv4,state=active}":                                            1,
+		"hapod_vrrp_state{family=ipv4,state=backup}":                                            0,
+		"hapod_vrrp_state{family=ipv4,state=init}":                                              0,
+		"hapod_vrrp_vip_held{family=ipv4,vip=198.18.0.10/24}":                                   1,
+		"hapod_vrrp_time_in_state_seconds{family=ipv4}":                                         90,
+		"hapod_vrrp_base_priority{family=ipv4}":                                                 100,
+		"hapod_vrrp_effective_priority{family=ipv4}":                                            100,
+		"hapod_vrrp_adverts_sent_total{family=ipv4}":                                            900,
+		"hapod_vrrp_adverts_received_total{family=ipv4}":                                        12,
+		"hapod_vrrp_dropped_packets_total{family=ipv4,reason=vrid}":                             7,
+		"hapod_vrrp_dropped_packets_total{family=ipv4,reason=auth}":                             1,
+		"hapod_vrrp_dropped_packets_total{family=ipv4,reason=ttl}":                              0,
+		"hapod_vrrp_info{family=ipv4,interface=eth0,vip=198.18.0.10/24,vrid=10,vrrp_version=3}": 1,
+		"hapod_proxy_active_connections":                                                        5,
+		"hapod_proxy_accepted_connections_total":                                                40,
+		"hapod_proxy_refused_connections_total{reason=max_conns}":                               1,
+		"hapod_proxy_refused_connections_total{reason=no_backend}":                              2,
+		"hapod_proxy_closed_connections_total{reason=idle_timeout}":                             4,
+		"hapod_proxy_closed_connections_total{reason=rebalance}":                                6,
+		"hapod_proxy_closed_connections_total{reason=backend_down}":                             8,
+		"hapod_proxy_closed_connections_total{reason=drain}":                                    9,
+		"hapod_proxy_connect_retries_total":                                                     3,
+		"hapod_proxy_healthy_backends":                                                          2,
+		"hapod_proxy_backend_active_connections{backend=198.18.0.11:6443}":                      3,
+		"hapod_proxy_backend_connections_total{backend=198.18.0.12:6443}":                       18,
+		"hapod_proxy_backend_bytes_out_total{backend=198.18.0.12:6443}":                         2 << 20,
+		"hapod_proxy_backend_connect_failures_total{backend=198.18.0.13:6443}":                  5,
+		"hapod_proxy_backend_suspect{backend=198.18.0.12:6443}":                                 1,
+		"hapod_health_backend_up{backend=198.18.0.11:6443}":                                     1,
+		"hapod_health_backend_up{backend=198.18.0.13:6443}":                                     0,
+		"hapod_health_check_duration_seconds{backend=198.18.0.11:6443,result=ok}":               1,
+		"hapod_health_check_duration_seconds{backend=198.18.0.13:6443,result=fail}":             2,
 	}
 	got := metricValues(t, m)
 	for k, v := range want {
@@ -284,12 +302,12 @@ func TestMetricsReadTheSourcesAtScrapeTime(t *testing.T) {
 	clk.SetTime(t0.Add(5 * time.Second))
 	got = metricValues(t, m)
 	for k, v := range map[string]float64{
-		"hapod_vrrp_state{state=active}":                                   0,
-		"hapod_vrrp_state{state=backup}":                                   1,
-		"hapod_vrrp_vip_held":                                              0,
-		"hapod_vrrp_time_in_state_seconds":                                 5,
-		"hapod_vrrp_effective_priority":                                    50,
-		"hapod_vrrp_dropped_packets_total{reason=ttl}":                     3,
+		"hapod_vrrp_state{family=ipv4,state=active}":                       0,
+		"hapod_vrrp_state{family=ipv4,state=backup}":                       1,
+		"hapod_vrrp_vip_held{family=ipv4,vip=198.18.0.10/24}":              0,
+		"hapod_vrrp_time_in_state_seconds{family=ipv4}":                    5,
+		"hapod_vrrp_effective_priority{family=ipv4}":                       50,
+		"hapod_vrrp_dropped_packets_total{family=ipv4,reason=ttl}":         3,
 		"hapod_proxy_backend_active_connections{backend=198.18.0.11:6443}": 0,
 	} {
 		if got[k] != v {
@@ -301,7 +319,7 @@ func TestMetricsReadTheSourcesAtScrapeTime(t *testing.T) {
 func TestMetricsWithoutSources(t *testing.T) {
 	m := NewMonitor(MonitorConfig{Info: testInfo})
 	for name := range metricValues(t, m) {
-		if strings.HasPrefix(name, "hapod_vrrp_state") || strings.HasPrefix(name, "hapod_proxy_") {
+		if strings.HasPrefix(name, "hapod_vrrp_") || strings.HasPrefix(name, "hapod_proxy_") {
 			t.Errorf("%s reported with no source", name)
 		}
 	}
@@ -315,10 +333,10 @@ func TestSpeakerTransitionsAreCounted(t *testing.T) {
 	conn := newIdleConn()
 	sp := vrrp.NewSpeaker(vrrp.SpeakerConfig{
 		Machine: vrrp.MachineConfig{VRID: 10, Priority: 100, Interval: 10 * time.Millisecond,
-			Version: vrrp.Version3, Primary: testInfo.Address},
+			Version: vrrp.Version3, Primary: testAddr},
 		Logger: log,
 	}, conn, nopVIP{})
-	m.SetSources(Sources{VRRP: sp})
+	m.SetSources(Sources{Routers: []Router{{Family: FamilyIPv4, VRID: 10, Version: 3, VRRP: sp}}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sp.Run(ctx) }()
@@ -332,9 +350,9 @@ func TestSpeakerTransitionsAreCounted(t *testing.T) {
 	}
 	got := metricValues(t, m)
 	for _, k := range []string{
-		"hapod_vrrp_transitions_total{reason=startup,to=backup}",
-		"hapod_vrrp_transitions_total{reason=master_down,to=active}",
-		"hapod_vrrp_transitions_total{reason=shutdown,to=init}",
+		"hapod_vrrp_transitions_total{family=ipv4,reason=startup,to=backup}",
+		"hapod_vrrp_transitions_total{family=ipv4,reason=master_down,to=active}",
+		"hapod_vrrp_transitions_total{family=ipv4,reason=shutdown,to=init}",
 	} {
 		if got[k] != 1 {
 			t.Errorf("%s = %v, want 1 (all: %v)", k, got[k], filter(got, "hapod_vrrp_transitions_total"))
@@ -428,7 +446,7 @@ func TestServeStatusJSONAndPage(t *testing.T) {
 		t.Errorf("/nothing = %d", code)
 	}
 	code, metrics := get(t, base+"/metrics")
-	if code != 200 || !strings.Contains(metrics, `hapod_vrrp_state{state="active"} 1`) {
+	if code != 200 || !strings.Contains(metrics, `hapod_vrrp_state{family="ipv4",state="active"} 1`) {
 		t.Errorf("/metrics = %d:\n%s", code, metrics)
 	}
 }
@@ -469,7 +487,7 @@ func TestWriteTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, s := range []string{"cp1", "healthy", "ACTIVE", "198.18.0.10/24", "held here: yes", "PRIORITY  50                base 100, lowered\n",
+	for _, s := range []string{"cp1", "healthy", "ACTIVE", "198.18.0.10/24", "held here: yes", "PRIORITY   50                base 100, lowered\n",
 		"198.18.0.12:6443  up (suspect)", "198.18.0.13:6443  down", "connection refused"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("table lacks %q:\n%s", s, out)

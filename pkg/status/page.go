@@ -23,6 +23,8 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 	"clock":    func(t time.Time) string { return t.Local().Format("15:04:05") },
 	"stamp":    func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05.000 MST") },
 	"lower":    strings.ToLower,
+	"family":   familyName,
+	"states":   states,
 	"bytes":    humanBytes,
 	"millis":   func(s float64) string { return fmt.Sprintf("%.1f ms", s*1000) },
 	"duration": func(s float64) string { return humanDuration(time.Duration(s * float64(time.Second))) },
@@ -36,6 +38,27 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 		return "info"
 	},
 }).Parse(pageSource))
+
+// familyName writes a router's family as people do: IPv4, IPv6.
+func familyName(f string) string {
+	switch f {
+	case FamilyIPv4:
+		return "IPv4"
+	case FamilyIPv6:
+		return "IPv6"
+	}
+	return f
+}
+
+// states is the routers' states for the page's title: "Active", or
+// "Active/Backup" with two routers, IPv4 first.
+func states(r Report) string {
+	var out []string
+	for _, rr := range r.Routers {
+		out = append(out, rr.State)
+	}
+	return strings.Join(out, "/")
+}
 
 // WritePage renders r as the HTML status page.
 func WritePage(w io.Writer, r Report) error {

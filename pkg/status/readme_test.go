@@ -31,7 +31,7 @@ func metricReference(t *testing.T) string {
 	src := activeNode().sources()
 	src.DHCP = fakeDHCP{}
 	src.Redirect = &fakeRedirect{}
-	src.VIP = fakeVIP{vip.Status{Held: true}}
+	src.Routers[0].VIPs[0].Kernel = fakeVIP{vip.Status{Held: true}}
 	src.Membership = membersOf()
 	m.SetSources(src)
 	// Vector metrics appear once they have a child.

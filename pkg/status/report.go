@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,21 +18,26 @@ import (
 )
 
 // Report is what /status serves as JSON and the page at / shows: one
-// node's view of the VIP, its backends and its recent events.
+// node's view of its virtual routers and VIPs, its backends and its recent
+// events.
 type Report struct {
 	// Node is the host name.
 	Node    string    `json:"node"`
 	Version string    `json:"version,omitempty"`
 	Time    time.Time `json:"time"`
-	// Healthy is true when VRRP runs (Backup or Active), the kernel holds
-	// the VIP exactly while Active (give or take VIPSettle), no other host
-	// claimed the VIP within ConflictRecent, and at least one backend
-	// passes its health checks; Problems says why not.
-	Healthy  bool       `json:"healthy"`
-	Problems []string   `json:"problems,omitempty"`
-	VRRP     VRRPReport `json:"vrrp"`
-	// Holding is the VIP as the kernel has it; absent when not known.
-	Holding  *HoldingReport  `json:"holding,omitempty"`
+	// Healthy is true when every router is fine (its VRRP runs, Backup
+	// or Active; the kernel holds each of its VIPs exactly while it is
+	// Active, give or take VIPSettle; its link carries VRRP; no other host
+	// claimed one of its VIPs within ConflictRecent) and at least one
+	// backend passes its health checks; Problems says why not, naming the
+	// router's family.
+	Healthy  bool     `json:"healthy"`
+	Problems []string `json:"problems,omitempty"`
+	// Interface is where the VIPs live and the adverts go.
+	Interface string `json:"interface,omitempty"`
+	// Routers are the virtual routers, one per address family, IPv4
+	// first.
+	Routers  []RouterReport  `json:"routers"`
 	Proxy    ProxyReport     `json:"proxy"`
 	Backends []BackendReport `json:"backends"`
 	// DHCP is the VIP's lease, for a DHCP-leased VIP only.
@@ -46,26 +52,23 @@ type Report struct {
 	Events []Event `json:"events"`
 }
 
-// VRRPReport is the VRRP part of a Report.
-type VRRPReport struct {
+// RouterReport is one virtual router of a Report.
+type RouterReport struct {
+	// Family is FamilyIPv4 or FamilyIPv6.
+	Family string `json:"family"`
 	// State is Init, Backup or Active (a string: vrrp.State does not
 	// decode from JSON, and `hapod status` reads this back).
-	State     string       `json:"state"`
-	VIP       netip.Prefix `json:"vip,omitzero"`
-	Interface string       `json:"interface,omitempty"`
-	VRID      uint8        `json:"vrid,omitempty"`
-	Version   int          `json:"version,omitempty"`
+	State   string `json:"state"`
+	VRID    uint8  `json:"vrid"`
+	Version int    `json:"version,omitempty"`
 	// Address is this node's own address, the source of its adverts.
 	Address netip.Addr `json:"address,omitzero"`
-	// HoldsVIP is true when the VIP is on this node's interface, as the
-	// kernel says (Holding), not as the speaker wants.
-	HoldsVIP bool `json:"holdsVIP"`
 	// Since is when State was entered; LastReason why.
 	Since        time.Time `json:"since"`
 	SinceSeconds float64   `json:"sinceSeconds"`
 	LastReason   string    `json:"lastReason,omitempty"`
 	// ActiveRouter is the router heard (or, when Active, known) to hold
-	// the VIP; absent when unknown.
+	// the VIPs; absent when unknown.
 	ActiveRouter      netip.Addr        `json:"activeRouter,omitzero"`
 	BasePriority      uint8             `json:"basePriority"`
 	EffectivePriority uint8             `json:"effectivePriority"`
@@ -76,6 +79,18 @@ type VRRPReport struct {
 	// Peers are the other routers heard advertising for this VRID, by
 	// address (at most vrrp.MaxPeers, the longest silent forgotten first).
 	Peers []PeerReport `json:"peers"`
+	// VIPs are the addresses this router carries, in advert order.
+	VIPs []VIPReport `json:"vips"`
+}
+
+// VIPReport is one VIP of a router.
+type VIPReport struct {
+	Prefix netip.Prefix `json:"prefix"`
+	// Held is true when the VIP is on this node's interface: as the
+	// kernel says (Holding) when known, as the speaker wants otherwise.
+	Held bool `json:"held"`
+	// Holding is the VIP as the kernel has it; absent when not known.
+	Holding *HoldingReport `json:"holding,omitempty"`
 }
 
 // PeerReport is another router heard advertising for this VRID.
@@ -151,26 +166,21 @@ type MemberReport struct {
 	RemoveAt time.Time `json:"removeAt,omitzero"`
 }
 
-// Info is what a Monitor knows about the node from its configuration.
+// Info is what a Monitor knows about the node from its configuration;
+// what it knows of each router comes with the Router.
 type Info struct {
 	// Node is the host name.
-	Node      string
-	Version   string
-	VIP       netip.Prefix
+	Node    string
+	Version string
+	// Interface is where the VIPs live and the adverts go.
 	Interface string
-	VRID      uint8
-	// VRRPVersion is 2 or 3.
-	VRRPVersion int
-	// Address is this node's own address, the source of its adverts.
-	Address netip.Addr
 }
 
 // HoldingReport is the VIP as the kernel has it: what the Keeper saw and
 // did.
 type HoldingReport struct {
-	// Held: the VIP is on the interface; HeldForSeconds is how long it
-	// has been (or has not been) there.
-	Held           bool    `json:"held"`
+	// HeldForSeconds is how long the VIP has been (or has not been) on
+	// the interface (VIPReport.Held says which).
 	HeldForSeconds float64 `json:"heldForSeconds"`
 	// LinkUp: the interface exists, is usable and carries this node's own
 	// address; LinkReason says why or why not.
@@ -245,13 +255,10 @@ type RedirectSnapshot struct {
 // Snapshot is everything a Report is made of, read at one moment. Zero
 // parts are reported as such (a nil Health means no backend was checked).
 type Snapshot struct {
-	VRRP vrrp.Status
-	// VIP is nil when no Keeper reports (then HoldsVIP is the speaker's).
-	VIP    *vip.Status
-	Drops  map[vrrp.DropReason]uint64
-	Proxy  proxy.Stats
-	Health []health.Result
-	DHCP   *dhcpvip.Status
+	Routers []RouterSnapshot
+	Proxy   proxy.Stats
+	Health  []health.Result
+	DHCP    *dhcpvip.Status
 	// Membership is nil when no tracker reports.
 	Membership *membership.Status
 	// Redirect is nil when the proxy listens on VIP:--port itself.
@@ -259,32 +266,34 @@ type Snapshot struct {
 	Events   []Event
 }
 
+// RouterSnapshot is one virtual router as read at one moment, with its
+// configuration.
+type RouterSnapshot struct {
+	Family  string
+	VRID    uint8
+	Version int
+	Address netip.Addr
+	VRRP    vrrp.Status
+	Drops   map[vrrp.DropReason]uint64
+	VIPs    []VIPSnapshot
+}
+
+// VIPSnapshot is one VIP of a router as read at one moment.
+type VIPSnapshot struct {
+	Prefix netip.Prefix
+	// Kernel is nil when no Keeper reports (then Held is the speaker's).
+	Kernel *vip.Status
+}
+
 // BuildReport assembles the Report of info and snap as of now. It is
 // pure: the Monitor reads the snapshots, this decides what they mean.
 func BuildReport(now time.Time, info Info, snap Snapshot) Report {
-	v := snap.VRRP
 	r := Report{
-		Node:    info.Node,
-		Version: info.Version,
-		Time:    now,
-		VRRP: VRRPReport{
-			State:             v.State.String(),
-			VIP:               info.VIP,
-			Interface:         info.Interface,
-			VRID:              info.VRID,
-			Version:           info.VRRPVersion,
-			Address:           info.Address,
-			HoldsVIP:          v.VIPHeld,
-			Since:             v.Since,
-			LastReason:        v.LastReason,
-			ActiveRouter:      v.ActiveRouter,
-			BasePriority:      v.BasePriority,
-			EffectivePriority: v.EffectivePriority,
-			AdvertsSent:       v.AdvertsSent,
-			AdvertsReceived:   v.AdvertsReceived,
-			Transitions:       v.Transitions,
-			Peers:             []PeerReport{},
-		},
+		Node:      info.Node,
+		Version:   info.Version,
+		Time:      now,
+		Interface: info.Interface,
+		Routers:   []RouterReport{},
 		Proxy: ProxyReport{
 			Listen:          snap.Proxy.Listen,
 			Active:          snap.Proxy.Active,
@@ -300,40 +309,8 @@ func BuildReport(now time.Time, info Info, snap Snapshot) Report {
 	if r.Events == nil {
 		r.Events = []Event{}
 	}
-	if !v.Since.IsZero() {
-		r.VRRP.SinceSeconds = now.Sub(v.Since).Seconds()
-	}
-	if h := snap.VIP; h != nil {
-		r.VRRP.HoldsVIP = h.Held
-		r.Holding = &HoldingReport{
-			Held:           h.Held,
-			HeldForSeconds: max(now.Sub(h.HeldSince).Seconds(), 0),
-			LinkUp:         h.LinkUp,
-			LinkReason:     h.LinkReason,
-			LastError:      h.LastError,
-			Conflicts:      h.Conflicts,
-		}
-		if h.Conflicts > 0 {
-			r.Holding.LastConflictMAC = h.LastConflict.MAC.String()
-			r.Holding.LastConflict = h.LastConflict.At
-		}
-	}
-	for _, p := range v.Peers {
-		r.VRRP.Peers = append(r.VRRP.Peers, PeerReport{
-			Address:             p.Addr,
-			Priority:            p.Priority,
-			IntervalSeconds:     p.Interval.Seconds(),
-			LastHeard:           p.LastHeard,
-			LastHeardSecondsAgo: max(now.Sub(p.LastHeard).Seconds(), 0),
-			Adverts:             p.Adverts,
-			Active:              v.ActiveRouter.IsValid() && p.Addr == v.ActiveRouter,
-		})
-	}
-	if len(snap.Drops) > 0 {
-		r.VRRP.Drops = make(map[string]uint64, len(snap.Drops))
-		for reason, n := range snap.Drops {
-			r.VRRP.Drops[reason.String()] = n
-		}
+	for _, rs := range snap.Routers {
+		r.Routers = append(r.Routers, routerReport(now, rs))
 	}
 
 	// Backends in the proxy's order, with the checker's view merged in;
@@ -430,20 +407,96 @@ func BuildReport(now time.Time, info Info, snap Snapshot) Report {
 	return r
 }
 
-// problems lists why a node is not healthy: VRRP must run (a node in
-// Init neither holds nor can take the VIP) and at least one backend must
-// pass its checks (otherwise the proxy has nowhere to send clients).
+// routerReport is the report of one router.
+func routerReport(now time.Time, rs RouterSnapshot) RouterReport {
+	v := rs.VRRP
+	r := RouterReport{
+		Family:            routerFamily(rs),
+		State:             v.State.String(),
+		VRID:              rs.VRID,
+		Version:           rs.Version,
+		Address:           rs.Address,
+		Since:             v.Since,
+		LastReason:        v.LastReason,
+		ActiveRouter:      v.ActiveRouter,
+		BasePriority:      v.BasePriority,
+		EffectivePriority: v.EffectivePriority,
+		AdvertsSent:       v.AdvertsSent,
+		AdvertsReceived:   v.AdvertsReceived,
+		Transitions:       v.Transitions,
+		Peers:             []PeerReport{},
+		VIPs:              []VIPReport{},
+	}
+	if !v.Since.IsZero() {
+		r.SinceSeconds = now.Sub(v.Since).Seconds()
+	}
+	for _, p := range v.Peers {
+		r.Peers = append(r.Peers, PeerReport{
+			Address:             p.Addr,
+			Priority:            p.Priority,
+			IntervalSeconds:     p.Interval.Seconds(),
+			LastHeard:           p.LastHeard,
+			LastHeardSecondsAgo: max(now.Sub(p.LastHeard).Seconds(), 0),
+			Adverts:             p.Adverts,
+			Active:              v.ActiveRouter.IsValid() && p.Addr == v.ActiveRouter,
+		})
+	}
+	if len(rs.Drops) > 0 {
+		r.Drops = make(map[string]uint64, len(rs.Drops))
+		for reason, n := range rs.Drops {
+			r.Drops[reason.String()] = n
+		}
+	}
+	for _, vs := range rs.VIPs {
+		vr := VIPReport{Prefix: vs.Prefix, Held: v.VIPHeld}
+		if h := vs.Kernel; h != nil {
+			vr.Held = h.Held
+			vr.Holding = &HoldingReport{
+				HeldForSeconds: max(now.Sub(h.HeldSince).Seconds(), 0),
+				LinkUp:         h.LinkUp,
+				LinkReason:     h.LinkReason,
+				LastError:      h.LastError,
+				Conflicts:      h.Conflicts,
+			}
+			if h.Conflicts > 0 {
+				vr.Holding.LastConflictMAC = h.LastConflict.MAC.String()
+				vr.Holding.LastConflict = h.LastConflict.At
+			}
+		}
+		r.VIPs = append(r.VIPs, vr)
+	}
+	return r
+}
+
+// routerFamily is the router's family, or the one of its addresses when
+// the snapshot does not say.
+func routerFamily(rs RouterSnapshot) string {
+	switch {
+	case rs.Family != "":
+		return rs.Family
+	case rs.Address.IsValid():
+		return FamilyOf(rs.Address)
+	case len(rs.VIPs) > 0:
+		return FamilyOf(rs.VIPs[0].Prefix.Addr())
+	}
+	return ""
+}
+
+// problems lists why a node is not healthy: every router must be fine
+// (routerProblems), and at least one backend must pass its checks
+// (otherwise the proxy has nowhere to send clients). A problem two VIPs
+// share (their link) is said once.
 func problems(r Report) []string {
 	var out []string
-	if s := r.VRRP.State; s != vrrp.StateBackup.String() && s != vrrp.StateActive.String() {
-		msg := "VRRP is in state " + s
-		if r.VRRP.LastReason != "" {
-			msg += " (" + r.VRRP.LastReason + ")"
-		}
-		out = append(out, msg)
+	if len(r.Routers) == 0 {
+		out = append(out, "no VRRP router")
 	}
-	if h := r.Holding; h != nil {
-		out = append(out, holdingProblems(r.Time, r.VRRP, *h)...)
+	for _, rr := range r.Routers {
+		for _, p := range routerProblems(r.Time, r.Interface, rr) {
+			if p = rr.Family + ": " + p; !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
 	}
 	up := 0
 	for _, b := range r.Backends {
@@ -463,31 +516,57 @@ func problems(r Report) []string {
 	return out
 }
 
-// holdingProblems compares the kernel with the VRRP state: the VIP must
-// be on the interface exactly while Active, the link must carry VRRP, and
-// no other host may have claimed the VIP lately.
-func holdingProblems(now time.Time, v VRRPReport, h HoldingReport) []string {
+// routerProblems lists why one router is not fine: its VRRP must run (a
+// router in Init neither holds nor can take its VIPs), and each VIP must
+// be held as its state says (vipProblems).
+func routerProblems(now time.Time, ifname string, rr RouterReport) []string {
+	var out []string
+	if s := rr.State; s != vrrp.StateBackup.String() && s != vrrp.StateActive.String() {
+		msg := "VRRP is in state " + s
+		if rr.LastReason != "" {
+			msg += " (" + rr.LastReason + ")"
+		}
+		out = append(out, msg)
+	}
+	for _, v := range rr.VIPs {
+		out = append(out, vipProblems(now, ifname, rr, v)...)
+	}
+	return out
+}
+
+// vipProblems compares a VIP with its router's state: it must be on the
+// interface exactly while the router is Active (as the kernel says when
+// it is known, as the speaker wants otherwise), the link must carry VRRP,
+// and no other host may have claimed the VIP lately.
+func vipProblems(now time.Time, ifname string, rr RouterReport, v VIPReport) []string {
 	var out []string
 	// The disagreement began with the later of the two last changes.
-	apart := min(h.HeldForSeconds, v.SinceSeconds)
+	apart := rr.SinceSeconds
+	if h := v.Holding; h != nil {
+		apart = min(h.HeldForSeconds, apart)
+	}
 	settled := apart > VIPSettle.Seconds()
-	active := v.State == vrrp.StateActive.String()
+	active := rr.State == vrrp.StateActive.String()
 	switch {
-	case active && !h.Held && settled:
-		msg := fmt.Sprintf("Active, but %s is not on %s (for %s)", v.VIP.Addr(), v.Interface, roundSeconds(apart))
-		if h.LastError != "" {
+	case active && !v.Held && settled:
+		msg := fmt.Sprintf("Active, but %s is not on %s (for %s)", v.Prefix.Addr(), ifname, roundSeconds(apart))
+		if h := v.Holding; h != nil && h.LastError != "" {
 			msg += ": " + h.LastError
 		}
 		out = append(out, msg)
-	case !active && h.Held && settled:
-		out = append(out, fmt.Sprintf("%s is on %s while %s (for %s)", v.VIP.Addr(), v.Interface, v.State, roundSeconds(apart)))
+	case !active && v.Held && settled:
+		out = append(out, fmt.Sprintf("%s is on %s while %s (for %s)", v.Prefix.Addr(), ifname, rr.State, roundSeconds(apart)))
+	}
+	h := v.Holding
+	if h == nil {
+		return out
 	}
 	if !h.LinkUp && h.LinkReason != "" {
 		out = append(out, h.LinkReason)
 	}
 	if h.Conflicts > 0 && now.Sub(h.LastConflict) < ConflictRecent {
 		out = append(out, fmt.Sprintf("another host (%s) answered for %s %s ago (%d conflicts)",
-			h.LastConflictMAC, v.VIP.Addr(), roundSeconds(now.Sub(h.LastConflict).Seconds()), h.Conflicts))
+			h.LastConflictMAC, v.Prefix.Addr(), roundSeconds(now.Sub(h.LastConflict).Seconds()), h.Conflicts))
 	}
 	return out
 }

@@ -21,9 +21,9 @@ func TestReportDHCP(t *testing.T) {
 	backend := netip.MustParseAddrPort("198.18.0.11:6443")
 	snap := func(active bool, problem error) Snapshot {
 		return Snapshot{
-			VRRP:   vrrp.Status{State: vrrp.StateActive},
-			Health: []health.Result{{Backend: backend, Healthy: true, Checks: 1}},
-			DHCP:   &dhcpvip.Status{State: dhcpvip.StateBound, Active: active, Lease: lease, Problem: problem},
+			Routers: oneRouter(vrrp.Status{State: vrrp.StateActive}),
+			Health:  []health.Result{{Backend: backend, Healthy: true, Checks: 1}},
+			DHCP:    &dhcpvip.Status{State: dhcpvip.StateBound, Active: active, Lease: lease, Problem: problem},
 		}
 	}
 	r := BuildReport(now, Info{}, snap(true, nil))
@@ -38,7 +38,7 @@ func TestReportDHCP(t *testing.T) {
 	if r := BuildReport(now, Info{}, snap(false, nak)); !r.Healthy {
 		t.Errorf("a backup's stale problem made it unhealthy: %q", r.Problems)
 	}
-	if r := BuildReport(now, Info{}, Snapshot{VRRP: vrrp.Status{State: vrrp.StateBackup}, Health: snap(true, nil).Health}); r.DHCP != nil {
+	if r := BuildReport(now, Info{}, Snapshot{Routers: oneRouter(vrrp.Status{State: vrrp.StateBackup}), Health: snap(true, nil).Health}); r.DHCP != nil {
 		t.Error("a static VIP reports a DHCP section")
 	}
 }

@@ -17,7 +17,8 @@ import (
 // carry VRRP, or whose VIP another host claimed lately is not healthy.
 func TestReportHolding(t *testing.T) {
 	now := time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)
-	info := Info{VIP: netip.MustParsePrefix("198.18.0.200/24"), Interface: "eth0"}
+	info := Info{Interface: "eth0"}
+	prefix := netip.MustParsePrefix("198.18.0.200/24")
 	backends := []health.Result{{Backend: netip.MustParseAddrPort("198.18.0.11:6443"), Healthy: true, Checks: 1}}
 	mac, _ := net.ParseMAC("02:00:00:00:00:09")
 	long := now.Add(-time.Hour)
@@ -38,19 +39,19 @@ func TestReportHolding(t *testing.T) {
 			with(up, func(s *vip.Status) {
 				s.HeldSince, s.LastError = now.Add(-2*time.Second), "add the VIP again: permission denied"
 			}), false,
-			[]string{"Active, but 198.18.0.200 is not on eth0 (for 2s): add the VIP again: permission denied"}},
+			[]string{"ipv4: Active, but 198.18.0.200 is not on eth0 (for 2s): add the VIP again: permission denied"}},
 		{"just became active, the VIP missing for an hour before", vrrp.StateActive, now.Add(-200 * time.Millisecond),
 			with(up, func(s *vip.Status) { s.HeldSince = long }), false, nil},
 		{"backup holding the VIP", vrrp.StateBackup, long, with(up, func(s *vip.Status) { s.Held, s.HeldSince = true, now.Add(-1500*time.Millisecond) }), true,
-			[]string{"198.18.0.200 is on eth0 while Backup (for 1.5s)"}},
+			[]string{"ipv4: 198.18.0.200 is on eth0 while Backup (for 1.5s)"}},
 		{"own address flushed", vrrp.StateInit, long,
 			vip.Status{HeldSince: long, LinkReason: "interface eth0 lost this node's address 198.18.0.10, which VRRP adverts are sent from"}, false,
-			[]string{"VRRP is in state Init", "interface eth0 lost this node's address 198.18.0.10, which VRRP adverts are sent from"}},
+			[]string{"ipv4: VRRP is in state Init", "ipv4: interface eth0 lost this node's address 198.18.0.10, which VRRP adverts are sent from"}},
 		{"a conflict a second ago", vrrp.StateActive, long,
 			with(up, func(s *vip.Status) {
 				s.Held, s.HeldSince, s.Conflicts, s.LastConflict = true, long, 3, vip.Conflict{MAC: mac, At: now.Add(-time.Second)}
 			}), true,
-			[]string{"another host (02:00:00:00:00:09) answered for 198.18.0.200 1s ago (3 conflicts)"}},
+			[]string{"ipv4: another host (02:00:00:00:00:09) answered for 198.18.0.200 1s ago (3 conflicts)"}},
 		{"a conflict long ago", vrrp.StateActive, long,
 			with(up, func(s *vip.Status) {
 				s.Held, s.HeldSince, s.Conflicts, s.LastConflict = true, long, 3, vip.Conflict{MAC: mac, At: now.Add(-ConflictRecent)}
@@ -60,13 +61,16 @@ func TestReportHolding(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st := tc.vip
 			r := BuildReport(now, info, Snapshot{
-				// The speaker's intent says the opposite: the kernel wins.
-				VRRP:   vrrp.Status{State: tc.state, Since: tc.since, VIPHeld: !tc.holds},
-				VIP:    &st,
+				Routers: []RouterSnapshot{{
+					Family: FamilyIPv4,
+					// The speaker's intent says the opposite: the kernel wins.
+					VRRP: vrrp.Status{State: tc.state, Since: tc.since, VIPHeld: !tc.holds},
+					VIPs: []VIPSnapshot{{Prefix: prefix, Kernel: &st}},
+				}},
 				Health: backends,
 			})
-			if r.VRRP.HoldsVIP != tc.holds || r.Holding == nil || r.Holding.Held != tc.holds {
-				t.Errorf("HoldsVIP %v, Holding %+v; want %v", r.VRRP.HoldsVIP, r.Holding, tc.holds)
+			if v := r.Routers[0].VIPs[0]; v.Held != tc.holds || v.Holding == nil {
+				t.Errorf("VIP %+v, Holding %+v; want held %v", v, v.Holding, tc.holds)
 			}
 			if !reflect.DeepEqual(r.Problems, tc.problems) || r.Healthy != (tc.problems == nil) {
 				t.Errorf("problems %q (healthy %v), want %q", r.Problems, r.Healthy, tc.problems)
@@ -81,10 +85,11 @@ func TestMetricsHoldingFromTheKernel(t *testing.T) {
 	src := activeNode() // the speaker believes it holds the VIP
 	m, _ := newTestMonitor(src)
 	s := src.sources()
-	s.VIP = fakeVIP{vip.Status{Held: false, Conflicts: 4}}
+	s.Routers[0].VIPs[0].Kernel = fakeVIP{vip.Status{Held: false, Conflicts: 4}}
 	m.SetSources(s)
 	got := metricValues(t, m)
-	if got["hapod_vrrp_vip_held"] != 0 || got["hapod_vip_conflicts_total"] != 4 {
-		t.Errorf("vip_held %v, conflicts %v; want 0 (the kernel's), 4", got["hapod_vrrp_vip_held"], got["hapod_vip_conflicts_total"])
+	const held, conflicts = "hapod_vrrp_vip_held{family=ipv4,vip=198.18.0.10/24}", "hapod_vip_conflicts_total{family=ipv4,vip=198.18.0.10/24}"
+	if got[held] != 0 || got[conflicts] != 4 {
+		t.Errorf("vip_held %v, conflicts %v; want 0 (the kernel's), 4", got[held], got[conflicts])
 	}
 }

@@ -18,11 +18,11 @@ func TestReportPeers(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	active, gone := netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("198.18.0.13")
 	snap := Snapshot{
-		VRRP: vrrp.Status{State: vrrp.StateBackup, Since: now.Add(-time.Minute), ActiveRouter: active,
+		Routers: oneRouter(vrrp.Status{State: vrrp.StateBackup, Since: now.Add(-time.Minute), ActiveRouter: active,
 			Peers: []vrrp.Peer{
 				{Addr: active, Priority: 120, Interval: 100 * time.Millisecond, LastHeard: now.Add(-40 * time.Millisecond), Adverts: 600},
 				{Addr: gone, Priority: 0, Interval: 100 * time.Millisecond, LastHeard: now.Add(-61 * time.Second), Adverts: 35},
-			}},
+			}}),
 		Health: []health.Result{{Backend: be1, Healthy: true, Checks: 1}},
 	}
 	r := BuildReport(now, testInfo, snap)
@@ -32,12 +32,12 @@ func TestReportPeers(t *testing.T) {
 		{Address: gone, Priority: 0, IntervalSeconds: 0.1, LastHeard: now.Add(-61 * time.Second),
 			LastHeardSecondsAgo: 61, Adverts: 35},
 	}
-	if len(r.VRRP.Peers) != len(want) {
-		t.Fatalf("peers %+v", r.VRRP.Peers)
+	if len(r.Routers[0].Peers) != len(want) {
+		t.Fatalf("peers %+v", r.Routers[0].Peers)
 	}
 	for i := range want {
-		if r.VRRP.Peers[i] != want[i] {
-			t.Errorf("peer %d = %+v\nwant     %+v", i, r.VRRP.Peers[i], want[i])
+		if r.Routers[0].Peers[i] != want[i] {
+			t.Errorf("peer %d = %+v\nwant     %+v", i, r.Routers[0].Peers[i], want[i])
 		}
 	}
 
@@ -55,8 +55,8 @@ func TestReportPeers(t *testing.T) {
 		}
 	}
 	var back Report
-	if err := json.Unmarshal(data, &back); err != nil || len(back.VRRP.Peers) != 2 || back.VRRP.Peers[0] != want[0] {
-		t.Errorf("decoded peers %+v (%v)", back.VRRP.Peers, err)
+	if err := json.Unmarshal(data, &back); err != nil || len(back.Routers[0].Peers) != 2 || back.Routers[0].Peers[0] != want[0] {
+		t.Errorf("decoded peers %+v (%v)", back.Routers[0].Peers, err)
 	}
 
 	// The page: one table row per peer, the active one tagged.
@@ -64,7 +64,7 @@ func TestReportPeers(t *testing.T) {
 	if err := WritePage(&page, r); err != nil {
 		t.Fatal(err)
 	}
-	rows := regexp.MustCompile(`(?s)<section class="card section" id="peers">.*?</section>`).FindString(page.String())
+	rows := regexp.MustCompile(`(?s)<section class="card section" id="peers-ipv4">.*?</section>`).FindString(page.String())
 	for _, re := range []string{
 		`<td class="mono">198.18.0.12<span class="tag">active</span></td>\s*<td class="num">120</td>\s*<td class="num">100 ms</td>\s*<td>40 ms ago</td>\s*<td class="num">600</td>`,
 		`<td class="mono">198.18.0.13</td>\s*<td class="num">0 \(leaving\)</td>\s*<td class="num">100 ms</td>\s*<td>1m 01s ago</td>\s*<td class="num">35</td>`,
@@ -92,7 +92,7 @@ func TestReportPeers(t *testing.T) {
 // Alone on its LAN a node reports an empty list (not null), says so on the
 // page, and prints one line in the table.
 func TestReportNoPeers(t *testing.T) {
-	r := BuildReport(t0, testInfo, Snapshot{VRRP: vrrp.Status{State: vrrp.StateActive}})
+	r := BuildReport(t0, testInfo, Snapshot{Routers: oneRouter(vrrp.Status{State: vrrp.StateActive})})
 	data, _ := json.Marshal(r)
 	if !strings.Contains(string(data), `"peers":[]`) {
 		t.Errorf("JSON: %s", data)

@@ -27,7 +27,7 @@ func TestReportRedirect(t *testing.T) {
 	now := time.Date(2026, 12, 6, 4, 0, 0, 0, time.UTC)
 	up := []health.Result{{Backend: netip.MustParseAddrPort("198.18.0.11:6443"), Healthy: true, Checks: 1}}
 	snap := func(st redirect.State) Snapshot {
-		return Snapshot{VRRP: vrrp.Status{State: vrrp.StateBackup}, Health: up,
+		return Snapshot{Routers: oneRouter(vrrp.Status{State: vrrp.StateBackup}), Health: up,
 			Redirect: &RedirectSnapshot{Spec: redirectSpec, State: st}}
 	}
 	r := BuildReport(now, Info{}, snap(redirect.State{Installed: true, Reason: redirect.ReasonServing, Since: now.Add(-90 * time.Second), Changes: 1}))
@@ -40,7 +40,7 @@ func TestReportRedirect(t *testing.T) {
 	if err := WriteTable(&table, r); err != nil {
 		t.Fatal(err)
 	}
-	if line := "REDIRECT  198.18.0.10:6443  to the proxy on :9445 (serving) for 1m 30s"; !strings.Contains(table.String(), line) {
+	if line := "REDIRECT   198.18.0.10:6443  to the proxy on :9445 (serving) for 1m 30s"; !strings.Contains(table.String(), line) {
 		t.Errorf("hapod status lacks %q:\n%s", line, table.String())
 	}
 
@@ -54,7 +54,7 @@ func TestReportRedirect(t *testing.T) {
 	if line := "to the proxy on :9445 (no healthy backend); last change failed: netlink"; !strings.Contains(table.String(), line) {
 		t.Errorf("hapod status lacks %q:\n%s", line, table.String())
 	}
-	if r := BuildReport(now, Info{}, Snapshot{VRRP: vrrp.Status{State: vrrp.StateBackup}, Health: up}); r.Redirect != nil {
+	if r := BuildReport(now, Info{}, Snapshot{Routers: oneRouter(vrrp.Status{State: vrrp.StateBackup}), Health: up}); r.Redirect != nil {
 		t.Error("a plain listener reports a redirect section")
 	}
 }
