@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/hapod/hapod/internal/lab"
-	"github.com/hapod/hapod/pkg/status"
+	"github.com/hapod/hapod/pkg/config"
 )
 
 // holdPort is where the stand-in apiservers of these tests listen.
@@ -200,7 +200,7 @@ func sumPrefix(m map[string]float64, prefix string) float64 {
 // clusters run one): name{family="ipv4",labels...}, labels in the
 // exposition's order (sorted by name, all after family).
 func (c *cluster) series(name string, labels ...string) string {
-	family := `family="` + status.FamilyOf(c.vip.Addr()) + `"`
+	family := `family="` + string(config.FamilyOf(c.vip.Addr())) + `"`
 	return name + "{" + strings.Join(append([]string{family}, labels...), ",") + "}"
 }
 

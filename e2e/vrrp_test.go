@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hapod/hapod/internal/lab"
+	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/status"
 )
 
@@ -229,7 +230,7 @@ func (c *cluster) vrrpStatus(i int) status.RouterReport {
 // none.
 func (c *cluster) router(r status.Report) status.RouterReport {
 	for _, rr := range r.Routers {
-		if rr.Family == status.FamilyOf(c.vip.Addr()) {
+		if rr.Family == config.FamilyOf(c.vip.Addr()) {
 			return rr
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/status"
 )
 
@@ -35,13 +36,13 @@ func report(healthy bool) status.Report {
 		Node: "cp1",
 		Time: time.Now(),
 		Routers: []status.RouterReport{{
-			Family: status.FamilyIPv4, State: "Active", VRID: 10,
+			Family: config.IPv4, State: "Active", VRID: 10,
 			VIPs:         []status.VIPReport{{Prefix: netip.MustParsePrefix("198.18.0.10/24"), Held: true}},
 			BasePriority: 100, EffectivePriority: 100, Since: time.Now().Add(-time.Minute), LastReason: "master down timer expired",
 			Peers: []status.PeerReport{{Address: netip.MustParseAddr("198.18.0.12"), Priority: 0, IntervalSeconds: 1,
 				LastHeard: time.Now().Add(-time.Minute), LastHeardSecondsAgo: 60, Adverts: 3000}},
 		}, {
-			Family: status.FamilyIPv6, State: "Backup", VRID: 11, ActiveRouter: netip.MustParseAddr("2001:db8::12"),
+			Family: config.IPv6, State: "Backup", VRID: 11, ActiveRouter: netip.MustParseAddr("2001:db8::12"),
 			VIPs:         []status.VIPReport{{Prefix: netip.MustParsePrefix("2001:db8::10/64")}},
 			BasePriority: 100, EffectivePriority: 100, Since: time.Now().Add(-time.Minute), LastReason: "startup",
 		}},
@@ -95,7 +96,7 @@ func TestStatusJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 		t.Fatalf("%v:\n%s", err, r.stdout)
 	}
-	if got.Node != "cp1" || len(got.Routers) != 2 || got.Routers[0].State != "Active" || got.Routers[1].Family != status.FamilyIPv6 ||
+	if got.Node != "cp1" || len(got.Routers) != 2 || got.Routers[0].State != "Active" || got.Routers[1].Family != config.IPv6 ||
 		len(got.Backends) != 2 || got.Healthy {
 		t.Errorf("decoded %+v", got)
 	}

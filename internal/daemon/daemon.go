@@ -162,13 +162,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		}
 	}
 	// The VIP: a SIGKILLed predecessor may have left it on the interface.
-	// The keeper holds it as the speaker wants and as the kernel has it;
+	// The group holds it as the speaker wants and as the kernel has it;
 	// when the interface is created again it opens the VRRP socket anew.
 	var conn *vrrp.RedialConn
-	addr, err := vip.NewKeeper(vip.KeeperConfig{
-		Config:   vip.Config{Interface: ifname, Prefix: cfg.VIP.Primary(), Clock: clk, Logger: log},
-		Source:   source,
+	addr, err := vip.NewGroup(vip.GroupConfig{
+		Interface: ifname, Prefixes: []netip.Prefix{cfg.VIP.Primary()}, Source: source,
 		OnRebind: func(int) error { return conn.Redial() },
+		Clock:    clk, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -176,7 +176,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	defer addr.Close()
 	if stale, err := addr.RemoveStale(); err != nil {
 		return fmt.Errorf("remove a stale VIP: %w", err)
-	} else if stale {
+	} else if len(stale) > 0 {
 		log.Warn("removed the VIP left on the interface by a previous holder", "vip", cfg.VIP.Primary(), "interface", ifname)
 	}
 
@@ -261,9 +261,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 
 	sources := status.Sources{
 		Routers: []status.Router{{
-			Family: status.FamilyOf(cfg.VIP.Primary().Addr()), VRID: cfg.VRRP.VRID, Version: cfg.VRRP.Version,
+			Family: config.FamilyOf(cfg.VIP.Primary().Addr()), VRID: cfg.VRRP.VRID, Version: cfg.VRRP.Version,
 			Address: source, VRRP: speaker, Drops: conn,
-			VIPs: []status.RouterVIP{{Prefix: cfg.VIP.Primary(), Kernel: addr}},
+			VIPs: []netip.Prefix{cfg.VIP.Primary()}, Kernel: addr,
 		}},
 		Proxy: px, Health: prober, Membership: tracker,
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hapod/hapod/pkg/config"
 )
 
 // DefaultEvents is how many recent events a Recorder keeps by default.
@@ -18,10 +20,10 @@ type Event struct {
 	Level string    `json:"level"`
 	// Message is the log line's message, e.g. "vrrp state change".
 	Message string `json:"message"`
-	// Family is the virtual router the line is about (FamilyIPv4,
-	// FamilyIPv6): its family attribute; empty when it has none, as
-	// lines about the node as a whole have not.
-	Family string `json:"family,omitempty"`
+	// Family is the virtual router the line is about: its family
+	// attribute; empty when it has none, as lines about the node as a
+	// whole have not.
+	Family config.Family `json:"family,omitempty"`
 	// Details are the line's attributes as key=value pairs, in order.
 	Details string `json:"details,omitempty"`
 }
@@ -152,10 +154,10 @@ func qualify(prefix string, a slog.Attr) []slog.Attr {
 
 // family is the value of the last top-level family attribute, empty when
 // there is none.
-func family(attrs []slog.Attr) string {
+func family(attrs []slog.Attr) config.Family {
 	for i := len(attrs) - 1; i >= 0; i-- {
 		if attrs[i].Key == familyKey {
-			return attrs[i].Value.String()
+			return config.Family(attrs[i].Value.String())
 		}
 	}
 	return ""

@@ -84,7 +84,7 @@ func TestEventFamily(t *testing.T) {
 	log.WithGroup("g").Info("backend up", "family", "ipv4")
 	var got []string
 	for _, e := range r.Events() {
-		got = append(got, e.Family)
+		got = append(got, string(e.Family))
 	}
 	if want := []string{"", "", "ipv4", "ipv6"}; !slices.Equal(got, want) {
 		t.Errorf("families (newest first) %q, want %q", got, want)

@@ -233,7 +233,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 // collectRouter reports one virtual router's series, labelled with its
 // family (and its VIPs' with the VIP too).
 func collectRouter(rt Router, ifname string, now time.Time, gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, uint64, ...string)) {
-	fam := rt.Family
+	fam := string(rt.Family)
 	if rt.Drops != nil {
 		drops := rt.Drops.Drops()
 		// Every reason, zeros included, so that rate() works from the
@@ -246,14 +246,14 @@ func collectRouter(rt Router, ifname string, now time.Time, gauge func(*promethe
 		return
 	}
 	st := rt.VRRP.Status()
-	for _, v := range rt.VIPs {
-		vip := v.Prefix.String()
+	kernel := kernelView(rt.Kernel, rt.VIPs)
+	for i, p := range rt.VIPs {
+		vip := p.String()
 		gauge(descVRRPInfo, 1, fam, vip, ifname, strconv.Itoa(int(rt.VRID)), strconv.Itoa(rt.Version))
 		held := st.VIPHeld
-		if v.Kernel != nil {
-			ks := v.Kernel.Status()
-			held = ks.Held
-			counter(descVIPConflicts, ks.Conflicts, fam, vip)
+		if k := kernel[i]; k != nil {
+			held = k.Held
+			counter(descVIPConflicts, k.Conflicts, fam, vip)
 		}
 		gauge(descVIPHeld, b2f(held), fam, vip)
 	}

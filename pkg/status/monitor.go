@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/dhcpvip"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -27,8 +28,8 @@ import (
 // VRRPSource is the VRRP speaker as the Monitor sees it (*vrrp.Speaker).
 type VRRPSource interface{ Status() vrrp.Status }
 
-// VIPSource is the VIP as the kernel has it (*vip.Keeper).
-type VIPSource interface{ Status() vip.Status }
+// VIPSource is a router's VIPs as the kernel has them (*vip.Group).
+type VIPSource interface{ Status() vip.GroupStatus }
 
 // DropSource counts discarded VRRP packets by reason (*vrrp.RawConn).
 type DropSource interface {
@@ -41,21 +42,6 @@ type ProxySource interface{ Stats() proxy.Stats }
 // HealthSource is the health checker as the Monitor sees it
 // (*health.Prober).
 type HealthSource interface{ Results() []health.Result }
-
-// The values of Router.Family: the family label of the per-router series
-// and the family of a RouterReport.
-const (
-	FamilyIPv4 = "ipv4"
-	FamilyIPv6 = "ipv6"
-)
-
-// FamilyOf is the family of a: FamilyIPv4 or FamilyIPv6.
-func FamilyOf(a netip.Addr) string {
-	if a.Unmap().Is4() {
-		return FamilyIPv4
-	}
-	return FamilyIPv6
-}
 
 // Sources are the parts of a running hapod that a Monitor reads when it
 // is asked. A nil source is left out of the report and the metrics.
@@ -77,9 +63,8 @@ type Sources struct {
 // Router is one VRRP virtual router: its configuration, its speaker, its
 // socket and the VIPs its adverts carry.
 type Router struct {
-	// Family is FamilyIPv4 or FamilyIPv6, the family label of the
-	// router's series.
-	Family string
+	// Family is the family label of the router's series.
+	Family config.Family
 	VRID   uint8
 	// Version is the VRRP version, 2 or 3.
 	Version int
@@ -89,15 +74,28 @@ type Router struct {
 	VRRP    VRRPSource
 	Drops   DropSource
 	// VIPs are the addresses the router carries, in advert order.
-	VIPs []RouterVIP
-}
-
-// RouterVIP is one VIP of a Router.
-type RouterVIP struct {
-	Prefix netip.Prefix
-	// Kernel, when set, is the truth about holding the VIP: the kernel's
+	VIPs []netip.Prefix
+	// Kernel, when set, is the truth about holding the VIPs: the kernel's
 	// addresses, not the speaker's intent.
 	Kernel VIPSource
+}
+
+// kernelView is what k says about each of prefixes, in their order: nil
+// for a VIP it does not report, all nil without k.
+func kernelView(k VIPSource, prefixes []netip.Prefix) []*vip.Status {
+	out := make([]*vip.Status, len(prefixes))
+	if k == nil {
+		return out
+	}
+	gs := k.Status()
+	for i, p := range prefixes {
+		for j := range gs.VIPs {
+			if gs.VIPs[j].Prefix == p {
+				out[i] = &gs.VIPs[j]
+			}
+		}
+	}
+	return out
 }
 
 // RedirectSource is the redirect of VIP:--port to the proxy
@@ -209,13 +207,9 @@ func (m *Monitor) Snapshot() Snapshot {
 		if rt.Drops != nil {
 			rs.Drops = rt.Drops.Drops()
 		}
-		for _, v := range rt.VIPs {
-			vs := VIPSnapshot{Prefix: v.Prefix}
-			if v.Kernel != nil {
-				st := v.Kernel.Status()
-				vs.Kernel = &st
-			}
-			rs.VIPs = append(rs.VIPs, vs)
+		kernel := kernelView(rt.Kernel, rt.VIPs)
+		for i, p := range rt.VIPs {
+			rs.VIPs = append(rs.VIPs, VIPSnapshot{Prefix: p, Kernel: kernel[i]})
 		}
 		s.Routers = append(s.Routers, rs)
 	}

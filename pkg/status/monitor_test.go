@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/health"
 	"github.com/hapod/hapod/pkg/proxy"
 	"github.com/hapod/hapod/pkg/vrrp"
@@ -65,8 +66,8 @@ func (f *fakeSources) Results() []health.Result {
 
 // router is f as this node's IPv4 router, carrying testVIP.
 func (f *fakeSources) router() Router {
-	return Router{Family: FamilyIPv4, VRID: 10, Version: 3, Address: testAddr, VRRP: f, Drops: f,
-		VIPs: []RouterVIP{{Prefix: testVIP}}}
+	return Router{Family: config.IPv4, VRID: 10, Version: 3, Address: testAddr, VRRP: f, Drops: f,
+		VIPs: []netip.Prefix{testVIP}}
 }
 
 func (f *fakeSources) sources() Sources {
@@ -116,7 +117,7 @@ func activeNode() *fakeSources {
 // oneRouter is the snapshot of a node with one IPv4 router carrying
 // testVIP, in state st.
 func oneRouter(st vrrp.Status) []RouterSnapshot {
-	return []RouterSnapshot{{Family: FamilyIPv4, VRID: 10, Version: 3, Address: testAddr, VRRP: st,
+	return []RouterSnapshot{{Family: config.IPv4, VRID: 10, Version: 3, Address: testAddr, VRRP: st,
 		VIPs: []VIPSnapshot{{Prefix: testVIP}}}}
 }
 
@@ -137,7 +138,7 @@ func TestReportOfAnActiveNode(t *testing.T) {
 		t.Fatalf("routers = %+v", r.Routers)
 	}
 	v := r.Routers[0]
-	if v.Family != FamilyIPv4 || v.State != "Active" || v.SinceSeconds != 90 || v.VRID != 10 || v.Drops["vrid"] != 7 ||
+	if v.Family != config.IPv4 || v.State != "Active" || v.SinceSeconds != 90 || v.VRID != 10 || v.Drops["vrid"] != 7 ||
 		len(v.VIPs) != 1 || v.VIPs[0].Prefix != testVIP || !v.VIPs[0].Held {
 		t.Errorf("router = %+v", v)
 	}
@@ -336,7 +337,7 @@ func TestSpeakerTransitionsAreCounted(t *testing.T) {
 			Version: vrrp.Version3, Primary: testAddr},
 		Logger: log,
 	}, conn, nopVIP{})
-	m.SetSources(Sources{Routers: []Router{{Family: FamilyIPv4, VRID: 10, Version: 3, VRRP: sp}}})
+	m.SetSources(Sources{Routers: []Router{{Family: config.IPv4, VRID: 10, Version: 3, VRRP: sp}}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sp.Run(ctx) }()

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/hapod/hapod/pkg/config"
 )
 
 //go:embed page.html
@@ -40,14 +42,14 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 }).Parse(pageSource))
 
 // familyName writes a router's family as people do: IPv4, IPv6.
-func familyName(f string) string {
+func familyName(f config.Family) string {
 	switch f {
-	case FamilyIPv4:
+	case config.IPv4:
 		return "IPv4"
-	case FamilyIPv6:
+	case config.IPv6:
 		return "IPv6"
 	}
-	return f
+	return string(f)
 }
 
 // states is the routers' states for the page's title: "Active", or

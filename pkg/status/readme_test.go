@@ -31,7 +31,7 @@ func metricReference(t *testing.T) string {
 	src := activeNode().sources()
 	src.DHCP = fakeDHCP{}
 	src.Redirect = &fakeRedirect{}
-	src.Routers[0].VIPs[0].Kernel = fakeVIP{vip.Status{Held: true}}
+	src.Routers[0].Kernel = kernelOf(&vip.Status{Prefix: testVIP, Held: true})
 	src.Membership = membersOf()
 	m.SetSources(src)
 	// Vector metrics appear once they have a child.
@@ -127,9 +127,22 @@ func TestMetricNamingConventions(t *testing.T) {
 }
 
 // fakeDHCP is the lease keeper of a DHCP-leased VIP, for the reference.
-type fakeVIP struct{ st vip.Status }
+// kernelGroup is a router's VIPs as a Group reports them; tests change
+// the statuses between reads.
+type kernelGroup struct{ vips []*vip.Status }
 
-func (f fakeVIP) Status() vip.Status { return f.st }
+func kernelOf(vips ...*vip.Status) kernelGroup { return kernelGroup{vips} }
+
+func (k kernelGroup) Status() vip.GroupStatus {
+	var gs vip.GroupStatus
+	for _, v := range k.vips {
+		gs.VIPs = append(gs.VIPs, *v)
+	}
+	if len(k.vips) > 0 {
+		gs.LinkUp, gs.LinkReason = k.vips[0].LinkUp, k.vips[0].LinkReason
+	}
+	return gs
+}
 
 type fakeDHCP struct{}
 

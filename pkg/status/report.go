@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/dhcpvip"
 	"github.com/hapod/hapod/pkg/health"
 	"github.com/hapod/hapod/pkg/membership"
@@ -54,8 +55,7 @@ type Report struct {
 
 // RouterReport is one virtual router of a Report.
 type RouterReport struct {
-	// Family is FamilyIPv4 or FamilyIPv6.
-	Family string `json:"family"`
+	Family config.Family `json:"family"`
 	// State is Init, Backup or Active (a string: vrrp.State does not
 	// decode from JSON, and `hapod status` reads this back).
 	State   string `json:"state"`
@@ -269,7 +269,7 @@ type Snapshot struct {
 // RouterSnapshot is one virtual router as read at one moment, with its
 // configuration.
 type RouterSnapshot struct {
-	Family  string
+	Family  config.Family
 	VRID    uint8
 	Version int
 	Address netip.Addr
@@ -470,14 +470,14 @@ func routerReport(now time.Time, rs RouterSnapshot) RouterReport {
 
 // routerFamily is the router's family, or the one of its addresses when
 // the snapshot does not say.
-func routerFamily(rs RouterSnapshot) string {
+func routerFamily(rs RouterSnapshot) config.Family {
 	switch {
 	case rs.Family != "":
 		return rs.Family
 	case rs.Address.IsValid():
-		return FamilyOf(rs.Address)
+		return config.FamilyOf(rs.Address)
 	case len(rs.VIPs) > 0:
-		return FamilyOf(rs.VIPs[0].Prefix.Addr())
+		return config.FamilyOf(rs.VIPs[0].Prefix.Addr())
 	}
 	return ""
 }
@@ -493,7 +493,7 @@ func problems(r Report) []string {
 	}
 	for _, rr := range r.Routers {
 		for _, p := range routerProblems(r.Time, r.Interface, rr) {
-			if p = rr.Family + ": " + p; !slices.Contains(out, p) {
+			if p = string(rr.Family) + ": " + p; !slices.Contains(out, p) {
 				out = append(out, p)
 			}
 		}

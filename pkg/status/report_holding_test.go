@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/health"
 	"github.com/hapod/hapod/pkg/vip"
 	"github.com/hapod/hapod/pkg/vrrp"
@@ -62,7 +63,7 @@ func TestReportHolding(t *testing.T) {
 			st := tc.vip
 			r := BuildReport(now, info, Snapshot{
 				Routers: []RouterSnapshot{{
-					Family: FamilyIPv4,
+					Family: config.IPv4,
 					// The speaker's intent says the opposite: the kernel wins.
 					VRRP: vrrp.Status{State: tc.state, Since: tc.since, VIPHeld: !tc.holds},
 					VIPs: []VIPSnapshot{{Prefix: prefix, Kernel: &st}},
@@ -85,7 +86,7 @@ func TestMetricsHoldingFromTheKernel(t *testing.T) {
 	src := activeNode() // the speaker believes it holds the VIP
 	m, _ := newTestMonitor(src)
 	s := src.sources()
-	s.Routers[0].VIPs[0].Kernel = fakeVIP{vip.Status{Held: false, Conflicts: 4}}
+	s.Routers[0].Kernel = kernelOf(&vip.Status{Prefix: testVIP, Held: false, Conflicts: 4})
 	m.SetSources(s)
 	got := metricValues(t, m)
 	const held, conflicts = "hapod_vrrp_vip_held{family=ipv4,vip=198.18.0.10/24}", "hapod_vip_conflicts_total{family=ipv4,vip=198.18.0.10/24}"

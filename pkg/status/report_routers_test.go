@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/hapod/hapod/pkg/config"
 	"github.com/hapod/hapod/pkg/vip"
 	"github.com/hapod/hapod/pkg/vrrp"
 )
@@ -25,32 +26,26 @@ var (
 	peer6     = netip.MustParseAddr("2001:db8::12")
 )
 
-// kernelVIP is a VIP as a Keeper reports it; tests change it between
-// reads.
-type kernelVIP struct{ st vip.Status }
-
-func (k *kernelVIP) Status() vip.Status { return k.st }
-
 // dualStack is node cp1 with two routers: IPv4 active, holding two VIPs,
 // and IPv6 backup, hearing 2001:db8::12 hold its VIP. The kernel agrees
 // with both; the test changes what it needs.
 type dualStack struct {
 	v4, v6      *fakeSources
-	k4, k4b, k6 *kernelVIP
+	k4, k4b, k6 *vip.Status
 	monitor     *Monitor
 }
 
 func newDualStack() *dualStack {
 	long := t0.Add(-time.Hour)
-	up := func(held bool, why string) *kernelVIP {
-		return &kernelVIP{vip.Status{Held: held, HeldSince: long, Wanted: held, LinkUp: true, LinkReason: why}}
+	up := func(p netip.Prefix, held bool, why string) *vip.Status {
+		return &vip.Status{Prefix: p, Held: held, HeldSince: long, Wanted: held, LinkUp: true, LinkReason: why}
 	}
 	d := &dualStack{
 		v4:  activeNode(),
 		v6:  activeNode(),
-		k4:  up(true, "interface eth0 is usable"),
-		k4b: up(true, "interface eth0 is usable"),
-		k6:  up(false, "interface eth0 is usable"),
+		k4:  up(testVIP, true, "interface eth0 is usable"),
+		k4b: up(testVIP2, true, "interface eth0 is usable"),
+		k6:  up(testVIP6, false, "interface eth0 is usable"),
 	}
 	d.v6.vrrp = vrrp.Status{
 		State: vrrp.StateBackup, Since: t0.Add(-80 * time.Second), LastReason: "startup",
@@ -63,10 +58,10 @@ func newDualStack() *dualStack {
 	d.monitor, _ = newTestMonitor(d.v4)
 	d.monitor.SetSources(Sources{
 		Routers: []Router{
-			{Family: FamilyIPv4, VRID: 10, Version: 3, Address: testAddr, VRRP: d.v4, Drops: d.v4,
-				VIPs: []RouterVIP{{Prefix: testVIP, Kernel: d.k4}, {Prefix: testVIP2, Kernel: d.k4b}}},
-			{Family: FamilyIPv6, VRID: 11, Version: 3, Address: testAddr6, VRRP: d.v6, Drops: d.v6,
-				VIPs: []RouterVIP{{Prefix: testVIP6, Kernel: d.k6}}},
+			{Family: config.IPv4, VRID: 10, Version: 3, Address: testAddr, VRRP: d.v4, Drops: d.v4,
+				VIPs: []netip.Prefix{testVIP, testVIP2}, Kernel: kernelOf(d.k4, d.k4b)},
+			{Family: config.IPv6, VRID: 11, Version: 3, Address: testAddr6, VRRP: d.v6, Drops: d.v6,
+				VIPs: []netip.Prefix{testVIP6}, Kernel: kernelOf(d.k6)},
 		},
 		Proxy: d.v4, Health: d.v4,
 	})
@@ -86,11 +81,11 @@ func TestTwoRoutersActiveAndBackup(t *testing.T) {
 		t.Fatalf("routers %+v", r.Routers)
 	}
 	v4, v6 := r.Routers[0], r.Routers[1]
-	if v4.Family != FamilyIPv4 || v4.State != "Active" || v4.VRID != 10 || v4.Address != testAddr ||
+	if v4.Family != config.IPv4 || v4.State != "Active" || v4.VRID != 10 || v4.Address != testAddr ||
 		len(v4.VIPs) != 2 || !v4.VIPs[0].Held || !v4.VIPs[1].Held || v4.VIPs[1].Prefix != testVIP2 || v4.Drops["vrid"] != 7 {
 		t.Errorf("ipv4 router %+v", v4)
 	}
-	if v6.Family != FamilyIPv6 || v6.State != "Backup" || v6.VRID != 11 || v6.Address != testAddr6 || v6.ActiveRouter != peer6 ||
+	if v6.Family != config.IPv6 || v6.State != "Backup" || v6.VRID != 11 || v6.Address != testAddr6 || v6.ActiveRouter != peer6 ||
 		len(v6.VIPs) != 1 || v6.VIPs[0].Held || v6.VIPs[0].Prefix != testVIP6 || v6.VIPs[0].Holding == nil ||
 		len(v6.Peers) != 1 || !v6.Peers[0].Active || v6.Drops["vrid"] != 2 {
 		t.Errorf("ipv6 router %+v", v6)
@@ -144,20 +139,20 @@ func TestTwoRoutersProblems(t *testing.T) {
 	}{
 		{"ipv6 link down", func(d *dualStack) {
 			d.v6.vrrp.State, d.v6.vrrp.LastReason, d.v6.vrrp.Since = vrrp.StateInit, "link down", t0.Add(-3*time.Second)
-			d.k6.st.LinkUp, d.k6.st.LinkReason = false, "interface eth0 has no usable IPv6 address of this node"
+			d.k6.LinkUp, d.k6.LinkReason = false, "interface eth0 has no usable IPv6 address of this node"
 		}, []string{"ipv6: VRRP is in state Init (link down)", "ipv6: interface eth0 has no usable IPv6 address of this node"}},
 		{"one of two VIPs not held while active", func(d *dualStack) {
-			d.k4b.st.Held, d.k4b.st.HeldSince, d.k4b.st.LastError = false, t0.Add(-3*time.Second), "add 198.18.0.20/24: file exists"
+			d.k4b.Held, d.k4b.HeldSince, d.k4b.LastError = false, t0.Add(-3*time.Second), "add 198.18.0.20/24: file exists"
 		}, []string{"ipv4: Active, but 198.18.0.20 is not on eth0 (for 3s): add 198.18.0.20/24: file exists"}},
 		{"the backup holds its VIP", func(d *dualStack) {
-			d.k6.st.Held, d.k6.st.HeldSince = true, t0.Add(-2*time.Second)
+			d.k6.Held, d.k6.HeldSince = true, t0.Add(-2*time.Second)
 		}, []string{"ipv6: 2001:db8::10 is on eth0 while Backup (for 2s)"}},
 		{"both VIPs of the ipv4 router on a link without the node's address", func(d *dualStack) {
-			for _, k := range []*kernelVIP{d.k4, d.k4b} {
-				k.st.LinkUp, k.st.LinkReason = false, "interface eth0 lost this node's address 198.18.0.11"
+			for _, k := range []*vip.Status{d.k4, d.k4b} {
+				k.LinkUp, k.LinkReason = false, "interface eth0 lost this node's address 198.18.0.11"
 			}
 			d.v4.vrrp.State, d.v4.vrrp.LastReason, d.v4.vrrp.VIPHeld = vrrp.StateInit, "link down", false
-			d.k4.st.Held, d.k4b.st.Held = false, false
+			d.k4.Held, d.k4b.Held = false, false
 		}, []string{"ipv4: VRRP is in state Init (link down)", "ipv4: interface eth0 lost this node's address 198.18.0.11"}},
 		{"a VIP taken a moment ago is not a problem yet", func(d *dualStack) {
 			d.v6.vrrp.State, d.v6.vrrp.Since = vrrp.StateActive, t0.Add(-200*time.Millisecond)
@@ -199,7 +194,7 @@ func TestNoRouterIsAProblem(t *testing.T) {
 // Per-router series carry the router's family, per-VIP ones the VIP too.
 func TestTwoRoutersMetrics(t *testing.T) {
 	d := newDualStack()
-	d.k6.st.Conflicts = 2
+	d.k6.Conflicts = 2
 	for _, tc := range []struct{ name, want string }{
 		{"hapod_vrrp_state", `
 # HELP hapod_vrrp_state 1 for the protocol state the family's virtual router is in (init, backup, active), 0 for the others.
@@ -267,9 +262,9 @@ hapod_vrrp_transitions_total{family="ipv6",reason="startup",to="backup"} 1
 // reports, and the lines about a router name it in the events.
 func TestTwoRoutersFetchRoundTrip(t *testing.T) {
 	d := newDualStack()
-	d.k6.st.Conflicts, d.k6.st.LastConflict = 1, vip.Conflict{At: t0.Add(-time.Minute)}
+	d.k6.Conflicts, d.k6.LastConflict = 1, vip.Conflict{At: t0.Add(-time.Minute)}
 	log := slog.New(d.monitor.Handler(slog.DiscardHandler))
-	log.With("family", FamilyIPv6).Info("vrrp state change", "vrid", 11, "from", "Init", "to", "Backup", "reason", "startup")
+	log.With("family", string(config.IPv6)).Info("vrrp state change", "vrid", 11, "from", "Init", "to", "Backup", "reason", "startup")
 	log.Info("backend up", "backend", be1)
 	s := New(netip.MustParseAddrPort("127.0.0.1:0"))
 	d.monitor.Install(s)
@@ -298,7 +293,7 @@ func TestTwoRoutersFetchRoundTrip(t *testing.T) {
 			t.Errorf("JSON lacks %s:\n%s", s, a)
 		}
 	}
-	if len(got.Events) != 2 || got.Events[1].Family != FamilyIPv6 || got.Events[0].Family != "" ||
+	if len(got.Events) != 2 || got.Events[1].Family != config.IPv6 || got.Events[0].Family != "" ||
 		!strings.Contains(got.Events[1].Details, "family=ipv6") {
 		t.Errorf("events %+v", got.Events)
 	}
