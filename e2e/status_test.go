@@ -381,7 +381,7 @@ func TestMetricsDuringFailover(t *testing.T) {
 		t.Logf("tie on takeover: node%d reported active first, node%d holds the VIP", next, s)
 		next = s
 	}
-	c.waitMetric(next, `hapod_vrrp_state{state="active"}`, "= 1", func(v float64) bool { return v == 1 })
+	c.waitMetric(next, c.series("hapod_vrrp_state", `state="active"`), "= 1", func(v float64) bool { return v == 1 })
 	m = c.mustMetrics(next)
 	// Nodes started together may each have been active for a moment
 	// before the highest address won (RFC 9568's tie-break), so count

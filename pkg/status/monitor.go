@@ -10,13 +10,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/hapod/hapod/pkg/config"
-	"github.com/hapod/hapod/pkg/dhcpvip"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/utils/clock"
 
+	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/dhcpvip"
 	"github.com/hapod/hapod/pkg/health"
 	"github.com/hapod/hapod/pkg/membership"
 	"github.com/hapod/hapod/pkg/proxy"

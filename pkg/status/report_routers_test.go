@@ -298,3 +298,33 @@ func TestTwoRoutersFetchRoundTrip(t *testing.T) {
 		t.Errorf("events %+v", got.Events)
 	}
 }
+
+// The kernel's view is matched to the router's VIPs by prefix, whatever
+// order the group reports them in; a VIP it does not report is the
+// speaker's.
+func TestKernelViewByPrefix(t *testing.T) {
+	src := activeNode()
+	m, _ := newTestMonitor(src)
+	s := src.sources()
+	s.Routers[0].VIPs = []netip.Prefix{testVIP, testVIP2, netip.MustParsePrefix("198.18.0.30/24")}
+	s.Routers[0].Kernel = kernelOf(&vip.Status{Prefix: testVIP2, HeldSince: t0.Add(-time.Hour)}, &vip.Status{Prefix: testVIP, Held: true})
+	m.SetSources(s)
+	vips := m.Report().Routers[0].VIPs
+	if len(vips) != 3 || !vips[0].Held || vips[0].Holding == nil || vips[1].Held || vips[1].Holding == nil ||
+		!vips[2].Held || vips[2].Holding != nil {
+		t.Errorf("vips %+v", vips)
+	}
+	got := metricValues(t, m)
+	for k, v := range map[string]float64{
+		"hapod_vrrp_vip_held{family=ipv4,vip=198.18.0.10/24}": 1,
+		"hapod_vrrp_vip_held{family=ipv4,vip=198.18.0.20/24}": 0,
+		"hapod_vrrp_vip_held{family=ipv4,vip=198.18.0.30/24}": 1, // the speaker's
+	} {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	if r := m.Report(); r.Healthy || len(r.Problems) != 1 || !strings.HasPrefix(r.Problems[0], "ipv4: Active, but 198.18.0.20 is not on eth0") {
+		t.Errorf("problems %q", r.Problems)
+	}
+}
