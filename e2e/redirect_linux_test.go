@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,8 +131,8 @@ func TestRedirectEndpoint(t *testing.T) {
 	if rd := r.Redirect; rd.Endpoint != netip.AddrPortFrom(c.vip.Addr(), 6443) || rd.ListenPort != config.DefaultListenPort || rd.Reason != "serving" {
 		t.Errorf("holder's redirect report %+v", rd)
 	}
-	if r.Proxy.Listen != netip.AddrPortFrom(c.vip.Addr(), config.DefaultListenPort) {
-		t.Errorf("proxy listens on %s, want VIP:%d", r.Proxy.Listen, config.DefaultListenPort)
+	if want := []netip.AddrPort{netip.AddrPortFrom(c.vip.Addr(), config.DefaultListenPort)}; !slices.Equal(r.Proxy.Listen, want) {
+		t.Errorf("proxy listens on %v, want VIP:%d", r.Proxy.Listen, config.DefaultListenPort)
 	}
 	hc := c.apiClient()
 	lab.WaitFor(t, 10*time.Second, "VIP:6443 answers", func() bool { _, err := c.whoami(hc); return err == nil })

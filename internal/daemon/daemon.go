@@ -116,7 +116,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	mem := loadMembers(cfg, log)
 	pool := proxy.NewPool(mem.initial, policy)
 	px, err := proxy.New(proxy.Config{
-		Listen:         netip.AddrPortFrom(cfg.VIP.Primary().Addr(), cfg.Proxy.ListenPort),
+		Listen:         []netip.AddrPort{netip.AddrPortFrom(cfg.VIP.Primary().Addr(), cfg.Proxy.ListenPort)},
 		ConnectTimeout: cfg.Proxy.ConnectTimeout,
 		IdleTimeout:    cfg.Proxy.IdleTimeout,
 		MaxConns:       cfg.Proxy.MaxConns,

@@ -45,7 +45,8 @@ type side struct {
 type conn struct {
 	p      *Proxy
 	l      *loop
-	b      *Backend // reserved or connected backend; nil between attempts
+	b      *Backend  // reserved or connected backend; nil between attempts
+	ln     *listener // accepted from
 	cl, be side
 	state  connState
 

@@ -8,10 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// adopt takes an accepted client socket.
-func (l *loop) adopt(nfd int, client netip.AddrPort) {
+// adopt takes a client socket accepted from ln.
+func (l *loop) adopt(nfd int, client netip.AddrPort, ln *listener) {
 	p := l.p
-	c := &conn{p: p, l: l, client: client, pause: 10 * time.Millisecond, tidx: -1}
+	c := &conn{p: p, l: l, ln: ln, client: client, pause: 10 * time.Millisecond, tidx: -1}
 	c.cl = side{c: c, peer: &c.be, fd: nfd, readable: true, writable: true, count: &c.out, pipeR: -1, pipeW: -1}
 	c.be = side{c: c, peer: &c.cl, fd: -1, count: &c.in, pipeR: -1, pipeW: -1}
 	if err := l.register(&c.cl); err != nil {

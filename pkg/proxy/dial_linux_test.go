@@ -62,7 +62,7 @@ func TestBlackholedBackendRetried(t *testing.T) {
 	p := startProxy(t, pool, func(c *Config) { c.ConnectTimeout = budget })
 
 	start := time.Now()
-	c := dial(t, p.Addr())
+	c := dial(t, p.Addrs()[0])
 	roundTrip(t, c, "through the other backend")
 	took := time.Since(start)
 	t.Logf("served after %v (connect budget %v, two healthy backends)", took.Round(time.Millisecond), budget)
@@ -81,7 +81,7 @@ func TestBlackholedBackendRetried(t *testing.T) {
 
 	// Suspect: the next clients go straight to the live backend.
 	for i := range 3 {
-		roundTrip(t, dial(t, p.Addr()), fmt.Sprint("next", i))
+		roundTrip(t, dial(t, p.Addrs()[0]), fmt.Sprint("next", i))
 	}
 	if s := p.Stats(); s.Backends[0].ConnectFailures != 1 || s.Backends[1].Active != 4 {
 		t.Errorf("after the first: blackholed failures %d (want 1: skipped while suspect), live active %d (want 4)",
@@ -101,7 +101,7 @@ func TestDialOnClock(t *testing.T) {
 		// Round robin starts with the first backend: the blackholed one.
 		pool := NewPool([]netip.AddrPort{dead, live.addr}, &RoundRobin{})
 		p := startProxy(t, pool, func(c *Config) { c.Clock = fc; c.ConnectTimeout = budget })
-		c := dial(t, p.Addr())
+		c := dial(t, p.Addrs()[0])
 		eventually(t, "a dial to the blackholed backend", func() bool { return activeOf(p)[dead] == 1 })
 
 		// Three budgets of real time: on the wall clock the attempt
@@ -133,7 +133,7 @@ func TestDialOnClock(t *testing.T) {
 			c.Clock = fc
 			c.ConnectTimeout = time.Second
 		})
-		c := dial(t, p.Addr())
+		c := dial(t, p.Addrs()[0])
 		eventually(t, "the first refusal", func() bool { return p.Stats().Retries == 1 })
 
 		// Every candidate failed: the next round waits for its pause

@@ -39,7 +39,7 @@ func noFileLimit() (uint64, error) {
 // saves six setsockopt calls per connection. recvOpt is the option that
 // set the buffer, for the backend sockets (see setRecvBuf).
 func listenFD(addr netip.AddrPort, recvBuf int) (fd int, bound netip.AddrPort, recvOpt int, err error) {
-	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	addr = unmapped(addr)
 	family := unix.AF_INET
 	if addr.Addr().Is6() {
 		family = unix.AF_INET6

@@ -30,6 +30,8 @@ func (l *loop) unlisten() {}
 
 func (l *loop) closeAll() {}
 
+func (l *loop) closeLocal([]netip.Addr) int { return 0 }
+
 func (l *loop) post(func(*loop) bool) {}
 
 func (c *conn) abort() { c.aborted.Store(true) }

@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -12,17 +14,18 @@ import (
 )
 
 // The data path is one event loop per GOMAXPROCS, like haproxy's
-// threads: each loop owns an epoll instance, accepts from the shared
-// listener and keeps what it accepted, dials backends with non-blocking
-// connects and relays bytes with read(2)/write(2) through one scratch
-// buffer (splice(2) for long bulk streams with Config.Splice). Per
-// connection there is no goroutine, no stack, no runtime timer and no
-// buffer while idle: an idle connection costs under 1 KiB of RSS
-// (docs/proxy-tuning.md#event-loops).
+// threads: each loop owns an epoll instance, accepts from every one of
+// the shared listeners and keeps what it accepted, dials backends with
+// non-blocking connects and relays bytes with read(2)/write(2) through
+// one scratch buffer (splice(2) for long bulk streams with
+// Config.Splice). Per connection there is no goroutine, no stack, no
+// runtime timer and no buffer while idle: an idle connection costs under
+// 1 KiB of RSS (docs/proxy-tuning.md#event-loops).
 //
 // Where each part lives:
 //   - loop_linux.go (this file): the loop's life, its event dispatch,
-//     accepting, and tearing connections down (finish, abort).
+//     accepting, and tearing connections down (finish, abort,
+//     closeLocal).
 //   - wait_linux.go: how a loop waits for events, parked in Go's
 //     netpoller or in epoll_wait with a spin, and when it yields.
 //   - dial_linux.go: adopting a client and dialing its backend, with
@@ -30,7 +33,7 @@ import (
 //   - relay_linux.go: moving bytes (pump, flush), splice pipes, and the
 //     buffers that hold data a peer cannot take yet.
 //   - timer_linux.go: the loop's deadlines and their heap.
-//   - sockopt_linux.go, listen_linux.go: socket options, the listener.
+//   - sockopt_linux.go, listen_linux.go: socket options, the listeners.
 //   - sys_linux.go: the raw system calls the loops make.
 //
 // Who owns what:
@@ -71,14 +74,16 @@ const (
 	evConn  = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
 )
 
-// loop is one event loop.
+// loop is one event loop. Its epoll events carry a tag in Pad: a
+// connection's socket its side's gen (positive, see register), a
+// listener -1-i for lns[i], the eventfd 0.
 type loop struct {
 	p    *Proxy
 	epfd int
-	evfd int // eventfd: wakes the loop for posted commands
-	lnfd int
+	evfd int         // eventfd: wakes the loop for posted commands
+	lns  []*listener // the Proxy's, shared by every loop
 
-	listening   bool
+	listening   bool          // lns are in the epoll set
 	acceptPause time.Duration // back-off after accept errors
 	resumeAt    int64         // Clock instant (unix ns) when accepting resumes; 0: not paused
 
@@ -148,7 +153,7 @@ func newLoop(p *Proxy) (*loop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	l := &loop{p: p, epfd: epfd, evfd: evfd, lnfd: p.lnfd, scratch: make([]byte, scratchSize), done: make(chan struct{})}
+	l := &loop{p: p, epfd: epfd, evfd: evfd, lns: p.lns, scratch: make([]byte, scratchSize), done: make(chan struct{})}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}); err != nil {
 		l.closeFDs()
 		return nil, fmt.Errorf("epoll add eventfd: %w", err)
@@ -187,11 +192,17 @@ func (l *loop) closeFDs() {
 	unix.Close(l.epfd)
 }
 
-// listen registers the listener, exclusive so a connection wakes one loop.
+// listen registers every listener, exclusive so a connection wakes one
+// loop: all of them or, on failure, none.
 func (l *loop) listen() error {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(l.lnfd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.lnfd, &ev); err != nil {
-		return fmt.Errorf("epoll add listener: %w", err)
+	for i, ln := range l.lns {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(ln.fd), Pad: int32(-1 - i)}
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.fd, &ev); err != nil {
+			for _, ln := range l.lns[:i] {
+				unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ln.fd, nil)
+			}
+			return fmt.Errorf("epoll add listener %v: %w", ln.addr, err)
+		}
 	}
 	l.listening = true
 	return nil
@@ -199,7 +210,9 @@ func (l *loop) listen() error {
 
 func (l *loop) unlisten() {
 	if l.listening {
-		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lnfd, nil)
+		for _, ln := range l.lns {
+			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ln.fd, nil)
+		}
 		l.listening = false
 	}
 	l.resumeAt = 0
@@ -262,21 +275,21 @@ func (l *loop) run() {
 		}
 		for i := range events[:n] {
 			ev := &events[i]
-			switch fd := int(ev.Fd); fd {
-			case l.evfd:
-				if l.runCmds() {
-					l.closeAll()
-					return
-				}
-			case l.lnfd:
-				if l.listening {
-					l.accept()
-				}
-			default:
-				if fd < len(l.socks) {
+			switch {
+			case ev.Pad > 0:
+				if fd := int(ev.Fd); fd < len(l.socks) {
 					if s := l.socks[fd]; s != nil && s.gen == ev.Pad {
 						l.event(s, ev.Events)
 					}
+				}
+			case ev.Pad < 0:
+				if l.listening {
+					l.accept(l.lns[-1-ev.Pad])
+				}
+			default:
+				if l.runCmds() {
+					l.closeAll()
+					return
 				}
 			}
 		}
@@ -297,6 +310,9 @@ func (l *loop) register(s *side) error {
 		l.socks = append(l.socks, make([]*side, max(64, len(l.socks)))...)
 	}
 	l.gen++
+	if l.gen <= 0 {
+		l.gen = 1 // wrapped: keep the tag positive (see loop)
+	}
 	s.gen = l.gen
 	l.socks[s.fd] = s
 	ev := unix.EpollEvent{Events: evConn, Fd: int32(s.fd), Pad: s.gen}
@@ -307,10 +323,10 @@ func (l *loop) register(s *side) error {
 	return nil
 }
 
-func (l *loop) accept() {
+func (l *loop) accept(ln *listener) {
 	p := l.p
 	for range acceptBatch {
-		nfd, client, err := rawAccept4(l.lnfd)
+		nfd, client, err := rawAccept4(ln.fd)
 		if err != 0 {
 			switch err {
 			case unix.EAGAIN:
@@ -330,7 +346,7 @@ func (l *loop) accept() {
 			continue
 		}
 		p.active.Add(1)
-		p.accepted.Add(1)
+		ln.accepted.Add(1)
 		l.accepts++
 		// The loop keeps what it accepts. The listener wakes one parked
 		// loop per connection (EPOLLEXCLUSIVE), so while one loop is busy
@@ -338,7 +354,7 @@ func (l *loop) accept() {
 		// busy the loops are, not by how many they hold. Handing them to
 		// the loop holding the fewest cost that loop a wake-up each
 		// (docs/proxy-tuning.md#keeping-what-a-loop-accepts).
-		l.adopt(nfd, client)
+		l.adopt(nfd, client, ln)
 		if !l.listening {
 			return // its backend socket could not be opened: paused
 		}
@@ -446,6 +462,37 @@ func (l *loop) closeAll() {
 	for len(l.timers) > 0 {
 		l.finish(l.timers[0]) // paused connections hold no socket in the table
 	}
+}
+
+// closeLocal finishes the loop's connections whose local address is one
+// of addrs and returns how many. A connection's client socket is in the
+// table from adopt to finish, whatever its state.
+func (l *loop) closeLocal(addrs []netip.Addr) int {
+	n := 0
+	for _, s := range l.socks {
+		if s != nil && slices.Contains(addrs, localAddr(s.c)) {
+			l.finish(s.c) // takes both sides out of the table: counted once
+			n++
+		}
+	}
+	return n
+}
+
+// localAddr returns the address c's client connected to: its listener's,
+// or, from a wildcard listener, the socket's own (asked here, not on the
+// accept path); the zero Addr when the socket is gone.
+func localAddr(c *conn) netip.Addr {
+	if a := c.ln.addr.Addr(); !a.IsUnspecified() {
+		return a
+	}
+	if c.cl.fd < 0 {
+		return netip.Addr{}
+	}
+	sa, err := unix.Getsockname(c.cl.fd)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return addrPort(sa).Addr()
 }
 
 // abort closes c from any goroutine: shutting both sockets down wakes the

@@ -17,7 +17,7 @@ func TestClientResetClosesBackend(t *testing.T) {
 		close(closed)
 	})
 	p := startProxy(t, NewPool([]netip.AddrPort{b.addr}, nil), nil)
-	c := dial(t, p.Addr())
+	c := dial(t, p.Addrs()[0])
 	eventually(t, "connection established", func() bool { return p.Stats().Backends[0].Active == 1 })
 	c.SetLinger(0)
 	c.Close() // RST

@@ -70,7 +70,7 @@ func TestSweepIdle(t *testing.T) {
 		c.IdleTimeout = 10 * time.Second
 	})
 	t0 := time.Unix(1000, 0)
-	quiet, busy := dial(t, p.Addr()), dial(t, p.Addr())
+	quiet, busy := dial(t, p.Addrs()[0]), dial(t, p.Addrs()[0])
 	roundTrip(t, quiet, "once")
 	for sec := 1; sec <= 11; sec++ {
 		roundTrip(t, busy, "tick")
@@ -105,7 +105,7 @@ func TestRebalanceStep(t *testing.T) {
 	pool.SetHealthy(b2.addr, false)
 	var conns []*net.TCPConn
 	for i := range 6 {
-		c := dial(t, p.Addr())
+		c := dial(t, p.Addrs()[0])
 		roundTrip(t, c, fmt.Sprint("c", i))
 		conns = append(conns, c)
 	}
@@ -125,7 +125,7 @@ func TestRebalanceStep(t *testing.T) {
 			t.Fatalf("round %d: oldest connection still open", round)
 		}
 		roundTrip(t, conns[round], "younger ones stay")
-		roundTrip(t, dial(t, p.Addr()), "reconnected")
+		roundTrip(t, dial(t, p.Addrs()[0]), "reconnected")
 		want1, want2 := int64(6-round), int64(round)
 		eventually(t, fmt.Sprintf("spread %d/%d", want1, want2), func() bool {
 			a := activeOf(p)
@@ -156,7 +156,7 @@ func TestMaintenanceRunsOnTheClock(t *testing.T) {
 	})
 	pool.SetHealthy(b2.addr, false)
 	for i := range 4 {
-		roundTrip(t, dial(t, p.Addr()), fmt.Sprint("c", i))
+		roundTrip(t, dial(t, p.Addrs()[0]), fmt.Sprint("c", i))
 	}
 	pool.SetHealthy(b2.addr, true)
 	// 4/0: one step makes it 3/0, then 2/0, then 1/0, which is even enough.

@@ -1,10 +1,12 @@
-// Package proxy is hapod's L4 TCP proxy: it accepts clients on VIP:port
-// and relays each connection, bytes only, to one healthy kube-apiserver.
-// It replaces haproxy's `mode tcp` of the usual HA guides.
+// Package proxy is hapod's L4 TCP proxy: it accepts clients on VIP:port,
+// one or more of them (every VIP, IPv4 and IPv6), and relays each
+// connection, bytes only, to one healthy kube-apiserver. It replaces
+// haproxy's `mode tcp` of the usual HA guides.
 //
 // A Pool holds the backends, their health (driven by the health checker
-// through SetHealthy) and the selection Policy. A Proxy owns the listener
-// and the connections. Per connection the proxy dials a backend (retrying
+// through SetHealthy) and the selection Policy. A Proxy owns the
+// listeners and the connections: every listener feeds the same loops,
+// pool and limits. Per connection the proxy dials a backend (retrying
 // others within ConnectTimeout when a dial fails), then relays both ways,
 // passing half-closes through. The data path is one epoll event loop per
 // core (loop_linux.go says which file holds which part): no goroutine,
@@ -18,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,10 +56,15 @@ const (
 // listed on each field; booleans are taken as given, so start from
 // DefaultConfig to get CloseOnDown.
 type Config struct {
-	// Listen is VIP:port. The socket is bound with IP_FREEBIND (and
-	// IPV6_FREEBIND), so every node listens before it holds the VIP and
-	// the proxy is ready the moment VRRP moves the address here.
-	Listen netip.AddrPort
+	// Listen holds the addresses clients connect to, VIP:port each: at
+	// least one, no two alike (IPv4-mapped IPv6 addresses count as their
+	// IPv4 address). Every socket is bound with IP_FREEBIND (or
+	// IPV6_FREEBIND), so every node listens before it holds a VIP and the
+	// proxy is ready the moment VRRP moves the address here; an IPv6
+	// socket is IPV6_V6ONLY, so an IPv4 and an IPv6 address share a port.
+	// A wildcard address (0.0.0.0, ::) cannot share its port with another
+	// address of its family: Linux refuses to bind both.
+	Listen []netip.AddrPort
 	// ConnectTimeout is the total budget for dialing a backend, retries
 	// on other backends included (default 3s). While another backend is
 	// left to try, one attempt waits at most 250 ms for an answer (see
@@ -125,7 +133,7 @@ type Config struct {
 
 // DefaultConfig returns a Config with every default set, listening on
 // listen.
-func DefaultConfig(listen netip.AddrPort) Config {
+func DefaultConfig(listen ...netip.AddrPort) Config {
 	c := Config{Listen: listen, CloseOnDown: DefaultCloseOnDown, RecvBuffer: DefaultRecvBuffer}
 	c.setDefaults()
 	return c
@@ -159,9 +167,10 @@ func (c *Config) setDefaults() {
 var ErrInvalidConfig = errors.New("invalid proxy config")
 
 func (c *Config) validate() error {
+	if err := validateListen(c.Listen); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	switch {
-	case !c.Listen.IsValid():
-		return fmt.Errorf("%w: listen address %v", ErrInvalidConfig, c.Listen)
 	case c.ConnectTimeout < 0:
 		return fmt.Errorf("%w: negative connect timeout %v", ErrInvalidConfig, c.ConnectTimeout)
 	case c.IdleTimeout < 0:
@@ -178,6 +187,48 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// validateListen checks Config.Listen: addresses to bind, none twice,
+// and no wildcard sharing a port with another address of its family
+// (the second bind would fail with EADDRINUSE).
+func validateListen(addrs []netip.AddrPort) error {
+	if len(addrs) == 0 {
+		return errors.New("no listen address")
+	}
+	for i, a := range addrs {
+		if !a.IsValid() {
+			return fmt.Errorf("listen address %v", a)
+		}
+		a = unmapped(a)
+		for _, b := range addrs[:i] {
+			b = unmapped(b)
+			switch {
+			case a == b:
+				return fmt.Errorf("listen address %v given twice", a)
+			case a.Port() != 0 && a.Port() == b.Port() && a.Addr().Is4() == b.Addr().Is4() &&
+				(a.Addr().IsUnspecified() || b.Addr().IsUnspecified()):
+				return fmt.Errorf("listen addresses %v and %v: a wildcard cannot share its port with another address of its family", b, a)
+			}
+		}
+	}
+	return nil
+}
+
+// unmapped returns a with an IPv4-mapped IPv6 address as IPv4: what the
+// listener binds.
+func unmapped(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+// listener is one listening socket.
+type listener struct {
+	fd   int
+	addr netip.AddrPort // as bound: the port the kernel chose where 0 was asked
+	// accepted counts the connections taken from it (not those refused
+	// at MaxConns), and Stats sums them: one atomic add per connection,
+	// as a proxy-wide counter would take.
+	accepted atomic.Uint64
+}
+
 // Proxy accepts clients on Config.Listen and relays them to the pool.
 type Proxy struct {
 	cfg  Config
@@ -185,9 +236,8 @@ type Proxy struct {
 	log  *slog.Logger
 
 	mu        sync.Mutex
-	lnfd      int // listening socket, -1 before Listen and after close
-	recvOpt   int // SO_RCVBUFFORCE or SO_RCVBUF for backend sockets; 0: none
-	bound     netip.AddrPort
+	lns       []*listener // in Config.Listen's order; nil before Listen, closed by beginStop
+	recvOpt   int         // SO_RCVBUFFORCE or SO_RCVBUF for backend sockets; 0: none
 	loops     []*loop
 	serving   bool
 	stopping  chan struct{} // closed when Shutdown starts
@@ -205,7 +255,6 @@ type Proxy struct {
 	kick chan struct{} // wakes the maintenance loop (rebalance start)
 
 	active       atomic.Int64 // client connections now
-	accepted     atomic.Uint64
 	refused      atomic.Uint64
 	noBackend    atomic.Uint64
 	acceptErrors atomic.Uint64
@@ -214,7 +263,7 @@ type Proxy struct {
 	rebalanced   atomic.Uint64
 	downClosed   atomic.Uint64 // CloseOnDown, counted by the pool
 	drainClosed  atomic.Uint64
-	vipClosed    atomic.Uint64 // CloseAll
+	vipClosed    atomic.Uint64 // CloseAll, CloseLocal
 
 	rebalancing atomic.Bool
 
@@ -241,11 +290,11 @@ func New(cfg Config, pool *Pool) (*Proxy, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	cfg.Listen = slices.Clone(cfg.Listen) // the caller's slice stays theirs
 	p := &Proxy{
 		cfg:       cfg,
 		pool:      pool,
 		log:       cfg.Logger,
-		lnfd:      -1,
 		stopping:  make(chan struct{}),
 		loopsDone: make(chan struct{}),
 		maintDone: make(chan struct{}),
@@ -258,24 +307,33 @@ func New(cfg Config, pool *Pool) (*Proxy, error) {
 	return p, nil
 }
 
-// Listen binds Config.Listen now, so a bad address fails at start-up.
-// Serve calls it when it has not been called.
+// Listen binds every address of Config.Listen now, so a bad address
+// fails at start-up; when one fails none stays bound, and the error names
+// it. Serve calls it when it has not been called.
 func (p *Proxy) Listen() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.lnfd >= 0 {
-		return nil
-	}
 	select {
 	case <-p.stopping:
 		return ErrClosed
 	default:
 	}
-	fd, bound, recvOpt, err := listenFD(p.cfg.Listen, p.cfg.RecvBuffer)
-	if err != nil {
-		return fmt.Errorf("listen on %v: %w", p.cfg.Listen, err)
+	if p.lns != nil {
+		return nil
 	}
-	p.lnfd, p.bound, p.recvOpt = fd, bound, recvOpt
+	lns := make([]*listener, 0, len(p.cfg.Listen))
+	for _, a := range p.cfg.Listen {
+		fd, bound, recvOpt, err := listenFD(a, p.cfg.RecvBuffer)
+		if err != nil {
+			for _, ln := range lns {
+				closeFD(ln.fd)
+			}
+			return fmt.Errorf("listen on %v: %w", a, err)
+		}
+		lns = append(lns, &listener{fd: fd, addr: bound})
+		p.recvOpt = recvOpt // the same for every socket: it depends on privileges
+	}
+	p.lns = lns
 	if lim, err := noFileLimit(); err == nil && lim < uint64(2*p.cfg.MaxConns+64) {
 		p.log.Warn("open-file limit below what max-conns needs (two descriptors per connection)",
 			"nofile", lim, "max_conns", p.cfg.MaxConns)
@@ -286,12 +344,16 @@ func (p *Proxy) Listen() error {
 // ErrClosed is returned by Listen and Serve after Shutdown.
 var ErrClosed = errors.New("proxy closed")
 
-// Addr returns the bound address (useful with port 0), or the zero value
-// before Listen.
-func (p *Proxy) Addr() netip.AddrPort {
+// Addrs returns the bound addresses in Config.Listen's order (useful
+// with port 0), or nil before Listen.
+func (p *Proxy) Addrs() []netip.AddrPort {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.bound
+	var addrs []netip.AddrPort
+	for _, ln := range p.lns {
+		addrs = append(addrs, ln.addr)
+	}
+	return addrs
 }
 
 // Serve relays connections until ctx is cancelled or Shutdown is called.
@@ -386,8 +448,8 @@ func (p *Proxy) connDone() {
 	}
 }
 
-// beginStop stops accepting, once: every loop drops the listener, then
-// it is closed.
+// beginStop stops accepting, once: every loop drops the listeners, then
+// they are closed.
 func (p *Proxy) beginStop() {
 	p.stopOnce.Do(func() {
 		p.mu.Lock()
@@ -396,9 +458,8 @@ func (p *Proxy) beginStop() {
 		if p.serving {
 			p.postWait(func(l *loop) { l.unlisten() })
 		}
-		if p.lnfd >= 0 {
-			closeFD(p.lnfd)
-			p.lnfd = -1
+		for _, ln := range p.lns {
+			closeFD(ln.fd)
 		}
 		if p.active.Load() == 0 {
 			p.drainOnce.Do(func() { close(p.drained) })
@@ -456,9 +517,11 @@ func (p *Proxy) closeAll() int {
 
 // Stats is a snapshot of the proxy's counters.
 type Stats struct {
-	Listen   netip.AddrPort
-	Backends []BackendStats
-	// Active client connections now; Accepted ever.
+	// Listeners in Config.Listen's order; none before Listen.
+	Listeners []ListenerStats
+	Backends  []BackendStats
+	// Active client connections now; Accepted ever (the sum over
+	// Listeners).
 	Active   int64
 	Accepted uint64
 	// Refused: closed at once because MaxConns were open.
@@ -476,19 +539,31 @@ type Stats struct {
 	// backend down (CloseOnDown). DrainClosed: still open when the drain
 	// of Shutdown ended, and closed then (dials in progress included).
 	DownClosed, DrainClosed uint64
-	// VIPReleased: closed by CloseAll, when this node gave the VIP up.
+	// VIPReleased: closed by CloseAll or CloseLocal, when this node gave
+	// VIPs up.
 	VIPReleased uint64
 	// Healthy backends.
 	Healthy int
 }
 
+// ListenerStats is one listening socket in Stats.
+type ListenerStats struct {
+	// Addr is the address bound (with the port the kernel chose where
+	// Config.Listen asked for 0).
+	Addr netip.AddrPort
+	// Accepted: connections taken from this listener since Listen,
+	// those refused at MaxConns excluded.
+	Accepted uint64
+}
+
 // Stats returns a snapshot for the status page and metrics.
 func (p *Proxy) Stats() Stats {
 	now := p.cfg.Clock.Now().UnixNano()
+	p.mu.Lock()
+	lns := p.lns
+	p.mu.Unlock()
 	s := Stats{
-		Listen:       p.Addr(),
 		Active:       p.active.Load(),
-		Accepted:     p.accepted.Load(),
 		Refused:      p.refused.Load(),
 		NoBackend:    p.noBackend.Load(),
 		AcceptErrors: p.acceptErrors.Load(),
@@ -499,6 +574,11 @@ func (p *Proxy) Stats() Stats {
 		DrainClosed:  p.drainClosed.Load(),
 		VIPReleased:  p.vipClosed.Load(),
 		Healthy:      p.pool.Healthy(),
+	}
+	for _, ln := range lns {
+		n := ln.accepted.Load()
+		s.Listeners = append(s.Listeners, ListenerStats{Addr: ln.addr, Accepted: n})
+		s.Accepted += n
 	}
 	for _, b := range p.pool.list() {
 		s.Backends = append(s.Backends, b.stats(now))

@@ -61,8 +61,8 @@ func TestConfigErrors(t *testing.T) {
 	pool := NewPool(nil, nil)
 	for name, cfg := range map[string]Config{
 		"no listen":        {},
-		"negative timeout": {Listen: netip.MustParseAddrPort("127.0.0.1:1"), ConnectTimeout: -1},
-		"negative max":     {Listen: netip.MustParseAddrPort("127.0.0.1:1"), MaxConns: -1},
+		"negative timeout": {Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:1")}, ConnectTimeout: -1},
+		"negative max":     {Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:1")}, MaxConns: -1},
 	} {
 		if _, err := New(cfg, pool); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: New error = %v, want ErrInvalidConfig", name, err)
@@ -113,7 +113,7 @@ func testSpread(t *testing.T, policy Policy) {
 	pool := NewPool([]netip.AddrPort{b1.addr, b2.addr, b3.addr}, policy)
 	p := startProxy(t, pool, nil)
 	for i := range 9 {
-		roundTrip(t, dial(t, p.Addr()), fmt.Sprintf("hello %d", i))
+		roundTrip(t, dial(t, p.Addrs()[0]), fmt.Sprintf("hello %d", i))
 	}
 	for addr, n := range activeOf(p) {
 		if n != 3 {
@@ -149,7 +149,7 @@ func TestSetHealthyDownClosesConnections(t *testing.T) {
 	})
 	var conns []*net.TCPConn
 	for i := range 4 {
-		c := dial(t, p.Addr())
+		c := dial(t, p.Addrs()[0])
 		roundTrip(t, c, fmt.Sprint("x", i))
 		conns = append(conns, c)
 	}
@@ -172,7 +172,7 @@ func TestSetHealthyDownClosesConnections(t *testing.T) {
 			s.DownClosed, s.IdleClosed, s.Rebalanced, s.DrainClosed)
 	}
 	for i := range 4 {
-		roundTrip(t, dial(t, p.Addr()), fmt.Sprint("new", i))
+		roundTrip(t, dial(t, p.Addrs()[0]), fmt.Sprint("new", i))
 	}
 	eventually(t, "b1 to have no connections", func() bool { return activeOf(p)[b1.addr] == 0 })
 	if got := activeOf(p)[b2.addr]; got != 6 {
@@ -193,7 +193,7 @@ func TestCloseOnDownOff(t *testing.T) {
 	b1 := startBackend(t, echo)
 	pool := NewPool([]netip.AddrPort{b1.addr}, nil)
 	p := startProxy(t, pool, func(c *Config) { c.CloseOnDown = false })
-	c := dial(t, p.Addr())
+	c := dial(t, p.Addrs()[0])
 	roundTrip(t, c, "a")
 	pool.SetHealthy(b1.addr, false)
 	roundTrip(t, c, "still relayed")
@@ -201,7 +201,7 @@ func TestCloseOnDownOff(t *testing.T) {
 		t.Errorf("DownClosed = %d with CloseOnDown off, want 0", n)
 	}
 	// No healthy backend: a new client is closed at once.
-	if !closedByPeer(dial(t, p.Addr())) {
+	if !closedByPeer(dial(t, p.Addrs()[0])) {
 		t.Error("client not closed with no healthy backend")
 	}
 	eventually(t, "NoBackend count", func() bool { return p.Stats().NoBackend == 1 })
@@ -217,7 +217,7 @@ func TestDeadBackendRetried(t *testing.T) {
 		// Two round trips: the failed attempt's reset must leave nothing
 		// behind on the connection that carries on (a FIN taken as seen
 		// once ended it after its first answer).
-		c := dial(t, p.Addr())
+		c := dial(t, p.Addrs()[0])
 		roundTrip(t, c, fmt.Sprint("retry", i))
 		roundTrip(t, c, fmt.Sprint("again", i))
 	}
@@ -242,7 +242,7 @@ func TestDeadBackendRetried(t *testing.T) {
 func TestAllBackendsDead(t *testing.T) {
 	pool := NewPool([]netip.AddrPort{deadAddr(t), deadAddr(t)}, nil)
 	p := startProxy(t, pool, func(c *Config) { c.ConnectTimeout = 300 * time.Millisecond })
-	if !closedByPeer(dial(t, p.Addr())) {
+	if !closedByPeer(dial(t, p.Addrs()[0])) {
 		t.Fatal("client not closed when every backend refuses")
 	}
 	eventually(t, "NoBackend count", func() bool { return p.Stats().NoBackend == 1 })
@@ -256,7 +256,7 @@ func TestHalfClose(t *testing.T) {
 		fmt.Fprintf(c, "got %d bytes", len(data))
 	})
 	p := startProxy(t, NewPool([]netip.AddrPort{b.addr}, nil), nil)
-	c := dial(t, p.Addr())
+	c := dial(t, p.Addrs()[0])
 	payload := strings.Repeat("z", 100000)
 	if _, err := io.WriteString(c, payload); err != nil {
 		t.Fatal(err)
@@ -278,10 +278,10 @@ func TestHalfClose(t *testing.T) {
 func TestMaxConns(t *testing.T) {
 	b := startBackend(t, echo)
 	p := startProxy(t, NewPool([]netip.AddrPort{b.addr}, nil), func(c *Config) { c.MaxConns = 2 })
-	c1, c2 := dial(t, p.Addr()), dial(t, p.Addr())
+	c1, c2 := dial(t, p.Addrs()[0]), dial(t, p.Addrs()[0])
 	roundTrip(t, c1, "one")
 	roundTrip(t, c2, "two")
-	if !closedByPeer(dial(t, p.Addr())) {
+	if !closedByPeer(dial(t, p.Addrs()[0])) {
 		t.Fatal("third connection not refused")
 	}
 	if s := p.Stats(); s.Refused != 1 {
@@ -289,7 +289,7 @@ func TestMaxConns(t *testing.T) {
 	}
 	c1.Close()
 	eventually(t, "a free slot", func() bool { return p.Stats().Active == 1 })
-	roundTrip(t, dial(t, p.Addr()), "three")
+	roundTrip(t, dial(t, p.Addrs()[0]), "three")
 	roundTrip(t, c2, "two again")
 }
 
@@ -304,9 +304,9 @@ func TestShutdownDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	go p.Serve(context.Background())
-	c := dial(t, p.Addr())
+	c := dial(t, p.Addrs()[0])
 	roundTrip(t, c, "before")
-	addr := p.Addr()
+	addr := p.Addrs()[0]
 	done := make(chan error, 1)
 	go func() { done <- p.Shutdown(context.Background()) }()
 	// New connections are refused once the listener is closed ...
@@ -348,7 +348,7 @@ func TestShutdownDrainTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { served <- p.Serve(context.Background()) }()
-	c := dial(t, p.Addr())
+	c := dial(t, p.Addrs()[0])
 	roundTrip(t, c, "held open")
 	done := make(chan error, 1)
 	go func() { done <- p.Shutdown(context.Background()) }()
@@ -382,7 +382,7 @@ func TestShutdownByContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(ctx) }()
-	c := dial(t, p.Addr())
+	c := dial(t, p.Addrs()[0])
 	roundTrip(t, c, "x")
 	cancel()
 	// Serve drains: it returns once the client is gone.

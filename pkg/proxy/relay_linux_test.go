@@ -28,7 +28,7 @@ func TestBulkBothWays(t *testing.T) {
 		t.Run(fmt.Sprintf("splice=%v", splice), func(t *testing.T) {
 			b := startBackend(t, echo)
 			p := startProxy(t, NewPool([]netip.AddrPort{b.addr}, nil), func(c *Config) { c.Splice = splice })
-			c := dial(t, p.Addr())
+			c := dial(t, p.Addrs()[0])
 			c.SetDeadline(time.Now().Add(60 * time.Second))
 			payload := make([]byte, 32<<20)
 			for i := range payload {
@@ -76,7 +76,7 @@ func TestServerSpeaksFirst(t *testing.T) {
 		io.Copy(io.Discard, c)
 	})
 	p := startProxy(t, NewPool([]netip.AddrPort{b.addr}, nil), nil)
-	c := dial(t, p.Addr())
+	c := dial(t, p.Addrs()[0])
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got := make([]byte, 6)
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != "hello\n" {

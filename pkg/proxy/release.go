@@ -1,5 +1,10 @@
 package proxy
 
+import (
+	"net/netip"
+	"sync/atomic"
+)
+
 // CloseAll closes every client connection now, dials in progress
 // included, and goes on accepting; it returns how many were open. Call it
 // right before the listen address leaves this host (the node gives up
@@ -18,4 +23,28 @@ func (p *Proxy) CloseAll() int {
 	p.postWait(func(l *loop) { l.closeAll() })
 	p.vipClosed.Add(uint64(n))
 	return n
+}
+
+// CloseLocal is CloseAll for some addresses: it closes the client
+// connections made to one of addrs (their local address, the VIP the
+// client connected to; an nftables DNAT to the proxy's port keeps it),
+// dials in progress included, and returns how many it closed. The other
+// connections go on relaying, and every listener goes on accepting. Call
+// it right before these addresses leave this host while others stay, as
+// when one address family's VIPs move to another node.
+func (p *Proxy) CloseLocal(addrs ...netip.Addr) int {
+	p.mu.Lock()
+	serving := p.serving
+	p.mu.Unlock()
+	if !serving || len(addrs) == 0 {
+		return 0
+	}
+	want := make([]netip.Addr, len(addrs))
+	for i, a := range addrs {
+		want[i] = a.Unmap() // as the listeners bind and the kernel reports
+	}
+	var n atomic.Int64
+	p.postWait(func(l *loop) { n.Add(int64(l.closeLocal(want))) })
+	p.vipClosed.Add(uint64(n.Load()))
+	return int(n.Load())
 }

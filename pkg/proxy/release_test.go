@@ -20,7 +20,7 @@ func TestCloseAll(t *testing.T) {
 	}
 	var clients []*net.TCPConn
 	for range 3 {
-		c := dial(t, p.Addr())
+		c := dial(t, p.Addrs()[0])
 		roundTrip(t, c, "hello")
 		clients = append(clients, c)
 	}
@@ -37,7 +37,7 @@ func TestCloseAll(t *testing.T) {
 			t.Logf("client %d: %v", i, err)
 		}
 	}
-	c := dial(t, p.Addr())
+	c := dial(t, p.Addrs()[0])
 	roundTrip(t, c, "still serving")
 	eventually(t, "the 3 closed connections are gone", func() bool { return p.Stats().Active == 1 })
 	if s := p.Stats(); s.VIPReleased != 3 || s.DrainClosed != 0 {

@@ -23,7 +23,7 @@ func TestKeepAliveBothSides(t *testing.T) {
 			b := startBackend(t, echo)
 			pool := NewPool([]netip.AddrPort{b.addr}, nil)
 			p := startProxy(t, pool, func(c *Config) { c.CloseOnDown = closeOnDown })
-			roundTrip(t, dial(t, p.Addr()), "ping")
+			roundTrip(t, dial(t, p.Addrs()[0]), "ping")
 
 			eachSide(t, pool, func(side string, fd int) {
 				for _, o := range []struct {
@@ -102,7 +102,7 @@ func TestRecvBufferBothSides(t *testing.T) {
 			b := startBackend(t, echo)
 			pool := NewPool([]netip.AddrPort{b.addr}, nil)
 			p := startProxy(t, pool, func(c *Config) { c.RecvBuffer = size })
-			client := dial(t, p.Addr())
+			client := dial(t, p.Addrs()[0])
 			roundTrip(t, client, "ping")
 			if child && size != 0 && p.recvOpt != unix.SO_RCVBUF {
 				t.Fatalf("receive buffer set with option %d, want SO_RCVBUF", p.recvOpt)

@@ -38,7 +38,7 @@ func TestSuspectUntilChecked(t *testing.T) {
 	p := startProxy(t, pool, func(c *Config) { c.Clock = fc })
 	var conns []*net.TCPConn
 	for i := range 4 {
-		c := dial(t, p.Addr())
+		c := dial(t, p.Addrs()[0])
 		roundTrip(t, c, fmt.Sprint("x", i))
 		conns = append(conns, c)
 	}
@@ -60,7 +60,7 @@ func TestSuspectUntilChecked(t *testing.T) {
 	fc.Step(10 * suspectHoldDown)
 	pool.CheckPassed(b1.addr, checkStarted)
 	for i := range 4 {
-		roundTrip(t, dial(t, p.Addr()), fmt.Sprint("new", i))
+		roundTrip(t, dial(t, p.Addrs()[0]), fmt.Sprint("new", i))
 	}
 	s := p.Stats()
 	if !s.Backends[0].Suspect || s.Backends[0].Active != 0 || s.Backends[1].Active != 6 {
@@ -74,7 +74,7 @@ func TestSuspectUntilChecked(t *testing.T) {
 		t.Fatal("still suspect after a check started after the mark passed")
 	}
 	for i := range 2 {
-		roundTrip(t, dial(t, p.Addr()), fmt.Sprint("back", i))
+		roundTrip(t, dial(t, p.Addrs()[0]), fmt.Sprint("back", i))
 	}
 	if got := activeOf(p)[b1.addr]; got == 0 {
 		t.Error("the cleared backend got no new connection")

@@ -126,7 +126,7 @@ func TestWaitFollowsLoad(t *testing.T) {
 			})
 			pool := NewPool([]netip.AddrPort{b.addr}, nil)
 			p := startProxy(t, pool, nil, func(p *Proxy) { p.rawAbove, p.rawBelow = c.above, c.below })
-			held := dial(t, p.Addr())
+			held := dial(t, p.Addrs()[0])
 			roundTrip(t, held, "echo")
 			if raw, n := rawLoops(p); n == 0 || raw != 0 {
 				t.Fatalf("%d of %d loops in epoll_wait before any burst", raw, n)
@@ -158,7 +158,7 @@ func TestWaitFollowsLoad(t *testing.T) {
 func acceptBurst(t *testing.T, p *Proxy) string {
 	n := 0
 	for start := time.Now(); time.Since(start) < 3*time.Duration(waitWindow); n++ {
-		c := dial(t, p.Addr())
+		c := dial(t, p.Addrs()[0])
 		roundTrip(t, c, "echo")
 		c.Close()
 	}
@@ -167,7 +167,7 @@ func acceptBurst(t *testing.T, p *Proxy) string {
 
 // bulkBurst streams to a discarding backend through p for three windows.
 func bulkBurst(t *testing.T, p *Proxy) string {
-	c := dial(t, p.Addr())
+	c := dial(t, p.Addrs()[0])
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := c.Write([]byte("bulk")); err != nil {

@@ -79,7 +79,11 @@ func WriteTable(w io.Writer, r Report) error {
 	for _, rr := range r.Routers {
 		writeRouter(tw, rr)
 	}
-	fmt.Fprintf(tw, "PROXY\t%s\tactive %d, accepted %d\n", r.Proxy.Listen, r.Proxy.Active, r.Proxy.Accepted)
+	listen := make([]string, len(r.Proxy.Listen))
+	for i, a := range r.Proxy.Listen {
+		listen[i] = a.String()
+	}
+	fmt.Fprintf(tw, "PROXY\t%s\tactive %d, accepted %d\n", strings.Join(listen, " "), r.Proxy.Active, r.Proxy.Accepted)
 	if rd := r.Redirect; rd != nil {
 		fmt.Fprintf(tw, "REDIRECT\t%s\t%s\n", rd.Endpoint, redirectLine(*rd))
 	}

@@ -97,7 +97,7 @@ func activeNode() *fakeSources {
 		},
 		drops: map[vrrp.DropReason]uint64{vrrp.DropVRID: 7, vrrp.DropAuth: 1},
 		proxy: proxy.Stats{
-			Listen: netip.MustParseAddrPort("198.18.0.10:8443"), Active: 5, Accepted: 40, Refused: 1,
+			Listeners: []proxy.ListenerStats{{Addr: netip.MustParseAddrPort("198.18.0.10:8443"), Accepted: 40}}, Active: 5, Accepted: 40, Refused: 1,
 			NoBackend: 2, Retries: 3, IdleClosed: 4, Rebalanced: 6, DownClosed: 8, DrainClosed: 9, AcceptErrors: 0, Healthy: 2,
 			Backends: []proxy.BackendStats{
 				{Addr: be1, Healthy: true, Active: 3, Total: 20, BytesIn: 1000, BytesOut: 250000},

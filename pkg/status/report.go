@@ -109,7 +109,8 @@ type PeerReport struct {
 
 // ProxyReport is the proxy part of a Report.
 type ProxyReport struct {
-	Listen netip.AddrPort `json:"listen,omitzero"`
+	// Listen: the proxy's listening addresses.
+	Listen []netip.AddrPort `json:"listen,omitempty"`
 	// Active client connections now; Accepted since start.
 	Active          int64  `json:"active"`
 	Accepted        uint64 `json:"accepted"`
@@ -295,7 +296,6 @@ func BuildReport(now time.Time, info Info, snap Snapshot) Report {
 		Interface: info.Interface,
 		Routers:   []RouterReport{},
 		Proxy: ProxyReport{
-			Listen:          snap.Proxy.Listen,
 			Active:          snap.Proxy.Active,
 			Accepted:        snap.Proxy.Accepted,
 			Refused:         snap.Proxy.Refused,
@@ -308,6 +308,9 @@ func BuildReport(now time.Time, info Info, snap Snapshot) Report {
 	}
 	if r.Events == nil {
 		r.Events = []Event{}
+	}
+	for _, ln := range snap.Proxy.Listeners {
+		r.Proxy.Listen = append(r.Proxy.Listen, ln.Addr)
 	}
 	for _, rs := range snap.Routers {
 		r.Routers = append(r.Routers, routerReport(now, rs))

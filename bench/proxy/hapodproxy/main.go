@@ -129,7 +129,7 @@ func run(rs routes, maxConns, recvBuf int, splice bool) error {
 	for _, p := range proxies {
 		s := p.Stats()
 		fmt.Fprintf(os.Stderr, "hapodproxy: %s: accepted %d, refused %d, no backend %d, dial retries %d, accept errors %d\n",
-			s.Listen, s.Accepted, s.Refused, s.NoBackend, s.Retries, s.AcceptErrors)
+			p.Addrs()[0], s.Accepted, s.Refused, s.NoBackend, s.Retries, s.AcceptErrors)
 	}
 	for err := range errc {
 		if err != nil && !errors.Is(err, proxy.ErrDrainTimeout) {
