@@ -41,7 +41,11 @@ type holdServer struct {
 
 func serveHold(t *testing.T, n *lab.Node, addr netip.AddrPort) *holdServer {
 	t.Helper()
-	ln, err := n.Listen("tcp4", addr.String())
+	network := "tcp4"
+	if addr.Addr().Is6() {
+		network = "tcp6"
+	}
+	ln, err := n.Listen(network, addr.String())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +25,6 @@ import (
 	"github.com/hapod/hapod/pkg/proxy"
 	"github.com/hapod/hapod/pkg/redirect"
 	"github.com/hapod/hapod/pkg/status"
-	"github.com/hapod/hapod/pkg/vip"
 	"github.com/hapod/hapod/pkg/vrrp"
 )
 
@@ -42,43 +42,39 @@ func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// Run runs hapod until ctx ends, then hands the VIP over and drains the
+// Run runs hapod until ctx ends, then hands the VIPs over and drains the
 // proxy. cfg must be completed and valid.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error) {
 	clk := clock.RealClock{}
-	if len(cfg.VIP.Prefixes) > 1 {
-		return &config.FieldError{Flag: "vip", Err: errors.New("this hapod run serves one VIP; several arrive with issue 22's per-family routers")}
-	}
-	// One instance per VIP per host, decided before anything is bound or
-	// touched: a second one (a copy of the manifest, a debug run) must
-	// leave the first one's VIP and ports alone.
+	// One instance per cluster per host, decided before anything is
+	// bound or touched: a second one (a copy of the manifest, a debug
+	// run) must leave the first one's VIPs and ports alone.
 	lock, err := instance.Acquire(cfg.VIP.Primary().Addr())
 	if err != nil {
 		return err
 	}
 	handover := &handoverRecord{clock: clk}
-	// Last of all, once the VIP is released: the lock is free when Run
+	// Last of all, once the VIPs are released: the lock is free when Run
 	// returns, and whoever asked for a handover hears how it went.
 	defer func() { lock.Release(handover.outcome(runErr)) }()
 	// A handover request (`hapod reset`) stops like SIGTERM.
 	ctx, requestStop := context.WithCancel(ctx)
 	defer requestStop()
 
-	ifname := cfg.VIP.Interface
-	if ifname == "" {
-		if ifname, err = hostnet.RouteInterface(cfg.VIP.Primary().Addr()); err != nil {
-			return fmt.Errorf("--interface not given and not detected: %w", err)
+	if cfg.VIP.Interface == "" {
+		if cfg.VIP.Interface, err = routeInterface(cfg.VIP.Prefixes, hostnet.RouteInterface); err != nil {
+			return err
 		}
 	}
+	ifname := cfg.VIP.Interface
 	// The checks `hapod init` made before it wrote the manifest, on what
 	// this host has now; run starts from their results.
-	cfg.VIP.Interface = ifname
 	start, err := preflight.Check(ctx, cfg, preflight.SystemHost)
 	if err != nil {
 		return err
 	}
-	source, password := start.Sources[config.FamilyOf(cfg.VIP.Primary().Addr())], start.Password
-	mon, log := newMonitor(ifname, source, log)
+	specs := cfg.Routers()
+	mon, log := newMonitor(ifname, start.Sources[specs[0].Family], log)
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
@@ -94,7 +90,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	if err := srv.Listen(); err != nil {
 		return err
 	}
-	var speaker *vrrp.Speaker // the proxy's OnHealthy runs once it serves
+	var routers []*router // the proxy's OnHealthy runs once it serves
 	// VIP:--port reaches the proxy through hapod's nftables redirect
 	// when the proxy listens elsewhere (kube-apiserver holds 0.0.0.0:6443).
 	var redir *redirect.Switch
@@ -102,11 +98,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		if redir, err = newRedirect(cfg, clk, log); err != nil {
 			return err
 		}
-		// Last of all, once the VIP is gone: VIP:--port reaches the local
-		// kube-apiserver again (a no-op after the explicit Stop below).
+		// Last of all, once the VIPs are gone: VIP:--port reaches the
+		// local kube-apiserver again (a no-op after the explicit Stop
+		// below).
 		defer redir.Stop()
 	}
-	// The proxy, listening on the VIP before this node holds it.
+	// The proxy, listening on every VIP before this node holds them.
 	policy, err := proxy.PolicyByName(cfg.Proxy.Balance)
 	if err != nil {
 		return err
@@ -115,8 +112,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	// members: nothing here waits for the API.
 	mem := loadMembers(cfg, log)
 	pool := proxy.NewPool(mem.initial, policy)
+	var listen []netip.AddrPort
+	for _, a := range cfg.VIP.Addrs() {
+		listen = append(listen, netip.AddrPortFrom(a, cfg.Proxy.ListenPort))
+	}
 	px, err := proxy.New(proxy.Config{
-		Listen:         []netip.AddrPort{netip.AddrPortFrom(cfg.VIP.Primary().Addr(), cfg.Proxy.ListenPort)},
+		Listen:         listen,
 		ConnectTimeout: cfg.Proxy.ConnectTimeout,
 		IdleTimeout:    cfg.Proxy.IdleTimeout,
 		MaxConns:       cfg.Proxy.MaxConns,
@@ -127,12 +128,18 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		Clock:          clk,
 		Logger:         proxyLogger(log),
 		OnHealthy: func(n int) {
-			// No healthy backend: let a node that reaches one take the VIP.
-			if n == 0 && cfg.Health.Weight > 0 {
-				speaker.AdjustPriority("backends", -cfg.Health.Weight)
+			// No healthy backend: let a node that reaches one take the
+			// VIPs, of every family.
+			lowered := n == 0 && cfg.Health.Weight > 0
+			for _, r := range routers {
+				if lowered {
+					r.speaker.AdjustPriority("backends", -cfg.Health.Weight)
+				} else {
+					r.speaker.AdjustPriority("backends", 0)
+				}
+			}
+			if lowered {
 				log.Warn("no healthy kube-apiserver: VRRP priority lowered", "by", cfg.Health.Weight)
-			} else {
-				speaker.AdjustPriority("backends", 0)
 			}
 			if redir != nil {
 				// Without a backend the proxy cannot serve: VIP:--port
@@ -161,72 +168,43 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 			log.Warn("took over the redirect table left by a previous run", "table", redirect.TableName(cfg.VIP.Primary().Addr()))
 		}
 	}
-	// The VIP: a SIGKILLed predecessor may have left it on the interface.
-	// The group holds it as the speaker wants and as the kernel has it;
-	// when the interface is created again it opens the VRRP socket anew.
-	var conn *vrrp.RedialConn
-	addr, err := vip.NewGroup(vip.GroupConfig{
-		Interface: ifname, Prefixes: []netip.Prefix{cfg.VIP.Primary()}, Source: source,
-		OnRebind: func(int) error { return conn.Redial() },
-		Clock:    clk, Logger: log,
-	})
-	if err != nil {
-		return err
-	}
-	defer addr.Close()
-	if stale, err := addr.RemoveStale(); err != nil {
-		return fmt.Errorf("remove a stale VIP: %w", err)
-	} else if len(stale) > 0 {
-		log.Warn("removed the VIP left on the interface by a previous holder", "vip", cfg.VIP.Primary(), "interface", ifname)
-	}
 
-	var held vrrp.VIP = addr
 	var leased *lease
 	if cfg.VIP.DHCP {
 		if leased, err = newLease(cfg, ifname, clk, log); err != nil {
 			return err
 		}
 		defer leased.close()
-		held = leasedVIP{VIP: addr, lease: leased}
 	}
-	// The proxy closes its connections before the VIP goes.
-	closing := &closingVIP{VIP: held, px: px, log: log}
-
-	// One vrrp.Config feeds the socket and the speaker.
-	router := vrrp.Config{
-		Interface: ifname,
-		Primary:   source,
-		Peers:     cfg.VRRP.Peers,
-		VRID:      cfg.VRRP.VRID,
-		Version:   vrrp.Version(cfg.VRRP.Version),
-		Priority:  cfg.VRRP.Priority,
-		Interval:  cfg.VRRP.AdvertInterval,
-		Preempt:   cfg.VRRP.Preempt,
-		Password:  password,
-		Addrs:     []netip.Addr{cfg.VIP.Primary().Addr()},
-	}
-	if peers := mem.peers(mem.initial, source); peers != nil {
-		router.Peers = peers
-	}
-	cc := router.ConnConfig()
-	cc.OnDrop = newMisconfigWarner(log, clk.Now).drop
-	conn, err = vrrp.DialRedial(cc)
-	if err != nil {
-		return fmt.Errorf("VRRP socket on %s: %w", ifname, err)
-	}
-	speaker = vrrp.NewSpeaker(vrrp.SpeakerConfig{
-		Machine: router.MachineConfig(),
-		Clock:   clk,
-		Logger:  log,
-		// Before the VIP is taken: the first client through it must not
-		// be sent to the node whose silence made this takeover.
-		OnTransition: func(tr vrrp.Transition) {
+	// One virtual router per address family, the IPv4 one first.
+	deps := routerDeps{
+		cfg: cfg, ifname: ifname, password: start.Password, clk: clk, log: log, px: px, lease: leased,
+		peers: func(self netip.Addr) []netip.Addr { return mem.peers(mem.initial, self) },
+		// Before the VIPs are taken: the first client through them must
+		// not be sent to the node whose silence made this takeover.
+		onTransition: func(r *router, tr vrrp.Transition) {
 			for _, b := range suspectsAfter(tr, backendAddrs(pool)) {
 				pool.Suspect(b)
 			}
+			if len(routers) == 2 && r == routers[0] {
+				followHolder(routers[1].speaker, tr.To)
+			}
 		},
-	}, conn, closing)
-	handover.setSpeaker(speaker)
+	}
+	for _, spec := range specs {
+		// The IPv6 router breaks ties in the IPv4 one's order.
+		r, err := newRouter(spec, start.Sources[spec.Family], start.Sources[specs[0].Family], deps)
+		if err != nil {
+			return err
+		}
+		defer r.close()
+		routers = append(routers, r)
+	}
+	if len(routers) == 2 {
+		// The IPv4 router starts as a backup.
+		followHolder(routers[1].speaker, vrrp.StateBackup)
+	}
+	handover.setRouters(routers)
 
 	checker, err := health.NewChecker(cfg.Health.Check, cfg.Health.Path, start.HealthTLS)
 	if err != nil {
@@ -250,23 +228,19 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		pool.SetHealthy(t.Backend, t.Healthy)
 	})
 
-	// Background parts stop when bgCtx ends, after the VIP is handed over.
+	// Background parts stop when bgCtx ends, after the VIPs are handed over.
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
-	sink := memberSink{pool: pool, prober: prober, self: source}
-	if len(router.Peers) > 0 {
-		sink.setPeers = conn.SetPeers
+	sink := memberSink{pool: pool, prober: prober}
+	for _, r := range routers {
+		if r.unicast() {
+			sink.routers = append(sink.routers, peerSink{self: r.source, setPeers: r.conn.SetPeers})
+		}
 	}
 	tracker := mem.start(bgCtx, sink, clk, "hapod/"+Version)
 
-	sources := status.Sources{
-		Routers: []status.Router{{
-			Family: config.FamilyOf(cfg.VIP.Primary().Addr()), VRID: cfg.VRRP.VRID, Version: cfg.VRRP.Version,
-			Address: source, VRRP: speaker, Drops: conn,
-			VIPs: []netip.Prefix{cfg.VIP.Primary()}, Kernel: addr,
-		}},
-		Proxy: px, Health: prober, Membership: tracker,
-	}
+	sources := statusSources(routers, cfg.VRRP.Version)
+	sources.Proxy, sources.Health, sources.Membership = px, prober, tracker
 	if leased != nil {
 		sources.DHCP = leased
 	}
@@ -276,10 +250,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	mon.SetSources(sources)
 	mon.Install(srv)
 
-	log.Info("hapod starting", "vip", cfg.VIP.Primary(), "interface", ifname, "source", source,
-		"vrid", cfg.VRRP.VRID, "version", cfg.VRRP.Version, "priority", cfg.VRRP.Priority,
-		"interval", cfg.VRRP.AdvertInterval, "peers", len(cfg.VRRP.Peers), "port", cfg.Proxy.Port,
-		"listen_port", cfg.Proxy.ListenPort, "backends", len(mem.initial), "discover", cfg.Membership.Discover)
+	for _, r := range routers {
+		log.Info("hapod starting", "family", r.spec.Family, "vips", r.spec.VIPs, "interface", ifname, "source", r.source,
+			"vrid", r.spec.VRID, "version", cfg.VRRP.Version, "priority", cfg.VRRP.Priority,
+			"interval", cfg.VRRP.AdvertInterval, "peers", len(r.spec.Peers), "port", cfg.Proxy.Port,
+			"listen_port", cfg.Proxy.ListenPort, "backends", len(mem.initial), "discover", cfg.Membership.Discover)
+	}
 
 	var speakerDone, proxyDone atomic.Bool
 	srv.AddLiveness("vrrp", func() error {
@@ -295,8 +271,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		return nil
 	})
 	srv.AddReadiness("vrrp", func() error {
-		if !speaker.Ready() {
-			return errors.New("initializing")
+		for _, r := range routers {
+			if !r.speaker.Ready() {
+				return fmt.Errorf("%s router initializing", r.spec.Family)
+			}
 		}
 		return nil
 	})
@@ -311,48 +289,51 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 		proxyDone.Store(true)
 	}()
 
-	// The keeper reports the link's state to the speaker (down while the
-	// interface is missing, down, or without this node's own address) and
-	// keeps the VIP in line with the speaker's state.
+	// Each keeper reports its router's link state to its speaker (down
+	// while the interface is missing, down, or without the router's
+	// source address) and keeps the VIPs in line with the speaker's
+	// state.
 	linkLost := make(chan struct{})
-	go func() {
-		if err := addr.Run(bgCtx, speaker.SetLink); err != nil {
-			log.Error("VIP keeper stopped", "err", err)
-			close(linkLost) // netlink failed for good: see supervise
-		}
-	}()
+	var lostOnce sync.Once
+	for _, r := range routers {
+		go func() {
+			if err := r.addrs.Run(bgCtx, r.speaker.SetLink); err != nil {
+				r.log.Error("VIP keeper stopped", "err", err)
+				lostOnce.Do(func() { close(linkLost) }) // netlink failed for good: see supervise
+			}
+		}()
+	}
 
-	// The speaker runs in the foreground: on ctx's end it sends priority 0
-	// and keeps the VIP (and the proxy on it serving) until a new holder
-	// is heard, then releases it and returns.
-	// Its state is recorded before it sees the stop, whatever the cause
-	// (SIGTERM, a handover request), for whoever asked to be told.
-	speakerCtx, stopSpeaker := context.WithCancel(context.Background())
-	defer stopSpeaker()
+	// The speakers run in the foreground: on ctx's end each sends
+	// priority 0 and keeps its VIPs (and the proxy on them serving)
+	// until a new holder is heard, then releases them and returns.
+	// Their states are recorded before they see the stop, whatever the
+	// cause (SIGTERM, a handover request), for whoever asked to be told.
+	speakerCtx, stopSpeakers := context.WithCancel(context.Background())
+	defer stopSpeakers()
 	defer context.AfterFunc(ctx, func() {
 		handover.stopping()
-		stopSpeaker()
+		stopSpeakers()
 	})()
-	speakerErr := make(chan error, 1)
-	go func() { speakerErr <- speaker.Run(speakerCtx) }()
+	speakerErr := runSpeakers(routers, func(r *router) error { return r.speaker.Run(speakerCtx) }, stopSpeakers)
 	lock.Serve(func() string {
 		state := handover.request()
 		log.Info("handover requested through the instance lock (hapod reset): stopping", "state", state)
 		requestStop()
 		return state
 	})
-	err = supervise(speakerErr, proxyErr, linkLost, stopSpeaker, log)
+	err = supervise(speakerErr, proxyErr, linkLost, stopSpeakers, log)
 	speakerDone.Store(true)
 	if redir != nil {
-		// The VIP is gone, and the proxy is about to: the endpoint port
+		// The VIPs are gone, and the proxy is about to: the endpoint port
 		// belongs to the local kube-apiserver again.
 		if rerr := redir.Stop(); rerr != nil && err == nil {
 			err = rerr
 		}
 	}
-	// The VIP is gone from this node and the connections through it were
-	// closed as it went (closingVIP): stop at once, so that the pod exits
-	// within a second of SIGTERM.
+	// The VIPs are gone from this node and the connections through them
+	// were closed as they went (closingVIP): stop at once, so that the
+	// pod exits within a second of SIGTERM.
 	closeNow, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := px.Shutdown(closeNow); err != nil && !errors.Is(err, context.Canceled) {
@@ -362,25 +343,22 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	return err
 }
 
-// closingVIP closes the proxy's connections right before the VIP leaves
-// this node, whatever the reason (shutdown, a stronger router, a healed
-// split brain, link down): their FINs must still leave from the VIP. Once
-// it is gone, clients' packets reach the new holder, and an idle watch
-// would hang on this node until its keepalive gave up.
-type closingVIP struct {
-	vrrp.VIP
-	px  *proxy.Proxy // set before the speaker runs
-	log *slog.Logger
-}
-
-func (v *closingVIP) Release() error {
-	if v.px == nil {
-		return v.VIP.Release()
+// routeInterface is the interface every VIP is routed to: hapod holds
+// all of them on one interface, where the other nodes are.
+func routeInterface(vips []netip.Prefix, route func(netip.Addr) (string, error)) (string, error) {
+	var first string
+	for i, p := range vips {
+		ifname, err := route(p.Addr())
+		if err != nil {
+			return "", fmt.Errorf("--interface not given and not detected for the VIP %s: %w", p, err)
+		}
+		if i == 0 {
+			first = ifname
+		} else if ifname != first {
+			return "", fmt.Errorf("--interface not given, and the VIPs are routed to different interfaces: %s to %s, %s to %s; hapod holds every VIP on one interface: give --interface", vips[0], first, p, ifname)
+		}
 	}
-	if n := v.px.CloseAll(); n > 0 {
-		v.log.Info("closed the connections through the VIP before releasing it", "closed", n)
-	}
-	return v.VIP.Release()
+	return first, nil
 }
 
 // newRedirect is the switch for VIP:--port to VIP:--listen-port, on a
@@ -392,7 +370,7 @@ func newRedirect(cfg config.Config, clk clock.PassiveClock, log *slog.Logger) (*
 			cfg.Proxy.ListenPort, cfg.Proxy.Port, cfg.Proxy.Port, err)
 	}
 	return redirect.NewSwitch(redirect.Spec{
-		VIPs:       []netip.Addr{cfg.VIP.Primary().Addr()},
+		VIPs:       cfg.VIP.Addrs(),
 		Port:       cfg.Proxy.Port,
 		ListenPort: cfg.Proxy.ListenPort,
 	}, nft, clk, log)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -11,7 +12,7 @@ import (
 	"github.com/hapod/hapod/pkg/vrrp"
 )
 
-// handoverRecord remembers the speaker's state when the stop began, so
+// handoverRecord remembers the routers' states when the stop began, so
 // that whoever asked for a handover through the instance lock (`hapod
 // reset`) can be told how it ended, even when the stop came first from
 // SIGTERM (kubelet stopping the pod as its manifest went). Its methods are
@@ -20,55 +21,79 @@ type handoverRecord struct {
 	clock clock.Clock
 
 	mu      sync.Mutex
-	speaker *vrrp.Speaker // nil until it exists; no request is served before
-	stop    *handoverRequest
+	routers []*router // nil until they exist; no request is served before
+	at      time.Time // when the stop began; zero before
+	// wasActive is each router's state then.
+	wasActive []bool
 }
 
-// handoverRequest is the speaker's state when the stop began.
+// handoverRequest is one router's state when the stop began.
 type handoverRequest struct {
 	At        time.Time
 	WasActive bool
 }
 
-// setSpeaker gives the record the speaker whose state it reports.
-func (h *handoverRecord) setSpeaker(s *vrrp.Speaker) {
+// setRouters gives the record the routers whose states it reports.
+func (h *handoverRecord) setRouters(rs []*router) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.speaker = s
+	h.routers = rs
 }
 
-// stopping records the speaker's state as the stop begins, before the
-// speaker sees it; the first call counts.
+// stopping records the routers' states as the stop begins, before the
+// speakers see it; the first call counts.
 func (h *handoverRecord) stopping() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.stop == nil && h.speaker != nil {
-		h.stop = &handoverRequest{At: h.clock.Now(), WasActive: h.speaker.Status().State == vrrp.StateActive}
+	if !h.at.IsZero() || h.routers == nil {
+		return
+	}
+	h.at = h.clock.Now()
+	for _, r := range h.routers {
+		h.wasActive = append(h.wasActive, r.speaker.Status().State == vrrp.StateActive)
 	}
 }
 
-// request returns the instance's state in a word, for a requester: as it
-// was when the stop began, if it has.
+// request returns the instance's state in a few words, for a requester:
+// as it was when the stop began, if it has. With routers of both
+// families each is named.
 func (h *handoverRecord) request() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.stop != nil {
-		if h.stop.WasActive {
+	if !h.at.IsZero() {
+		if slices.Contains(h.wasActive, true) {
 			return "active, stopping"
 		}
 		return "backup, stopping"
 	}
-	return strings.ToLower(h.speaker.Status().State.String())
+	var states []string
+	for _, r := range h.routers {
+		st := strings.ToLower(r.speaker.Status().State.String())
+		if len(h.routers) > 1 {
+			st = string(r.spec.Family) + " " + st
+		}
+		states = append(states, st)
+	}
+	return strings.Join(states, ", ")
 }
 
-// outcome says how the run ended, for the requesters of a handover.
+// outcome says how the run ended, for the requesters of a handover: per
+// router when there are several.
 func (h *handoverRecord) outcome(runErr error) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.stop == nil || h.speaker == nil {
+	if h.at.IsZero() || h.routers == nil {
 		return handoverOutcome(handoverRequest{}, vrrp.Status{}, 0, runErr)
 	}
-	return handoverOutcome(*h.stop, h.speaker.Status(), h.clock.Since(h.stop.At), runErr)
+	if runErr != nil || len(h.routers) == 1 {
+		return handoverOutcome(handoverRequest{At: h.at, WasActive: h.wasActive[0]}, h.routers[0].speaker.Status(), h.clock.Since(h.at), runErr)
+	}
+	var out []string
+	for i, r := range h.routers {
+		o := handoverOutcome(handoverRequest{At: h.at, WasActive: h.wasActive[i]}, r.speaker.Status(), h.clock.Since(h.at), nil)
+		out = append(out, fmt.Sprintf("%s: %s", r.spec.Family, o))
+	}
+	return strings.Join(out, "; ")
 }
 
 // handoverOutcome describes the end of a run that a handover request

@@ -65,9 +65,16 @@ type memberSink struct {
 		Add(netip.AddrPort) bool
 		Remove(netip.AddrPort) bool
 	}
-	// setPeers is nil in multicast mode.
-	setPeers func([]netip.Addr) error
+	// routers are the unicast routers' peer lists; none in multicast
+	// mode.
+	routers []peerSink
+}
+
+// peerSink is where a unicast router takes its peers: the members of its
+// family (that of self, its source address).
+type peerSink struct {
 	self     netip.Addr
+	setPeers func([]netip.Addr) error
 }
 
 // start makes the Tracker, applying its changes to sink, and with
@@ -91,12 +98,12 @@ func (m *members) start(ctx context.Context, sink memberSink, clk clock.Clock, u
 					sink.prober.Remove(c.Member)
 				}
 			}
-			if sink.setPeers != nil {
-				peers := m.peers(all, sink.self)
-				if err := sink.setPeers(peers); err != nil {
-					m.log.Warn("could not change the VRRP peers", "peers", peers, "err", err)
+			for _, r := range sink.routers {
+				peers := m.peers(all, r.self)
+				if err := r.setPeers(peers); err != nil {
+					m.log.Warn("could not change the VRRP peers", "family", config.FamilyOf(r.self), "peers", peers, "err", err)
 				} else {
-					m.log.Info("VRRP peers", "peers", peers)
+					m.log.Info("VRRP peers", "family", config.FamilyOf(r.self), "peers", peers)
 				}
 			}
 		},

@@ -72,21 +72,30 @@ func TestMembersApplyChanges(t *testing.T) {
 		t.Fatalf("initial members %v, want static then persisted", m.initial)
 	}
 	pool, prober := &addrSet{addrs: slices.Clone(m.initial)}, &addrSet{addrs: slices.Clone(m.initial)}
-	var peers [][]netip.Addr
-	sink := memberSink{pool: pool, prober: prober, self: m1.Addr(), setPeers: func(p []netip.Addr) error {
-		peers = append(peers, p)
-		return nil
+	// A dual-stack node: each family's router gets the members of its
+	// family as peers, itself left out.
+	self6 := netip.MustParseAddr("2001:db8::1")
+	m.cfg.VRRP.Peers = append(m.cfg.VRRP.Peers, netip.MustParseAddr("2001:db8::99"))
+	var peers, peers6 [][]netip.Addr
+	sink := memberSink{pool: pool, prober: prober, routers: []peerSink{
+		{self: m1.Addr(), setPeers: func(p []netip.Addr) error { peers = append(peers, p); return nil }},
+		{self: self6, setPeers: func(p []netip.Addr) error { peers6 = append(peers6, p); return nil }},
 	}}
 	m.cfg.Membership.Discover = false // no API source and no Run: the test feeds the Tracker
 	tr := m.start(context.Background(), sink, clocktesting.NewFakeClock(time.Now()), "test")
-	tr.Observe([]netip.AddrPort{m1, m3})
+	m6 := netip.AddrPortFrom(netip.MustParseAddr("2001:db8::3"), 6443)
+	tr.Observe([]netip.AddrPort{m1, m3, netip.AddrPortFrom(self6, 6443), m6})
 
-	if !slices.Equal(pool.addrs, []netip.AddrPort{m1, m2, m3}) || !slices.Equal(prober.addrs, []netip.AddrPort{m1, m2, m3}) {
-		t.Fatalf("pool %v prober %v after m3 was listed", pool.addrs, prober.addrs)
+	if want := []netip.AddrPort{m1, m2, m3, netip.AddrPortFrom(self6, 6443), m6}; !slices.Equal(pool.addrs, want) || !slices.Equal(prober.addrs, want) {
+		t.Fatalf("pool %v prober %v after m3 and the IPv6 members were listed", pool.addrs, prober.addrs)
 	}
 	want := []netip.Addr{netip.MustParseAddr("198.18.0.99"), m2.Addr(), m3.Addr()}
 	if len(peers) == 0 || !slices.Equal(peers[len(peers)-1], want) {
-		t.Fatalf("peers %v, last want %v", peers, want)
+		t.Fatalf("IPv4 peers %v, last want %v", peers, want)
+	}
+	want6 := []netip.Addr{netip.MustParseAddr("2001:db8::99"), m6.Addr()}
+	if len(peers6) == 0 || !slices.Equal(peers6[len(peers6)-1], want6) {
+		t.Fatalf("IPv6 peers %v, last want %v", peers6, want6)
 	}
 	// Without --peer (multicast) the peers are never set.
 	cfg.VRRP.Peers = nil
