@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -434,38 +433,6 @@ func TestGroupStatus(t *testing.T) {
 		if !v.LinkUp || v.LinkReason != st.LinkReason || v.Held || v.Wanted || !v.HeldSince.Equal(h.clock.Now()) {
 			t.Errorf("%s: %+v", v.Prefix, v)
 		}
-	}
-}
-
-// The Keeper is a group of one: its status is the VIP's, RemoveStale says
-// whether there was one.
-func TestKeeperIsAGroupOfOne(t *testing.T) {
-	h := newGroupHarness(t, vip4)
-	k := &Keeper{g: h.g}
-	h.g.sync()
-	if err := k.Acquire(); err != nil {
-		t.Fatal(err)
-	}
-	h.g.sync()
-	if st := k.Status(); st.Prefix != vip4 || !st.Held || !st.Wanted || !st.LinkUp {
-		t.Errorf("Keeper status %+v", st)
-	}
-	if err := k.Release(); err != nil {
-		t.Fatal(err)
-	}
-	h.table().addrs[vip4.Addr()] = vip4
-	if stale, err := k.RemoveStale(); !stale || err != nil {
-		t.Errorf("RemoveStale = %v, %v; want true, nil", stale, err)
-	}
-	if stale, err := k.RemoveStale(); stale || err != nil {
-		t.Errorf("second RemoveStale = %v, %v; want false, nil", stale, err)
-	}
-	cfg := KeeperConfig{Config: Config{Interface: "eth0", Prefix: vip4, Label: "eth0:vip", BurstCount: 2},
-		Source: netip.MustParseAddr("198.18.0.1")}
-	want := GroupConfig{Interface: "eth0", Prefixes: []netip.Prefix{vip4}, Label: "eth0:vip", BurstCount: 2,
-		Source: netip.MustParseAddr("198.18.0.1")}
-	if got := cfg.group(); !reflect.DeepEqual(got, want) {
-		t.Errorf("group() = %+v, want %+v", got, want)
 	}
 }
 

@@ -10,7 +10,7 @@
 // addresses differ from what the speaker wants (add a VIP back, remove
 // it, rebind to an interface created again, report the link unusable),
 // and asks the link, on one packet socket, who else holds each VIP
-// (conflict.go). A Keeper is a Group of one VIP.
+// (conflict.go).
 //
 // The pure parts (frame encoders, the link-usable rule, config defaults,
 // the announce schedule, Reconcile, claim parsing and filtering) live in

@@ -2,7 +2,6 @@ package vip
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"log/slog"
@@ -438,46 +437,15 @@ func nextState(t *testing.T, ch <-chan bool, want bool, what string) {
 	}
 }
 
-// startKeeper runs a Keeper in node n and returns its link reports
-// and the indexes it was rebound to.
-func startKeeper(t *testing.T, n *lab.Node, cfg KeeperConfig) (*Keeper, <-chan bool, <-chan int) {
-	t.Helper()
-	rebound := make(chan int, 4)
-	cfg.OnRebind = func(index int) error { rebound <- index; return nil }
-	cfg.RepeatAfter = -1
-	var k *Keeper
-	var err error
-	inNS(t, n, func() { k, err = NewKeeper(cfg) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	links := make(chan bool, 16)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	// Run opens its sockets (the subscription, new bindings) on its own
-	// thread: that one must be in n too.
-	go func() {
-		done <- n.Do(func() error { return k.Run(ctx, func(up bool) { links <- up }) })
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		k.Close()
-	})
-	return k, links, rebound
-}
-
-// The Keeper reports the link usable only while the interface is up, has
+// A Group reports the link usable only while the interface is up, has
 // carrier and carries the node's own address, and keeps the VIP on it
 // exactly while wanted, whoever adds or removes it.
-func TestLabKeeper(t *testing.T) {
+func TestLabGroupLink(t *testing.T) {
 	l := newLab(t)
 	vip := netip.MustParsePrefix("198.18.0.10/24")
-	k, links, _ := startKeeper(t, l.a, KeeperConfig{
-		Config: Config{Interface: "eth0", Prefix: vip},
-		Source: netip.MustParseAddr("198.18.0.1"),
+	k, links, _ := startGroup(t, l.a, GroupConfig{
+		Interface: "eth0", Prefixes: []netip.Prefix{vip},
+		Source: netip.MustParseAddr("198.18.0.1"), RepeatAfter: -1,
 	})
 	nextState(t, links, true, "initial")
 	run(t, "ip", "-n", l.a.NS, "link", "set", "eth0", "down")
@@ -498,10 +466,10 @@ func TestLabKeeper(t *testing.T) {
 	}
 	run(t, "ip", "-n", l.a.NS, "addr", "del", vip.String(), "dev", "eth0")
 	waitHeld(t, l.a, "eth0", vip.Addr(), true, "VIP added back after ip addr del")
-	// The kernel has it back; the Keeper's view follows with the netlink
+	// The kernel has it back; the Group's view follows with the netlink
 	// notification of the add, a moment later.
 	deadline := time.Now().Add(failGuard)
-	for st := k.Status(); !st.Held || !st.Wanted; st = k.Status() {
+	for st := k.Status().VIPs[0]; !st.Held || !st.Wanted; st = k.Status().VIPs[0] {
 		if time.Now().After(deadline) {
 			t.Fatalf("Status %v after the VIP came back: %+v, want held and wanted", failGuard, st)
 		}
@@ -537,17 +505,17 @@ func waitHeld(t *testing.T, n *lab.Node, ifname string, ip netip.Addr, want bool
 
 // A bridge without ports reports no operational state ("unknown", like a
 // dummy link; the dummy module is missing here): carrier decides. Deleted
-// and created again, it has a new index, and the Keeper binds to it.
-func TestLabKeeperInterfaceRecreated(t *testing.T) {
+// and created again, it has a new index, and a Group of one binds to it.
+func TestLabGroupOfOneInterfaceRecreated(t *testing.T) {
 	l := newLab(t)
 	mk := func() {
 		run(t, "ip", "-n", l.a.NS, "link", "add", "dm0", "type", "bridge")
 		run(t, "ip", "-n", l.a.NS, "addr", "add", "198.18.1.1/24", "dev", "dm0")
 	}
 	mk()
-	k, links, rebound := startKeeper(t, l.a, KeeperConfig{
-		Config: Config{Interface: "dm0", Prefix: netip.MustParsePrefix("198.18.1.10/24")},
-		Source: netip.MustParseAddr("198.18.1.1"),
+	k, links, rebound := startGroup(t, l.a, GroupConfig{
+		Interface: "dm0", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.1.10/24")},
+		Source: netip.MustParseAddr("198.18.1.1"), RepeatAfter: -1,
 	})
 	nextState(t, links, false, "initial (down)")
 	run(t, "ip", "-n", l.a.NS, "link", "set", "dm0", "up")
@@ -575,11 +543,11 @@ func TestLabKeeperInterfaceRecreated(t *testing.T) {
 
 	var missing error
 	inNS(t, l.a, func() {
-		_, missing = NewKeeper(KeeperConfig{Config: Config{Interface: "nothere0", Prefix: netip.MustParsePrefix("198.18.1.10/24")},
+		_, missing = NewGroup(GroupConfig{Interface: "nothere0", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.1.10/24")},
 			Source: netip.MustParseAddr("198.18.1.1")})
 	})
 	if missing == nil || !strings.Contains(missing.Error(), "nothere0") {
-		t.Errorf("NewKeeper on a missing interface = %v, want an error naming it", missing)
+		t.Errorf("NewGroup on a missing interface = %v, want an error naming it", missing)
 	}
 }
 
