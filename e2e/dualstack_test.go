@@ -180,7 +180,8 @@ func linkLocal(t *testing.T, n *lab.Node) netip.Prefix {
 // families' holders stay together: at start, after a graceful handover
 // (no failed connect on any VIP) and after a crash. An IPv6 failure on
 // the holder alone moves only the IPv6 VIP, which comes back once IPv6
-// works there again.
+// works there again; an IPv4 failure moves the IPv4 VIPs and the IPv6 one
+// follows.
 func TestDualStack(t *testing.T) {
 	d := newDualStack(t)
 	holder, _ := d.waitTogether(10 * time.Second)
@@ -282,5 +283,14 @@ func TestDualStack(t *testing.T) {
 		t.Errorf("after IPv6 came back on %s the VIPs are together on %s", holder.Name, again.Name)
 	}
 	t.Logf("IPv6 back on %s: %s followed the IPv4 VIPs back", holder.Name, v6.Addr())
+	d.reachAll()
+
+	// IPv4 fails alone on the holder: the IPv4 VIPs move, and the IPv6
+	// one follows them to their new holder.
+	own4 := holder.Prefix4()
+	holder.Run(t, "ip", "addr", "del", own4.String(), "dev", holder.Iface)
+	next, _ = d.waitTogether(10*time.Second, holder)
+	t.Logf("IPv4 failure on %s: every VIP on %s", holder.Name, next.Name)
+	holder.Run(t, "ip", "addr", "add", own4.String(), "dev", holder.Iface)
 	d.reachAll()
 }
