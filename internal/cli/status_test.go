@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,10 @@ func report(healthy bool) status.Report {
 			VIPs:         []status.VIPReport{{Prefix: netip.MustParsePrefix("2001:db8::10/64")}},
 			BasePriority: 100, EffectivePriority: 100, Since: time.Now().Add(-time.Minute), LastReason: "startup",
 		}},
+		Proxy: status.ProxyReport{
+			Listen: []netip.AddrPort{netip.MustParseAddrPort("198.18.0.10:9445"), netip.MustParseAddrPort("[2001:db8::10]:9445")},
+			Active: 4, Accepted: 9,
+		},
 		Backends: []status.BackendReport{
 			{Address: netip.MustParseAddrPort("198.18.0.11:6443"), Health: status.HealthUp, Checks: 3, ActiveConnections: 4, TotalConnections: 9},
 			{Address: netip.MustParseAddrPort("198.18.0.12:6443"), Health: status.HealthDown, Checks: 3, LastError: "connection refused"},
@@ -66,12 +71,16 @@ func TestStatusHealthy(t *testing.T) {
 		t.Fatalf("healthy node: %v", r.err)
 	}
 	for _, s := range []string{"cp1", "healthy", "VRRP ipv4  ACTIVE", "198.18.0.10/24", "held here: yes",
-		"VRRP ipv6  BACKUP", "2001:db8::10/64   held here: no, active router: 2001:db8::12",
+		"VRRP ipv6  BACKUP", "held here: no, active router: 2001:db8::12",
+		"PROXY      198.18.0.10:9445 [2001:db8::10]:9445  active 4, accepted 9\n",
 		"198.18.0.11:6443  up", "198.18.0.12:6443  down", "connection refused",
 		"PEER", "priority 0 (leaving), every 1.0 s, heard 1m 00s ago, 3000 adverts\n"} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("output lacks %q:\n%s", s, r.stdout)
 		}
+	}
+	if !regexp.MustCompile(`\nVIP +2001:db8::10/64 +held here: no`).MatchString(r.stdout) {
+		t.Errorf("no line for the IPv6 VIP:\n%s", r.stdout)
 	}
 }
 
