@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -142,6 +143,31 @@ func (d *dualStack) probeAll() []*lab.Probe {
 	return ps
 }
 
+// checkStatus checks every node's metrics and `hapod status`: a router
+// per family, each VIP held by holder alone.
+func (d *dualStack) checkStatus(holder *lab.Node) {
+	d.t.Helper()
+	sc := &statusCluster{cluster: &cluster{t: d.t, lab: d.lab, vip: d.vips[0]}}
+	for i, n := range d.lab.Nodes {
+		state := "backup"
+		if n == holder {
+			state = "active"
+		}
+		for _, v := range d.vips {
+			c := &cluster{vip: v}
+			sc.waitMetric(i, c.series("hapod_vrrp_state", `state="`+state+`"`), "= 1", func(x float64) bool { return x == 1 })
+			sc.waitMetric(i, c.vipSeries("hapod_vrrp_vip_held"), fmt.Sprintf("= %v", b2f(n == holder)), func(x float64) bool { return x == b2f(n == holder) })
+		}
+		out, errOut, code := sc.hapodStatus(i)
+		if n == holder {
+			d.t.Logf("hapod status on the holder %s:\n%s", n.Name, out)
+		}
+		if code != 0 || !strings.Contains(out, "VRRP ipv4") || !strings.Contains(out, "VRRP ipv6") {
+			d.t.Errorf("%s: hapod status exit %d, want 0 with a block per family:\n%s%s", n.Name, code, out, errOut)
+		}
+	}
+}
+
 // hold opens a connection from the client through v to a backend and
 // reads its greeting; the backend keeps it open (serveHold).
 func (d *dualStack) hold(v netip.Prefix) net.Conn {
@@ -187,6 +213,7 @@ func TestDualStack(t *testing.T) {
 	holder, _ := d.waitTogether(10 * time.Second)
 	t.Logf("every VIP on %s", holder.Name)
 	d.reachAll()
+	d.checkStatus(holder)
 
 	// Graceful: SIGTERM hands every VIP over, together; every family's
 	// clients keep connecting.

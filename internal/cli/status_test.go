@@ -72,7 +72,7 @@ func TestStatusHealthy(t *testing.T) {
 	}
 	for _, s := range []string{"cp1", "healthy", "VRRP ipv4  ACTIVE", "198.18.0.10/24", "held here: yes",
 		"VRRP ipv6  BACKUP", "held here: no, active router: 2001:db8::12",
-		"PROXY      198.18.0.10:9445 [2001:db8::10]:9445  active 4, accepted 9\n",
+		"PROXY      198.18.0.10:9445  active 4, accepted 9\n           [2001:db8::10]:9445\n",
 		"198.18.0.11:6443  up", "198.18.0.12:6443  down", "connection refused",
 		"PEER", "priority 0 (leaving), every 1.0 s, heard 1m 00s ago, 3000 adverts\n"} {
 		if !strings.Contains(r.stdout, s) {

@@ -79,11 +79,16 @@ func WriteTable(w io.Writer, r Report) error {
 	for _, rr := range r.Routers {
 		writeRouter(tw, rr)
 	}
-	listen := make([]string, len(r.Proxy.Listen))
-	for i, a := range r.Proxy.Listen {
-		listen[i] = a.String()
+	// One listener per line, so that several VIPs do not widen the
+	// first column of every other line.
+	first := ""
+	if len(r.Proxy.Listen) > 0 {
+		first = r.Proxy.Listen[0].String()
 	}
-	fmt.Fprintf(tw, "PROXY\t%s\tactive %d, accepted %d\n", strings.Join(listen, " "), r.Proxy.Active, r.Proxy.Accepted)
+	fmt.Fprintf(tw, "PROXY\t%s\tactive %d, accepted %d\n", first, r.Proxy.Active, r.Proxy.Accepted)
+	for _, a := range r.Proxy.Listen[min(1, len(r.Proxy.Listen)):] {
+		fmt.Fprintf(tw, "\t%s\n", a)
+	}
 	if rd := r.Redirect; rd != nil {
 		fmt.Fprintf(tw, "REDIRECT\t%s\t%s\n", rd.Endpoint, redirectLine(*rd))
 	}
