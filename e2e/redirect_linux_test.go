@@ -128,7 +128,7 @@ func TestRedirectEndpoint(t *testing.T) {
 		c.checkInstalled(c.lab.Nodes[i])
 	}
 	r, _ := c.report(h)
-	if rd := r.Redirect; rd.Endpoint != netip.AddrPortFrom(c.vip.Addr(), 6443) || rd.ListenPort != config.DefaultListenPort || rd.Reason != "serving" {
+	if rd := r.Redirect; !slices.Equal(rd.Endpoints, []netip.AddrPort{netip.AddrPortFrom(c.vip.Addr(), 6443)}) || rd.ListenPort != config.DefaultListenPort || rd.Reason != "serving" {
 		t.Errorf("holder's redirect report %+v", rd)
 	}
 	if want := []netip.AddrPort{netip.AddrPortFrom(c.vip.Addr(), config.DefaultListenPort)}; !slices.Equal(r.Proxy.Listen, want) {

@@ -369,9 +369,18 @@ func newRedirect(cfg config.Config, clk clock.PassiveClock, log *slog.Logger) (*
 		return nil, fmt.Errorf("--listen-port %d differs from --port %d, so VIP:%d is redirected with nftables: %w",
 			cfg.Proxy.ListenPort, cfg.Proxy.Port, cfg.Proxy.Port, err)
 	}
-	return redirect.NewSwitch(redirect.Spec{
-		VIPs:       cfg.VIP.Addrs(),
-		Port:       cfg.Proxy.Port,
-		ListenPort: cfg.Proxy.ListenPort,
-	}, nft, clk, log)
+	return redirect.NewSwitch(redirectSpec(cfg), nft, clk, log)
+}
+
+// redirectSpec is the redirect of every VIP:--port, the primary VIP
+// first: it names the table, as `hapod reset` and init/join expect.
+func redirectSpec(cfg config.Config) redirect.Spec {
+	primary := cfg.VIP.Primary().Addr()
+	vips := []netip.Addr{primary}
+	for _, a := range cfg.VIP.Addrs() {
+		if a != primary {
+			vips = append(vips, a)
+		}
+	}
+	return redirect.Spec{VIPs: vips, Port: cfg.Proxy.Port, ListenPort: cfg.Proxy.ListenPort}
 }

@@ -2,10 +2,14 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hapod/hapod/pkg/config"
+	"github.com/hapod/hapod/pkg/redirect"
 )
 
 func TestRouteInterface(t *testing.T) {
@@ -66,5 +70,28 @@ func TestRunSpeakersStopsAllOnOneFailure(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the IPv4 speaker was not stopped")
+	}
+}
+
+// The redirect's table is named after the primary VIP, whatever the order
+// of --vip: `hapod reset` and init/join find a killed hapod's table by
+// that name.
+func TestRedirectSpecNamesTheTableAfterThePrimaryVIP(t *testing.T) {
+	cfg := config.Default()
+	for _, v := range []string{"2001:db8::10/64", "198.18.0.20/24", "198.18.0.10/24"} {
+		cfg.VIP.Prefixes = append(cfg.VIP.Prefixes, netip.MustParsePrefix(v))
+	}
+	cfg.Proxy.Backends = []netip.AddrPort{netip.MustParseAddrPort("198.18.0.11:6443")}
+	cfg.Complete()
+	spec := redirectSpec(cfg)
+	rs, err := spec.Ruleset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := redirect.TableName(cfg.VIP.Primary().Addr()); rs.Table != want {
+		t.Errorf("table %s, want %s (the primary VIP's)", rs.Table, want)
+	}
+	if got := fmt.Sprint(spec.VIPs); got != "[198.18.0.20 2001:db8::10 198.18.0.10]" {
+		t.Errorf("VIPs %s: want every VIP once, the primary first", got)
 	}
 }

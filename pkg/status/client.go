@@ -90,7 +90,14 @@ func WriteTable(w io.Writer, r Report) error {
 		fmt.Fprintf(tw, "\t%s\n", a)
 	}
 	if rd := r.Redirect; rd != nil {
-		fmt.Fprintf(tw, "REDIRECT\t%s\t%s\n", rd.Endpoint, redirectLine(*rd))
+		first := ""
+		if len(rd.Endpoints) > 0 {
+			first = rd.Endpoints[0].String()
+		}
+		fmt.Fprintf(tw, "REDIRECT\t%s\t%s\n", first, redirectLine(*rd))
+		for _, e := range rd.Endpoints[min(1, len(rd.Endpoints)):] {
+			fmt.Fprintf(tw, "\t%s\n", e)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err

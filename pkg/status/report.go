@@ -228,11 +228,12 @@ type DHCPReport struct {
 
 // RedirectReport is the redirect part of a Report.
 type RedirectReport struct {
-	// Endpoint is VIP:--port, what clients use; ListenPort is where the
-	// proxy listens on the VIP; Table is hapod's nftables table.
-	Endpoint   netip.AddrPort `json:"endpoint"`
-	ListenPort uint16         `json:"listenPort"`
-	Table      string         `json:"table"`
+	// Endpoints are VIP:--port for every VIP, what clients use;
+	// ListenPort is where the proxy listens on the VIPs; Table is hapod's
+	// nftables table.
+	Endpoints  []netip.AddrPort `json:"endpoints"`
+	ListenPort uint16           `json:"listenPort"`
+	Table      string           `json:"table"`
 	// Installed is true while the rule sends the endpoint to the proxy;
 	// otherwise VIP:--port reaches this node's own kube-apiserver.
 	Installed bool `json:"installed"`
@@ -388,8 +389,12 @@ func BuildReport(now time.Time, info Info, snap Snapshot) Report {
 	}
 	if rd := snap.Redirect; rd != nil && len(rd.Spec.VIPs) > 0 {
 		st := rd.State
+		var endpoints []netip.AddrPort
+		for _, v := range rd.Spec.VIPs {
+			endpoints = append(endpoints, netip.AddrPortFrom(v, rd.Spec.Port))
+		}
 		r.Redirect = &RedirectReport{
-			Endpoint:   netip.AddrPortFrom(rd.Spec.VIPs[0], rd.Spec.Port),
+			Endpoints:  endpoints,
 			ListenPort: rd.Spec.ListenPort,
 			Table:      redirect.TableName(rd.Spec.VIPs[0]),
 			Installed:  st.Installed,
@@ -514,7 +519,7 @@ func problems(r Report) []string {
 		out = append(out, "DHCP lease of the VIP: "+r.DHCP.Problem)
 	}
 	if r.Redirect != nil && r.Redirect.Problem != "" {
-		out = append(out, "redirect of "+r.Redirect.Endpoint.String()+": "+r.Redirect.Problem)
+		out = append(out, "redirect of "+joinAddrPorts(r.Redirect.Endpoints)+": "+r.Redirect.Problem)
 	}
 	return out
 }
@@ -592,4 +597,16 @@ func (r Report) Err() error {
 		return ErrUnhealthy
 	}
 	return fmt.Errorf("%w: %s", ErrUnhealthy, strings.Join(r.Problems, "; "))
+}
+
+// joinAddrPorts is "a, b and c".
+func joinAddrPorts(aps []netip.AddrPort) string {
+	s := make([]string, len(aps))
+	for i, a := range aps {
+		s[i] = a.String()
+	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }

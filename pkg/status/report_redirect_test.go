@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,9 +33,9 @@ func TestReportRedirect(t *testing.T) {
 			Redirect: &RedirectSnapshot{Spec: redirectSpec, State: st}}
 	}
 	r := BuildReport(now, Info{}, snap(redirect.State{Installed: true, Reason: redirect.ReasonServing, Since: now.Add(-90 * time.Second), Changes: 1}))
-	want := RedirectReport{Endpoint: netip.MustParseAddrPort("198.18.0.10:6443"), ListenPort: 9445, Table: "hapod_198_18_0_10",
+	want := RedirectReport{Endpoints: []netip.AddrPort{netip.MustParseAddrPort("198.18.0.10:6443")}, ListenPort: 9445, Table: "hapod_198_18_0_10",
 		Installed: true, Reason: "serving", Since: now.Add(-90 * time.Second), SinceSeconds: 90, Changes: 1}
-	if !r.Healthy || r.Redirect == nil || *r.Redirect != want {
+	if !r.Healthy || r.Redirect == nil || !reflect.DeepEqual(*r.Redirect, want) {
 		t.Fatalf("installed: healthy=%v %q\n got %+v\nwant %+v", r.Healthy, r.Problems, r.Redirect, want)
 	}
 	var table bytes.Buffer
@@ -53,6 +55,19 @@ func TestReportRedirect(t *testing.T) {
 	WriteTable(&table, r)
 	if line := "to the proxy on :9445 (no healthy backend); last change failed: netlink"; !strings.Contains(table.String(), line) {
 		t.Errorf("hapod status lacks %q:\n%s", line, table.String())
+	}
+	// Dual-stack: one rule per VIP, every endpoint shown, one per line.
+	two := snap(failed)
+	two.Redirect.Spec.VIPs = append(slices.Clone(redirectSpec.VIPs), netip.MustParseAddr("2001:db8::10"))
+	r = BuildReport(now, Info{}, two)
+	if len(r.Problems) != 1 || r.Problems[0] != "redirect of 198.18.0.10:6443 and [2001:db8::10]:6443: netlink: operation not permitted" {
+		t.Errorf("two VIPs: %q", r.Problems)
+	}
+	table.Reset()
+	WriteTable(&table, r)
+	if lines := "REDIRECT   198.18.0.10:6443  to the proxy on :9445 (no healthy backend)"; !strings.Contains(table.String(), lines) ||
+		!strings.Contains(table.String(), "\n           [2001:db8::10]:6443\n") {
+		t.Errorf("hapod status lacks a line per endpoint:\n%s", table.String())
 	}
 	if r := BuildReport(now, Info{}, Snapshot{Routers: oneRouter(vrrp.Status{State: vrrp.StateBackup}), Health: up}); r.Redirect != nil {
 		t.Error("a plain listener reports a redirect section")
