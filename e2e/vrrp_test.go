@@ -126,13 +126,23 @@ func TestMisconfiguredPeerWarns(t *testing.T) {
 	}
 	c.args[1] = append(c.args[1], "--vrrp-version=2", "--advert-interval=1s")
 	c.start(1)
-	const warning = `msg="VRRP advert from a differently configured router dropped" reason=version`
+	// A warning line, whatever other attributes (family=) sit between
+	// its message and its reason.
+	warnings := func(log, detail string) int {
+		n := 0
+		for line := range strings.Lines(log) {
+			if strings.Contains(line, `msg="VRRP advert from a differently configured router dropped"`) &&
+				strings.Contains(line, " reason=version ") && strings.Contains(line, detail) {
+				n++
+			}
+		}
+		return n
+	}
 	lab.WaitFor(t, 10*time.Second, "both nodes warn about the other's version", func() bool {
-		return strings.Contains(c.procs[0].Log(), warning+` detail="VRRPv2 from `) &&
-			strings.Contains(c.procs[1].Log(), warning+` detail="VRRPv3 from `)
+		return warnings(c.procs[0].Log(), `detail="VRRPv2 from `) > 0 && warnings(c.procs[1].Log(), `detail="VRRPv3 from `) > 0
 	})
 	for i, p := range c.procs {
-		if n := strings.Count(p.Log(), warning); n != 1 {
+		if n := warnings(p.Log(), "detail="); n != 1 {
 			t.Errorf("node%d warned %d times, want once a minute:\n%s", i, n, p.Log())
 		}
 	}

@@ -323,7 +323,7 @@ func (d *demo) stopProbe(p *lab.Probe, fault time.Time) lab.ProbeResult {
 // "" before its first state change. The log is what an operator reads with
 // `kubectl logs`; hapod writes a line per change:
 //
-//	level=INFO msg="vrrp state change" vrid=200 from=Init to=Backup reason=startup
+//	level=INFO msg="vrrp state change" family=ipv4 vrid=200 from=Init to=Backup reason=startup
 func vrrpState(p *lab.Process) string {
 	state := ""
 	for line := range strings.Lines(p.Log()) {
