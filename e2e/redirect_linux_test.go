@@ -117,8 +117,8 @@ func (c *cluster) checkSpread(what string, got map[string]int) {
 // all three apiservers, from the network and from the holder itself);
 // with no healthy backend the redirect goes and VIP:6443 reaches the
 // holder's own apiserver, which still answers; it comes back with the
-// backends; a SIGKILLed hapod's table is taken over by the next start,
-// a SIGTERMed one removes its own.
+// backends; a flushed table is put back; a SIGKILLed hapod's table is
+// taken over by the next start, a SIGTERMed one removes its own.
 func TestRedirectEndpoint(t *testing.T) {
 	c := newCluster(t, clusterOptions{apiservers: true, redirect: true})
 	holder, _ := c.waitOneHolder(10 * time.Second)
@@ -141,6 +141,27 @@ func TestRedirectEndpoint(t *testing.T) {
 	if code, out := c.hapodStatus(h); code != 0 || !strings.Contains(out, "to the proxy on :9445 (serving)") {
 		t.Errorf("hapod status on the holder: exit %d\n%s", code, out)
 	}
+
+	// `nft flush ruleset` on the holder (what restarting an nftables
+	// service does): hapod puts its table back.
+	if err := holder.Do(func() error {
+		nft, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		nft.FlushRuleset()
+		return nft.Flush()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	flushed := time.Now()
+	lab.WaitFor(t, 10*time.Second, "hapod's table back after the flush", func() bool { return len(hapodTables(t, holder)) == 1 })
+	t.Logf("the flushed table was back %v later", time.Since(flushed).Round(time.Millisecond))
+	c.checkInstalled(holder)
+	if !strings.Contains(c.procs[h].Log(), "the redirect table is gone from the kernel") {
+		t.Errorf("the holder did not say its table was flushed:\n%s", c.procs[h].Log())
+	}
+	c.checkSpread("60 requests to VIP:6443 after the flush", c.spread(hc, 60))
 
 	// No healthy backend anywhere: every node removes its redirect, and
 	// VIP:6443 is the holder's own kube-apiserver, answering.

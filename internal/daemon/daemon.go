@@ -280,6 +280,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (runErr error
 	})
 	go srv.Serve(bgCtx)
 	go prober.Run(bgCtx)
+	if redir != nil {
+		go reconcileRedirect(bgCtx, redir, clk)
+	}
 	if leased != nil {
 		go leased.run(bgCtx)
 	}
@@ -359,6 +362,21 @@ func routeInterface(vips []netip.Prefix, route func(netip.Addr) (string, error))
 		}
 	}
 	return first, nil
+}
+
+// reconcileRedirect keeps the redirect table as the switch wants it until
+// ctx ends: a failed change is tried again, a flushed table put back.
+func reconcileRedirect(ctx context.Context, redir *redirect.Switch, clk clock.WithTicker) {
+	t := clk.NewTicker(redirect.ReconcileInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+			_ = redir.Reconcile() // it logs its failures
+		}
+	}
 }
 
 // newRedirect is the switch for VIP:--port to VIP:--listen-port, on a

@@ -152,6 +152,46 @@ func (s *Switch) Stop() error {
 	return s.applyLocked(install, why, s.state.Reason == ReasonStarting)
 }
 
+// Reconcile makes the kernel match what the switch wants now, for the
+// changes nobody told it about: a failed change is tried again, and a
+// table removed behind hapod's back (`nft flush ruleset`, an nftables
+// service restart) is installed again, with a warning. Call it every
+// ReconcileInterval; it does nothing before Start or after Stop. It logs
+// its own failures.
+func (s *Switch) Reconcile() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped || s.state.Reason == ReasonStarting {
+		return nil
+	}
+	install := s.state.Reason == ReasonServing
+	if s.state.Err != nil {
+		return s.applyLocked(install, s.state.Reason, true)
+	}
+	present, err := s.applier.Present(s.rs.Table)
+	if err != nil {
+		s.state.Failures++
+		s.state.Err = err
+		s.log.Error("could not read the redirect table", "table", s.rs.Table, "err", err)
+		return fmt.Errorf("nftables table %s: %w", s.rs.Table, err)
+	}
+	if present == install {
+		return nil
+	}
+	if install {
+		s.log.Warn("the redirect table is gone from the kernel (flushed by someone else?): installing it again", "table", s.rs.Table)
+	} else {
+		s.log.Warn("a redirect table hapod had removed is in the kernel: removing it", "table", s.rs.Table)
+	}
+	// The kernel differs from what the state says: apply as at start.
+	s.state.Installed = present
+	return s.applyLocked(install, s.state.Reason, true)
+}
+
+// ReconcileInterval is how often hapod calls Reconcile: the kernel is
+// asked whether one table exists, a cheap netlink dump.
+const ReconcileInterval = 2 * time.Second
+
 // State returns the current state.
 func (s *Switch) State() State {
 	s.mu.Lock()

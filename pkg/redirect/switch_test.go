@@ -216,3 +216,58 @@ func TestSwitchStopBeforeStart(t *testing.T) {
 		t.Errorf("kernel still has %q after Stop", k.table)
 	}
 }
+
+// Reconcile puts back what the kernel lost behind hapod's back and tries
+// a failed change again; before Start and after Stop it does nothing.
+func TestSwitchReconcile(t *testing.T) {
+	k := &fakeKernel{}
+	s, clk := newTestSwitch(t, k)
+	if err := s.Reconcile(); err != nil || len(k.calls) != 0 {
+		t.Fatalf("before Start: %v, calls %v", err, k.calls)
+	}
+	if _, err := s.Start(2); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing changed: one look, no change.
+	k.calls = nil
+	if err := s.Reconcile(); err != nil || !slices.Equal(k.calls, []string{"present"}) {
+		t.Fatalf("in line: %v, calls %v", err, k.calls)
+	}
+	// `nft flush ruleset`: the table is installed again.
+	k.table = ""
+	clk.SetTime(clk.Now().Add(time.Minute))
+	if err := s.Reconcile(); err != nil || k.table != TableName(testSpec.VIPs[0]) {
+		t.Fatalf("after a flush: %v, table %q", err, k.table)
+	}
+	if st := s.State(); !st.Installed || st.Reason != ReasonServing || st.Changes != 2 || !st.Since.Equal(clk.Now()) {
+		t.Errorf("after a flush: %+v", st)
+	}
+	// Removed for want of a backend, then added by someone: removed.
+	if err := s.SetHealthy(0); err != nil {
+		t.Fatal(err)
+	}
+	k.table = TableName(testSpec.VIPs[0])
+	if err := s.Reconcile(); err != nil || k.table != "" {
+		t.Fatalf("table back while unwanted: %v, table %q", err, k.table)
+	}
+	// A failed change is tried again until it works.
+	k.failing = errors.New("netlink: operation not permitted")
+	if err := s.SetHealthy(1); err == nil {
+		t.Fatal("install with a failing kernel succeeded")
+	}
+	if err := s.Reconcile(); err == nil || s.State().Failures != 2 {
+		t.Fatalf("retry while failing: %v, %+v", err, s.State())
+	}
+	k.failing = nil
+	if err := s.Reconcile(); err != nil || k.table == "" || s.State().Err != nil || !s.State().Installed {
+		t.Fatalf("retry once the kernel works: %v, %+v", err, s.State())
+	}
+	// Stopped: the table stays gone.
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	k.calls = nil
+	if err := s.Reconcile(); err != nil || len(k.calls) != 0 || k.table != "" {
+		t.Fatalf("after Stop: %v, calls %v, table %q", err, k.calls, k.table)
+	}
+}
