@@ -44,9 +44,11 @@ const (
 	// binary is what `make static` builds, relative to the repository root.
 	binary = "bin/hapod-static"
 
-	// frontendPort is hapod's proxy port on the VIP (kubeadm's HA guide
-	// uses 8443 so the proxy doesn't collide with kube-apiserver's 6443).
-	frontendPort = 8443
+	// frontendPort is the cluster endpoint's port on the VIP, kubeadm's
+	// default: the stand-in apiservers hold it on every address, as
+	// kube-apiserver does, and hapod's nftables rule sends VIP:6443 to its
+	// proxy (config.DefaultListenPort).
+	frontendPort = 6443
 	// backendPort is where each node's stand-in kube-apiserver listens.
 	backendPort = 6443
 	// probeInterval is how often the client connects during a failover.
@@ -153,19 +155,19 @@ func (d *demo) run() {
 	}
 	d.say("lab %s ready: %s", l.ID, strings.Join(hosts, ", "))
 
-	// The stand-in kube-apiservers: one per node on its own address, each
-	// greeting with its node's name, so the client sees who served it.
+	// The stand-in kube-apiservers: one per node on 0.0.0.0:6443, as
+	// kube-apiserver binds by default, each greeting with its node's
+	// name, so the client sees who served it.
 	var backends []netip.AddrPort
 	for _, n := range l.Nodes {
-		a := netip.AddrPortFrom(n.IPv4, backendPort)
-		n.ServeTCP(d.s, a)
-		backends = append(backends, a)
+		n.ServeTCP(d.s, netip.AddrPortFrom(netip.IPv4Unspecified(), backendPort))
+		backends = append(backends, netip.AddrPortFrom(n.IPv4, backendPort))
 	}
 	for _, n := range l.Nodes {
 		// `hapod run`'s arguments as the manifest renders them.
 		cfg := config.Default()
 		cfg.VIP.Prefixes, cfg.VIP.Interface = []netip.Prefix{d.vip}, n.Iface
-		cfg.Proxy.Port, cfg.Proxy.Backends = frontendPort, backends
+		cfg.Proxy.Backends = backends // --port: kubeadm's 6443
 		cfg.Health.Check = health.KindTCP
 		cfg.Health.Interval, cfg.Health.Timeout = 500*time.Millisecond, 200*time.Millisecond
 		d.args = append(d.args, append([]string{"run"}, cfg.Args()...))
@@ -175,8 +177,8 @@ func (d *demo) run() {
 	for i := range l.Nodes {
 		d.startHapod(i)
 	}
-	d.say("on every node: an \"apiserver\" on :%d and `hapod run --vip=%s --port=%d --backend=<each node>:%d`",
-		backendPort, d.vip, frontendPort, backendPort)
+	d.say("on every node: an \"apiserver\" on 0.0.0.0:%d and `hapod run --vip=%s --backend=<each node>:%d` (VIP:%d reaches hapod's proxy through its nftables rule)",
+		backendPort, d.vip, backendPort, frontendPort)
 
 	holder := d.waitOneHolder(10*time.Second, nil)
 	d.say("%s holds the VIP %s (%s after hapod started)", holder.Name, d.vip.Addr(), ms(time.Since(started)))
