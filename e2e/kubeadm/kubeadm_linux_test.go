@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -500,10 +501,11 @@ func (c *cluster) recoverCrashed(t *testing.T) {
 // the proxy through the redirect.
 func (c *cluster) checkRedirect(t *testing.T, n *node) {
 	t.Helper()
-	want := fmt.Sprintf("REDIRECT  %s  to the proxy on :9445 (serving)", c.endpoint())
+	// The table's columns are as wide as their widest cell.
+	want := regexp.MustCompile(`\nREDIRECT +` + regexp.QuoteMeta(c.endpoint().String()) + ` +to the proxy on :9445 \(serving\)`)
 	lab.WaitFor(t, 30*time.Second, n.name+"'s redirect serving", func() bool {
 		out, _ := n.output(t, hapodBin, "status")
-		return strings.Contains(out, want)
+		return want.MatchString(out)
 	})
 }
 
