@@ -16,9 +16,12 @@ import (
 var ErrKeepalivedConfig = errors.New("keepalived config")
 
 // KeepalivedConfig is one keepalived VRRP instance, the reference peer that
-// hapod must interoperate with (Debian's keepalived 2.2.7).
+// hapod must interoperate with (Debian's keepalived 2.2.7). One keepalived
+// process runs one or several (RenderKeepalived, Node.StartKeepalived).
 type KeepalivedConfig struct {
-	// Name is the vrrp_instance name; default "VI_<VRID>".
+	// Name is the vrrp_instance name; default "VI_<VRID>" for an IPv4 VIP,
+	// "VI6_<VRID>" for an IPv6 one, so that a process running both
+	// families' instances on one VRID names them apart.
 	Name string
 	// Interface carries the adverts and the VIP, e.g. Node.Iface.
 	Interface string
@@ -99,21 +102,74 @@ func (c KeepalivedConfig) Validate() error {
 
 func is6(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }
 
-// Render is the keepalived.conf text for c. It is pure; call Validate first.
-func (c KeepalivedConfig) Render() string {
+// instanceName is the vrrp_instance name: Name, or the default of the
+// VIP's family.
+func (c KeepalivedConfig) instanceName() string {
+	switch {
+	case c.Name != "":
+		return c.Name
+	case is6(c.VIP.Addr()):
+		return fmt.Sprintf("VI6_%d", c.VRID)
+	default:
+		return fmt.Sprintf("VI_%d", c.VRID)
+	}
+}
+
+// ValidateKeepalived checks every instance (Validate) and what keepalived
+// rejects or misreads across the instances of one process: none at all,
+// two of one name, and two of one VRID and family on one interface (one
+// virtual router twice; the same VRID in both families is two routers,
+// RFC 9568).
+func ValidateKeepalived(cs ...KeepalivedConfig) error {
+	if len(cs) == 0 {
+		return fmt.Errorf("%w: no vrrp_instance", ErrKeepalivedConfig)
+	}
+	type router struct {
+		iface string
+		vrid  uint8
+		ipv6  bool
+	}
+	names := make(map[string]int, len(cs))
+	routers := make(map[router]int, len(cs))
+	for i, c := range cs {
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("instance %d: %w", i, err)
+		}
+		name := c.instanceName()
+		if j, ok := names[name]; ok {
+			return fmt.Errorf("%w: instances %d and %d are both named %s", ErrKeepalivedConfig, j, i, name)
+		}
+		names[name] = i
+		r := router{c.Interface, c.VRID, is6(c.VIP.Addr())}
+		if j, ok := routers[r]; ok {
+			return fmt.Errorf("%w: instances %d and %d are both VRID %d of one family on %s", ErrKeepalivedConfig, j, i, c.VRID, c.Interface)
+		}
+		routers[r] = i
+	}
+	return nil
+}
+
+// Render is the keepalived.conf text for c alone (RenderKeepalived). It is
+// pure; call Validate first.
+func (c KeepalivedConfig) Render() string { return RenderKeepalived(c) }
+
+// RenderKeepalived is the keepalived.conf text running every instance of cs
+// in one keepalived process: one global_defs block (router_id: the first
+// instance's name), then a vrrp_instance block per config, in order. No
+// vrrp_sync_group ties them: each instance elects its holder on its own, as
+// two keepalived processes would. It is pure; call ValidateKeepalived first.
+func RenderKeepalived(cs ...KeepalivedConfig) string {
 	var b strings.Builder
 	w := func(indent int, format string, a ...any) {
 		b.WriteString(strings.Repeat("    ", indent))
 		fmt.Fprintf(&b, format, a...)
 		b.WriteByte('\n')
 	}
-	name := c.Name
-	if name == "" {
-		name = fmt.Sprintf("VI_%d", c.VRID)
-	}
 	w(0, "# rendered by github.com/hapod/hapod/internal/lab")
 	w(0, "global_defs {")
-	w(1, "router_id %s", name)
+	if len(cs) > 0 {
+		w(1, "router_id %s", cs[0].instanceName())
+	}
 	// Scripts are never configured; these keep keepalived from warning
 	// about (or refusing, as root) script security.
 	w(1, "enable_script_security")
@@ -124,8 +180,17 @@ func (c KeepalivedConfig) Render() string {
 	// vrrp_strict stays off: it would force no_accept (the VIP would not
 	// answer connects) and refuse unicast peers with authentication.
 	w(0, "}")
-	w(0, "")
-	w(0, "vrrp_instance %s {", name)
+	for _, c := range cs {
+		w(0, "")
+		c.renderInstance(w)
+	}
+	return b.String()
+}
+
+// renderInstance writes c's vrrp_instance block with w (indent in levels of
+// four spaces, then a format and its arguments: one line).
+func (c KeepalivedConfig) renderInstance(w func(indent int, format string, a ...any)) {
+	w(0, "vrrp_instance %s {", c.instanceName())
 	w(1, "state BACKUP")
 	w(1, "interface %s", c.Interface)
 	w(1, "version %d", c.Version)
@@ -158,7 +223,6 @@ func (c KeepalivedConfig) Render() string {
 		w(1, "%s", l)
 	}
 	w(0, "}")
-	return b.String()
 }
 
 // seconds formats d as keepalived's decimal seconds ("1", "0.1", "0.25").
@@ -171,36 +235,37 @@ func seconds(d time.Duration) string {
 // PID is in VRRPPidFile.
 type Keepalived struct {
 	*Process
-	// Config is what the daemon runs.
-	Config KeepalivedConfig
+	// Instances are what the daemon runs, one vrrp_instance each.
+	Instances []KeepalivedConfig
 	// ConfPath, PidFile and VRRPPidFile are in the test's temporary
 	// directory, unique per instance so that several run at once.
 	ConfPath, PidFile, VRRPPidFile string
 }
 
-// StartKeepalived writes c to a file and runs keepalived in the node, in the
-// foreground (-n), logging to the process log only (-l -G -D), VRRP only
-// (-P), with its own pid files. The VRRP child is not respawned (-R): killing
-// it is a hard failure that leaves the VIP behind, as a crashed host would.
+// StartKeepalived writes the instances to one file (RenderKeepalived) and
+// runs keepalived in the node, in the foreground (-n), logging to the
+// process log only (-l -G -D), VRRP only (-P), with its own pid files. The
+// VRRP child, which runs every instance, is not respawned (-R): killing it
+// is a hard failure that leaves the VIPs behind, as a crashed host would.
 //
 // Signals: SIGTERM to the process (Signal) makes keepalived resign (one
-// priority 0 advert) and remove the VIP. So does SIGKILL to the process,
-// measured here: the VRRP child notices its parent's death and resigns just
-// as gracefully. KillVRRP is the only hard failure. The daemon and its child
-// are SIGKILLed in t.Cleanup.
-func (n *Node) StartKeepalived(t T, c KeepalivedConfig) *Keepalived {
+// priority 0 advert per instance it masters) and remove the VIPs. So does
+// SIGKILL to the process, measured here: the VRRP child notices its
+// parent's death and resigns just as gracefully. KillVRRP is the only hard
+// failure. The daemon and its child are SIGKILLed in t.Cleanup.
+func (n *Node) StartKeepalived(t T, instances ...KeepalivedConfig) *Keepalived {
 	t.Helper()
-	if err := c.Validate(); err != nil {
+	if err := ValidateKeepalived(instances...); err != nil {
 		t.Fatalf("%s: %v", n.Name, err)
 	}
 	dir := t.TempDir()
 	k := &Keepalived{
-		Config:      c,
+		Instances:   instances,
 		ConfPath:    filepath.Join(dir, "keepalived.conf"),
 		PidFile:     filepath.Join(dir, "keepalived.pid"),
 		VRRPPidFile: filepath.Join(dir, "vrrp.pid"),
 	}
-	if err := os.WriteFile(k.ConfPath, []byte(c.Render()), 0o600); err != nil {
+	if err := os.WriteFile(k.ConfPath, []byte(RenderKeepalived(instances...)), 0o600); err != nil {
 		t.Fatalf("%s: %v", n.Name, err)
 	}
 	// Registered before Start so it runs after the parent is killed (cleanups
@@ -229,9 +294,9 @@ func (k *Keepalived) VRRPPid() (int, error) {
 	return pid, nil
 }
 
-// KillVRRP SIGKILLs the VRRP child: no resignation advert, the VIP stays on
-// the interface, the peers take over after the master down interval. The
-// parent then exits (no respawn).
+// KillVRRP SIGKILLs the VRRP child: no resignation advert, the VIPs of
+// every instance stay on the interface, the peers take over after the
+// master down interval. The parent then exits (no respawn).
 func (k *Keepalived) KillVRRP() error {
 	pid, err := k.VRRPPid()
 	if err != nil {

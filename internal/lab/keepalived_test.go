@@ -32,16 +32,35 @@ func v3Multicast6() KeepalivedConfig {
 	}
 }
 
+// dualStackUnicast is one process's instances for a dual-stack group: an
+// IPv4 and an IPv6 instance on one VRID (RFC 9568 keeps them apart), each
+// with its family's peers, named by default.
+func dualStackUnicast() []KeepalivedConfig {
+	return []KeepalivedConfig{
+		{
+			Interface: "eth0", VRID: 77, Priority: 200, Version: 3, Interval: 100 * time.Millisecond,
+			VIP: netip.MustParsePrefix("198.18.7.200/24"), Source: netip.MustParseAddr("198.18.7.3"),
+			Peers: []netip.Addr{netip.MustParseAddr("198.18.7.1"), netip.MustParseAddr("198.18.7.2")}, Preempt: true,
+		},
+		{
+			Interface: "eth0", VRID: 77, Priority: 120, Version: 3, Interval: 100 * time.Millisecond,
+			VIP: netip.MustParsePrefix("2001:db8:7::c8/64"), Source: netip.MustParseAddr("2001:db8:7::3"),
+			Peers: []netip.Addr{netip.MustParseAddr("2001:db8:7::1"), netip.MustParseAddr("2001:db8:7::2")}, Preempt: true,
+		},
+	}
+}
+
 func TestKeepalivedRenderGolden(t *testing.T) {
-	for name, c := range map[string]KeepalivedConfig{
-		"v2-unicast-auth.conf": v2Unicast(),
-		"v3-multicast6.conf":   v3Multicast6(),
+	for name, cs := range map[string][]KeepalivedConfig{
+		"v2-unicast-auth.conf":    {v2Unicast()},
+		"v3-multicast6.conf":      {v3Multicast6()},
+		"dual-stack-unicast.conf": dualStackUnicast(),
 	} {
 		t.Run(name, func(t *testing.T) {
-			if err := c.Validate(); err != nil {
+			if err := ValidateKeepalived(cs...); err != nil {
 				t.Fatal(err)
 			}
-			got := c.Render()
+			got := RenderKeepalived(cs...)
 			path := filepath.Join("testdata", name)
 			if *update {
 				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
@@ -137,14 +156,71 @@ func TestKeepalivedValidate(t *testing.T) {
 	}
 }
 
+// TestKeepalivedValidateInstances covers the checks across the instances of
+// one process.
+func TestKeepalivedValidateInstances(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func([]KeepalivedConfig) []KeepalivedConfig
+		want   string // substring of the error; "" for valid
+	}{
+		{"one VRID, both families", func(cs []KeepalivedConfig) []KeepalivedConfig { return cs }, ""},
+		{"one VRID on two interfaces", func(cs []KeepalivedConfig) []KeepalivedConfig {
+			c := cs[0]
+			c.Name, c.Interface = "other", "eth1"
+			return append(cs, c)
+		}, ""},
+		{"none", func([]KeepalivedConfig) []KeepalivedConfig { return nil }, "no vrrp_instance"},
+		{"one invalid", func(cs []KeepalivedConfig) []KeepalivedConfig { cs[1].Version = 2; return cs }, "instance 1"},
+		{"one name", func(cs []KeepalivedConfig) []KeepalivedConfig {
+			cs[0].Name, cs[1].Name = "VI", "VI"
+			return cs
+		}, "both named VI"},
+		{"one VRID and family twice", func(cs []KeepalivedConfig) []KeepalivedConfig {
+			c := cs[0]
+			c.Name, c.VIP = "again", netip.MustParsePrefix("198.18.7.201/24")
+			return append(cs, c)
+		}, "both VRID 77"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := ValidateKeepalived(tc.mutate(dualStackUnicast())...)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			case err != nil && !errors.Is(err, ErrKeepalivedConfig):
+				t.Errorf("error %v does not wrap ErrKeepalivedConfig", err)
+			}
+		})
+	}
+}
+
+// TestKeepalivedRenderInstances: every instance gets its own block, named
+// apart by family by default, and no sync group ties them.
+func TestKeepalivedRenderInstances(t *testing.T) {
+	out := RenderKeepalived(dualStackUnicast()...)
+	for _, want := range []string{"router_id VI_77\n", "vrrp_instance VI_77 {", "vrrp_instance VI6_77 {"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "global_defs"); n != 1 {
+		t.Errorf("%d global_defs blocks, want 1:\n%s", n, out)
+	}
+	if strings.Contains(out, "vrrp_sync_group") {
+		t.Errorf("a sync group ties the instances:\n%s", out)
+	}
+}
+
 func TestKeepalivedSyntaxCheck(t *testing.T) {
 	// keepalived's own parser, when installed: --config-test needs no root
 	// and touches no network.
 	Tool(t, "keepalived", "keepalived")
-	for name, c := range map[string]KeepalivedConfig{"v2": v2Unicast(), "v3": v3Multicast6()} {
+	for name, cs := range map[string][]KeepalivedConfig{"v2": {v2Unicast()}, "v3": {v3Multicast6()}, "dual-stack": dualStackUnicast()} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "keepalived.conf")
-			if err := os.WriteFile(path, []byte(c.Render()), 0o600); err != nil {
+			if err := os.WriteFile(path, []byte(RenderKeepalived(cs...)), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			out, err := command("keepalived", "--config-test", "-f", path).CombinedOutput()

@@ -202,7 +202,7 @@ func TestLab(t *testing.T) {
 			}
 			WaitFor(t, waitLong, "a VIP holder", func() bool { return len(l.Holders(vip)) > 0 })
 			// Give a second election a chance to show a split brain.
-			time.Sleep(3 * kas[0].Config.Interval)
+			time.Sleep(3 * kas[0].Instances[0].Interval)
 			holders := l.Holders(vip)
 			if len(holders) != 1 {
 				t.Fatalf("%d holders of %v, want 1: %v", len(holders), vip, names(holders))
