@@ -102,9 +102,10 @@ func (c KeepalivedConfig) Validate() error {
 
 func is6(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }
 
-// instanceName is the vrrp_instance name: Name, or the default of the
-// VIP's family.
-func (c KeepalivedConfig) instanceName() string {
+// InstanceName is the vrrp_instance name, which keepalived's log lines
+// about the instance start with in parentheses: Name, or the default of
+// the VIP's family.
+func (c KeepalivedConfig) InstanceName() string {
 	switch {
 	case c.Name != "":
 		return c.Name
@@ -135,7 +136,7 @@ func ValidateKeepalived(cs ...KeepalivedConfig) error {
 		if err := c.Validate(); err != nil {
 			return fmt.Errorf("instance %d: %w", i, err)
 		}
-		name := c.instanceName()
+		name := c.InstanceName()
 		if j, ok := names[name]; ok {
 			return fmt.Errorf("%w: instances %d and %d are both named %s", ErrKeepalivedConfig, j, i, name)
 		}
@@ -168,7 +169,7 @@ func RenderKeepalived(cs ...KeepalivedConfig) string {
 	w(0, "# rendered by github.com/hapod/hapod/internal/lab")
 	w(0, "global_defs {")
 	if len(cs) > 0 {
-		w(1, "router_id %s", cs[0].instanceName())
+		w(1, "router_id %s", cs[0].InstanceName())
 	}
 	// Scripts are never configured; these keep keepalived from warning
 	// about (or refusing, as root) script security.
@@ -190,7 +191,7 @@ func RenderKeepalived(cs ...KeepalivedConfig) string {
 // renderInstance writes c's vrrp_instance block with w (indent in levels of
 // four spaces, then a format and its arguments: one line).
 func (c KeepalivedConfig) renderInstance(w func(indent int, format string, a ...any)) {
-	w(0, "vrrp_instance %s {", c.instanceName())
+	w(0, "vrrp_instance %s {", c.InstanceName())
 	w(1, "state BACKUP")
 	w(1, "interface %s", c.Interface)
 	w(1, "version %d", c.Version)
@@ -303,4 +304,57 @@ func (k *Keepalived) KillVRRP() error {
 		return err
 	}
 	return syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// State is the VRRP state keepalived last logged for the instance named
+// name ("MASTER", "BACKUP", "FAULT"), from its "(name) Entering X STATE"
+// lines; "" before the first. keepalived offers no other view of its state
+// without SNMP or D-Bus (its SIGUSR1 dump goes to one fixed file for every
+// keepalived on the machine).
+func (k *Keepalived) State(name string) string { return keepalivedState(k.Log(), name) }
+
+// Complaints are the lines where keepalived rejected a received advert
+// (keepalived 2.2.7's vrrp_in_chk logs each rejection, one line per
+// packet), or fell back to the pre-RFC unicast checksum to accept one:
+// between interoperating peers there must be none.
+func (k *Keepalived) Complaints() []string { return keepalivedComplaints(k.Log()) }
+
+func keepalivedState(log, name string) string {
+	prefix := "(" + name + ") Entering "
+	state := ""
+	for _, line := range strings.Split(log, "\n") {
+		_, rest, ok := strings.Cut(line, prefix)
+		if !ok {
+			continue
+		}
+		if s, _, ok := strings.Cut(rest, " STATE"); ok {
+			state = s
+		}
+	}
+	return state
+}
+
+// keepalivedRejections are fragments of keepalived's vrrp_in_chk messages,
+// one per receive check: header too short, TTL, auth type and password,
+// v2 interval, version, packet type, VRID, address count, lengths,
+// checksum (and the old unicast checksum fallback), the address list and
+// the unicast source.
+var keepalivedRejections = []string{
+	"too short", "invalid ttl", "Invalid auth type", "auth, expecting", "invalid passwd",
+	"interval mismatch", "invalid version", "Invalid packet type", "VRID mismatch",
+	"invalid ip number count", "length mismatch", "ip_tot_len mismatch", "checksum",
+	"not present in MASTER advert", "not a unicast peer",
+}
+
+func keepalivedComplaints(log string) []string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		for _, r := range keepalivedRejections {
+			if strings.Contains(line, r) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return out
 }

@@ -232,3 +232,43 @@ func TestKeepalivedSyntaxCheck(t *testing.T) {
 }
 
 var command = exec.Command
+
+// TestKeepalivedLogReaders reads a real keepalived 2.2.7 log: an IPv4 and
+// an IPv6 instance of VRID 9 in one process; the IPv4 one went MASTER,
+// BACKUP to a higher priority peer, then MASTER again when that peer
+// resigned; the IPv6 one went MASTER and rejected a peer whose advert
+// lists another VIP.
+func TestKeepalivedLogReaders(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "keepalived-dual.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(b)
+	backup := log[:strings.Index(log, "(VI_9) Entering BACKUP STATE\n")+len("(VI_9) Entering BACKUP STATE\n")]
+	for _, tc := range []struct {
+		log, name, want string
+	}{
+		{log, "VI_9", "MASTER"},
+		{log, "VI6_9", "MASTER"},
+		{backup, "VI_9", "BACKUP"},
+		{log[:strings.Index(log, "Entering")], "VI_9", ""},
+		{log, "VI_1", ""},
+		{log, "VI", ""},
+	} {
+		if got := keepalivedState(tc.log, tc.name); got != tc.want {
+			t.Errorf("state of %s in %d bytes of log: %q, want %q", tc.name, len(tc.log), got, tc.want)
+		}
+	}
+	got := keepalivedComplaints(log)
+	if len(got) != 9 {
+		t.Errorf("%d complaints, want the 9 address list rejections: %q", len(got), got)
+	}
+	for _, l := range got {
+		if !strings.Contains(l, "(VI6_9) ip address associated with VRID 9 not present in MASTER advert") {
+			t.Errorf("complaint %q is not an address list rejection", l)
+		}
+	}
+	if got := keepalivedComplaints(backup); len(got) != 0 {
+		t.Errorf("complaints before any rejection: %q", got)
+	}
+}
