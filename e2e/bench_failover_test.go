@@ -48,12 +48,17 @@ type benchCase struct {
 	interval time.Duration
 	// hardFactor multiplies the run count for the hard failure.
 	hardFactor int
+	// dualStack gives every group an IPv6 VIP beside the IPv4 one (issue
+	// 22): hapod runs a virtual router per family, keepalived an instance
+	// per family in one process, and the client probes both VIPs.
+	dualStack bool
 }
 
 var benchCases = []benchCase{
-	{"v3 100ms (default)", 3, 100 * time.Millisecond, hardDefaultFactor},
-	{"v3 1s", 3, time.Second, 1},
-	{"v2 1s", 2, time.Second, 1},
+	{"v3 100ms (default)", 3, 100 * time.Millisecond, hardDefaultFactor, false},
+	{"v3 100ms dual-stack", 3, 100 * time.Millisecond, hardDefaultFactor, true},
+	{"v3 1s", 3, time.Second, 1, false},
+	{"v2 1s", 2, time.Second, 1, false},
 }
 
 // faultKind is how the holder is taken away.
@@ -94,11 +99,14 @@ func (f faultKind) String() string {
 }
 
 // benchGroup is three VRRP routers of one implementation on one lab, with
-// the TCP target on the VIP on every node.
+// the TCP target on every VIP on every node.
 type benchGroup struct {
 	impl string
 	lab  *lab.Lab
-	vip  netip.Prefix
+	// vips are the VIPs the routers hold: the IPv4 one, then the IPv6 one
+	// in a dual-stack case. Both implementations give both families the
+	// VRID hapod derives from the first.
+	vips []netip.Prefix
 	c    benchCase
 	// start (re)starts the router on node i and returns its process.
 	start func(i int) *lab.Process
@@ -111,36 +119,44 @@ type benchGroup struct {
 	kas   []*lab.Keepalived // keepalived only
 }
 
-func benchLab(t *testing.T) (*lab.Lab, netip.Prefix) {
+// benchLab is a lab for c with the TCP target on every VIP on every node;
+// it returns the VIPs.
+func benchLab(t *testing.T, c benchCase) (*lab.Lab, []netip.Prefix) {
 	t.Helper()
 	l := lab.New(t, 3)
-	vip := l.VIP4Prefix(0)
+	vips := []netip.Prefix{l.VIP4Prefix(0)}
+	if c.dualStack {
+		vips = append(vips, l.VIP6Prefix(0))
+	}
 	for _, n := range l.Nodes {
-		n.ServeTCP(t, netip.AddrPortFrom(vip.Addr(), benchTargetPort))
+		for _, v := range vips {
+			n.ServeTCP(t, netip.AddrPortFrom(v.Addr(), benchTargetPort))
+		}
 		n.ServeTCP(t, netip.AddrPortFrom(n.IPv4, backendPort))
 	}
-	return l, vip
+	return l, vips
 }
 
 func newHapodGroup(t *testing.T, c benchCase) *benchGroup {
 	t.Helper()
-	l, vip := benchLab(t)
+	l, vips := benchLab(t, c)
 	var backends []netip.AddrPort
 	for _, m := range l.Nodes {
 		backends = append(backends, netip.AddrPortFrom(m.IPv4, backendPort))
 	}
-	return startHapodGroup(t, l, vip, c, backends, nil)
+	return startHapodGroup(t, l, vips, c, backends, nil)
 }
 
-// startHapodGroup runs hapod on every node of l, holding vip with c's
+// startHapodGroup runs hapod on every node of l, holding vips with c's
 // settings in front of backends; configure, if set, changes each node's
 // Config last.
-func startHapodGroup(t *testing.T, l *lab.Lab, vip netip.Prefix, c benchCase, backends []netip.AddrPort, configure func(*config.Config)) *benchGroup {
+func startHapodGroup(t *testing.T, l *lab.Lab, vips []netip.Prefix, c benchCase, backends []netip.AddrPort, configure func(*config.Config)) *benchGroup {
 	t.Helper()
-	g := &benchGroup{impl: "hapod", lab: l, vip: vip, c: c, backupMark: "to=Backup"}
+	g := &benchGroup{impl: "hapod", lab: l, vips: vips, c: c, backupMark: "to=Backup"}
 	g.start = func(i int) *lab.Process {
 		n := l.Nodes[i]
-		cfg := hapodConfig(vip, n, backends...)
+		cfg := hapodConfig(vips[0], n, backends...)
+		cfg.VIP.Prefixes = vips
 		cfg.VRRP.Priority = benchPriority
 		cfg.VRRP.Version = c.version
 		cfg.VRRP.AdvertInterval = c.interval
@@ -158,24 +174,29 @@ func startHapodGroup(t *testing.T, l *lab.Lab, vip netip.Prefix, c benchCase, ba
 
 func newKeepalivedGroup(t *testing.T, c benchCase) *benchGroup {
 	t.Helper()
-	l, vip := benchLab(t)
-	return startKeepalivedGroup(t, "keepalived", l, vip, c)
+	l, vips := benchLab(t, c)
+	return startKeepalivedGroup(t, "keepalived", l, vips, c)
 }
 
-// startKeepalivedGroup runs keepalived on every node of l, holding vip
-// with c's settings; impl names the group in the report.
-func startKeepalivedGroup(t *testing.T, impl string, l *lab.Lab, vip netip.Prefix, c benchCase) *benchGroup {
+// startKeepalivedGroup runs keepalived on every node of l, holding vips
+// with c's settings, one vrrp_instance per VIP (of its own family, each
+// electing on its own); impl names the group in the report.
+func startKeepalivedGroup(t *testing.T, impl string, l *lab.Lab, vips []netip.Prefix, c benchCase) *benchGroup {
 	t.Helper()
-	g := &benchGroup{impl: impl, lab: l, vip: vip, c: c, backupMark: "Entering BACKUP STATE"}
+	g := &benchGroup{impl: impl, lab: l, vips: vips, c: c, backupMark: "Entering BACKUP STATE"}
 	g.kas = make([]*lab.Keepalived, len(l.Nodes))
 	g.start = func(i int) *lab.Process {
 		n := l.Nodes[i]
 		// keepalived's defaults otherwise (state BACKUP, preempt, two GARP
 		// bursts), as hapod runs with its own defaults.
-		g.kas[i] = n.StartKeepalived(t, lab.KeepalivedConfig{
-			Interface: n.Iface, VRID: defaultVRID(vip.Addr()), Priority: benchPriority,
-			Interval: c.interval, Version: c.version, VIP: vip, Preempt: true,
-		})
+		var instances []lab.KeepalivedConfig
+		for _, v := range vips {
+			instances = append(instances, lab.KeepalivedConfig{
+				Interface: n.Iface, VRID: defaultVRID(vips[0].Addr()), Priority: benchPriority,
+				Interval: c.interval, Version: c.version, VIP: v, Preempt: true,
+			})
+		}
+		g.kas[i] = n.StartKeepalived(t, instances...)
 		return g.kas[i].Process
 	}
 	g.kill = func(i int) error { return g.kas[i].KillVRRP() }
@@ -199,27 +220,40 @@ func defaultVRID(vip netip.Addr) uint8 {
 // take a few intervals; the rest is slack for a loaded machine.
 func (g *benchGroup) settleTimeout() time.Duration { return 10*g.c.interval + 10*time.Second }
 
-// holders are the nodes holding the VIP, leaving out skip (-1: none).
-func (g *benchGroup) holders(skip int) []int {
+// holders are the nodes holding the first VIP, leaving out skip (-1:
+// none).
+func (g *benchGroup) holders(skip int) []int { return g.holdersOf(g.vips[0], skip) }
+
+// holdersOf are the nodes holding vip, leaving out skip (-1: none).
+func (g *benchGroup) holdersOf(vip netip.Prefix, skip int) []int {
 	var out []int
 	for i, n := range g.lab.Nodes {
-		if i != skip && n.HasAddr(g.vip.Addr()) {
+		if i != skip && n.HasAddr(vip.Addr()) {
 			out = append(out, i)
 		}
 	}
 	return out
 }
 
-// settled waits until exactly one node holds the VIP and every router has
+// settled waits until exactly one node holds each VIP and every router has
 // logged that it runs (as backup or, for the holder, beyond), and returns
-// the holder's index.
+// the first VIP's holder's index. In a dual-stack group the families'
+// holders may differ: hapod's IPv6 router follows its IPv4 one, but
+// keepalived's instances elect apart, and with equal priorities the
+// backups' timers expire together, so which one wins is a race run again
+// for each family.
 func (g *benchGroup) settled(t *testing.T) int {
 	t.Helper()
 	holder := -1
-	lab.WaitFor(t, g.settleTimeout(), g.impl+": one holder, every router started", func() bool {
+	lab.WaitFor(t, g.settleTimeout(), g.impl+": one holder per VIP, every router started", func() bool {
 		h := g.holders(-1)
 		if len(h) != 1 {
 			return false
+		}
+		for _, v := range g.vips[1:] {
+			if len(g.holdersOf(v, -1)) != 1 {
+				return false
+			}
 		}
 		for _, p := range g.procs {
 			select {
@@ -269,15 +303,19 @@ func (g *benchGroup) restore(t *testing.T, i int, f faultKind) {
 	if g.kas != nil {
 		waitVRRPChildGone(t, g.kas[i])
 	}
-	switch f {
-	case faultHard:
-		delVIP(t, n, g.vip)
-		g.lab.Heal(t, n)
-	case faultGraceful:
-		if n.HasAddr(g.vip.Addr()) {
-			t.Errorf("%s on %s kept the VIP after a graceful exit", g.impl, n.Name)
-			delVIP(t, n, g.vip)
+	for _, v := range g.vips {
+		switch f {
+		case faultHard:
+			delVIP(t, n, v)
+		case faultGraceful:
+			if n.HasAddr(v.Addr()) {
+				t.Errorf("%s on %s kept the VIP %s after a graceful exit", g.impl, n.Name, v.Addr())
+				delVIP(t, n, v)
+			}
 		}
+	}
+	if f == faultHard {
+		g.lab.Heal(t, n)
 	}
 	g.procs[i] = g.start(i)
 }
@@ -330,25 +368,41 @@ type runResult struct {
 	gap time.Duration
 	// failed counts the failed TCP probes.
 	failed int
+	// hit says the VIP was on the node the fault took away; a VIP held
+	// elsewhere (keepalived's instances elect apart) was not failed over.
+	hit bool
 }
 
-// measure injects f into the current holder with the client probing the
-// target on the VIP, waits until the client is served again, and puts the
-// group back together.
-func (g *benchGroup) measure(t *testing.T, f faultKind) runResult {
+// measure injects f into the current holder of the first VIP with the
+// client probing the target on every VIP, waits until the client is served
+// again on each, and puts the group back together. It returns a result per
+// VIP.
+func (g *benchGroup) measure(t *testing.T, f faultKind) []runResult {
 	t.Helper()
 	h := g.settled(t)
-	target := netip.AddrPortFrom(g.vip.Addr(), benchTargetPort)
-	probe, err := lab.StartProbeConfig(t.Context(), g.lab.Client, lab.ProbeConfig{Target: target, ICMP: true})
-	if err != nil {
-		t.Fatal(err)
+	hit := make([]bool, len(g.vips))
+	for i, v := range g.vips {
+		hit[i] = g.lab.Nodes[h].HasAddr(v.Addr())
 	}
-	defer probe.Stop()
+	var probes []*lab.Probe
+	for _, v := range g.vips {
+		target := netip.AddrPortFrom(v.Addr(), benchTargetPort)
+		probe, err := lab.StartProbeConfig(t.Context(), g.lab.Client, lab.ProbeConfig{Target: target, ICMP: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer probe.Stop()
+		probes = append(probes, probe)
+	}
 	capture := g.startCapture(t)
 	lab.WaitFor(t, 5*time.Second, g.impl+": the client reaches the target before the fault", func() bool {
-		r := probe.Snapshot()
-		s, ok := r.LastSample()
-		return ok && s.OK && r.Attempts >= 5
+		for _, p := range probes {
+			r := p.Snapshot()
+			if s, ok := r.LastSample(); !ok || !s.OK || r.Attempts < 5 {
+				return false
+			}
+		}
+		return true
 	})
 	// A random phase between the last advert and the fault: detection
 	// takes between 3 and 4 intervals depending on it.
@@ -357,42 +411,50 @@ func (g *benchGroup) measure(t *testing.T, f faultKind) runResult {
 	g.fault(t, h, f)
 
 	// Served again: another node holds the VIP and a connect that started
-	// after it was seen holding succeeded.
-	var seen time.Time
-	lab.WaitFor(t, g.settleTimeout(), fmt.Sprintf("%s: the client is served again after %v of %s", g.impl, f, g.lab.Nodes[h].Name), func() bool {
-		if seen.IsZero() {
-			if len(g.holders(h)) == 0 {
-				return false
+	// after it was seen holding succeeded, for every VIP.
+	for i, v := range g.vips {
+		var seen time.Time
+		lab.WaitFor(t, g.settleTimeout(), fmt.Sprintf("%s: the client is served on %s again after %v of %s", g.impl, v.Addr(), f, g.lab.Nodes[h].Name), func() bool {
+			if seen.IsZero() {
+				if len(g.holdersOf(v, h)) == 0 {
+					return false
+				}
+				seen = time.Now()
 			}
-			seen = time.Now()
-		}
-		for _, s := range slices.Backward(probe.Snapshot().Samples) {
-			if s.At.Before(seen) {
-				return false
+			for _, s := range slices.Backward(probes[i].Snapshot().Samples) {
+				if s.At.Before(seen) {
+					return false
+				}
+				if s.OK {
+					return true
+				}
 			}
-			if s.OK {
-				return true
-			}
-		}
-		return false
-	})
+			return false
+		})
+	}
 	// A little longer, so the ICMP probe recovers too and a relapse
 	// (the old holder answering again) would show.
 	time.Sleep(max(200*time.Millisecond, 2*g.c.interval))
-	res := probe.Stop()
-	r := runResult{tcp: res.OutageAfter(at)}
-	if o, ok := res.OutageAt(at); ok {
-		if !o.Recovered {
-			t.Fatalf("%s: the target did not recover after %v: %v", g.impl, f, res)
+	var out []runResult
+	var worst time.Duration
+	for i, p := range probes {
+		res := p.Stop()
+		r := runResult{tcp: res.OutageAfter(at), hit: hit[i]}
+		if o, ok := res.OutageAt(at); ok {
+			if !o.Recovered {
+				t.Fatalf("%s: the target on %s did not recover after %v: %v", g.impl, g.vips[i].Addr(), f, res)
+			}
+			r.gap, r.failed = o.Duration, o.Failures
 		}
-		r.gap, r.failed = o.Duration, o.Failures
+		if res.ICMP != nil {
+			r.icmp = res.ICMP.OutageAfter(at)
+		}
+		out = append(out, r)
+		worst = max(worst, r.tcp)
 	}
-	if res.ICMP != nil {
-		r.icmp = res.ICMP.OutageAfter(at)
-	}
-	capture.finish(t, r.tcp, h)
+	capture.finish(t, worst, h)
 	g.restore(t, h, f)
-	return r
+	return out
 }
 
 // runCapture is tcpdump on the client during one run (HAPOD_BENCH_PCAP).
@@ -446,10 +508,17 @@ func tail(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// benchRow is the summary of one (case, fault) for both implementations.
+// benchRow is the summary of one (case, fault, VIP) for both
+// implementations.
 type benchRow struct {
-	c       benchCase
-	f       faultKind
+	c benchCase
+	f faultKind
+	// family is the VIP's family in a dual-stack case, "" otherwise.
+	family config.Family
+	// missed counts, per implementation, the runs in which the fault
+	// did not hit this VIP (held by another node than the first VIP):
+	// they are left out of the outages.
+	missed  map[string]int
 	tcp     map[string][]time.Duration
 	icmp    map[string][]time.Duration
 	gap     map[string][]time.Duration
@@ -476,7 +545,7 @@ func TestBenchFailover(t *testing.T) {
 			groups := []*benchGroup{newHapodGroup(t, c), newKeepalivedGroup(t, c)}
 			for _, f := range []faultKind{faultHard, faultGraceful} {
 				t.Run(f.short(), func(t *testing.T) {
-					rows = append(rows, measureRow(t, groups, c, f, runs))
+					rows = append(rows, measureRows(t, groups, c, f, runs)...)
 				})
 			}
 		})
@@ -491,32 +560,50 @@ func TestBenchFailover(t *testing.T) {
 	}
 }
 
-// measureRow measures fault f runs times on each group, alternating which
-// implementation goes first.
-func measureRow(t *testing.T, groups []*benchGroup, c benchCase, f faultKind, runs int) *benchRow {
-	row := &benchRow{c: c, f: f, runs: runs,
-		tcp: map[string][]time.Duration{}, icmp: map[string][]time.Duration{}, gap: map[string][]time.Duration{}}
-	if f == faultHard {
-		row.runs = runs * c.hardFactor
+// measureRows measures fault f runs times on each group, alternating which
+// implementation goes first, and returns a row per VIP.
+func measureRows(t *testing.T, groups []*benchGroup, c benchCase, f faultKind, runs int) []*benchRow {
+	var rows []*benchRow
+	for _, v := range groups[0].vips {
+		row := &benchRow{c: c, f: f, runs: runs, missed: map[string]int{},
+			tcp: map[string][]time.Duration{}, icmp: map[string][]time.Duration{}, gap: map[string][]time.Duration{}}
+		if c.dualStack {
+			row.family = config.FamilyOf(v.Addr())
+		}
+		if f == faultHard {
+			row.runs = runs * c.hardFactor
+		}
+		rows = append(rows, row)
 	}
 	start := time.Now()
-	for r := range row.runs {
+	for r := range rows[0].runs {
 		order := groups
 		if r%2 == 1 {
 			order = []*benchGroup{groups[1], groups[0]}
 		}
 		for _, g := range order {
-			res := g.measure(t, f)
-			row.tcp[g.impl] = append(row.tcp[g.impl], res.tcp)
-			row.icmp[g.impl] = append(row.icmp[g.impl], res.icmp)
-			row.gap[g.impl] = append(row.gap[g.impl], res.gap)
-			t.Logf("%s %s run %d %s: tcp outage %v (gap %v, %d probes failed), icmp outage %v", c.name, f, r+1, g.impl,
-				res.tcp.Round(time.Millisecond), res.gap.Round(time.Millisecond), res.failed, res.icmp.Round(time.Millisecond))
+			for i, res := range g.measure(t, f) {
+				row := rows[i]
+				if !res.hit {
+					row.missed[g.impl]++
+					t.Logf("%s %s run %d %s %s: held by another node than %s, not failed over (outage %v)", c.name, f, r+1, g.impl, g.vips[i].Addr(),
+						g.vips[0].Addr(), res.tcp.Round(time.Millisecond))
+					continue
+				}
+				row.tcp[g.impl] = append(row.tcp[g.impl], res.tcp)
+				row.icmp[g.impl] = append(row.icmp[g.impl], res.icmp)
+				row.gap[g.impl] = append(row.gap[g.impl], res.gap)
+				t.Logf("%s %s run %d %s %s: tcp outage %v (gap %v, %d probes failed), icmp outage %v", c.name, f, r+1, g.impl, g.vips[i].Addr(),
+					res.tcp.Round(time.Millisecond), res.gap.Round(time.Millisecond), res.failed, res.icmp.Round(time.Millisecond))
+			}
 		}
 	}
-	row.elapsed = time.Since(start)
-	t.Logf("%s %s: %d runs per implementation in %v", c.name, f, row.runs, row.elapsed.Round(time.Second))
-	return row
+	elapsed := time.Since(start)
+	for _, row := range rows {
+		row.elapsed = elapsed
+	}
+	t.Logf("%s %s: %d runs per implementation in %v", c.name, f, rows[0].runs, elapsed.Round(time.Second))
+	return rows
 }
 
 // benchRuns is HAPOD_BENCH_RUNS or benchRunsDefault.
@@ -534,9 +621,9 @@ func benchRuns(t *testing.T) int {
 
 // durationStats summarises a sample of outages.
 type durationStats struct {
-	n                  int
-	min, med, p95, max time.Duration
-	zero               int // runs without any failed probe
+	n                       int
+	min, med, p95, p99, max time.Duration
+	zero                    int // runs without any failed probe
 }
 
 func statsOf(d []time.Duration) durationStats {
@@ -551,8 +638,10 @@ func statsOf(d []time.Duration) durationStats {
 	} else {
 		st.med = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
-	// Nearest rank: with fewer than 20 runs this is the maximum.
+	// Nearest rank: with fewer than 20 runs (p99: 100) this is the
+	// maximum.
 	st.p95 = s[int(math.Ceil(0.95*float64(len(s))))-1]
+	st.p99 = s[int(math.Ceil(0.99*float64(len(s))))-1]
 	for _, x := range s {
 		if x == 0 {
 			st.zero++
@@ -566,18 +655,34 @@ func ms(d time.Duration) string {
 }
 
 func (s durationStats) triple() string {
+	if s.n == 0 {
+		return "n/a"
+	}
 	return ms(s.min) + " / " + ms(s.med) + " / " + ms(s.max)
+}
+
+// pair is "h / k" of d for two samples, n/a for an empty one.
+func pair(h, k durationStats, d func(durationStats) time.Duration) string {
+	one := func(s durationStats) string {
+		if s.n == 0 {
+			return "n/a"
+		}
+		return ms(d(s))
+	}
+	return one(h) + " / " + one(k)
 }
 
 // renderBenchTable is the Markdown report. The TCP probe is the headline;
 // the ICMP probe's medians are a column (both probes start on the same
-// ticks, so equal numbers are expected).
+// ticks, so equal numbers are expected). A dual-stack case has a row per
+// VIP, its family beside the case's name, over the runs whose fault hit
+// that VIP's holder; a note under the table counts the others.
 func renderBenchTable(rows []*benchRow) string {
-	var b strings.Builder
+	var b, notes strings.Builder
 	b.WriteString("\nClient-observed outage (ms) from the fault to the first success after it: TCP connect to VIP:7000 every 10 ms; 0 = no probe failed.\n")
 	b.WriteString("Gap: the longest time the client went without a success (last success before to first after).\n\n")
-	b.WriteString("| case | fault | runs | hapod min / median / max | keepalived min / median / max | ratio of medians h/k | p95 h / k | runs without outage h / k | gap max h / k | ICMP median h / k |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| case | fault | runs | hapod min / median / max | keepalived min / median / max | ratio of medians h/k | p95 h / k | p99 h / k | runs without outage h / k | gap max h / k | ICMP median h / k |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		h, k := statsOf(r.tcp["hapod"]), statsOf(r.tcp["keepalived"])
 		ih, ik := statsOf(r.icmp["hapod"]), statsOf(r.icmp["keepalived"])
@@ -586,9 +691,26 @@ func renderBenchTable(rows []*benchRow) string {
 		if k.med > 0 {
 			ratio = strconv.FormatFloat(float64(h.med)/float64(k.med), 'f', 2, 64)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s / %s | %d / %d | %s / %s | %s / %s |\n",
-			r.c.name, r.f, h.n, h.triple(), k.triple(), ratio, ms(h.p95), ms(k.p95), h.zero, k.zero,
-			ms(gh.max), ms(gk.max), ms(ih.med), ms(ik.med))
+		name := r.c.name + map[config.Family]string{config.IPv4: ", IPv4 VIP", config.IPv6: ", IPv6 VIP"}[r.family]
+		runs := strconv.Itoa(h.n)
+		if h.n != k.n {
+			runs = fmt.Sprintf("%d / %d", h.n, k.n)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %d / %d | %s | %s |\n",
+			name, r.f, runs, h.triple(), k.triple(), ratio,
+			pair(h, k, func(s durationStats) time.Duration { return s.p95 }),
+			pair(h, k, func(s durationStats) time.Duration { return s.p99 }), h.zero, k.zero,
+			pair(gh, gk, func(s durationStats) time.Duration { return s.max }),
+			pair(ih, ik, func(s durationStats) time.Duration { return s.med }))
+		for _, impl := range []string{"hapod", "keepalived"} {
+			if n := r.missed[impl]; n > 0 {
+				fmt.Fprintf(&notes, "- %s, %s, %s: in %d of %d runs the faulted node did not hold this VIP (the families' holders differed); left out above.\n",
+					name, r.f, impl, n, r.runs)
+			}
+		}
+	}
+	if notes.Len() > 0 {
+		b.WriteString("\n" + notes.String())
 	}
 	return b.String()
 }

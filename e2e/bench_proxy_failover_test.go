@@ -75,8 +75,8 @@ backend apiserverbackend
 }
 
 // proxyBenchLab is a lab with a fake kube-apiserver on every node's
-// address, port 6443; it returns their addresses.
-func proxyBenchLab(t *testing.T) (*lab.Lab, netip.Prefix, []netip.AddrPort) {
+// address, port 6443; it returns the VIP (one) and their addresses.
+func proxyBenchLab(t *testing.T) (*lab.Lab, []netip.Prefix, []netip.AddrPort) {
 	t.Helper()
 	l := lab.New(t, 3)
 	var backends []netip.AddrPort
@@ -85,22 +85,22 @@ func proxyBenchLab(t *testing.T) (*lab.Lab, netip.Prefix, []netip.AddrPort) {
 		startAPIServer(t, n, a)
 		backends = append(backends, a)
 	}
-	return l, l.VIP4Prefix(0), backends
+	return l, []netip.Prefix{l.VIP4Prefix(0)}, backends
 }
 
 // newHapodProxyGroup is hapod with its defaults (health included) in front
 // of fake apiservers.
 func newHapodProxyGroup(t *testing.T, c benchCase) *benchGroup {
 	t.Helper()
-	l, vip, backends := proxyBenchLab(t)
-	return startHapodGroup(t, l, vip, c, backends, func(cfg *config.Config) { cfg.Health = config.Default().Health })
+	l, vips, backends := proxyBenchLab(t)
+	return startHapodGroup(t, l, vips, c, backends, func(cfg *config.Config) { cfg.Health = config.Default().Health })
 }
 
 // newKeepalivedHAProxyGroup is keepalived (as newKeepalivedGroup) and
 // haproxy with the guide's configuration on every node.
 func newKeepalivedHAProxyGroup(t *testing.T, c benchCase) *benchGroup {
 	t.Helper()
-	l, vip, backends := proxyBenchLab(t)
+	l, vips, backends := proxyBenchLab(t)
 	cfgPath := filepath.Join(t.TempDir(), "haproxy.cfg")
 	if err := os.WriteFile(cfgPath, []byte(haproxyGuideConfig(backends)), 0o644); err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func newKeepalivedHAProxyGroup(t *testing.T, c benchCase) *benchGroup {
 	for _, n := range l.Nodes {
 		n.Start(t, "haproxy", "-db", "-f", cfgPath)
 	}
-	return startKeepalivedGroup(t, "keepalived+haproxy", l, vip, c)
+	return startKeepalivedGroup(t, "keepalived+haproxy", l, vips, c)
 }
 
 // clientRun is one failover seen by the HTTPS client.
@@ -129,7 +129,7 @@ type clientRun struct {
 func (g *benchGroup) measureClient(t *testing.T, f faultKind) clientRun {
 	t.Helper()
 	h := g.settled(t)
-	url := "https://" + netip.AddrPortFrom(g.vip.Addr(), frontendPort).String() + "/fake/whoami"
+	url := "https://" + netip.AddrPortFrom(g.vips[0].Addr(), frontendPort).String() + "/fake/whoami"
 	probe := httpsProbe(t, g.lab, url, clientProbeInterval, clientProbeTimeout)
 	defer probe.Stop()
 	lab.WaitFor(t, 15*time.Second, g.impl+": the client served before the fault", func() bool {
