@@ -465,7 +465,9 @@ type runCapture struct {
 }
 
 // startCapture starts tcpdump on the client when HAPOD_BENCH_PCAP names a
-// directory: ARP, VRRP and the probes' SYNs and RSTs. Nil otherwise.
+// directory: ARP, VRRP and the probes' SYNs and RSTs, and for IPv6 VRRP,
+// ICMPv6 (Neighbor Discovery) and the probes' packets (BPF reads no TCP
+// flags past an IPv6 header). Nil otherwise.
 func (g *benchGroup) startCapture(t *testing.T) *runCapture {
 	t.Helper()
 	dir := os.Getenv("HAPOD_BENCH_PCAP")
@@ -474,7 +476,7 @@ func (g *benchGroup) startCapture(t *testing.T) *runCapture {
 	}
 	c := &runCapture{g: g, path: fmt.Sprintf("%s/%s-%d.pcap", dir, g.impl, time.Now().UnixNano())}
 	c.cmd = g.lab.Client.Command(t.Context(), "tcpdump", "-i", "any", "-n", "--immediate-mode", "-U", "-w", c.path,
-		"arp or vrrp or (tcp port 7000 and tcp[tcpflags] & (tcp-syn|tcp-rst) != 0)")
+		"arp or vrrp or (tcp port 7000 and tcp[tcpflags] & (tcp-syn|tcp-rst) != 0) or ip6 proto 112 or icmp6 or (ip6 and tcp port 7000)")
 	if err := c.cmd.Start(); err != nil {
 		t.Fatalf("tcpdump: %v", err)
 	}
