@@ -33,10 +33,11 @@ import (
 //
 // keepalived 2.2.7 sends IPv6 unicast adverts with the kernel's default
 // hop limit, 64, unless its instance sets unicast_ttl (IPv4 ones carry
-// TTL 255: keepalived writes that header itself), and hapod discards any
-// advert whose hop limit is not 255 (reason "ttl"). The unicast case gives
-// keepalived unicast_ttl 255; the case with keepalived's default is
-// skipped until hapod accepts such adverts.
+// TTL 255: keepalived writes that header itself). In unicast mode hapod,
+// like keepalived, takes a configured peer's advert whatever its hop
+// limit (it dropped them as "ttl" before, and both held the IPv6 VIP
+// after a crash): both unicast cases run, with unicast_ttl 255 and with
+// keepalived's default.
 func TestKeepalivedInteropDualStack(t *testing.T) {
 	lab.Tool(t, "keepalived", "keepalived")
 	for _, tc := range []struct {
@@ -47,18 +48,12 @@ func TestKeepalivedInteropDualStack(t *testing.T) {
 		vrid6 uint8
 		// unicastTTL6 is the IPv6 instance's unicast_ttl, 0 for none.
 		unicastTTL6 int
-		// broken skips the case, naming the defect that fails it.
-		broken string
 	}{
 		{name: "v3-multicast"},
 		{name: "v3-unicast", unicast: true, vrid6: 78, unicastTTL6: 255},
-		{name: "v3-unicast-keepalived-default-hop-limit", unicast: true, vrid6: 78,
-			broken: `hapod drops keepalived's IPv6 unicast adverts (hop limit 64, hapod_vrrp_dropped_packets_total{family="ipv6",reason="ttl"}): after hapod's IPv6 holder crashes, node1 and keepalived both hold the IPv6 VIP`},
+		{name: "v3-unicast-keepalived-default-hop-limit", unicast: true, vrid6: 78},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.broken != "" {
-				t.Skip(tc.broken)
-			}
 			g := newMixedDualStack(t, tc.unicast, tc.vrid6, tc.unicastTTL6)
 			n0, kn := g.lab.Nodes[0], g.kn
 

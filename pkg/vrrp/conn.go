@@ -304,11 +304,17 @@ func (c *RawConn) check(b []byte, d datagram) (*Packet, *DropError) {
 	if src == c.src {
 		return nil, drop(DropOwn, "from our own address %v", src)
 	}
-	if d.HopLimit != 255 {
+	// RFC 9568 wants TTL 255, which proves a multicast advert came from
+	// the link. In unicast mode the configured peer list vets the sender
+	// instead, and a peer's advert counts whatever its TTL, as keepalived
+	// does: keepalived 2.2.7 sends IPv6 unicast adverts with hop limit 64
+	// unless unicast_ttl is set, and unicast peers may sit a router away.
+	if peers := c.dsts.Load().peers; peers != nil {
+		if !peers[src] {
+			return nil, drop(DropUnknownPeer, "%v is not a configured peer", src)
+		}
+	} else if d.HopLimit != 255 {
 		return nil, drop(DropTTL, "TTL/hop limit %d from %v", d.HopLimit, src)
-	}
-	if peers := c.dsts.Load().peers; peers != nil && !peers[src] {
-		return nil, drop(DropUnknownPeer, "%v is not a configured peer", src)
 	}
 	p, err := Unmarshal(b, src, d.Dst)
 	if err != nil {

@@ -237,7 +237,15 @@ func TestRawConnLab(t *testing.T) {
 				t.Fatal(err)
 			}
 			wSendTTL(t, l.b, tt.b, dst, raw, 64)
-			want[DropTTL]++
+			if tt.unicast {
+				// A configured peer's advert counts whatever its TTL, as
+				// in keepalived (its IPv6 unicast hop limit is 64).
+				if got := recv.next(t); got.Src != tt.b || got.Packet.Priority != 100 {
+					t.Fatalf("got %v %+v, want the TTL 64 advert from the peer %v", got.Src, *got.Packet, tt.b)
+				}
+			} else {
+				want[DropTTL]++
+			}
 
 			if tt.password != "" {
 				pw := cfg(tt.b, tt.a)

@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"cmp"
 	"errors"
 	"maps"
 	"net"
@@ -131,7 +132,9 @@ func TestReceiveChecks(t *testing.T) {
 		name string
 		cfg  ConnConfig
 		ok   Packet // the packet that must get through after the bad ones
-		bad  []bad
+		// okTTL is the ok packet's TTL or hop limit; 0 means 255.
+		okTTL int
+		bad   []bad
 	}{
 		{
 			// VRRPv3 backups learn the active router's interval: another
@@ -164,8 +167,11 @@ func TestReceiveChecks(t *testing.T) {
 				{"stranger", pkt(v3, nil, stranger, wSrc4), dg(stranger, wSrc4, 255, wIfIndex), DropUnknownPeer},
 				{"stranger of another VRID", pkt(v3, func(p *Packet) { p.VRID = 9 }, stranger, wSrc4), dg(stranger, wSrc4, 255, wIfIndex), DropVRID},
 				{"own", pkt(v3, nil, wSrc4, wPeer4), dg(wSrc4, wPeer4, 255, wIfIndex), DropOwn},
-				{"ttl 64", pkt(v3, nil, wPeer4, wSrc4), dg(wPeer4, wSrc4, 64, wIfIndex), DropTTL},
+				{"stranger, ttl 64", pkt(v3, nil, stranger, wSrc4), dg(stranger, wSrc4, 64, wIfIndex), DropUnknownPeer},
 			},
+			// A configured peer counts whatever its TTL, as in keepalived,
+			// which sends IPv6 unicast adverts with hop limit 64.
+			okTTL: 64,
 		},
 		{
 			name: "v2 password",
@@ -221,7 +227,8 @@ func TestReceiveChecks(t *testing.T) {
 			if !tt.cfg.Source.Unmap().Is4() {
 				from, to = netip.MustParseAddr("fe80::2"), GroupIPv6
 			}
-			f.in <- wFakeDatagram{b: advert(t, tt.ok, from, to), d: dg(from, to, 255, wIfIndex)}
+			ttl := cmp.Or(tt.okTTL, 255)
+			f.in <- wFakeDatagram{b: advert(t, tt.ok, from, to), d: dg(from, to, ttl, wIfIndex)}
 			r := wReceive(t, c)
 			if r.Src != from {
 				t.Errorf("Src %v, want %v", r.Src, from)
