@@ -197,6 +197,15 @@ func (c *core) do(now time.Time, acts []Action) {
 			}
 		case SendAdvert:
 			c.send(a.Priority)
+			// Two intervals without another active router: the contest
+			// is over, and ours must be the last announcement.
+			if c.vip.settled(now, 2*c.cfg.Interval) {
+				if err := c.fx.acquire(); err != nil {
+					c.log.Warn("vrrp VIP re-announce failed", "err", err)
+				} else {
+					c.log.Info("VIP announced again: the other active router has gone quiet")
+				}
+			}
 			// Failed VIP operations are retried with the advert rhythm.
 			if c.vip.acquiring() {
 				c.syncVIP(now)

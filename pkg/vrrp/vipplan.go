@@ -37,8 +37,20 @@ type vipPlan struct {
 	retryAt  time.Time     // zero: no retry pending
 	failing  bool          // in a streak of failed calls
 	announce *rate.Limiter // re-announcements (AnnounceVIP)
+	// contestAt is when another active router's advert last asked for a
+	// re-announcement while the VIP was held; zero once answered by
+	// settled.
+	contestAt time.Time
 }
 
+// Whoever announces last draws the clients, so the router left holding
+// the VIP after a contest announces it once more when the contest is
+// over (settled), whatever the budget says: the other router may have
+// announced after our last re-announcement, before it let go (seen in
+// dual-stack takeovers, where the loser briefly outranked the winner on
+// the follower router and its burst came last: 2.3 s to the next
+// scheduled announcement).
+//
 // Re-announcements are rate limited: a misbehaving peer that keeps
 // advertising must not make us flood the LAN. A split brain heals with two
 // of them: one when the other active router's advert arrives, one when its
@@ -63,6 +75,9 @@ func newVIPPlan(retry time.Duration) *vipPlan {
 func (p *vipPlan) set(want bool) {
 	p.want = want
 	p.retryAt = time.Time{}
+	if !want {
+		p.contestAt = time.Time{}
+	}
 }
 
 // next is the call due at now, vipNone when the VIP is as wanted or a
@@ -126,5 +141,22 @@ func (p *vipPlan) done(now time.Time, op vipOp, err error) vipOutcome {
 // reannounce reports whether to announce the held VIP again at now (the
 // machine asked with AnnounceVIP), spending from the budget if so.
 func (p *vipPlan) reannounce(now time.Time) bool {
-	return p.have == vipHeld && p.announce.AllowN(now, 1)
+	if p.have != vipHeld {
+		return false
+	}
+	p.contestAt = now
+	return p.announce.AllowN(now, 1)
+}
+
+// settled reports whether to announce the held VIP once more at now: a
+// contest (reannounce) was going on and no other active router has been
+// heard for quiet. Once per contest, outside the budget. quiet must span
+// more than one advert interval, so that a contest that goes on (an
+// advert every interval) never counts as over.
+func (p *vipPlan) settled(now time.Time, quiet time.Duration) bool {
+	if p.contestAt.IsZero() || p.have != vipHeld || now.Sub(p.contestAt) < quiet {
+		return false
+	}
+	p.contestAt = time.Time{}
+	return true
 }

@@ -50,7 +50,20 @@ func TestVIPPlan(t *testing.T) {
 		t.Fatalf("re-announcements %v, want %v", got, want)
 	}
 
-	// A wish overrides a pending retry.
+	// The contest is over two intervals after the last re-announcement
+	// asked for: once more, outside the budget (spent at 2s), once.
+	if p.settled(at(2100*time.Millisecond), 200*time.Millisecond) {
+		t.Fatal("settled while the contest goes on")
+	}
+	if !p.settled(at(2200*time.Millisecond), 200*time.Millisecond) {
+		t.Fatal("no announcement once the contest is over")
+	}
+	if p.settled(at(3*time.Second), 200*time.Millisecond) {
+		t.Fatal("a second announcement for one contest")
+	}
+	p.reannounce(at(2500 * time.Millisecond))
+
+	// A wish overrides a pending retry; releasing ends the contest.
 	p.set(false)
 	if op := p.next(at(3 * time.Second)); op != vipRelease {
 		t.Fatalf("ReleaseVIP: %v", op)
@@ -65,5 +78,8 @@ func TestVIPPlan(t *testing.T) {
 	}
 	if op := p.next(at(4 * time.Second)); op != vipNone {
 		t.Fatalf("released and not wanted: %v", op)
+	}
+	if p.settled(at(5*time.Second), 200*time.Millisecond) {
+		t.Fatal("a released VIP announced")
 	}
 }
