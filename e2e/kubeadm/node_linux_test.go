@@ -269,6 +269,9 @@ func (n *node) setupScript() (string, error) {
 		fmt.Fprintf(&b, "mount --bind %s /proc/sys/%s\n", filepath.Join(n.state, "sysctl", strings.ReplaceAll(k, "/", ".")), k)
 	}
 	b.WriteString("echo 1 > /proc/sys/net/ipv4/ip_forward\n")
+	// A dual-stack node forwards IPv6 too (kubeadm's preflight checks it).
+	b.WriteString("echo 1 > /proc/sys/net/ipv6/conf/default/forwarding\n")
+	b.WriteString("echo 1 > /proc/sys/net/ipv6/conf/all/forwarding\n")
 	return b.String(), nil
 }
 
